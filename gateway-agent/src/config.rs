@@ -1,0 +1,217 @@
+//! The agent's one typed configuration, read from TOML and validated up front.
+//!
+//! `gateway-agent check` and `gateway-agent run` call the same [`Config::load`], so a file
+//! that passes `check` starts. Every error names the file and the offending key.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// Used when `run`/`check` get no `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {source}")]
+    Parse {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{origin}: {key}: {problem}")]
+    Invalid {
+        origin: String,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub intercept: InterceptConfig,
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterceptConfig {
+    /// Destination TCP ports whose connections are redirected into the agent.
+    pub ports: Vec<u16>,
+    /// The agent's IPv4 listener; IPv4 and v4-mapped IPv6 connects are redirected here.
+    pub listen: SocketAddr,
+    /// The agent's IPv6 listener for IPv6 connects. Default: `[::1]` on `listen`'s port.
+    pub listen6: Option<SocketAddr>,
+    /// cgroup v2 directory whose processes (and descendants) are intercepted.
+    /// Default: the root of the cgroup2 mount found in /proc/mounts.
+    pub cgroup: Option<PathBuf>,
+    /// bpffs directory where programs, links and maps are pinned so interception (and
+    /// refusal while the agent is down) outlives the agent process.
+    #[serde(default = "default_pin_dir")]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// How long to wait for the original destination to accept before resetting the client.
+    pub connect_timeout_ms: u64,
+    /// Connections proxied at once; beyond this new clients are reset (and it is logged).
+    pub max_connections: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 5_000,
+            max_connections: 10_000,
+        }
+    }
+}
+
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/gateway-agent")
+}
+
+impl Config {
+    /// Reads and validates `path`, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text, &path.display().to_string())
+            }
+            None => Self::parse(EMBEDDED_DEFAULT, "embedded default config"),
+        }
+    }
+
+    /// `origin` names the source in error messages (a file path or "embedded default").
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            origin: origin.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            problem,
+        };
+        let ic = &self.intercept;
+        if ic.ports.is_empty() {
+            return Err(invalid(
+                "intercept.ports",
+                "is empty; name at least one MCP server port".into(),
+            ));
+        }
+        if ic.ports.len() > gateway_common::MAX_PORTS as usize {
+            return Err(invalid(
+                "intercept.ports",
+                format!(
+                    "has {} entries; at most {}",
+                    ic.ports.len(),
+                    gateway_common::MAX_PORTS
+                ),
+            ));
+        }
+        if ic.ports.contains(&0) {
+            return Err(invalid("intercept.ports", "0 is not a TCP port".into()));
+        }
+        if !ic.listen.is_ipv4() {
+            return Err(invalid(
+                "intercept.listen",
+                format!(
+                    "{} is not an IPv4 address; put IPv6 in intercept.listen6",
+                    ic.listen
+                ),
+            ));
+        }
+        if ic.listen.ip().is_unspecified() || ic.listen.port() == 0 {
+            return Err(invalid(
+                "intercept.listen",
+                format!(
+                    "{} must name a concrete address and port (connects are redirected to it)",
+                    ic.listen
+                ),
+            ));
+        }
+        let listen6 = self.listen6();
+        if !listen6.is_ipv6() || listen6.ip().is_unspecified() || listen6.port() == 0 {
+            return Err(invalid(
+                "intercept.listen6",
+                format!("{listen6} must be a concrete IPv6 address and port"),
+            ));
+        }
+        for listener in [ic.listen, listen6] {
+            if ic.ports.contains(&listener.port()) {
+                return Err(invalid(
+                    "intercept.ports",
+                    format!(
+                        "contains {}, the agent's own listener port",
+                        listener.port()
+                    ),
+                ));
+            }
+        }
+        if let Some(cgroup) = &ic.cgroup
+            && !cgroup.is_absolute()
+        {
+            return Err(invalid(
+                "intercept.cgroup",
+                format!(
+                    "{} must be an absolute path to a cgroup v2 directory",
+                    cgroup.display()
+                ),
+            ));
+        }
+        if !ic.pin_dir.is_absolute() {
+            return Err(invalid(
+                "intercept.pin_dir",
+                format!(
+                    "{} must be an absolute path on a bpf filesystem",
+                    ic.pin_dir.display()
+                ),
+            ));
+        }
+        if self.proxy.connect_timeout_ms == 0 {
+            return Err(invalid(
+                "proxy.connect_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.proxy.max_connections == 0 {
+            return Err(invalid(
+                "proxy.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen6(&self) -> SocketAddr {
+        self.intercept.listen6.unwrap_or_else(|| {
+            SocketAddr::new(
+                std::net::Ipv6Addr::LOCALHOST.into(),
+                self.intercept.listen.port(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

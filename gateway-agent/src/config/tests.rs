@@ -1,0 +1,62 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[intercept]
+ports = [18080]
+listen = "127.0.0.1:15001"
+"#;
+
+fn problem(text: &str) -> String {
+    Config::parse(text, "test.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let config = Config::load(None).expect("embedded default config must validate");
+    assert!(!config.intercept.ports.is_empty());
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.listen6().to_string(), "[::1]:15001");
+    assert_eq!(
+        config.intercept.pin_dir,
+        PathBuf::from("/sys/fs/bpf/gateway-agent")
+    );
+    assert_eq!(config.proxy.connect_timeout_ms, 5_000);
+    assert!(config.intercept.cgroup.is_none());
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let msg = problem(&format!("{MINIMAL}\nportz = 1\n"));
+    assert!(msg.contains("test.toml") && msg.contains("portz"), "{msg}");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let msg = problem("[intercept]\nports = \"18080\"\nlisten = \"127.0.0.1:15001\"\n");
+    assert!(msg.contains("ports"), "{msg}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        ("ports = []", "intercept.ports"),
+        ("ports = [0]", "intercept.ports"),
+        ("ports = [15001]", "the agent's own listener port"),
+    ];
+    for (ports, expected) in cases {
+        let msg = problem(&format!(
+            "[intercept]\n{ports}\nlisten = \"127.0.0.1:15001\"\n"
+        ));
+        assert!(msg.contains(expected), "{ports}: {msg}");
+    }
+    let msg = problem("[intercept]\nports = [1]\nlisten = \"[::1]:15001\"\n");
+    assert!(msg.contains("intercept.listen:"), "{msg}");
+    let msg = problem(&format!("{MINIMAL}cgroup = \"relative/path\"\n"));
+    assert!(msg.contains("intercept.cgroup"), "{msg}");
+    let msg = problem(&format!("{MINIMAL}listen6 = \"127.0.0.1:1\"\n"));
+    assert!(msg.contains("intercept.listen6"), "{msg}");
+}

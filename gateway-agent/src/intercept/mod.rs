@@ -1,0 +1,340 @@
+//! Kernel-side interception: loading the eBPF programs, attaching them to a cgroup, and
+//! keeping them pinned in bpffs so that they outlive the agent.
+//!
+//! Why pinned: a bpf_link is released when its last fd closes. If the agent held the only
+//! fd, a crash would silently let connections to MCP ports bypass it (fail open). Pinned,
+//! the programs keep redirecting to the agent's listener while the agent is down, and the
+//! client gets "connection refused" (fail closed). A restarted agent finds the pins,
+//! re-opens the maps, writes its own pid and carries on without attaching twice.
+//!
+//! Layout of one attachment: `<pin_dir>/v1-cgroup-<cgroup inode>/` holding the three links
+//! and the four maps. The cgroup inode (= cgroup id) keys it so that one pin_dir can serve
+//! agents for different cgroups; `v1` changes whenever the map layouts do.
+
+mod bpffs;
+mod conn_table;
+
+use std::{
+    net::SocketAddr,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use aya::{
+    EbpfLoader,
+    maps::{Array, HashMap, Map, MapData},
+    programs::{CgroupAttachMode, CgroupSockAddr, SockOps, links::FdLink},
+};
+use gateway_common::{
+    MAP_BY_ADDR, MAP_CONFIG, MAP_PENDING, MAP_PORTS, PROG_CONNECT4, PROG_CONNECT6, PROG_SOCKOPS,
+    RedirectConfig,
+};
+
+pub use bpffs::BpffsError;
+pub use conn_table::{ConnTable, socket_addr};
+
+/// The eBPF object built by build.rs from gateway-ebpf.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gateway"));
+
+const LAYOUT_VERSION: &str = "v1";
+const LINKS: [(&str, &str); 3] = [
+    (PROG_CONNECT4, "link_connect4"),
+    (PROG_CONNECT6, "link_connect6"),
+    (PROG_SOCKOPS, "link_sockops"),
+];
+const MAPS: [&str; 4] = [MAP_CONFIG, MAP_PORTS, MAP_PENDING, MAP_BY_ADDR];
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterceptError {
+    #[error(transparent)]
+    Bpffs(#[from] BpffsError),
+    #[error("cannot open cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot load the eBPF object: {0} (loading needs root, or CAP_BPF + CAP_NET_ADMIN, \
+         and a kernel with cgroup sock_addr and sockops support)"
+    )]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("pinning {path}: {message}")]
+    Pin { path: PathBuf, message: String },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("cannot remove {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the programs need to know about the running agent.
+#[derive(Debug, Clone)]
+pub struct RedirectTarget {
+    pub ports: Vec<u16>,
+    pub listen4: SocketAddr,
+    pub listen6: SocketAddr,
+}
+
+/// A live attachment of the interception programs to one cgroup.
+pub struct Interception {
+    instance: PathBuf,
+    config: Array<MapData, RedirectConfig>,
+    table: Arc<ConnTable>,
+    reused: bool,
+}
+
+impl Interception {
+    /// Attaches the programs to `cgroup` (or re-opens an attachment an earlier agent left
+    /// pinned) and points them at this agent. Call only once the listeners are bound:
+    /// connects redirected before that would be refused.
+    pub fn establish(
+        pin_dir: &Path,
+        cgroup: &Path,
+        target: &RedirectTarget,
+    ) -> Result<Self, InterceptError> {
+        bpffs::ensure_pin_dir(pin_dir)?;
+        let instance = instance_dir(pin_dir, cgroup)?;
+        let reused = LINKS.iter().all(|(_, pin)| instance.join(pin).exists());
+        if reused {
+            let config = configure(&instance, target)?;
+            return Self::open(instance, config, true);
+        }
+        // A partial attachment (crash between pins) is discarded and rebuilt.
+        remove_instance(&instance)?;
+        std::fs::create_dir_all(&instance).map_err(|source| BpffsError::CreateDir {
+            path: instance.display().to_string(),
+            source,
+        })?;
+        match attach_fresh(&instance, cgroup, target) {
+            Ok(config) => Self::open(instance, config, false),
+            Err(err) => {
+                if let Err(cleanup) = remove_instance(&instance) {
+                    tracing::warn!(error = %cleanup, "cleaning up a failed attach");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn open(
+        instance: PathBuf,
+        config: Array<MapData, RedirectConfig>,
+        reused: bool,
+    ) -> Result<Self, InterceptError> {
+        let by_addr = open_pinned_map(&instance, MAP_BY_ADDR)?;
+        let by_addr = HashMap::try_from(by_addr).map_err(|source| InterceptError::Map {
+            name: MAP_BY_ADDR,
+            source,
+        })?;
+        Ok(Self {
+            instance,
+            config,
+            table: Arc::new(ConnTable::new(by_addr)),
+            reused,
+        })
+    }
+
+    /// True when an earlier agent's pinned attachment was re-used.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    pub fn instance_dir(&self) -> &Path {
+        &self.instance
+    }
+
+    pub fn table(&self) -> Arc<ConnTable> {
+        Arc::clone(&self.table)
+    }
+
+    /// Leaves the programs attached but forgets this agent's pid: from now on every
+    /// connect to an MCP port is redirected to a listener nobody serves, and refused.
+    pub fn release_fail_closed(mut self) -> Result<(), InterceptError> {
+        let mut cfg = self
+            .config
+            .get(&0, 0)
+            .map_err(|source| InterceptError::Map {
+                name: MAP_CONFIG,
+                source,
+            })?;
+        cfg.agent_tgid = 0;
+        self.config
+            .set(0, cfg, 0)
+            .map_err(|source| InterceptError::Map {
+                name: MAP_CONFIG,
+                source,
+            })
+    }
+
+    /// Removes the attachment entirely: MCP connections go direct again.
+    pub fn detach(self) -> Result<(), InterceptError> {
+        let instance = self.instance.clone();
+        drop(self);
+        remove_instance(&instance)
+    }
+}
+
+/// Removes a pinned attachment left for `cgroup` under `pin_dir`, if any. Returns whether
+/// one was found.
+pub fn detach_pinned(pin_dir: &Path, cgroup: &Path) -> Result<bool, InterceptError> {
+    let instance = instance_dir(pin_dir, cgroup)?;
+    let existed = instance.exists();
+    remove_instance(&instance)?;
+    Ok(existed)
+}
+
+fn instance_dir(pin_dir: &Path, cgroup: &Path) -> Result<PathBuf, InterceptError> {
+    let ino = std::fs::metadata(cgroup)
+        .map_err(|source| InterceptError::Cgroup {
+            path: cgroup.to_owned(),
+            source,
+        })?
+        .ino();
+    Ok(pin_dir.join(format!("{LAYOUT_VERSION}-cgroup-{ino}")))
+}
+
+/// Unlinking a link pin detaches it (no other fd holds it); unlinking a map pin frees the
+/// map once no program uses it.
+fn remove_instance(instance: &Path) -> Result<(), InterceptError> {
+    let remove_err = |path: &Path, source| InterceptError::Remove {
+        path: path.to_owned(),
+        source,
+    };
+    let entries = match std::fs::read_dir(instance) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(remove_err(instance, err)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|err| remove_err(instance, err))?.path();
+        std::fs::remove_file(&path).map_err(|err| remove_err(&path, err))?;
+    }
+    std::fs::remove_dir(instance).map_err(|err| remove_err(instance, err))
+}
+
+fn attach_fresh(
+    instance: &Path,
+    cgroup: &Path,
+    target: &RedirectTarget,
+) -> Result<Array<MapData, RedirectConfig>, InterceptError> {
+    let mut loader = EbpfLoader::new();
+    for name in MAPS {
+        loader.map_pin_path(name, instance.join(name));
+    }
+    let mut ebpf = loader.load(EBPF_OBJECT)?;
+    // Point the programs at this agent before they can see a single connect.
+    let config = configure(instance, target)?;
+    let cgroup_dir = std::fs::File::open(cgroup).map_err(|source| InterceptError::Cgroup {
+        path: cgroup.to_owned(),
+        source,
+    })?;
+    for (name, pin) in LINKS {
+        let program = ebpf.program_mut(name).ok_or(InterceptError::Program {
+            name,
+            source: aya::programs::ProgramError::UnexpectedProgramType,
+        })?;
+        let program_err = |source| InterceptError::Program { name, source };
+        // Single: this kernel rejects AllowMultiple for bpf_link_create with EINVAL, and
+        // links coexist with other programs on the cgroup regardless.
+        let link: FdLink = if name == PROG_SOCKOPS {
+            let program: &mut SockOps = program.try_into().map_err(program_err)?;
+            program.load().map_err(program_err)?;
+            let id = program
+                .attach(&cgroup_dir, CgroupAttachMode::Single)
+                .map_err(program_err)?;
+            program.take_link(id).map_err(program_err)?.try_into()
+        } else {
+            let program: &mut CgroupSockAddr = program.try_into().map_err(program_err)?;
+            program.load().map_err(program_err)?;
+            let id = program
+                .attach(&cgroup_dir, CgroupAttachMode::Single)
+                .map_err(program_err)?;
+            program.take_link(id).map_err(program_err)?.try_into()
+        }
+        .map_err(|err: aya::programs::links::LinkError| InterceptError::Pin {
+            path: instance.join(pin),
+            message: err.to_string(),
+        })?;
+        link.pin(instance.join(pin))
+            .map_err(|err| InterceptError::Pin {
+                path: instance.join(pin),
+                message: err.to_string(),
+            })?;
+    }
+    Ok(config)
+}
+
+/// Writes this agent's listeners, pid and ports into the pinned maps.
+fn configure(
+    instance: &Path,
+    target: &RedirectTarget,
+) -> Result<Array<MapData, RedirectConfig>, InterceptError> {
+    let map_err = |name| move |source| InterceptError::Map { name, source };
+    let mut ports: HashMap<MapData, u16, u8> =
+        HashMap::try_from(open_pinned_map(instance, MAP_PORTS)?).map_err(map_err(MAP_PORTS))?;
+    let stale: Vec<u16> = ports
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|port| !target.ports.contains(port))
+        .collect();
+    for port in stale {
+        ports.remove(&port).map_err(map_err(MAP_PORTS))?;
+    }
+    for port in &target.ports {
+        ports.insert(port, 1, 0).map_err(map_err(MAP_PORTS))?;
+    }
+    let mut config: Array<MapData, RedirectConfig> =
+        Array::try_from(open_pinned_map(instance, MAP_CONFIG)?).map_err(map_err(MAP_CONFIG))?;
+    config
+        .set(0, redirect_config(target), 0)
+        .map_err(map_err(MAP_CONFIG))?;
+    Ok(config)
+}
+
+fn open_pinned_map(instance: &Path, name: &'static str) -> Result<Map, InterceptError> {
+    let data = MapData::from_pin(instance.join(name))
+        .map_err(|source| InterceptError::Map { name, source })?;
+    Map::from_map_data(data).map_err(|source| InterceptError::Map { name, source })
+}
+
+fn redirect_config(target: &RedirectTarget) -> RedirectConfig {
+    let SocketAddr::V4(listen4) = target.listen4 else {
+        unreachable!("config validation guarantees an IPv4 listener");
+    };
+    let SocketAddr::V6(listen6) = target.listen6 else {
+        unreachable!("config validation guarantees an IPv6 listener");
+    };
+    RedirectConfig {
+        agent_tgid: kernel_tgid(),
+        enabled: 1,
+        listen4_addr: u32::from_ne_bytes(listen4.ip().octets()),
+        listen4_port: listen4.port(),
+        listen6_port: listen6.port(),
+        listen6_addr: conn_table::ip6_words(listen6.ip()),
+    }
+}
+
+/// Our pid as the kernel's helpers report it: the outermost entry of NSpid, which differs
+/// from getpid() when the agent runs in a pid namespace.
+fn kernel_tgid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("NSpid:"))
+                .and_then(|pids| pids.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or_else(std::process::id)
+}

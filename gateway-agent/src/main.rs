@@ -1,0 +1,68 @@
+//! gateway-agent: transparently intercepts connections to MCP servers on this host (via
+//! eBPF cgroup programs) and proxies them, knowing which process opened each one.
+#![forbid(unsafe_code)]
+
+mod cgroup;
+mod config;
+mod intercept;
+mod logging;
+mod process;
+mod proxy;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log output: `text` for people, `json` for one object per line.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach interception and proxy intercepted connections until SIGTERM/SIGINT.
+    Run {
+        /// TOML config file; without it the embedded default config is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Remove interception on exit instead of leaving it pinned (fail closed).
+        #[arg(long)]
+        detach_on_exit: bool,
+    },
+    /// Validate a config exactly as `run` would, without attaching anything.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove the pinned interception for the config's cgroup: MCP traffic goes direct.
+    Detach {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            detach_on_exit,
+        } => run::run(config.as_deref(), detach_on_exit),
+        Command::Check { config } => run::check(config.as_deref()),
+        Command::Detach { config } => run::detach(config.as_deref()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gateway-agent: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Turns the kernel's record of who connected (pid, uid, gid, comm, cgroup id) into what
+//! an operator reads: user name, executable path, cgroup path.
+//!
+//! The kernel fields are authoritative (captured at connect(), not spoofable by the
+//! client). The /proc lookups are best effort: a short-lived client may be gone by the
+//! time we look, and its pid may even have been reused, so an exe path is only reported
+//! when /proc/<pid>/comm still matches the comm the kernel captured.
+
+use std::{collections::HashMap, path::PathBuf, sync::Mutex};
+
+use gateway_common::ConnInfo;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    pub user: Option<String>,
+    pub exe: Option<PathBuf>,
+    pub cgroup: Option<String>,
+}
+
+/// Resolves identities, caching uid → user name (NSS lookups can be slow: LDAP, sssd).
+#[derive(Default)]
+pub struct IdentityResolver {
+    users: Mutex<HashMap<u32, Option<String>>>,
+}
+
+impl IdentityResolver {
+    /// Blocking (reads /proc, may call NSS): run it off the async runtime.
+    pub fn resolve(&self, info: &ConnInfo) -> ProcessIdentity {
+        let comm = comm_string(&info.comm);
+        let exe = (read_proc(info.pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
+            .then(|| std::fs::read_link(format!("/proc/{}/exe", info.pid)).ok())
+            .flatten();
+        let cgroup = read_proc(info.pid, "cgroup").and_then(|text| unified_cgroup(&text));
+        ProcessIdentity {
+            pid: info.pid,
+            tid: info.tid,
+            uid: info.uid,
+            gid: info.gid,
+            comm,
+            cgroup_id: info.cgroup_id,
+            user: self.user_name(info.uid),
+            exe,
+            cgroup,
+        }
+    }
+
+    fn user_name(&self, uid: u32) -> Option<String> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|user| user.name)
+            })
+            .clone()
+    }
+}
+
+fn read_proc(pid: u32, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
+}
+
+/// The cgroup v2 path from /proc/<pid>/cgroup (the `0::` line).
+fn unified_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+fn comm_string(comm: &[u8; 16]) -> String {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..len]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        assert_eq!(comm_string(&comm), "curl");
+        assert_eq!(comm_string(&[b'x'; 16]), "x".repeat(16));
+    }
+
+    #[test]
+    fn picks_the_unified_line() {
+        let text = "12:pids:/user.slice\n0::/user.slice/session-3.scope\n";
+        assert_eq!(
+            unified_cgroup(text).as_deref(),
+            Some("/user.slice/session-3.scope")
+        );
+    }
+
+    #[test]
+    fn resolves_this_process() {
+        let me = std::process::id();
+        let own_comm = read_proc(me, "comm").unwrap();
+        let mut comm = [0u8; 16];
+        comm[..own_comm.trim_end().len()].copy_from_slice(own_comm.trim_end().as_bytes());
+        let info = ConnInfo {
+            pid: me,
+            uid: 0,
+            comm,
+            ..Default::default()
+        };
+        let id = IdentityResolver::default().resolve(&info);
+        assert_eq!(id.exe, std::env::current_exe().ok());
+        assert_eq!(id.user.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn pid_reuse_hides_exe() {
+        let info = ConnInfo {
+            pid: std::process::id(),
+            comm: *b"not-this-comm\0\0\0",
+            ..Default::default()
+        };
+        assert_eq!(IdentityResolver::default().resolve(&info).exe, None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The L4 data path: accept a redirected connection, find out where it was going and who
+//! opened it, connect to that original destination and relay bytes both ways.
+//!
+//! `copy_bidirectional` gives backpressure (it only reads what it can write) and half-close
+//! (EOF on one side becomes a write shutdown on the other). A client whose upstream cannot
+//! be reached is reset, not left hanging, so it fails as fast as a refused connect would.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tracing::{Instrument as _, debug, info, info_span, warn};
+
+use crate::{
+    intercept::{ConnTable, socket_addr},
+    process::IdentityResolver,
+};
+
+pub struct Proxy {
+    pub table: Arc<ConnTable>,
+    pub identities: Arc<IdentityResolver>,
+    pub connect_timeout: Duration,
+    pub slots: Arc<Semaphore>,
+    /// The agent's own listener addresses: a record pointing at one of them would loop.
+    pub own_listeners: Vec<SocketAddr>,
+}
+
+impl Proxy {
+    /// Accepts on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((client, peer)) => {
+                    let proxy = Arc::clone(&self);
+                    tokio::spawn(async move { proxy.handle(client, peer).await });
+                }
+                // EMFILE and friends: keep serving the connections we have; back off so a
+                // persistent error does not spin.
+                Err(err) => {
+                    warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, client: TcpStream, peer: SocketAddr) {
+        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            warn!(%peer, "connection limit (proxy.max_connections) reached; resetting client");
+            reset(client);
+            return;
+        };
+        let info = match self.table.take(peer) {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                // Either a direct connect to the listener or a record evicted under
+                // pressure: with no original destination there is nowhere safe to go.
+                warn!(%peer, "no interception record for this connection; resetting client");
+                reset(client);
+                return;
+            }
+            Err(err) => {
+                warn!(%peer, error = %err, "reading interception record failed; resetting client");
+                reset(client);
+                return;
+            }
+        };
+        let orig_dst = socket_addr(&info.orig_dst);
+        let identities = Arc::clone(&self.identities);
+        let identity = match tokio::task::spawn_blocking(move || identities.resolve(&info)).await {
+            Ok(identity) => identity,
+            Err(err) => {
+                warn!(%peer, error = %err, "resolving process identity failed; resetting client");
+                reset(client);
+                return;
+            }
+        };
+        let span = info_span!("conn", %orig_dst, %peer, pid = identity.pid, comm = %identity.comm);
+        async {
+            info!(
+                %orig_dst,
+                pid = identity.pid,
+                tid = identity.tid,
+                uid = identity.uid,
+                gid = identity.gid,
+                user = identity.user.as_deref().unwrap_or(""),
+                comm = %identity.comm,
+                exe = %identity.exe.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+                cgroup_id = identity.cgroup_id,
+                cgroup = identity.cgroup.as_deref().unwrap_or(""),
+                "intercepted connection"
+            );
+            if self.own_listeners.contains(&orig_dst) {
+                warn!("original destination is the agent itself; resetting client");
+                reset(client);
+                return;
+            }
+            self.relay(client, orig_dst).await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn relay(&self, mut client: TcpStream, orig_dst: SocketAddr) {
+        let mut upstream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(orig_dst)).await {
+                Ok(Ok(upstream)) => upstream,
+                Ok(Err(err)) => {
+                    warn!(error = %err, "upstream connect failed; resetting client");
+                    reset(client);
+                    return;
+                }
+                Err(_) => {
+                    warn!(
+                        timeout_ms = self.connect_timeout.as_millis() as u64,
+                        "upstream connect timed out; resetting client"
+                    );
+                    reset(client);
+                    return;
+                }
+            };
+        // Small MCP requests and SSE events must not wait for Nagle.
+        let _ = client.set_nodelay(true);
+        let _ = upstream.set_nodelay(true);
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((to_upstream, to_client)) => {
+                debug!(to_upstream, to_client, "connection closed");
+            }
+            Err(err) => debug!(error = %err, "connection ended with an error"),
+        }
+    }
+}
+
+/// Closes with RST so the client sees an error at once instead of a clean EOF it might
+/// take for an empty response.
+fn reset(stream: TcpStream) {
+    if let Err(err) = stream.set_zero_linger() {
+        debug!(error = %err, "cannot set SO_LINGER 0; closing normally");
+    }
+    drop(stream);
+}

@@ -1,0 +1,128 @@
+//! The subcommands, composed from the modules: config → cgroup → listeners → interception
+//! → proxy, in that order, because connects redirected before a listener exists would be
+//! refused.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{net::TcpListener, signal::unix::SignalKind, sync::Semaphore};
+use tracing::{info, warn};
+
+use crate::{
+    cgroup,
+    config::Config,
+    intercept::{Interception, RedirectTarget, detach_pinned},
+    process::IdentityResolver,
+    proxy::Proxy,
+};
+
+pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    println!(
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {})",
+        origin(path),
+        config.intercept.ports,
+        config.intercept.listen,
+        config.listen6(),
+        cgroup.display()
+    );
+    Ok(())
+}
+
+pub fn detach(path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    if detach_pinned(&config.intercept.pin_dir, &cgroup)? {
+        println!("detached interception from {}", cgroup.display());
+    } else {
+        println!("no interception pinned for {}", cgroup.display());
+    }
+    Ok(())
+}
+
+pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listen4 = config.intercept.listen;
+        let listen6 = config.listen6();
+        let listener4 = TcpListener::bind(listen4)
+            .await
+            .with_context(|| format!("binding intercept.listen {listen4}"))?;
+        // Without IPv6 on the host there is nothing to intercept over IPv6; IPv6 connects
+        // then go to an unbound address and are refused, which is still closed.
+        let listener6 = match TcpListener::bind(listen6).await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                warn!(%listen6, error = %err, "cannot bind intercept.listen6; IPv6 MCP connects will be refused");
+                None
+            }
+        };
+        let target = RedirectTarget {
+            ports: config.intercept.ports.clone(),
+            listen4,
+            listen6,
+        };
+        let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
+            .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
+        info!(
+            cgroup = %cgroup.display(),
+            pins = %interception.instance_dir().display(),
+            reused = interception.reused(),
+            ports = ?config.intercept.ports,
+            %listen4,
+            %listen6,
+            "interception active"
+        );
+        let proxy = Arc::new(Proxy {
+            table: interception.table(),
+            identities: Arc::new(IdentityResolver::default()),
+            connect_timeout: Duration::from_millis(config.proxy.connect_timeout_ms),
+            slots: Arc::new(Semaphore::new(config.proxy.max_connections)),
+            own_listeners: vec![listen4, listen6],
+        });
+        let mut servers = tokio::task::JoinSet::new();
+        servers.spawn(Arc::clone(&proxy).serve(listener4));
+        if let Some(listener6) = listener6 {
+            servers.spawn(Arc::clone(&proxy).serve(listener6));
+        }
+        let signal = wait_for_stop().await?;
+        info!(signal, "stopping");
+        servers.abort_all();
+        if detach_on_exit {
+            interception.detach()?;
+            info!("interception detached; MCP connections now go direct");
+        } else {
+            interception.release_fail_closed()?;
+            info!("interception left pinned: MCP connections are refused until the agent runs again (`gateway-agent detach` removes it)");
+        }
+        Ok(())
+    })
+}
+
+/// Waits for SIGTERM or SIGINT. SIGHUP is logged and ignored for now (it will reload
+/// policies); without a handler it would kill the agent.
+async fn wait_for_stop() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    let mut hup = tokio::signal::unix::signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => info!("SIGHUP: nothing to reload yet"),
+        }
+    }
+}
+
+fn origin(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "embedded default config".to_owned(),
+        |p| p.display().to_string(),
+    )
+}

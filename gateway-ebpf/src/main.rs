@@ -1,0 +1,209 @@
+//! The kernel half of interception.
+//!
+//! * `gateway_connect4` / `gateway_connect6` (cgroup/connect4, cgroup/connect6) run on every
+//!   connect() in the attached cgroup. When the destination port is an MCP port they record
+//!   who is connecting where (keyed by socket cookie) and rewrite the destination to the
+//!   agent's listener.
+//! * `gateway_sockops` (sockops) runs when the client's handshake completes and re-keys that
+//!   record by the client's local address, which is the only thing the agent can see of
+//!   the connection when it accepts it.
+//!
+//! The agent's own connects are skipped by tgid so it can reach the real server.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::{BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, bpf_sock_addr},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie},
+    },
+    macros::{cgroup_sock_addr, map, sock_ops},
+    maps::{Array, HashMap, LruHashMap},
+    programs::{SockAddrContext, SockOpsContext},
+};
+use gateway_common::{
+    AF_INET, AF_INET6, ConnInfo, MAX_BY_ADDR, MAX_PENDING, MAX_PORTS, RedirectConfig, SockKey,
+    is_v4_mapped,
+};
+
+/// Verdict for cgroup/connect programs: let the (possibly rewritten) connect proceed.
+const ALLOW: i32 = 1;
+
+#[map]
+static CONFIG: Array<RedirectConfig> = Array::with_max_entries(1, 0);
+
+/// Destination ports to intercept (host byte order → unused value).
+#[map]
+static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_PORTS, 0);
+
+/// Socket cookie → connection record, from connect() until the handshake completes.
+#[map]
+static PENDING: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(MAX_PENDING, 0);
+
+/// Client local address → connection record, until the agent accepts and consumes it.
+#[map]
+static BY_ADDR: LruHashMap<SockKey, ConnInfo> = LruHashMap::with_max_entries(MAX_BY_ADDR, 0);
+
+#[cgroup_sock_addr(connect4)]
+pub fn gateway_connect4(ctx: SockAddrContext) -> i32 {
+    let sa = ctx.sock_addr;
+    let Some(cfg) = redirect_config() else {
+        return ALLOW;
+    };
+    // SAFETY: `sa` is the context pointer the kernel passed in; user_ip4/user_port are
+    // readable 4-byte fields of bpf_sock_addr for connect4.
+    let (ip_be, port) = unsafe {
+        (
+            core::ptr::read_volatile(&(*sa).user_ip4),
+            port_from_user(core::ptr::read_volatile(&(*sa).user_port)),
+        )
+    };
+    if !should_redirect(&cfg, port) {
+        return ALLOW;
+    }
+    remember(&ctx, SockKey::v4(ip_be, port));
+    // SAFETY: as above; both fields are writable in connect4.
+    unsafe {
+        core::ptr::write_volatile(&mut (*sa).user_ip4, cfg.listen4_addr);
+        core::ptr::write_volatile(&mut (*sa).user_port, port_to_user(cfg.listen4_port));
+    }
+    ALLOW
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn gateway_connect6(ctx: SockAddrContext) -> i32 {
+    let sa = ctx.sock_addr;
+    let Some(cfg) = redirect_config() else {
+        return ALLOW;
+    };
+    // SAFETY: user_ip6 must be read as 4-byte words (the verifier rejects wider loads).
+    let (ip6, port) = unsafe { (read_user_ip6(sa), port_from_user((*sa).user_port)) };
+    if !should_redirect(&cfg, port) {
+        return ALLOW;
+    }
+    remember(&ctx, SockKey::v6(ip6, port));
+    // A v4-mapped destination travels over IPv4 on the wire, so it must go to the IPv4
+    // listener, still addressed as v4-mapped because the socket is AF_INET6.
+    let (new_ip6, new_port) = if is_v4_mapped(ip6) {
+        (
+            [0, 0, u32::from_be(0x0000_ffff), cfg.listen4_addr],
+            cfg.listen4_port,
+        )
+    } else {
+        (cfg.listen6_addr, cfg.listen6_port)
+    };
+    // SAFETY: user_ip6 words and user_port are writable in connect6; 4-byte volatile
+    // stores keep LLVM from merging them into 8-byte stores the verifier rejects.
+    unsafe {
+        write_user_ip6(sa, new_ip6);
+        core::ptr::write_volatile(&mut (*sa).user_port, port_to_user(new_port));
+    }
+    ALLOW
+}
+
+#[sock_ops]
+pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
+    if ctx.op() != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB {
+        return 1;
+    }
+    // SAFETY: bpf_get_socket_cookie accepts a sock_ops context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    // SAFETY: the value is copied out before any other map operation could free it.
+    let Some(info) = (unsafe { PENDING.get(&cookie) }).copied() else {
+        return 1;
+    };
+    // sockops local_port is host byte order; local_ip4/ip6 are network order.
+    let port = ctx.local_port() as u16;
+    let key = match ctx.family() as u16 {
+        AF_INET => SockKey::v4(ctx.local_ip4(), port),
+        AF_INET6 => SockKey::v6(ctx.local_ip6(), port),
+        _ => return 1,
+    };
+    // If the insert fails the agent finds no record and refuses the connection: closed.
+    let _ = BY_ADDR.insert(&key, &info, 0);
+    let _ = PENDING.remove(&cookie);
+    1
+}
+
+fn redirect_config() -> Option<RedirectConfig> {
+    let cfg = CONFIG.get(0).copied()?;
+    (cfg.enabled != 0).then_some(cfg)
+}
+
+fn should_redirect(cfg: &RedirectConfig, port: u16) -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if cfg.agent_tgid != 0 && tgid == cfg.agent_tgid {
+        return false;
+    }
+    // SAFETY: only tests presence; the value is not read.
+    unsafe { PORTS.get(&port) }.is_some()
+}
+
+/// Records who is connecting where, keyed by the socket cookie that sockops will see.
+fn remember(ctx: &SockAddrContext, orig_dst: SockKey) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let info = ConnInfo {
+        // SAFETY: helper without arguments, allowed in cgroup sock_addr programs.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        orig_dst,
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        _reserved: 0,
+    };
+    // SAFETY: bpf_get_socket_cookie accepts a sock_addr context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    // A failed insert still redirects: the agent then has no record and refuses the
+    // connection, which is the closed failure we want.
+    let _ = PENDING.insert(&cookie, &info, 0);
+}
+
+/// `user_port` holds the big-endian port in its low 16 bits.
+fn port_from_user(user_port: u32) -> u16 {
+    u16::from_be(user_port as u16)
+}
+
+fn port_to_user(port: u16) -> u32 {
+    port.to_be() as u32
+}
+
+/// # Safety
+/// `sa` must be the connect6 context pointer.
+unsafe fn read_user_ip6(sa: *mut bpf_sock_addr) -> [u32; 4] {
+    // SAFETY: per the function contract; each word is a separate 4-byte load.
+    unsafe {
+        [
+            core::ptr::read_volatile(&(*sa).user_ip6[0]),
+            core::ptr::read_volatile(&(*sa).user_ip6[1]),
+            core::ptr::read_volatile(&(*sa).user_ip6[2]),
+            core::ptr::read_volatile(&(*sa).user_ip6[3]),
+        ]
+    }
+}
+
+/// # Safety
+/// `sa` must be the connect6 context pointer.
+unsafe fn write_user_ip6(sa: *mut bpf_sock_addr, ip6: [u32; 4]) {
+    // SAFETY: per the function contract; each word is a separate 4-byte store.
+    unsafe {
+        core::ptr::write_volatile(&mut (*sa).user_ip6[0], ip6[0]);
+        core::ptr::write_volatile(&mut (*sa).user_ip6[1], ip6[1]);
+        core::ptr::write_volatile(&mut (*sa).user_ip6[2], ip6[2]);
+        core::ptr::write_volatile(&mut (*sa).user_ip6[3], ip6[3]);
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

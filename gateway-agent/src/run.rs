@@ -18,7 +18,7 @@ use crate::{
 
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     println!(
         "{}: ok (ports {:?}, listen {} and {}, cgroup {})",
         origin(path),
@@ -32,7 +32,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
 
 pub fn detach(path: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     if detach_pinned(&config.intercept.pin_dir, &cgroup)? {
         println!("detached interception from {}", cgroup.display());
     } else {
@@ -43,12 +43,15 @@ pub fn detach(path: Option<&Path>) -> anyhow::Result<()> {
 
 pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref())?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Handlers first: a SIGTERM that arrived before them would kill the agent without
+        // its shutdown step (release or detach).
+        let stop = StopSignals::install()?;
         let listen4 = config.intercept.listen;
         let listen6 = config.listen6();
         let listener4 = TcpListener::bind(listen4)
@@ -91,7 +94,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
         if let Some(listener6) = listener6 {
             servers.spawn(Arc::clone(&proxy).serve(listener6));
         }
-        let signal = wait_for_stop().await?;
+        let signal = stop.wait().await;
         info!(signal, "stopping");
         servers.abort_all();
         if detach_on_exit {
@@ -105,17 +108,32 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
     })
 }
 
-/// Waits for SIGTERM or SIGINT. SIGHUP is logged and ignored for now (it will reload
+/// SIGTERM/SIGINT stop the agent. SIGHUP is logged and ignored for now (it will reload
 /// policies); without a handler it would kill the agent.
-async fn wait_for_stop() -> anyhow::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
-    let mut hup = tokio::signal::unix::signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = int.recv() => return Ok("SIGINT"),
-            _ = hup.recv() => info!("SIGHUP: nothing to reload yet"),
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        let install =
+            |kind| tokio::signal::unix::signal(kind).context("installing signal handlers");
+        Ok(Self {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => info!("SIGHUP: nothing to reload yet"),
+            }
         }
     }
 }

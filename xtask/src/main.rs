@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask …`: the commands README.md promises, each doing its own set-up on a fresh
+//! machine of this kind, idempotently.
+#![forbid(unsafe_code)]
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "gateway-agent developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain and test prerequisites (skips what is present).
+    Setup,
+    /// Set up, then run every test (unit, CLI, and the privileged end-to-end tests).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build in release mode and run the agent (embedded default config unless
+    /// `--config FILE` is passed through).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Setup => setup::ensure_all(),
+        Task::Test { args } => {
+            setup::ensure_all()?;
+            cargo(&["test"], &args)
+        }
+        Task::Run { args } => {
+            setup::ensure_all()?;
+            cargo(
+                &[
+                    "run",
+                    "--release",
+                    "--package",
+                    "gateway-agent",
+                    "--",
+                    "run",
+                ],
+                &args,
+            )
+        }
+    }
+}
+
+fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(base)
+        .args(extra)
+        .status()
+        .with_context(|| format!("running cargo {}", base.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", base.join(" "));
+    }
+    Ok(())
+}

@@ -24,7 +24,10 @@ use std::{
 use aya::{
     EbpfLoader,
     maps::{Array, HashMap, Map, MapData},
-    programs::{CgroupAttachMode, CgroupSockAddr, SockOps, links::FdLink},
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, SockOps,
+        links::{FdLink, PinnedLink},
+    },
 };
 use gateway_common::{
     MAP_BY_ADDR, MAP_CONFIG, MAP_PENDING, MAP_PORTS, PROG_CONNECT4, PROG_CONNECT6, PROG_SOCKOPS,
@@ -218,9 +221,37 @@ fn remove_instance(instance: &Path) -> Result<(), InterceptError> {
     };
     for entry in entries {
         let path = entry.map_err(|err| remove_err(instance, err))?.path();
-        std::fs::remove_file(&path).map_err(|err| remove_err(&path, err))?;
+        let is_link = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("link_"));
+        if is_link {
+            unpin_link(&path)?;
+        } else {
+            std::fs::remove_file(&path).map_err(|err| remove_err(&path, err))?;
+        }
     }
     std::fs::remove_dir(instance).map_err(|err| remove_err(instance, err))
+}
+
+/// Unlinking a link's last pin releases it from a kernel workqueue, so the programs would
+/// stay attached for a moment after we return. Holding our own fd across the unlink makes
+/// our close() the final reference, and the detach completes before close() returns.
+fn unpin_link(path: &Path) -> Result<(), InterceptError> {
+    match PinnedLink::from_pin(path) {
+        Ok(link) => {
+            let fd_link = link.unpin().map_err(|source| InterceptError::Remove {
+                path: path.to_owned(),
+                source,
+            })?;
+            drop(fd_link);
+            Ok(())
+        }
+        // Not a link after all (or unreadable): remove the pin the plain way.
+        Err(_) => std::fs::remove_file(path).map_err(|source| InterceptError::Remove {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 fn attach_fresh(

@@ -1,0 +1,244 @@
+//! End-to-end interception: real eBPF programs attached to a child cgroup, the real agent
+//! binary, curl as the client and a real HTTP server on loopback. Needs root.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::{HttpServer, Scenario, curl_direct, require_root};
+
+const INTERCEPTED: &str = "intercepted connection";
+
+fn orig_dst_is(addr: SocketAddr) -> impl Fn(&serde_json::Value) -> bool {
+    move |line| line["orig_dst"] == addr.to_string()
+}
+
+/// The server reports the peer it saw; through the agent that is not curl's own socket.
+fn served_peer(body: &str) -> SocketAddr {
+    body.trim()
+        .rsplit_once("peer=")
+        .and_then(|(_, peer)| peer.parse().ok())
+        .unwrap_or_else(|| panic!("not the test server's answer: {body:?}"))
+}
+
+#[test]
+fn ipv4_client_in_cgroup_is_proxied_and_attributed() {
+    if !require_root("ipv4_client_in_cgroup_is_proxied_and_attributed") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[server.port()]));
+
+    // As nobody (uid 65534), so the reported uid cannot be the agent's own.
+    let curl = scenario.curl_in_cgroup(&server.url(), Some(65534));
+    let body = curl.assert_ok();
+    assert!(body.starts_with("hello from the real server"), "{body}");
+
+    let line = agent.wait_for(INTERCEPTED, orig_dst_is(server.addr));
+    assert_eq!(line["pid"], curl.pid, "{line}");
+    assert_eq!(line["uid"], 65534, "{line}");
+    assert_eq!(line["gid"], 65534, "{line}");
+    assert_eq!(line["comm"], "curl", "{line}");
+    assert_eq!(line["user"], "nobody", "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    let cgroup_name = scenario.cgroup.path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        line["cgroup"].as_str().unwrap().ends_with(cgroup_name),
+        "{line}"
+    );
+    // The server's peer is the agent's upstream socket on loopback.
+    assert!(served_peer(&body).ip().is_loopback());
+}
+
+#[test]
+fn ipv6_client_in_cgroup_is_proxied() {
+    if !require_root("ipv6_client_in_cgroup_is_proxied") {
+        return;
+    }
+    let server = HttpServer::start("::1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[server.port()]));
+
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    let body = curl.assert_ok();
+    assert!(served_peer(&body).is_ipv6(), "{body}");
+    let line = agent.wait_for(INTERCEPTED, orig_dst_is(server.addr));
+    assert_eq!(line["pid"], curl.pid, "{line}");
+    assert_eq!(line["comm"], "curl", "{line}");
+}
+
+#[test]
+fn v4_mapped_ipv6_connect_goes_through_the_ipv4_listener() {
+    if !require_root("v4_mapped_ipv6_connect_goes_through_the_ipv4_listener") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[server.port()]));
+
+    // An AF_INET6 socket connecting to ::ffff:127.0.0.1.
+    let url = format!("http://[::ffff:127.0.0.1]:{}/", server.port());
+    let curl = scenario.curl_in_cgroup(&url, None);
+    curl.assert_ok();
+    let line = agent.wait_for(INTERCEPTED, orig_dst_is(server.addr));
+    assert_eq!(line["pid"], curl.pid, "{line}");
+}
+
+#[test]
+fn clients_outside_the_cgroup_and_other_ports_are_not_intercepted() {
+    if !require_root("clients_outside_the_cgroup_and_other_ports_are_not_intercepted") {
+        return;
+    }
+    let mcp = HttpServer::start("127.0.0.1");
+    let other = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[mcp.port()]));
+
+    // Outside the cgroup: the server sees curl's own socket.
+    let outside = curl_direct(&mcp.url());
+    assert!(
+        outside
+            .assert_ok()
+            .starts_with("hello from the real server")
+    );
+    // Inside, but to a port that is not in the map.
+    let other_port = scenario.curl_in_cgroup(&other.url(), None);
+    other_port.assert_ok();
+    // A control connection that must be intercepted. The agent handles connections in
+    // accept order, so once the control is logged, any interception of the two earlier
+    // (already completed) connections would have been logged too.
+    let control = scenario.curl_in_cgroup(&mcp.url(), None);
+    control.assert_ok();
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == control.pid);
+
+    let intercepted = agent.lines(INTERCEPTED);
+    assert_eq!(intercepted.len(), 1, "only the control: {intercepted:?}");
+    assert!(orig_dst_is(mcp.addr)(&intercepted[0]));
+}
+
+#[test]
+fn agent_inside_the_cgroup_does_not_redirect_its_own_upstream_connects() {
+    if !require_root("agent_inside_the_cgroup_does_not_redirect_its_own_upstream_connects") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent_in_cgroup(&scenario.config(&[server.port()]));
+
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    let body = curl.assert_ok();
+    assert!(body.starts_with("hello from the real server"), "{body}");
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == curl.pid);
+    // Had the agent's upstream connect been redirected, it would have come back to the
+    // agent as a second interception attributed to the agent itself (and looped).
+    let second = scenario.curl_in_cgroup(&server.url(), None);
+    second.assert_ok();
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == second.pid);
+    let lines = agent.lines(INTERCEPTED);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l["pid"] != agent.pid()), "{lines:?}");
+}
+
+#[test]
+fn upstream_down_resets_the_client_promptly_and_others_are_still_served() {
+    if !require_root("upstream_down_resets_the_client_promptly_and_others_are_still_served") {
+        return;
+    }
+    let live = HttpServer::start("127.0.0.1");
+    let dead_port = support::free_port("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[live.port(), dead_port]));
+
+    let dead = scenario.curl_in_cgroup(&format!("http://127.0.0.1:{dead_port}/"), None);
+    // 52 empty reply / 56 recv failure (reset); 28 would be curl's own --max-time.
+    assert!(
+        matches!(dead.exit_code(), 52 | 56),
+        "expected a reset, got exit {} after {:?}: {}",
+        dead.exit_code(),
+        dead.elapsed,
+        String::from_utf8_lossy(&dead.output.stderr)
+    );
+    agent.wait_for("upstream connect failed; resetting client", |_| true);
+
+    let ok = scenario.curl_in_cgroup(&live.url(), None);
+    assert!(ok.assert_ok().starts_with("hello from the real server"));
+}
+
+#[test]
+fn agent_down_fails_closed_and_a_restart_resumes_without_setup() {
+    if !require_root("agent_down_fails_closed_and_a_restart_resumes_without_setup") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let config = scenario.config(&[server.port()]);
+
+    let agent = scenario.start_agent(&config);
+    scenario.curl_in_cgroup(&server.url(), None).assert_ok();
+    // A clean stop leaves the programs pinned.
+    assert!(agent.stop(libc::SIGTERM).success());
+    let refused = scenario.curl_in_cgroup(&server.url(), None);
+    assert_eq!(
+        refused.exit_code(),
+        7,
+        "connection must be refused while the agent is down"
+    );
+    // The server is up, and reachable for clients outside the intercepted cgroup.
+    curl_direct(&server.url()).assert_ok();
+
+    // Restart: the pinned attachment is re-used and interception resumes.
+    let agent = scenario.start_agent(&config);
+    agent.wait_for("interception active", |l| l["reused"] == true);
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    curl.assert_ok();
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == curl.pid);
+
+    // A crash (SIGKILL) must fail closed too, and the next start resumes again.
+    agent.stop(libc::SIGKILL);
+    let refused = scenario.curl_in_cgroup(&server.url(), None);
+    assert_eq!(
+        refused.exit_code(),
+        7,
+        "connection must be refused after a crash"
+    );
+    let agent = scenario.start_agent(&config);
+    agent.wait_for("interception active", |l| l["reused"] == true);
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    curl.assert_ok();
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == curl.pid);
+}
+
+#[test]
+fn detach_restores_the_direct_path() {
+    if !require_root("detach_restores_the_direct_path") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let config = scenario.config(&[server.port()]);
+    let agent = scenario.start_agent(&config);
+    agent.stop(libc::SIGTERM);
+
+    let detach = std::process::Command::new(support::AGENT)
+        .args(["detach", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run gateway-agent detach");
+    assert!(detach.status.success(), "{detach:?}");
+    assert!(String::from_utf8_lossy(&detach.stdout).contains("detached interception"));
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    assert!(curl.assert_ok().starts_with("hello from the real server"));
+
+    // --detach-on-exit: a stopped agent leaves nothing behind either.
+    let agent = support::Agent::spawn_with(&config, &["--detach-on-exit"]);
+    agent.stop(libc::SIGTERM);
+    scenario.curl_in_cgroup(&server.url(), None).assert_ok();
+    assert!(
+        std::fs::read_dir(&scenario.pins.path)
+            .unwrap()
+            .next()
+            .is_none(),
+        "pins left behind"
+    );
+}

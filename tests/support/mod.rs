@@ -1,0 +1,519 @@
+//! Shared fixtures for the end-to-end tests: a child cgroup, a bpffs pin directory, the
+//! agent process with its JSON log, a tiny HTTP server, and clients placed in the cgroup.
+//!
+//! Every fixture cleans up in `Drop`, so a failing (panicking) test still kills what it
+//! started by PID, detaches its programs (by unlinking the pins) and removes its cgroup.
+//! Nothing is ever attached to the root cgroup: the agent is always given a child one.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_gateway-agent");
+/// Upper bound for any single wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// Privileged tests need root (CAP_BPF, CAP_NET_ADMIN, cgroup writes). Elsewhere they are
+/// skipped with a printed reason, like aya's own integration tests.
+pub fn require_root(test: &str) -> bool {
+    if effective_uid() == 0 {
+        mount_bpffs_once();
+        sweep_stale();
+        true
+    } else {
+        eprintln!("skipping {test}: needs root for eBPF and cgroups");
+        false
+    }
+}
+
+fn effective_uid() -> u32 {
+    // /proc/self/status avoids a libc dependency just for geteuid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+fn unique_name() -> String {
+    format!(
+        "gateway-e2e-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+    mounts
+        .lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("no cgroup2 mount in /proc/mounts")
+}
+
+const PIN_ROOT: &str = "/sys/fs/bpf";
+
+/// Agents mount bpffs on /sys/fs/bpf when it is missing (a fresh machine). Tests start
+/// agents in parallel, and two concurrent mounts would stack, hiding one agent's pins
+/// from the next; so the suite mounts it once, up front.
+fn mount_bpffs_once() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+        let mounted = mounts.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&PIN_ROOT) && f.get(2) == Some(&"bpf")
+        });
+        if !mounted {
+            let status = Command::new("mount")
+                .args(["-t", "bpf", "bpf", PIN_ROOT])
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mounting bpffs on {PIN_ROOT} failed");
+        }
+    });
+}
+
+/// Removes fixtures left by test processes that were killed before their guards ran.
+fn sweep_stale() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        for parent in [cgroup2_root(), PathBuf::from(PIN_ROOT)] {
+            let Ok(entries) = std::fs::read_dir(&parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix("gateway-e2e-")
+                    .and_then(|rest| rest.split('-').next())
+                else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    remove_pins(&entry.path());
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
+    });
+}
+
+/// A fresh child cgroup; removed on drop after moving any process left in it out.
+pub struct TestCgroup {
+    pub path: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new() -> Self {
+        let path = cgroup2_root().join(unique_name());
+        std::fs::create_dir(&path).expect("create child cgroup");
+        Self { path }
+    }
+
+    pub fn procs(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let parent = self
+            .path
+            .parent()
+            .expect("cgroup parent")
+            .join("cgroup.procs");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(pids) = std::fs::read_to_string(self.procs()) {
+                for pid in pids.lines() {
+                    let _ = std::fs::write(&parent, pid);
+                }
+            }
+            match std::fs::remove_dir(&self.path) {
+                Ok(()) => return,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+                // EBUSY while an exiting task is still being reaped.
+                Err(err) if Instant::now() > deadline => {
+                    eprintln!("cannot remove {}: {err}", self.path.display());
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+/// A pin directory on bpffs; on drop every pin under it is unlinked, which detaches the
+/// agent's links even if the agent was killed.
+pub struct PinDir {
+    pub path: PathBuf,
+}
+
+impl PinDir {
+    pub fn new() -> Self {
+        Self {
+            path: Path::new(PIN_ROOT).join(unique_name()),
+        }
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        remove_pins(&self.path);
+    }
+}
+
+fn remove_pins(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            remove_pins(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// A port nothing listens on right now (bound, then released).
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .expect("bind ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What an agent test needs: its cgroup, pins, a config file and the agent's ports.
+pub struct Scenario {
+    pub cgroup: TestCgroup,
+    pub pins: PinDir,
+    pub dir: tempfile::TempDir,
+    pub listen_port: u16,
+}
+
+impl Scenario {
+    pub fn new() -> Self {
+        Self {
+            cgroup: TestCgroup::new(),
+            pins: PinDir::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            listen_port: free_port("127.0.0.1"),
+        }
+    }
+
+    /// Writes a config intercepting `ports` for this scenario's cgroup.
+    pub fn config(&self, ports: &[u16]) -> PathBuf {
+        let path = self.dir.path().join("agent.toml");
+        let text = format!(
+            "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{port}\"\nlisten6 = \"[::1]:{port}\"\n\
+             cgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n[proxy]\nconnect_timeout_ms = 2000\n",
+            port = self.listen_port,
+            cgroup = self.cgroup.path.display(),
+            pins = self.pins.path.display(),
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// Starts the agent (outside the test cgroup) and waits until interception is active.
+    pub fn start_agent(&self, config: &Path) -> Agent {
+        Agent::spawn(Command::new(AGENT), config, &[])
+    }
+
+    /// Starts the agent *inside* the test cgroup, where its own connects would be
+    /// redirected if it did not exempt itself.
+    pub fn start_agent_in_cgroup(&self, config: &Path) -> Agent {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
+            .arg(self.cgroup.procs())
+            .arg(AGENT);
+        Agent::spawn(cmd, config, &[])
+    }
+
+    /// Runs curl in the test cgroup (optionally as another uid) and returns its pid and
+    /// what it printed.
+    pub fn curl_in_cgroup(&self, url: &str, as_uid: Option<u32>) -> Curl {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
+            .arg(self.cgroup.procs());
+        if let Some(uid) = as_uid {
+            cmd.args([
+                "setpriv",
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+            ]);
+        }
+        cmd.arg("curl");
+        curl(cmd, url)
+    }
+}
+
+/// curl outside any test cgroup.
+pub fn curl_direct(url: &str) -> Curl {
+    curl(Command::new("curl"), url)
+}
+
+pub struct Curl {
+    pub pid: u32,
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl Curl {
+    pub fn exit_code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn body(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> String {
+        assert!(
+            self.output.status.success(),
+            "curl failed ({}): {}",
+            self.exit_code(),
+            String::from_utf8_lossy(&self.output.stderr)
+        );
+        self.body()
+    }
+}
+
+fn curl(mut cmd: Command, url: &str) -> Curl {
+    // --max-time bounds every client; --noproxy keeps environment proxies out of the way.
+    cmd.args(["-sS", "--max-time", "10", "--noproxy", "*", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = cmd.spawn().expect("spawn curl");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("wait for curl");
+    Curl {
+        pid,
+        output,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The agent process, with its JSON log lines collected as they arrive. Killed (SIGKILL,
+/// by PID) on drop if still running.
+pub struct Agent {
+    child: Child,
+    log: Arc<(Mutex<Vec<serde_json::Value>>, Condvar)>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts the agent outside any test cgroup with extra `run` flags.
+    pub fn spawn_with(config: &Path, run_flags: &[&str]) -> Self {
+        Self::spawn(Command::new(AGENT), config, run_flags)
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, run_flags: &[&str]) -> Self {
+        cmd.args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .args(run_flags)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn gateway-agent");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "message": line }));
+                let (lines, cond) = &*sink;
+                lines.lock().unwrap().push(value);
+                cond.notify_all();
+            }
+        });
+        let agent = Self {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        agent.wait_for("interception active", |_| true);
+        agent
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for a log line with `message` that satisfies `pred`; panics with
+    /// the whole log on timeout.
+    #[track_caller]
+    pub fn wait_for(
+        &self,
+        message: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let (lines, cond) = &*self.log;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(found) = guard.iter().find(|l| l["message"] == message && pred(l)) {
+                return found.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "agent never logged {message:?}; log so far:\n{}",
+                render(&guard)
+            );
+            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// The log lines with `message` seen so far.
+    pub fn lines(&self, message: &str) -> Vec<serde_json::Value> {
+        let (lines, _) = &*self.log;
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l["message"] == message)
+            .cloned()
+            .collect()
+    }
+
+    /// Sends `signal` and waits (bounded) for the agent to exit.
+    pub fn stop(mut self, signal: i32) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on the PID of a child we have not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for agent") {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit after signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn render(lines: &[serde_json::Value]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 server on std threads that answers every request with a body naming
+/// the peer it saw, so a test can tell whether a connection came through the agent.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn start(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).expect("bind test server");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    std::thread::spawn(move || answer(conn));
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The URL of this server, with IPv6 literals bracketed.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+fn answer(mut conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(WAIT));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65_536 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = format!(
+        "hello from the real server; peer={}\n",
+        conn.peer_addr().unwrap()
+    );
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

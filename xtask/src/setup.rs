@@ -1,0 +1,128 @@
+//! Idempotent installation of what building and testing need on a fresh Debian 12 machine
+//! of this kind. Each step checks first and skips what is already there.
+//!
+//! The versions are the ones known to work together here (see shared/EBPF-NOTES.md):
+//! the preinstalled `nightly` (LLVM 22) with rust-src builds gateway-ebpf, and bpf-linker
+//! 0.13 must be built against the same LLVM major, which Debian ships as llvm-22-dev.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "zlib1g-dev", "libzstd-dev"];
+/// Tools the end-to-end tests run: curl as the client, setpriv to change uid, mount for
+/// bpffs.
+const TEST_PACKAGES: [(&str, &str); 3] = [
+    ("curl", "curl"),
+    ("setpriv", "util-linux"),
+    ("mount", "mount"),
+];
+
+pub fn ensure_all() -> anyhow::Result<()> {
+    ensure_nightly_rust_src()?;
+    ensure_debian_packages()?;
+    ensure_bpf_linker()?;
+    Ok(())
+}
+
+fn ensure_nightly_rust_src() -> anyhow::Result<()> {
+    let installed = output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .context("the `nightly` toolchain is required to build gateway-ebpf (rustup toolchain list)")?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    run(
+        "rustup",
+        &["component", "add", "rust-src", "--toolchain", "nightly"],
+    )
+}
+
+fn ensure_debian_packages() -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = LLVM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pkg| !dpkg_installed(pkg))
+        .collect();
+    for (tool, pkg) in TEST_PACKAGES {
+        if !on_path(tool) && !missing.contains(&pkg) {
+            missing.push(pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    run("apt-get", &args)
+}
+
+fn ensure_bpf_linker() -> anyhow::Result<()> {
+    if output("bpf-linker", &["--version"]).is_ok_and(|v| v.contains(BPF_LINKER_VERSION)) {
+        return Ok(());
+    }
+    // llvm-sys finds llvm-config-22 through PATH.
+    let path = format!(
+        "/usr/lib/llvm-22/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("PATH", path)
+        .status()
+        .context("running cargo install bpf-linker")?;
+    if !status.success() {
+        bail!("cargo install bpf-linker {BPF_LINKER_VERSION} failed ({status})");
+    }
+    Ok(())
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    output("dpkg-query", &["-W", "-f=${Status}", pkg])
+        .is_ok_and(|s| s.contains("install ok installed"))
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!("{program} {} failed ({})", args.join(" "), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

@@ -151,15 +151,22 @@ fn upstream_down_resets_the_client_promptly_and_others_are_still_served() {
     let agent = scenario.start_agent(&scenario.config(&[live.port(), dead_port]));
 
     let dead = scenario.curl_in_cgroup(&format!("http://127.0.0.1:{dead_port}/"), None);
-    // 52 empty reply / 56 recv failure (reset); 28 would be curl's own --max-time.
+    // The agent resets the client: curl reports 56 (recv failure) or 52 (empty reply), or
+    // 7 when the reset lands before curl has read back its own non-blocking connect's
+    // result. A hang would be 28 (curl's own --max-time).
     assert!(
-        matches!(dead.exit_code(), 52 | 56),
+        matches!(dead.exit_code(), 7 | 52 | 56),
         "expected a reset, got exit {} after {:?}: {}",
         dead.exit_code(),
         dead.elapsed,
         String::from_utf8_lossy(&dead.output.stderr)
     );
-    agent.wait_for("upstream connect failed; resetting client", |_| true);
+    let dead_addr: SocketAddr = format!("127.0.0.1:{dead_port}").parse().unwrap();
+    // Proof that the agent (not a missing redirect) turned the client away.
+    agent.wait_for(INTERCEPTED, orig_dst_is(dead_addr));
+    agent.wait_for("upstream connect failed; resetting client", |l| {
+        l["span"]["orig_dst"] == dead_addr.to_string()
+    });
 
     let ok = scenario.curl_in_cgroup(&live.url(), None);
     assert!(ok.assert_ok().starts_with("hello from the real server"));
@@ -241,4 +248,30 @@ fn detach_restores_the_direct_path() {
             .is_none(),
         "pins left behind"
     );
+}
+
+#[test]
+fn udp_to_an_mcp_port_is_left_alone() {
+    if !require_root("udp_to_an_mcp_port_is_left_alone") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    // A UDP socket on the same port number as the intercepted TCP server.
+    let udp = std::net::UdpSocket::bind(("127.0.0.1", server.port())).expect("bind udp");
+    udp.set_read_timeout(Some(support::WAIT)).unwrap();
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[server.port()]));
+
+    // bash's /dev/udp does socket(SOCK_DGRAM) + connect() + write(): connect4 runs for it.
+    let sent = scenario.run_in_cgroup(&[
+        "bash",
+        "-c",
+        &format!("echo ping > /dev/udp/127.0.0.1/{}", server.port()),
+    ]);
+    assert!(sent.success(), "sending the datagram failed");
+    let mut buf = [0u8; 16];
+    let (n, _) = udp
+        .recv_from(&mut buf)
+        .expect("datagram was redirected away");
+    assert_eq!(&buf[..n], b"ping\n");
 }

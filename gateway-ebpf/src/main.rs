@@ -30,6 +30,8 @@ use gateway_common::{
 
 /// Verdict for cgroup/connect programs: let the (possibly rewritten) connect proceed.
 const ALLOW: i32 = 1;
+const SOCK_STREAM: u32 = 1;
+const IPPROTO_TCP: u32 = 6;
 
 #[map]
 static CONFIG: Array<RedirectConfig> = Array::with_max_entries(1, 0);
@@ -52,6 +54,9 @@ pub fn gateway_connect4(ctx: SockAddrContext) -> i32 {
     let Some(cfg) = redirect_config() else {
         return ALLOW;
     };
+    if !is_tcp(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: `sa` is the context pointer the kernel passed in; user_ip4/user_port are
     // readable 4-byte fields of bpf_sock_addr for connect4.
     let (ip_be, port) = unsafe {
@@ -78,6 +83,9 @@ pub fn gateway_connect6(ctx: SockAddrContext) -> i32 {
     let Some(cfg) = redirect_config() else {
         return ALLOW;
     };
+    if !is_tcp(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: user_ip6 must be read as 4-byte words (the verifier rejects wider loads).
     let (ip6, port) = unsafe { (read_user_ip6(sa), port_from_user((*sa).user_port)) };
     if !should_redirect(&cfg, port) {
@@ -130,6 +138,18 @@ pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
 fn redirect_config() -> Option<RedirectConfig> {
     let cfg = CONFIG.get(0).copied()?;
     (cfg.enabled != 0).then_some(cfg)
+}
+
+/// Only TCP is proxied: connect4/6 also run for UDP connect(), which must go untouched.
+fn is_tcp(ctx: &SockAddrContext) -> bool {
+    // SAFETY: `type` and `protocol` are readable 4-byte fields of bpf_sock_addr.
+    let (sock_type, protocol) = unsafe {
+        (
+            core::ptr::read_volatile(&(*ctx.sock_addr).type_),
+            core::ptr::read_volatile(&(*ctx.sock_addr).protocol),
+        )
+    };
+    sock_type == SOCK_STREAM && protocol == IPPROTO_TCP
 }
 
 fn should_redirect(cfg: &RedirectConfig, port: u16) -> bool {

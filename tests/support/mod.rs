@@ -254,6 +254,17 @@ impl Scenario {
         Agent::spawn(cmd, config, &[])
     }
 
+    /// Runs `argv` in the test cgroup and waits for it (callers bound it themselves).
+    pub fn run_in_cgroup(&self, argv: &[&str]) -> std::process::ExitStatus {
+        Command::new("sh")
+            .arg("-c")
+            .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
+            .arg(self.cgroup.procs())
+            .args(argv)
+            .status()
+            .expect("spawn process in cgroup")
+    }
+
     /// Runs curl in the test cgroup (optionally as another uid) and returns its pid and
     /// what it printed.
     pub fn curl_in_cgroup(&self, url: &str, as_uid: Option<u32>) -> Curl {

@@ -275,3 +275,50 @@ fn udp_to_an_mcp_port_is_left_alone() {
         .expect("datagram was redirected away");
     assert_eq!(&buf[..n], b"ping\n");
 }
+
+/// Sends 16 MiB while reading the echo concurrently, then half-closes and reads to EOF.
+const HALF_CLOSE_CLIENT: &str = r#"
+import hashlib, socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+data = bytes(range(256)) * (64 * 1024)
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+sender = threading.Thread(target=send)
+sender.start()
+digest, total = hashlib.sha256(), 0
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    digest.update(chunk)
+    total += len(chunk)
+sender.join()
+print(total, digest.hexdigest() == hashlib.sha256(data).hexdigest())
+"#;
+
+#[test]
+fn large_transfers_and_half_close_are_relayed_intact() {
+    if !require_root("large_transfers_and_half_close_are_relayed_intact") {
+        return;
+    }
+    // Echoes until the client's FIN arrives, then sends its own FIN.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = echo.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = echo.accept().unwrap();
+        conn.set_read_timeout(Some(support::WAIT)).unwrap();
+        let mut reader = conn.try_clone().unwrap();
+        let echoed = std::io::copy(&mut reader, &mut conn).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        echoed
+    });
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[port]));
+
+    let out = scenario.output_in_cgroup(&["python3", "-c", HALF_CLOSE_CLIENT, &port.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "16777216 True");
+    assert_eq!(server.join().unwrap(), 16 * 1024 * 1024);
+    agent.wait_for(INTERCEPTED, |l| l["comm"] == "python3");
+}

@@ -246,32 +246,42 @@ impl Scenario {
     /// Starts the agent *inside* the test cgroup, where its own connects would be
     /// redirected if it did not exempt itself.
     pub fn start_agent_in_cgroup(&self, config: &Path) -> Agent {
+        let mut cmd = self.in_cgroup();
+        cmd.arg(AGENT);
+        Agent::spawn(cmd, config, &[])
+    }
+
+    /// `sh` moving itself into the test cgroup, then exec'ing what the caller appends
+    /// (so the pid the caller sees is the pid the kernel records).
+    fn in_cgroup(&self) -> Command {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
-            .arg(self.cgroup.procs())
-            .arg(AGENT);
-        Agent::spawn(cmd, config, &[])
+            .arg(self.cgroup.procs());
+        cmd
     }
 
     /// Runs `argv` in the test cgroup and waits for it (callers bound it themselves).
     pub fn run_in_cgroup(&self, argv: &[&str]) -> std::process::ExitStatus {
-        Command::new("sh")
-            .arg("-c")
-            .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
-            .arg(self.cgroup.procs())
+        self.in_cgroup()
             .args(argv)
             .status()
+            .expect("spawn process in cgroup")
+    }
+
+    /// Like [`Scenario::run_in_cgroup`], capturing stdout and stderr.
+    pub fn output_in_cgroup(&self, argv: &[&str]) -> Output {
+        self.in_cgroup()
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
             .expect("spawn process in cgroup")
     }
 
     /// Runs curl in the test cgroup (optionally as another uid) and returns its pid and
     /// what it printed.
     pub fn curl_in_cgroup(&self, url: &str, as_uid: Option<u32>) -> Curl {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg("set -e; echo $$ > \"$0\"; exec \"$@\"")
-            .arg(self.cgroup.procs());
+        let mut cmd = self.in_cgroup();
         if let Some(uid) = as_uid {
             cmd.args([
                 "setpriv",

@@ -1,16 +1,9 @@
-//! gateway-agent: transparently intercepts connections to MCP servers on this host (via
-//! eBPF cgroup programs) and proxies them, knowing which process opened each one.
+//! The `gateway-agent` command line: parses arguments and hands over to [`run`].
 #![forbid(unsafe_code)]
 
-mod cgroup;
-mod config;
-mod intercept;
-mod logging;
-mod process;
-mod proxy;
-mod run;
-
 use std::path::PathBuf;
+
+use gateway_agent::{logging, run};
 
 use clap::{Parser, Subcommand};
 

@@ -1,0 +1,13 @@
+//! gateway-agent: transparently intercepts connections to MCP servers on this host (via
+//! eBPF cgroup programs) and proxies them, knowing which process opened each one.
+//!
+//! One module per stage of the data path (see ../shared/DESIGN.md); `run` composes them.
+#![forbid(unsafe_code)]
+
+pub mod cgroup;
+pub mod config;
+pub mod intercept;
+pub mod logging;
+pub mod process;
+pub mod proxy;
+pub mod run;

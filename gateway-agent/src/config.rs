@@ -39,6 +39,44 @@ pub struct Config {
     pub intercept: InterceptConfig,
     #[serde(default)]
     pub proxy: ProxyConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub mask: crate::mask::MaskConfig,
+}
+
+/// Limits on what the gateway buffers while inspecting MCP over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest JSON-RPC request body accepted (it is read whole to apply policy); larger
+    /// ones get HTTP 413 with a JSON-RPC error.
+    pub max_request_body_bytes: usize,
+    /// Largest JSON response body inspected (read whole to mask); larger ones are
+    /// withheld with HTTP 502, never released unmasked.
+    pub max_response_body_bytes: usize,
+    /// Largest single SSE event; a stream with a longer one is cut.
+    pub max_sse_event_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 4 << 20,
+            max_response_body_bytes: 64 << 20,
+            max_sse_event_bytes: 16 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory of `*.toml` policy files, read in file-name order. Without it the
+    /// shipped default policy (policies/default.toml, embedded) applies.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +231,21 @@ impl Config {
                 "proxy.connect_timeout_ms",
                 "must be at least 1".into(),
             ));
+        }
+        for (key, value) in [
+            (
+                "http.max_request_body_bytes",
+                self.http.max_request_body_bytes,
+            ),
+            (
+                "http.max_response_body_bytes",
+                self.http.max_response_body_bytes,
+            ),
+            ("http.max_sse_event_bytes", self.http.max_sse_event_bytes),
+        ] {
+            if value < 1024 {
+                return Err(invalid(key, format!("{value} is too small; at least 1024")));
+            }
         }
         if self.proxy.max_connections == 0 {
             return Err(invalid(

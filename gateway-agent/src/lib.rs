@@ -6,8 +6,13 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod http;
 pub mod intercept;
 pub mod logging;
+pub mod mask;
+pub mod mcp;
+pub mod policy;
+pub mod principal;
 pub mod process;
 pub mod proxy;
 pub mod run;

@@ -10,7 +10,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
 use gateway_common::ConnInfo;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProcessIdentity {
     pub pid: u32,
     pub tid: u32,

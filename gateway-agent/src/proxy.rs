@@ -14,8 +14,10 @@ use tokio::{
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::{
+    http::{self, ConnFacts, Pipeline},
     intercept::{ConnTable, socket_addr},
-    process::IdentityResolver,
+    principal::Principal,
+    process::{IdentityResolver, ProcessIdentity},
 };
 
 pub struct Proxy {
@@ -25,6 +27,8 @@ pub struct Proxy {
     pub slots: Arc<Semaphore>,
     /// The agent's own listener addresses: a record pointing at one of them would loop.
     pub own_listeners: Vec<SocketAddr>,
+    /// The MCP pipeline for HTTP connections; `None` relays everything at L4.
+    pub pipeline: Option<Arc<Pipeline>>,
 }
 
 impl Proxy {
@@ -97,13 +101,13 @@ impl Proxy {
                 reset(client);
                 return;
             }
-            self.relay(client, orig_dst).await;
+            self.relay(client, orig_dst, identity).await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn relay(&self, mut client: TcpStream, orig_dst: SocketAddr) {
+    async fn relay(&self, mut client: TcpStream, orig_dst: SocketAddr, identity: ProcessIdentity) {
         let mut upstream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(orig_dst)).await {
                 Ok(Ok(upstream)) => upstream,
@@ -124,12 +128,86 @@ impl Proxy {
         // Small MCP requests and SSE events must not wait for Nagle.
         let _ = client.set_nodelay(true);
         let _ = upstream.set_nodelay(true);
+        let protocol = sniff(&client).await;
+        debug!(?protocol, "client protocol");
+        if let (Some(pipeline), Protocol::Http1 | Protocol::Http2) = (&self.pipeline, protocol) {
+            let facts = Arc::new(ConnFacts {
+                orig_dst,
+                server_name: None,
+                principal: Principal {
+                    process: Some(identity),
+                    token: None,
+                },
+            });
+            http::serve(
+                client,
+                upstream,
+                protocol == Protocol::Http2,
+                Arc::clone(pipeline),
+                facts,
+            )
+            .await;
+            return;
+        }
+        if protocol == Protocol::Tls {
+            // TLS termination is a later stage; until then the bytes are relayed unseen.
+            warn!("TLS on an MCP port is relayed without inspection");
+        }
         match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             Ok((to_upstream, to_client)) => {
                 debug!(to_upstream, to_client, "connection closed");
             }
             Err(err) => debug!(error = %err, "connection ended with an error"),
         }
+    }
+}
+
+/// What the client's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    Tls,
+    /// Anything else, or a client that stays silent (server-speaks-first protocols).
+    Other,
+}
+
+/// How long a silent client may keep us guessing before its bytes are relayed raw.
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Peeks (without consuming) until the first bytes decide the protocol.
+async fn sniff(client: &TcpStream) -> Protocol {
+    let deadline = tokio::time::Instant::now() + SNIFF_TIMEOUT;
+    let mut buf = [0u8; http::H2_PREFACE.len()];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return Protocol::Other,
+        };
+        let head = &buf[..n];
+        if head.first() == Some(&0x16) {
+            return Protocol::Tls;
+        }
+        if head == http::H2_PREFACE {
+            return Protocol::Http2;
+        }
+        if http::looks_like_http1(head) {
+            return Protocol::Http1;
+        }
+        // Still a possible prefix of something we recognise: wait for more bytes.
+        let undecided = http::H2_PREFACE.starts_with(head)
+            || (n < 8 && head.iter().all(u8::is_ascii_uppercase));
+        if !undecided {
+            return Protocol::Other;
+        }
+        // peek returns at once while data is queued; yield until more arrives.
+        if tokio::time::timeout_at(deadline, client.readable())
+            .await
+            .is_err()
+        {
+            return Protocol::Other;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

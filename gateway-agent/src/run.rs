@@ -11,7 +11,10 @@ use tracing::{info, warn};
 use crate::{
     cgroup,
     config::Config,
+    http::{HttpLimits, LegacySessions, Pipeline},
     intercept::{Interception, RedirectTarget, detach_pinned},
+    mask::Masker,
+    policy::{DEFAULT_POLICY, PolicySet},
     process::IdentityResolver,
     proxy::Proxy,
 };
@@ -19,13 +22,17 @@ use crate::{
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
+    let policy = load_policy(&config)?;
+    Masker::new(&config.mask).context(origin(path))?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {})",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
         config.listen6(),
-        cgroup.display()
+        cgroup.display(),
+        policy.len(),
+        if config.mask.enabled { "on" } else { "off" },
     );
     Ok(())
 }
@@ -71,6 +78,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen4,
             listen6,
         };
+        let pipeline = Arc::new(build_pipeline(&config, path)?);
         let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
             .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
         info!(
@@ -88,13 +96,23 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             connect_timeout: Duration::from_millis(config.proxy.connect_timeout_ms),
             slots: Arc::new(Semaphore::new(config.proxy.max_connections)),
             own_listeners: vec![listen4, listen6],
+            pipeline: Some(Arc::clone(&pipeline)),
         });
         let mut servers = tokio::task::JoinSet::new();
         servers.spawn(Arc::clone(&proxy).serve(listener4));
         if let Some(listener6) = listener6 {
             servers.spawn(Arc::clone(&proxy).serve(listener6));
         }
-        let signal = stop.wait().await;
+        let signal = stop
+            .wait(|| match load_policy(&config) {
+                Ok(policy) => {
+                    let rules = policy.len();
+                    *pipeline.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+                    info!(rules, "SIGHUP: policy reloaded");
+                }
+                Err(err) => warn!(error = %format!("{err:#}"), "SIGHUP: policy reload failed; keeping the previous policy"),
+            })
+            .await;
         info!(signal, "stopping");
         servers.abort_all();
         if detach_on_exit {
@@ -108,8 +126,8 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
     })
 }
 
-/// SIGTERM/SIGINT stop the agent. SIGHUP is logged and ignored for now (it will reload
-/// policies); without a handler it would kill the agent.
+/// SIGTERM/SIGINT stop the agent; SIGHUP reloads policy (without a handler it would kill
+/// the agent).
 struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -127,15 +145,43 @@ impl StopSignals {
         })
     }
 
-    async fn wait(mut self) -> &'static str {
+    async fn wait(mut self, on_hangup: impl Fn()) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => info!("SIGHUP: nothing to reload yet"),
+                _ = self.hup.recv() => on_hangup(),
             }
         }
     }
+}
+
+/// The policy directory's files, or the shipped default policy.
+fn load_policy(config: &Config) -> anyhow::Result<PolicySet> {
+    Ok(match &config.policy.dir {
+        Some(dir) => PolicySet::load_dir(dir)?,
+        None => PolicySet::parse(DEFAULT_POLICY, "default policy (embedded)")?,
+    })
+}
+
+fn build_pipeline(config: &Config, path: Option<&Path>) -> anyhow::Result<Pipeline> {
+    let policy = load_policy(config)?;
+    let masker = Masker::new(&config.mask).context(origin(path))?;
+    info!(
+        rules = policy.len(),
+        masking = config.mask.enabled,
+        "MCP pipeline ready"
+    );
+    Ok(Pipeline {
+        masker: Arc::new(masker),
+        legacy: Arc::new(LegacySessions::default()),
+        policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
+        limits: HttpLimits {
+            max_request_body: config.http.max_request_body_bytes,
+            max_response_body: config.http.max_response_body_bytes,
+            max_sse_event: config.http.max_sse_event_bytes,
+        },
+    })
 }
 
 fn origin(path: Option<&Path>) -> String {

@@ -226,10 +226,15 @@ impl Scenario {
 
     /// Writes a config intercepting `ports` for this scenario's cgroup.
     pub fn config(&self, ports: &[u16]) -> PathBuf {
+        self.config_with(ports, "")
+    }
+
+    /// Like [`Scenario::config`], with `extra` TOML (more sections) appended.
+    pub fn config_with(&self, ports: &[u16], extra: &str) -> PathBuf {
         let path = self.dir.path().join("agent.toml");
         let text = format!(
             "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{port}\"\nlisten6 = \"[::1]:{port}\"\n\
-             cgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n[proxy]\nconnect_timeout_ms = 2000\n",
+             cgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n[proxy]\nconnect_timeout_ms = 2000\n{extra}",
             port = self.listen_port,
             cgroup = self.cgroup.path.display(),
             pins = self.pins.path.display(),
@@ -536,5 +541,121 @@ impl Drop for HttpServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// The workspace root (the tests are declared in gateway-agent/Cargo.toml).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// The virtualenv `cargo xtask setup` makes, with the Python MCP SDK.
+pub fn python() -> PathBuf {
+    let python = workspace().join("target/e2e/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask setup` (or `cargo xtask test`)",
+        python.display()
+    );
+    python
+}
+
+/// tests/mcp/server.py (the Python SDK's MCPServer) on a free loopback port; killed by PID
+/// on drop.
+pub struct McpServer {
+    child: Child,
+    pub port: u16,
+    legacy_sse: bool,
+}
+
+impl McpServer {
+    /// `state`: stateful | stateless | legacy-sse (the deprecated HTTP+SSE transport);
+    /// `response`: sse | json.
+    pub fn start(state: &str, response: &str) -> Self {
+        let port = free_port("127.0.0.1");
+        let child = Command::new(python())
+            .arg(workspace().join("tests/mcp/server.py"))
+            .args([&port.to_string(), state, response])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn MCP test server");
+        let mut server = Self {
+            child,
+            port,
+            legacy_sse: state == "legacy-sse",
+        };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().expect("poll MCP server") {
+                panic!("MCP test server exited early: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MCP test server never listened on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn url(&self) -> String {
+        let path = if self.legacy_sse { "sse" } else { "mcp" };
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn client_args(&self, mode: &str) -> Vec<String> {
+        vec![
+            python().display().to_string(),
+            workspace()
+                .join("tests/mcp/client.py")
+                .display()
+                .to_string(),
+            self.url(),
+            mode.to_owned(),
+        ]
+    }
+
+    /// tests/mcp/client.py run directly (not intercepted): what the server really says.
+    pub fn client_direct(&self, mode: &str) -> serde_json::Value {
+        let args = self.client_args(mode);
+        let out = Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run MCP client");
+        client_report(out)
+    }
+
+    /// tests/mcp/client.py run inside the scenario's cgroup, so through the agent.
+    pub fn client_in(&self, scenario: &Scenario, mode: &str) -> serde_json::Value {
+        let args = self.client_args(mode);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        client_report(scenario.output_in_cgroup(&argv))
+    }
+}
+
+fn client_report(out: Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "MCP client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "MCP client printed no JSON ({err}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,512 @@
+//! One HTTP exchange through the gateway, in the order a reader expects:
+//! request filter (parse JSON-RPC, check header/body agreement, policy) → upstream →
+//! response filter (mask and hide tools, buffered JSON or streamed SSE).
+//!
+//! Fail closed: a JSON POST the gateway cannot parse, or that is not JSON-RPC, is not
+//! forwarded (a lenient server might act on what policy could not see); a response the
+//! gateway cannot inspect (an SSE stream in an encoding it cannot decode) is not released.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::Value;
+use tracing::{Instrument as _, info, info_span, warn};
+
+use super::{
+    body::{self, CollectError, ProxyBody, collect_limited, full},
+    legacy::LegacySessions,
+    sse_stream::{self, LegacyRegistry},
+};
+use crate::{
+    mask::Masker,
+    mcp::{
+        filter::{Filtered, filter_server_body},
+        jsonrpc::{self, Kind, codes},
+    },
+    policy::{Decision, PolicySet, RequestFacts, ServerRef},
+    principal::Principal,
+};
+
+/// Limits on what the gateway holds in memory for one exchange.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub max_request_body: usize,
+    pub max_response_body: usize,
+    pub max_sse_event: usize,
+}
+
+/// What the gateway knows about the connection an exchange arrived on.
+pub struct ConnFacts {
+    pub orig_dst: SocketAddr,
+    pub server_name: Option<String>,
+    pub principal: Principal,
+}
+
+impl ConnFacts {
+    fn server(&self) -> ServerRef<'_> {
+        ServerRef {
+            addr: self.orig_dst,
+            name: self.server_name.as_deref(),
+        }
+    }
+}
+
+/// The shared, immutable parts of the MCP pipeline.
+pub struct Pipeline {
+    pub masker: Arc<Masker>,
+    pub legacy: Arc<LegacySessions>,
+    pub policy: Arc<std::sync::RwLock<Arc<PolicySet>>>,
+    pub limits: HttpLimits,
+}
+
+/// What the request filter decided.
+enum Inbound {
+    /// Forward; `method` is set when the body held exactly one request.
+    Forward { method: Option<String> },
+    /// Answer the client ourselves.
+    Respond(Response<ProxyBody>),
+}
+
+impl Pipeline {
+    fn policy(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub async fn handle<F, Fut>(
+        &self,
+        mut request: Request<Incoming>,
+        facts: &ConnFacts,
+        send: F,
+    ) -> Response<ProxyBody>
+    where
+        F: FnOnce(Request<ProxyBody>) -> Fut,
+        Fut: Future<Output = hyper::Result<Response<Incoming>>>,
+    {
+        let session = header_str(request.headers(), "mcp-session-id").map(str::to_owned);
+        let span = info_span!("request", method = %request.method(), path = %request.uri().path(), session = session.as_deref().unwrap_or(""));
+        async move {
+            let wants_upgrade = request.headers().contains_key(header::UPGRADE);
+            let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
+            let (mut parts, incoming) = request.into_parts();
+            let (upstream_body, method) = if is_json_post(&parts.method, &parts.headers) {
+                let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
+                    Ok(bytes) => bytes,
+                    Err(CollectError::TooLarge { limit }) => {
+                        warn!(limit, "request body over the limit; refused");
+                        return rpc_error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            &Value::Null,
+                            codes::TOO_LARGE,
+                            &format!("request body exceeds the gateway limit of {limit} bytes"),
+                        );
+                    }
+                    Err(CollectError::Read(err)) => {
+                        return rpc_error(
+                            StatusCode::BAD_REQUEST,
+                            &Value::Null,
+                            codes::PARSE_ERROR,
+                            &format!("reading request body: {err}"),
+                        );
+                    }
+                };
+                let method = match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
+                    Inbound::Forward { method } => method,
+                    Inbound::Respond(response) => return response,
+                };
+                // The body is already here: the upstream needs no 100-continue dance.
+                parts.headers.remove(header::EXPECT);
+                (full(bytes), method)
+            } else {
+                (body::forward(incoming), None)
+            };
+            // Bodies the gateway must read are asked for unencoded.
+            parts.headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            let mut response = match send(Request::from_parts(parts, upstream_body)).await {
+                Ok(response) => response,
+                Err(err) => {
+                    warn!(error = %err, "upstream request failed");
+                    return rpc_error(
+                        StatusCode::BAD_GATEWAY,
+                        &Value::Null,
+                        codes::UPSTREAM,
+                        &format!("gateway: upstream MCP server failed: {err}"),
+                    );
+                }
+            };
+            if let Some(client_upgrade) = client_upgrade
+                && response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                splice_upgrades(client_upgrade, hyper::upgrade::on(&mut response));
+                let (parts, _) = response.into_parts();
+                return Response::from_parts(parts, body::empty());
+            }
+            self.filter_response(response, method, facts).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Parses a JSON POST and applies policy to each request in it.
+    fn inspect_request(
+        &self,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        bytes: &[u8],
+        facts: &ConnFacts,
+    ) -> Inbound {
+        let body: Value = match serde_json::from_slice(bytes) {
+            Ok(body) => body,
+            Err(err) => {
+                warn!(error = %err, "request body is not valid JSON; refused");
+                return Inbound::Respond(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    &Value::Null,
+                    codes::PARSE_ERROR,
+                    &format!("gateway: request body is not valid JSON: {err}"),
+                ));
+            }
+        };
+        let messages = jsonrpc::messages(&body);
+        if messages.is_empty() || messages.iter().any(|m| jsonrpc::kind(m) == Kind::Invalid) {
+            warn!("request body is not JSON-RPC 2.0; refused");
+            return Inbound::Respond(rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                codes::INVALID_REQUEST,
+                "gateway: request body is not a JSON-RPC 2.0 message",
+            ));
+        }
+        if let Err(problem) = headers_agree(headers, &body) {
+            warn!(%problem, "MCP headers disagree with the body; refused");
+            let id = body.get("id").cloned().unwrap_or(Value::Null);
+            return Inbound::Respond(rpc_error(
+                StatusCode::BAD_REQUEST,
+                &id,
+                codes::INVALID_REQUEST,
+                &format!("gateway: {problem}"),
+            ));
+        }
+        let policy = self.policy();
+        let mut refusals = Vec::new();
+        for message in &messages {
+            if jsonrpc::kind(message) != Kind::Request {
+                continue;
+            }
+            let method = jsonrpc::method(message).unwrap_or_default();
+            let tool = (method == "tools/call")
+                .then(|| jsonrpc::tool_name(message))
+                .flatten();
+            let decision = policy.evaluate(&RequestFacts {
+                server: facts.server(),
+                method,
+                tool,
+                arguments: (method == "tools/call")
+                    .then(|| jsonrpc::tool_arguments(message))
+                    .flatten(),
+                principal: &facts.principal,
+            });
+            let refusal = match decision {
+                Decision::Allow { .. } => None,
+                Decision::Deny { rule, reason } => Some((rule, reason)),
+                // The approval workflow is a later stage; until then approval means no.
+                Decision::Approve { rule, reason } => {
+                    Some((rule, format!("approval required: {reason}")))
+                }
+            };
+            if let Some((rule, reason)) = refusal {
+                info!(rpc_method = method, tool = tool.unwrap_or(""), %rule, %reason, "request denied by policy");
+                refusals.push(((*message).clone(), rule, reason));
+            }
+        }
+        if refusals.is_empty() {
+            let method = match messages.as_slice() {
+                [single] if jsonrpc::kind(single) == Kind::Request => {
+                    jsonrpc::method(single).map(str::to_owned)
+                }
+                _ => None,
+            };
+            return Inbound::Forward { method };
+        }
+        // 2026-07-28 results carry a resultType; earlier eras have none.
+        let modern = header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28");
+        let answers = denial_answers(&body, &refusals, modern);
+        // Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
+        let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+        let on_stream = jsonrpc::messages(&answers)
+            .iter()
+            .all(|answer| self.legacy.inject(facts.orig_dst, target, answer));
+        if on_stream && !answers.is_null() {
+            let mut accepted = Response::new(body::empty());
+            *accepted.status_mut() = StatusCode::ACCEPTED;
+            return Inbound::Respond(accepted);
+        }
+        Inbound::Respond(json_response(StatusCode::OK, &answers))
+    }
+
+    async fn filter_response(
+        &self,
+        response: Response<Incoming>,
+        request_method: Option<String>,
+        facts: &ConnFacts,
+    ) -> Response<ProxyBody> {
+        let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let encoding = header_str(response.headers(), header::CONTENT_ENCODING.as_str())
+            .map(str::to_ascii_lowercase)
+            .filter(|e| e != "identity");
+        let (mut parts, incoming) = response.into_parts();
+        if content_type.starts_with("text/event-stream") {
+            if let Some(encoding) = encoding {
+                warn!(%encoding, "SSE response in an encoding the gateway does not decode; withheld");
+                return rpc_error(
+                    StatusCode::BAD_GATEWAY,
+                    &Value::Null,
+                    codes::UPSTREAM,
+                    &format!(
+                        "gateway: cannot inspect an SSE stream with Content-Encoding {encoding}"
+                    ),
+                );
+            }
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let filter = self.event_filter(request_method, facts);
+            let legacy = LegacyRegistry {
+                sessions: Arc::clone(&self.legacy),
+                server: facts.orig_dst,
+            };
+            let body = sse_stream::filter(incoming, self.limits.max_sse_event, filter, legacy);
+            return Response::from_parts(parts, body);
+        }
+        if !content_type.starts_with("application/json") {
+            return Response::from_parts(parts, body::forward(incoming));
+        }
+        let bytes = match collect_limited(incoming, self.limits.max_response_body).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                warn!(error = %err, "upstream response unreadable; withheld");
+                return rpc_error(
+                    StatusCode::BAD_GATEWAY,
+                    &Value::Null,
+                    codes::TOO_LARGE,
+                    &format!("gateway: upstream response withheld: {err}"),
+                );
+            }
+        };
+        let bytes = match encoding.as_deref() {
+            None => bytes,
+            Some(encoding) => match decode(encoding, &bytes) {
+                Ok(decoded) => {
+                    parts.headers.remove(header::CONTENT_ENCODING);
+                    decoded
+                }
+                Err(problem) => {
+                    warn!(%encoding, %problem, "cannot decode upstream response; withheld");
+                    return rpc_error(
+                        StatusCode::BAD_GATEWAY,
+                        &Value::Null,
+                        codes::UPSTREAM,
+                        &format!(
+                            "gateway: cannot decode upstream response ({encoding}): {problem}"
+                        ),
+                    );
+                }
+            },
+        };
+        let filter = self.event_filter(request_method, facts);
+        let out = filter.apply(&bytes).unwrap_or(bytes);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        Response::from_parts(parts, full(out))
+    }
+
+    fn event_filter(&self, request_method: Option<String>, facts: &ConnFacts) -> MessageFilter {
+        MessageFilter {
+            masker: Arc::clone(&self.masker),
+            policy: self.policy(),
+            request_method,
+            server_addr: facts.orig_dst,
+            server_name: facts.server_name.clone(),
+            principal: facts.principal.clone(),
+        }
+    }
+}
+
+/// Filters server→client payloads (a JSON body, or one SSE event's data). Owned, so a
+/// streaming task can carry it.
+pub struct MessageFilter {
+    masker: Arc<Masker>,
+    policy: Arc<PolicySet>,
+    request_method: Option<String>,
+    server_addr: SocketAddr,
+    server_name: Option<String>,
+    principal: Principal,
+}
+
+impl MessageFilter {
+    /// Returns the rewritten payload, or `None` when nothing had to change (the caller
+    /// then forwards the original bytes untouched).
+    pub fn apply(&self, payload: &[u8]) -> Option<Bytes> {
+        let text = String::from_utf8_lossy(payload);
+        match serde_json::from_str::<Value>(&text) {
+            Ok(mut value) => {
+                let server = ServerRef {
+                    addr: self.server_addr,
+                    name: self.server_name.as_deref(),
+                };
+                let hidden = |tool: &str| self.policy.tool_hidden(&server, tool, &self.principal);
+                let filtered = filter_server_body(
+                    &mut value,
+                    self.request_method.as_deref(),
+                    &self.masker,
+                    &hidden,
+                );
+                log_filtered(&filtered);
+                filtered.changed().then(|| Bytes::from(value.to_string()))
+            }
+            // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
+            Err(_) => {
+                let (masked, report) = self.masker.mask_text(&text);
+                log_filtered(&Filtered {
+                    mask: report,
+                    hidden_tools: Vec::new(),
+                });
+                match masked {
+                    std::borrow::Cow::Owned(masked) => Some(Bytes::from(masked)),
+                    std::borrow::Cow::Borrowed(_) => None,
+                }
+            }
+        }
+    }
+}
+
+fn log_filtered(filtered: &Filtered) {
+    if filtered.mask.masked > 0 {
+        info!(masked = filtered.mask.masked, rules = ?filtered.mask.rule_names(), "masked secrets in response");
+    }
+    if !filtered.hidden_tools.is_empty() {
+        info!(hidden = ?filtered.hidden_tools, "hid tools denied by policy from tools/list");
+    }
+}
+
+/// The answers to a body the gateway refuses: one per request, in order. In a batch,
+/// requests that were not themselves denied are refused too (nothing is forwarded).
+fn denial_answers(body: &Value, refusals: &[(Value, String, String)], modern: bool) -> Value {
+    let answer = |message: &Value| -> Option<Value> {
+        let id = message.get("id")?;
+        let refusal = refusals.iter().find(|(denied, _, _)| denied == message);
+        Some(match refusal {
+            Some((_, rule, reason)) if jsonrpc::method(message) == Some("tools/call") => {
+                let mut answer = jsonrpc::tool_error_result(
+                    id,
+                    &format!("Denied by gateway policy (rule {rule}): {reason}"),
+                );
+                if modern {
+                    answer["result"]["resultType"] = "complete".into();
+                }
+                answer
+            }
+            Some((_, rule, reason)) => jsonrpc::error_response(
+                id,
+                codes::DENIED,
+                &format!("denied by gateway policy (rule {rule}): {reason}"),
+            ),
+            None => jsonrpc::error_response(
+                id,
+                codes::DENIED,
+                "not forwarded: the batch contained a request denied by gateway policy",
+            ),
+        })
+    };
+    match body {
+        Value::Array(batch) => Value::Array(batch.iter().filter_map(answer).collect()),
+        single => answer(single).unwrap_or(Value::Null),
+    }
+}
+
+/// 2026-07-28 mirrors the method and name in headers so intermediaries can route without
+/// parsing bodies. A server that routes by header while we judged the body would be a
+/// policy bypass, so the two must agree.
+fn headers_agree(headers: &HeaderMap, body: &Value) -> Result<(), String> {
+    let single = match body {
+        Value::Array(_) => return Ok(()),
+        single => single,
+    };
+    if let Some(header_method) = header_str(headers, "mcp-method")
+        && Some(header_method) != jsonrpc::method(single)
+    {
+        return Err(format!(
+            "Mcp-Method header {header_method:?} does not match the body's method"
+        ));
+    }
+    if let Some(header_name) = header_str(headers, "mcp-name")
+        && jsonrpc::method(single) == Some("tools/call")
+        && Some(header_name) != jsonrpc::tool_name(single)
+    {
+        return Err(format!(
+            "Mcp-Name header {header_name:?} does not match the called tool"
+        ));
+    }
+    Ok(())
+}
+
+fn is_json_post(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::POST
+        && header_str(headers, header::CONTENT_TYPE.as_str())
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
+    let bytes = Bytes::from(value.to_string());
+    let mut response = Response::new(full(bytes.clone()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    response
+}
+
+fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<ProxyBody> {
+    json_response(status, &jsonrpc::error_response(id, code, message))
+}
+
+fn decode(encoding: &str, bytes: &[u8]) -> Result<Bytes, String> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let result = match encoding {
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(bytes).read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut out),
+        other => return Err(format!("unsupported Content-Encoding {other}")),
+    };
+    result
+        .map(|_| Bytes::from(out))
+        .map_err(|err| err.to_string())
+}
+
+/// Connects a client's and an upstream's upgraded connections (WebSocket and the like:
+/// not MCP, so relayed untouched).
+fn splice_upgrades(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(client), Ok(upstream)) = (client.await, upstream.await) else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+}

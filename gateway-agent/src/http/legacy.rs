@@ -1,0 +1,116 @@
+//! The deprecated HTTP+SSE transport (2024-11-05): the client opens `GET /sse`, the server
+//! names a POST endpoint in an `endpoint` event (`/messages?sessionId=…`), and every
+//! response to a POSTed request travels on the SSE stream, not in the POST's answer.
+//!
+//! So when the gateway refuses a POSTed request, the refusal must be delivered on that
+//! session's stream for the client to see it. Streams register here when their `endpoint`
+//! event passes; a refused POST looks its session up and injects the answer.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Messages a refused POST may queue on a stream before the client reads them.
+pub const INJECT_QUEUE: usize = 64;
+
+type Key = (SocketAddr, String);
+
+#[derive(Default)]
+pub struct LegacySessions {
+    streams: Mutex<HashMap<Key, mpsc::Sender<Bytes>>>,
+}
+
+/// Removes its session from the registry when the stream ends.
+pub struct Registration {
+    sessions: Arc<LegacySessions>,
+    key: Key,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut streams = self
+            .sessions
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        streams.remove(&self.key);
+    }
+}
+
+impl LegacySessions {
+    /// Registers the stream that announced `endpoint` for `server`.
+    pub fn register(
+        self: &Arc<Self>,
+        server: SocketAddr,
+        endpoint: &str,
+        inject: mpsc::Sender<Bytes>,
+    ) -> Option<Registration> {
+        let session = session_id(endpoint)?;
+        let key = (server, session.to_owned());
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.insert(key.clone(), inject);
+        Some(Registration {
+            sessions: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Queues a JSON-RPC message on the stream of the session `post_uri` belongs to.
+    /// Returns false when there is no such stream (or it is full), so the caller can
+    /// answer in the POST instead.
+    pub fn inject(&self, server: SocketAddr, post_uri: &str, message: &serde_json::Value) -> bool {
+        let Some(session) = session_id(post_uri) else {
+            return false;
+        };
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(sender) = streams.get(&(server, session.to_owned())) else {
+            return false;
+        };
+        let event = format!("event: message\ndata: {message}\n\n");
+        sender.try_send(Bytes::from(event)).is_ok()
+    }
+}
+
+/// The session id in an endpoint URI's query: `sessionId` (TypeScript SDK) or
+/// `session_id` (Python SDK).
+pub fn session_id(uri: &str) -> Option<&str> {
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        matches!(name, "sessionId" | "session_id").then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_session_ids_of_both_sdks() {
+        assert_eq!(session_id("/messages?sessionId=abc"), Some("abc"));
+        assert_eq!(session_id("/messages/?x=1&session_id=d2f"), Some("d2f"));
+        assert_eq!(session_id("/messages"), None);
+    }
+
+    #[tokio::test]
+    async fn injects_into_the_registered_stream_until_it_ends() {
+        let sessions = Arc::new(LegacySessions::default());
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (tx, mut rx) = mpsc::channel(INJECT_QUEUE);
+        let registration = sessions
+            .register(server, "/messages?sessionId=s1", tx)
+            .unwrap();
+        let message = serde_json::json!({"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"no"}});
+        assert!(sessions.inject(server, "/messages?sessionId=s1", &message));
+        let event = rx.recv().await.unwrap();
+        assert!(event.starts_with(b"event: message\ndata: {"));
+        assert!(!sessions.inject(server, "/messages?sessionId=other", &message));
+        drop(registration);
+        assert!(!sessions.inject(server, "/messages?sessionId=s1", &message));
+    }
+}

@@ -1,0 +1,140 @@
+//! HTTP on an intercepted connection: a hyper server facing the client and a hyper client
+//! connection to the original destination, with every exchange passed through
+//! [`exchange::Exchange`] (policy on the way in, masking on the way out).
+//!
+//! One upstream connection per client connection mirrors the client's own keep-alive and
+//! ordering, so a server sees the same connection pattern it would see without us. The
+//! upstream speaks whatever the client chose: HTTP/1.1, or h2 with prior knowledge.
+
+mod body;
+mod exchange;
+mod legacy;
+mod sse_stream;
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{net::TcpStream, sync::Mutex};
+use tracing::debug;
+
+pub use body::ProxyBody;
+pub use exchange::{ConnFacts, HttpLimits, Pipeline};
+pub use legacy::LegacySessions;
+
+/// The first bytes of an h2 prior-knowledge connection.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Is this the start of an HTTP/1.x request (a method token then a space)?
+pub fn looks_like_http1(head: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"DELETE ",
+        b"HEAD ",
+        b"OPTIONS ",
+        b"PATCH ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    METHODS.iter().any(|m| head.starts_with(m))
+}
+
+enum Upstream {
+    Http1(Mutex<hyper::client::conn::http1::SendRequest<ProxyBody>>),
+    Http2(hyper::client::conn::http2::SendRequest<ProxyBody>),
+}
+
+impl Upstream {
+    async fn send(&self, request: Request<ProxyBody>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Upstream::Http1(sender) => {
+                let mut sender = sender.lock().await;
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+            Upstream::Http2(sender) => {
+                let mut sender = sender.clone();
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+        }
+    }
+}
+
+/// Serves HTTP on `client`, forwarding each exchange to `upstream` through `pipeline`.
+pub async fn serve(
+    client: TcpStream,
+    upstream: TcpStream,
+    http2: bool,
+    pipeline: Arc<Pipeline>,
+    facts: Arc<ConnFacts>,
+) {
+    let upstream = if http2 {
+        match hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(upstream))
+            .await
+        {
+            Ok((sender, conn)) => {
+                tokio::spawn(async move {
+                    if let Err(err) = conn.await {
+                        debug!(error = %err, "upstream h2 connection ended");
+                    }
+                });
+                Upstream::Http2(sender)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream h2 handshake failed");
+                return;
+            }
+        }
+    } else {
+        match hyper::client::conn::http1::Builder::new()
+            .preserve_header_case(true)
+            .handshake(TokioIo::new(upstream))
+            .await
+        {
+            Ok((sender, conn)) => {
+                tokio::spawn(async move {
+                    if let Err(err) = conn.with_upgrades().await {
+                        debug!(error = %err, "upstream connection ended");
+                    }
+                });
+                Upstream::Http1(Mutex::new(sender))
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream handshake failed");
+                return;
+            }
+        }
+    };
+    let upstream = Arc::new(upstream);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let pipeline = Arc::clone(&pipeline);
+        let facts = Arc::clone(&facts);
+        let upstream = Arc::clone(&upstream);
+        async move {
+            let response = pipeline
+                .handle(request, &facts, |req| upstream.send(req))
+                .await;
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let io = TokioIo::new(client);
+    let result = if http2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .preserve_header_case(true)
+            // Long-lived SSE streams and slow tools: no header read timeout surprises.
+            .serve_connection(io, service)
+            .with_upgrades()
+            .await
+    };
+    if let Err(err) = result {
+        debug!(error = %err, "client connection ended");
+    }
+}

@@ -1,0 +1,136 @@
+//! Streams an upstream SSE body to the client event by event, filtering each event's data.
+//!
+//! A task reads upstream frames and sends finished events into a bounded channel that is
+//! the client's response body: the upstream is read no faster than the client drains
+//! (backpressure), nothing waits for the stream to end (a tools/call stream stays open
+//! while the server waits for the client's answer to an elicitation sent on it), and
+//! there is no idle timeout. When the client goes away the channel closes, the task ends
+//! and the upstream body is dropped.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{
+    body::{BodyError, ProxyBody},
+    exchange::MessageFilter,
+    legacy::{INJECT_QUEUE, LegacySessions},
+};
+use crate::mcp::sse::SseParser;
+
+/// Events in flight between the upstream reader and the client.
+const CHANNEL_EVENTS: usize = 16;
+
+/// Where a legacy-transport stream registers, so refusals can be delivered on it.
+pub struct LegacyRegistry {
+    pub sessions: Arc<LegacySessions>,
+    pub server: SocketAddr,
+}
+
+pub fn filter(
+    upstream: Incoming,
+    max_event: usize,
+    filter: MessageFilter,
+    legacy: LegacyRegistry,
+) -> ProxyBody {
+    let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
+    tokio::spawn(pump(upstream, max_event, filter, legacy, tx));
+    ChannelBody { rx }.boxed()
+}
+
+async fn pump(
+    mut upstream: Incoming,
+    max_event: usize,
+    filter: MessageFilter,
+    legacy: LegacyRegistry,
+    tx: mpsc::Sender<Result<Bytes, BodyError>>,
+) {
+    let mut parser = SseParser::new(max_event);
+    let (inject_tx, mut injected) = mpsc::channel(INJECT_QUEUE);
+    let mut inject_tx = Some(inject_tx);
+    let mut _registration = None;
+    loop {
+        let frame = tokio::select! {
+            frame = upstream.frame() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+            Some(event) = injected.recv() => {
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            },
+            Err(err) => {
+                let _ = tx.send(Err(BodyError::Hyper(err))).await;
+                return;
+            }
+        };
+        let events = match parser.push(&data) {
+            Ok(events) => events,
+            Err(err) => {
+                warn!(error = %err, "SSE stream cut");
+                let _ = tx.send(Err(BodyError::Cut(err.to_string()))).await;
+                return;
+            }
+        };
+        for event in events {
+            if event.event.as_deref() == Some("endpoint")
+                && let (Some(endpoint), Some(inject)) = (&event.data, inject_tx.take())
+            {
+                _registration = legacy.sessions.register(legacy.server, endpoint, inject);
+            }
+            let out = match &event.data {
+                Some(data) => match filter.apply(data.as_bytes()) {
+                    Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+                    None => event.raw,
+                },
+                None => event.raw,
+            };
+            if tx.send(Ok(out)).await.is_err() {
+                return; // client gone
+            }
+        }
+    }
+    // A stream that ended mid-event: its fragment never forms an event for the client,
+    // but it is still text that reached us, so no secret in it may pass.
+    let tail = parser.finish();
+    if !tail.is_empty() {
+        let out = filter.apply(&tail).unwrap_or(tail);
+        let _ = tx.send(Ok(out)).await;
+    }
+}
+
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|result| result.map(Frame::data)))
+    }
+}

@@ -1,0 +1,78 @@
+use serde_json::json;
+
+use super::*;
+use crate::mask::MaskConfig;
+
+fn masker() -> Masker {
+    Masker::new(&MaskConfig::default()).unwrap()
+}
+
+fn hide_shell(tool: &str) -> bool {
+    tool.starts_with("shell")
+}
+
+#[test]
+fn tools_list_loses_hidden_tools_by_request_method() {
+    let mut body = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[
+        {"name":"echo","inputSchema":{}},{"name":"shell_exec","inputSchema":{}}]}});
+    let filtered = filter_server_body(&mut body, Some("tools/list"), &masker(), &hide_shell);
+    assert_eq!(filtered.hidden_tools, ["shell_exec"]);
+    assert_eq!(
+        body["result"]["tools"],
+        json!([{"name":"echo","inputSchema":{}}])
+    );
+    assert!(filtered.changed());
+}
+
+#[test]
+fn tools_list_is_recognised_by_shape_on_streams() {
+    let mut body = json!({"jsonrpc":"2.0","id":"x","result":{"tools":[
+        {"name":"shell","inputSchema":{"type":"object"}}]}});
+    let filtered = filter_server_body(&mut body, None, &masker(), &hide_shell);
+    assert_eq!(filtered.hidden_tools, ["shell"]);
+    // A tool *call* result is never filtered as a list, even with a `tools` key.
+    let mut call =
+        json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"shell","inputSchema":{}}]}});
+    let filtered = filter_server_body(&mut call, Some("tools/call"), &masker(), &hide_shell);
+    assert!(filtered.hidden_tools.is_empty());
+}
+
+#[test]
+fn masks_results_errors_and_server_requests_but_not_envelope() {
+    let secret = "AKIAIOSFODNN7EXAMPLE";
+    let mut body = json!([
+        {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":format!("key {secret}")}]}},
+        {"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":format!("bad key {secret}")}},
+        {"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"messages":[{"content":{"type":"text","text":secret}}]}},
+        {"jsonrpc":"2.0","method":"notifications/message","params":{"data":{"password":"p4ssw0rd!"}}}
+    ]);
+    let filtered = filter_server_body(&mut body, None, &masker(), &hide_shell);
+    let text = body.to_string();
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains("p4ssw0rd!"), "{text}");
+    assert!(filtered.mask.masked >= 4, "{filtered:?}");
+    assert_eq!(body[2]["method"], "sampling/createMessage");
+    assert_eq!(body[2]["id"], 3);
+}
+
+#[test]
+fn request_state_is_never_altered() {
+    // Opaque state that happens to look like a JWT must come back byte for byte.
+    let state = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXBhcnQtaGVyZQ";
+    let mut body = json!({"jsonrpc":"2.0","id":1,"result":{
+        "resultType":"input_required","requestState":state,
+        "inputRequests":{"q":{"method":"elicitation/create","params":{"message":format!("token {state}")}}}}});
+    filter_server_body(&mut body, Some("tools/call"), &masker(), &hide_shell);
+    assert_eq!(body["result"]["requestState"], state);
+    assert!(!body["result"]["inputRequests"].to_string().contains(state));
+}
+
+#[test]
+fn clean_messages_are_unchanged() {
+    let original =
+        json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello"}]}});
+    let mut body = original.clone();
+    let filtered = filter_server_body(&mut body, Some("tools/call"), &masker(), &hide_shell);
+    assert!(!filtered.changed());
+    assert_eq!(body, original);
+}

@@ -1,0 +1,6 @@
+//! Understanding MCP traffic: JSON-RPC messages, SSE framing, and the filter applied to
+//! everything a server sends back to a caller.
+
+pub mod filter;
+pub mod jsonrpc;
+pub mod sse;

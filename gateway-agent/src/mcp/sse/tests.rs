@@ -1,0 +1,83 @@
+use super::*;
+
+fn parse_all(chunks: &[&[u8]]) -> Vec<RawEvent> {
+    let mut parser = SseParser::new(1 << 20);
+    chunks
+        .iter()
+        .flat_map(|chunk| parser.push(chunk).unwrap())
+        .collect()
+}
+
+#[test]
+fn splits_events_and_joins_data_lines() {
+    let events = parse_all(&[b"id: 1\nevent: message\ndata: {\"a\":\ndata: 1}\n\n: keepalive\n\n"]);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].data.as_deref(), Some("{\"a\":\n1}"));
+    assert_eq!(events[0].event.as_deref(), Some("message"));
+    assert_eq!(
+        &events[0].raw[..],
+        b"id: 1\nevent: message\ndata: {\"a\":\ndata: 1}\n\n"
+    );
+    assert_eq!(events[1].data, None);
+    assert_eq!(&events[1].raw[..], b": keepalive\n\n");
+}
+
+#[test]
+fn an_event_split_across_chunks_arrives_whole() {
+    let text = b"data: secret-part-one-part-two\n\n";
+    for split in 1..text.len() {
+        let events = parse_all(&[&text[..split], &text[split..]]);
+        assert_eq!(events.len(), 1, "split at {split}");
+        assert_eq!(events[0].data.as_deref(), Some("secret-part-one-part-two"));
+    }
+}
+
+#[test]
+fn crlf_and_lone_cr_line_endings() {
+    let events = parse_all(&[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"]);
+    let data: Vec<_> = events.iter().map(|e| e.data.clone().unwrap()).collect();
+    assert_eq!(data, ["a", "b", "c"]);
+    // A CR at a chunk boundary may be the first half of CRLF.
+    let events = parse_all(&[b"data: a\r", b"\n\r", b"\n"]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(&events[0].raw[..], b"data: a\r\n\r\n");
+}
+
+#[test]
+fn priming_event_and_retry_are_kept() {
+    let events = parse_all(&[b"id: 0\nretry: 3000\ndata:\n\n"]);
+    assert_eq!(events[0].data.as_deref(), Some(""));
+    assert_eq!(&events[0].raw[..], b"id: 0\nretry: 3000\ndata:\n\n");
+}
+
+#[test]
+fn with_data_rebuilds_in_place() {
+    let events = parse_all(&[b"id: 7\ndata: old\ndata: lines\nevent: message\n\n"]);
+    let rebuilt = events[0].with_data("new\nvalue");
+    assert_eq!(
+        &rebuilt[..],
+        b"id: 7\ndata: new\ndata: value\nevent: message\n\n"
+    );
+    let reparsed = parse_all(&[&rebuilt]);
+    assert_eq!(reparsed[0].data.as_deref(), Some("new\nvalue"));
+}
+
+#[test]
+fn a_never_ending_line_is_cut_at_the_limit() {
+    let mut parser = SseParser::new(1024);
+    let mut result = Ok(Vec::new());
+    for _ in 0..10 {
+        result = parser.push(&[b'x'; 200]);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(SseError::EventTooLarge { limit: 1024 }));
+}
+
+#[test]
+fn unfinished_tail_is_returned_on_finish() {
+    let mut parser = SseParser::new(1024);
+    assert!(parser.push(b"data: complete\n\ndata: cut").unwrap().len() == 1);
+    assert_eq!(&parser.finish()[..], b"data: cut");
+}

@@ -1,0 +1,130 @@
+//! The MCP pipeline end to end: the Python SDK's real client, intercepted by the eBPF
+//! programs in a child cgroup, talks through the agent to the Python SDK's real server,
+//! in both protocol generations and both response styles. Needs root and the test
+//! virtualenv (`cargo xtask setup` makes it).
+
+mod support;
+
+use support::{McpServer, Scenario, require_root};
+
+/// Denies shell_* tools for everyone; everything else is allowed and masked.
+const POLICY: &str = r#"
+[[rule]]
+id = "deny-shell"
+description = "no shell access through MCP"
+action = "deny"
+reason = "shell tools are not allowed"
+[rule.match]
+method = ["tools/call"]
+tool = ["shell_*"]
+"#;
+
+const AWS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const GITHUB_TOKEN: &str = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
+const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
+
+fn run_case(state: &str, response: &str, mode: &str) {
+    let server = McpServer::start(state, response);
+    let scenario = Scenario::new();
+    let policies = scenario.dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("10-test.toml"), POLICY).unwrap();
+    let config = scenario.config_with(
+        &[server.port],
+        &format!("\n[policy]\ndir = \"{}\"\n", policies.display()),
+    );
+    let agent = scenario.start_agent(&config);
+
+    let direct = server.client_direct(mode);
+    let proxied = server.client_in(&scenario, mode);
+    let case = format!("{state}/{response}/{mode}");
+
+    // The control: without the gateway the secrets and the shell tool are there.
+    assert!(
+        direct.to_string().contains(GITHUB_TOKEN),
+        "{case}: {direct}"
+    );
+    assert!(
+        direct["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&"shell_exec".into())
+    );
+
+    // Through the gateway: the denied tool is hidden and refused…
+    assert_eq!(
+        proxied["tools"],
+        serde_json::json!(["echo", "get_config", "read_notes"]),
+        "{case}"
+    );
+    assert_eq!(proxied["shell_exec"]["isError"], true, "{case}: {proxied}");
+    let refusal = proxied["shell_exec"]["text"][0].as_str().unwrap();
+    assert!(
+        refusal.contains("Denied by gateway policy") && refusal.contains("deny-shell"),
+        "{case}: {refusal}"
+    );
+    // …no planted secret reaches the caller, in text, JSON-in-text or structured content…
+    let seen = proxied.to_string();
+    for secret in [AWS_KEY_ID, GITHUB_TOKEN, DB_PASSWORD] {
+        assert!(!seen.contains(secret), "{case}: {secret} leaked: {seen}");
+    }
+    assert!(seen.contains("[MASKED:"), "{case}: {seen}");
+    let structured = &proxied["get_config"]["structured"];
+    assert_eq!(
+        structured["database"]["host"], "db.internal",
+        "{case}: {structured}"
+    );
+    assert!(
+        structured["database"]["password"]
+            .as_str()
+            .unwrap()
+            .starts_with("[MASKED:")
+    );
+    assert!(
+        structured["aws_access_key_id"]
+            .as_str()
+            .unwrap()
+            .contains("[MASKED:")
+    );
+    // …and everything without a secret is exactly as direct.
+    assert_eq!(proxied["echo"], direct["echo"], "{case}");
+    assert_eq!(proxied["get_config"]["structured"]["service"], "billing");
+
+    agent.wait_for("request denied by policy", |l| l["rule"] == "deny-shell");
+    agent.wait_for("masked secrets in response", |_| true);
+}
+
+#[test]
+fn session_era_client_over_sse_responses() {
+    if require_root("session_era_client_over_sse_responses") {
+        run_case("stateful", "sse", "legacy");
+    }
+}
+
+#[test]
+fn session_era_client_over_json_responses() {
+    if require_root("session_era_client_over_json_responses") {
+        run_case("stateful", "json", "legacy");
+    }
+}
+
+#[test]
+fn stateless_2026_client_over_json_responses() {
+    if require_root("stateless_2026_client_over_json_responses") {
+        run_case("stateless", "json", "2026-07-28");
+    }
+}
+
+#[test]
+fn stateless_2026_client_over_sse_responses() {
+    if require_root("stateless_2026_client_over_sse_responses") {
+        run_case("stateless", "sse", "2026-07-28");
+    }
+}
+
+#[test]
+fn legacy_http_sse_transport() {
+    if require_root("legacy_http_sse_transport") {
+        run_case("legacy-sse", "sse", "sse");
+    }
+}

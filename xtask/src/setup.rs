@@ -23,7 +23,45 @@ pub fn ensure_all() -> anyhow::Result<()> {
     ensure_nightly_rust_src()?;
     ensure_debian_packages()?;
     ensure_bpf_linker()?;
+    ensure_python_env()?;
     Ok(())
+}
+
+/// The Python MCP SDK the end-to-end tests use as a real client and server, pinned, in a
+/// virtualenv under target/ (so nothing outside the checkout changes).
+const PYTHON_PACKAGES: [(&str, &str); 1] = [("mcp", "2.3.0")];
+
+fn ensure_python_env() -> anyhow::Result<()> {
+    let venv = workspace_root().join("target/e2e/venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run("python3", &["-m", "venv", &venv.display().to_string()])?;
+    }
+    let python = python.display().to_string();
+    for (package, version) in PYTHON_PACKAGES {
+        let installed = output(&python, &["-m", "pip", "show", package])
+            .is_ok_and(|info| info.lines().any(|l| l == format!("Version: {version}")));
+        if !installed {
+            run(
+                &python,
+                &[
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    &format!("{package}=={version}"),
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_owned()
 }
 
 fn ensure_nightly_rust_src() -> anyhow::Result<()> {

@@ -39,7 +39,10 @@ fn post(scenario: &Scenario, url: &str, body_args: &[&str]) -> (u16, String) {
 fn rpc_error_code(body: &str) -> i64 {
     let value: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
     let message = value["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("gateway"), "not answered by the gateway: {body}");
+    assert!(
+        message.contains("gateway"),
+        "not answered by the gateway: {body}"
+    );
     value["error"]["code"]
         .as_i64()
         .unwrap_or_else(|| panic!("no JSON-RPC error: {body}"))

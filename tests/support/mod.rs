@@ -563,22 +563,63 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// tests/mcp/server.py (the Python SDK's MCPServer) on a free loopback port; killed by PID
-/// on drop.
+/// A real MCP server on a free loopback port, killed by PID on drop: the Python SDK's
+/// MCPServer (tests/mcp/server.py) or the reference `server-everything` (TypeScript SDK).
 pub struct McpServer {
     child: Child,
     pub port: u16,
-    legacy_sse: bool,
+    path: &'static str,
+    /// Which client speaks to it: tests/mcp/client.py or tests/mcp/node/client.mjs.
+    node: bool,
 }
 
+/// Fake credentials planted in server-everything's environment (its `get-env` tool
+/// returns the whole environment, a realistic leak).
+pub const PLANTED_ENV: [(&str, &str); 3] = [
+    ("GITHUB_TOKEN", "ghp_Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"),
+    ("DB_PASSWORD", "correct-horse-battery-staple"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+];
+
 impl McpServer {
-    /// `state`: stateful | stateless | legacy-sse (the deprecated HTTP+SSE transport);
-    /// `response`: sse | json.
+    /// tests/mcp/server.py. `state`: stateful | stateless | legacy-sse (the deprecated
+    /// HTTP+SSE transport); `response`: sse | json.
     pub fn start(state: &str, response: &str) -> Self {
         let port = free_port("127.0.0.1");
-        let child = Command::new(python())
-            .arg(workspace().join("tests/mcp/server.py"))
-            .args([&port.to_string(), state, response])
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/mcp/server.py"))
+            .args([&port.to_string(), state, response]);
+        let path = if state == "legacy-sse" { "sse" } else { "mcp" };
+        Self::spawn(cmd, port, path, false)
+    }
+
+    /// `@modelcontextprotocol/server-everything`; `transport`: streamableHttp | sse.
+    pub fn everything(transport: &str) -> Self {
+        let port = free_port("127.0.0.1");
+        let node_dir = workspace().join("tests/mcp/node");
+        let entry =
+            node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            entry.exists(),
+            "{} is missing: run `cargo xtask setup`",
+            entry.display()
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg(entry)
+            .arg(transport)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .envs(PLANTED_ENV);
+        let path = if transport == "sse" { "sse" } else { "mcp" };
+        Self::spawn(cmd, port, path, true)
+    }
+
+    fn spawn(mut cmd: Command, port: u16, path: &'static str, node: bool) -> Self {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -587,7 +628,8 @@ impl McpServer {
         let mut server = Self {
             child,
             port,
-            legacy_sse: state == "legacy-sse",
+            path,
+            node,
         };
         let deadline = Instant::now() + WAIT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -604,23 +646,29 @@ impl McpServer {
     }
 
     pub fn url(&self) -> String {
-        let path = if self.legacy_sse { "sse" } else { "mcp" };
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        format!("http://127.0.0.1:{}/{}", self.port, self.path)
     }
 
+    /// `mode`: for the Python client legacy | sse | a modern protocol version; for the
+    /// TypeScript client streamable | sse.
     fn client_args(&self, mode: &str) -> Vec<String> {
+        let (program, script) = if self.node {
+            ("node".into(), workspace().join("tests/mcp/node/client.mjs"))
+        } else {
+            (
+                python().display().to_string(),
+                workspace().join("tests/mcp/client.py"),
+            )
+        };
         vec![
-            python().display().to_string(),
-            workspace()
-                .join("tests/mcp/client.py")
-                .display()
-                .to_string(),
+            program,
+            script.display().to_string(),
             self.url(),
             mode.to_owned(),
         ]
     }
 
-    /// tests/mcp/client.py run directly (not intercepted): what the server really says.
+    /// The test client run directly (not intercepted): what the server really says.
     pub fn client_direct(&self, mode: &str) -> serde_json::Value {
         let args = self.client_args(mode);
         let out = Command::new(&args[0])
@@ -631,7 +679,7 @@ impl McpServer {
         client_report(out)
     }
 
-    /// tests/mcp/client.py run inside the scenario's cgroup, so through the agent.
+    /// The test client run inside the scenario's cgroup, so through the agent.
     pub fn client_in(&self, scenario: &Scenario, mode: &str) -> serde_json::Value {
         let args = self.client_args(mode);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -24,6 +24,43 @@ pub fn ensure_all() -> anyhow::Result<()> {
     ensure_debian_packages()?;
     ensure_bpf_linker()?;
     ensure_python_env()?;
+    ensure_node_packages()?;
+    Ok(())
+}
+
+/// tests/mcp/node: the TypeScript MCP SDK and server-everything, at the versions its
+/// package-lock.json pins. A copy of the lockfile in node_modules marks an install done.
+fn ensure_node_packages() -> anyhow::Result<()> {
+    let dir = workspace_root().join("tests/mcp/node");
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .context("reading tests/mcp/node/package-lock.json")?;
+    let stamp = dir.join("node_modules/.installed-from-lock");
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
+        return Ok(());
+    }
+    if !on_path("npm") {
+        run("apt-get", &["update", "-qq"])?;
+        run(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "nodejs",
+                "npm",
+            ],
+        )?;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .status()
+        .context("running npm ci in tests/mcp/node")?;
+    if !status.success() {
+        bail!("npm ci in {} failed ({status})", dir.display());
+    }
+    std::fs::write(&stamp, lock).context("marking the npm install done")?;
     Ok(())
 }
 

@@ -1,24 +1,70 @@
 //! Policy: which MCP requests a principal may make, read from `policies/*.toml`.
 //!
-//! Evaluation is **first match wins**, like a firewall: files in lexical file-name order
-//! (`10-base.toml` before `20-team.toml`), rules in file order; the first rule whose
-//! conditions all hold decides. When none matches, the `[defaults]` action applies (set in
-//! at most one file; `allow` if no file sets it). Chosen over most-specific-wins because
-//! an operator can read the outcome off the files top to bottom.
+//! # Evaluation: first match wins
 //!
-//! Conditions within a rule are ANDed; the entries of one condition are ORed; an absent
-//! condition matches anything. A condition on something the request or principal does not
-//! have (a tool on `tools/list`, a uid when the process is unknown) does not match, so a
-//! rule that allows by identity never allows an unidentified caller.
+//! Files are read in lexical file-name order (`10-base.toml` before `20-team.toml`), rules
+//! in the order they appear in each file; the first rule whose conditions all hold decides
+//! and no later rule is looked at. When no rule matches, `[defaults]` decides. Chosen over
+//! most-specific-wins or deny-overrides because the outcome can be read off the files top
+//! to bottom, like a firewall: put narrow exceptions above the broad rules they carve out.
+//!
+//! `[defaults]` (`action`, `reason`, `mask`) may appear in one file only — a second is an
+//! error naming both, because two defaults would silently depend on file order. Without
+//! any, the default is allow with default masking (what the shipped policy says too).
+//!
+//! # Conditions
+//!
+//! A rule's `[rule.match]` conditions are ANDed; the entries of one condition are ORed; an
+//! absent condition matches anything (so a rule without `match` matches everything).
+//! A condition on something the request or caller does not have — a `tool` on
+//! `tools/list`, a `uid` when the kernel recorded no process, a `user` whose name did not
+//! resolve, a `claim` without a token, an argument pointer that does not resolve — does
+//! not match. That fails closed for allow rules (an unidentified caller never satisfies
+//! an identity condition); the flip side is that a deny rule on identity does not catch
+//! unidentified callers either, so a strict policy is written as `[defaults] action =
+//! "deny"` plus allow rules.
+//!
+//! | key | matches | patterns |
+//! |---|---|---|
+//! | `server` | original destination, or configured server name | `IP:PORT`, `IP:*`, `*:PORT` (IPv6 in brackets; v4-mapped = IPv4), or a name glob |
+//! | `method` | JSON-RPC method | glob |
+//! | `tool` | `tools/call` `params.name` | glob |
+//! | `user`, `comm`, `exe`, `cgroup` | the calling process (kernel + /proc) | glob |
+//! | `uid`, `gid` | the calling process | integers |
+//! | `group` | token groups (any of them) | glob |
+//! | `claim` | `{ name = glob or [globs] }`, each claim must match | glob |
+//! | `[[rule.match.argument]]` | `pointer` (RFC 6901 into `params.arguments`) + `regex` | all must match |
+//!
+//! Globs are `globset`'s (see `file.rs` for why): `*` (any run, `/` and newlines
+//! included), `?` (one byte: use `*` around non-ASCII), `[a-z]`, `{a,b}`; case-sensitive. Regexes are the `regex` crate's and unanchored (write `^…$`).
+//! An argument regex sees a string as-is and any other JSON value as its compact JSON
+//! text (`42`, `true`, `["a","b"]`). Argument patterns are text checks, not path
+//! canonicalisation: `^/etc/` does not stop `//etc/passwd`, so guard paths by allowing
+//! the safe prefix and denying the rest, not the other way around.
+//!
+//! # Actions
+//!
+//! `allow` (with `mask = "default" | "none"` for its responses), `deny` and `approve`
+//! (both with a `reason` the caller is shown). Every check — unknown keys, bad actions,
+//! globs, regexes, pointers, duplicate ids across files — happens at load, so `gateway-agent
+//! check` and start-up refuse exactly the same files, and each error names the file, the
+//! rule and the key.
 
 mod file;
-mod glob;
+mod matcher;
 
-use std::{net::SocketAddr, path::Path};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
+use serde::Serialize;
 use serde_json::Value;
 
-use self::glob::Glob;
+use self::{
+    file::PolicyFile,
+    matcher::{Action, Rule},
+};
 use crate::principal::Principal;
 
 /// The shipped default policy, used when the config names no policy directory.
@@ -26,18 +72,28 @@ pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("policy directory {dir}: {source}")]
-    Dir { dir: String, source: std::io::Error },
-    #[error("policy file {path}: {source}")]
+    // The wrapped errors are fields named `error`, not `source`: the message already
+    // carries them, and a `source` would print twice under anyhow's `{:#}`.
+    #[error("cannot read policy directory {}: {error}", dir.display())]
+    Dir { dir: PathBuf, error: std::io::Error },
+    #[error(
+        "policy directory {} holds no *.toml files (to allow everything, add one with \
+         [defaults] action = \"allow\")",
+        dir.display()
+    )]
+    NoFiles { dir: PathBuf },
+    #[error("cannot read policy file {}: {error}", path.display())]
     Read {
-        path: String,
-        source: std::io::Error,
+        path: PathBuf,
+        error: std::io::Error,
     },
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {error}")]
     Parse {
         origin: String,
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
+    /// `rule` is `rule "<id>"`, `rule #<n>` (1-based, when the id itself is the problem)
+    /// or `[defaults]`; `key` is the path inside it, e.g. `match.tool[1]`.
     #[error("{origin}: {rule}: {key}: {problem}")]
     Invalid {
         origin: String,
@@ -45,113 +101,115 @@ pub enum PolicyError {
         key: String,
         problem: String,
     },
-    #[error("{second}: rule id {id:?} is already used in {first}")]
+    #[error(
+        "{origin}: rule {id:?}: id: already used in {first}; rule ids must be unique across all policy files"
+    )]
     DuplicateId {
+        origin: String,
         id: String,
         first: String,
-        second: String,
     },
-    #[error("{second}: [defaults] is already set in {first}; set it in one file only")]
-    Defaults { first: String, second: String },
+    #[error("{origin}: [defaults]: already set in {first}; set the defaults in one file only")]
+    DuplicateDefaults { origin: String, first: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Allow,
-    Deny,
-    Approve,
-}
-
-/// How responses to an allowed request are masked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the responses to an allowed request are masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MaskProfile {
+    /// The masking the `[mask]` config describes.
     Default,
-    /// No masking: for servers an operator trusts to return nothing secret.
+    /// None, for a server an operator trusts to return nothing secret.
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What policy says about one request. Serialises as `{"action": "deny", "rule": …}` for
+/// audit records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
 pub enum Decision {
-    /// `rule` is `None` when the default action allowed it.
+    /// `rule` is `None` when no rule matched and `[defaults]` allowed it.
     Allow {
         rule: Option<String>,
         mask: MaskProfile,
     },
-    Deny {
-        rule: String,
-        reason: String,
-    },
-    Approve {
-        rule: String,
-        reason: String,
-    },
+    /// `rule` is `"[defaults]"` when no rule matched and the default denies.
+    Deny { rule: String, reason: String },
+    /// Hold for a human's approval; `reason` is shown to the caller and the approver.
+    Approve { rule: String, reason: String },
+}
+
+impl Decision {
+    /// The rule that decided, for logs and audit; `None` for the default allow.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Decision::Allow { rule, .. } => rule.as_deref(),
+            Decision::Deny { rule, .. } | Decision::Approve { rule, .. } => Some(rule),
+        }
+    }
 }
 
 /// The MCP server a request goes to.
+#[derive(Debug, Clone, Copy)]
 pub struct ServerRef<'a> {
+    /// The original destination the client dialled (before eBPF redirected it).
     pub addr: SocketAddr,
+    /// The server's configured name, if the config names this destination.
     pub name: Option<&'a str>,
 }
 
+/// Everything policy looks at for one JSON-RPC request.
+#[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     pub server: ServerRef<'a>,
     pub method: &'a str,
+    /// `params.name` of a `tools/call`.
     pub tool: Option<&'a str>,
+    /// `params.arguments` of a `tools/call`.
     pub arguments: Option<&'a Value>,
     pub principal: &'a Principal,
 }
 
-struct Rule {
-    id: String,
-    #[allow(dead_code)] // kept for `check` output and audit later
-    origin: String,
-    action: Action,
-    reason: String,
-    mask: MaskProfile,
-    conditions: Conditions,
-}
-
-struct Conditions {
-    server: Option<Vec<Glob>>,
-    method: Option<Vec<Glob>>,
-    tool: Option<Vec<Glob>>,
-    user: Option<Vec<Glob>>,
-    uid: Option<Vec<u32>>,
-    comm: Option<Vec<Glob>>,
-    exe: Option<Vec<Glob>>,
-    cgroup: Option<Vec<Glob>>,
-    group: Option<Vec<Glob>>,
-    claim: Vec<(String, Glob)>,
-    arguments: Vec<(String, regex::Regex)>,
-}
-
+/// A loaded, validated policy. Immutable: a reload builds a new one and swaps the `Arc`,
+/// so a request is judged by one consistent policy from start to end.
+#[derive(Debug)]
 pub struct PolicySet {
     rules: Vec<Rule>,
     default: Decision,
 }
 
 impl PolicySet {
-    /// All `*.toml` files in `dir`, in file-name order.
+    /// All `*.toml` files directly in `dir`, in lexical file-name order. Hidden files
+    /// (`.#10-x.toml` editor locks) are skipped; anything else named `*.toml` that cannot
+    /// be read (a directory, a dangling symlink) is an error, not silently skipped, since
+    /// a missing file may be a missing deny rule. So is a directory with no policy files:
+    /// more likely a wrong path than an intended allow-all.
     pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
-        let dir_err = |source| PolicyError::Dir {
-            dir: dir.display().to_string(),
-            source,
+        let dir_error = |error| PolicyError::Dir {
+            dir: dir.to_owned(),
+            error,
         };
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(dir_err)?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(dir_err)?;
-        paths.retain(|p| p.extension().is_some_and(|ext| ext == "toml"));
-        paths.sort();
-        let mut files = Vec::new();
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            files.push((path.display().to_string(), text));
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+            let name = entry.map_err(dir_error)?.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".toml") && !name.starts_with('.') {
+                paths.push(dir.join(&*name));
+            }
         }
+        if paths.is_empty() {
+            return Err(PolicyError::NoFiles {
+                dir: dir.to_owned(),
+            });
+        }
+        paths.sort();
+        let files = paths
+            .into_iter()
+            .map(|path| match std::fs::read_to_string(&path) {
+                Ok(text) => Ok((path.display().to_string(), text)),
+                Err(error) => Err(PolicyError::Read { path, error }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Self::from_files(
             files
                 .iter()
@@ -159,7 +217,7 @@ impl PolicySet {
         )
     }
 
-    /// One file's worth of policy (the embedded default, tests).
+    /// One file's worth of policy; `origin` names it in errors (the embedded default).
     pub fn parse(text: &str, origin: &str) -> Result<Self, PolicyError> {
         Self::from_files([(origin, text)])
     }
@@ -168,52 +226,28 @@ impl PolicySet {
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, PolicyError> {
         let mut rules: Vec<Rule> = Vec::new();
-        let mut default: Option<(String, Decision)> = None;
+        let mut default: Option<(&str, Decision)> = None;
         for (origin, text) in files {
-            let parsed: file::PolicyFile =
-                toml::from_str(text).map_err(|source| PolicyError::Parse {
-                    origin: origin.to_owned(),
-                    source: Box::new(source),
-                })?;
-            if let Some(defaults) = parsed.defaults {
-                if let Some((first, _)) = &default {
-                    return Err(PolicyError::Defaults {
-                        first: first.clone(),
-                        second: origin.to_owned(),
+            let file: PolicyFile = toml::from_str(text).map_err(|error| PolicyError::Parse {
+                origin: origin.to_owned(),
+                error: Box::new(error),
+            })?;
+            if let Some(defaults) = file.defaults {
+                if let Some((first, _)) = default {
+                    return Err(PolicyError::DuplicateDefaults {
+                        origin: origin.to_owned(),
+                        first: first.to_owned(),
                     });
                 }
-                let invalid = |key: &str, problem: String| PolicyError::Invalid {
-                    origin: origin.to_owned(),
-                    rule: "[defaults]".into(),
-                    key: key.to_owned(),
-                    problem,
-                };
-                let mask =
-                    file::parse_mask(defaults.mask.as_deref()).map_err(|p| invalid("mask", p))?;
-                let decision = match defaults.action {
-                    file::ActionName::Allow => Decision::Allow { rule: None, mask },
-                    file::ActionName::Deny => Decision::Deny {
-                        rule: "default".into(),
-                        reason: defaults
-                            .reason
-                            .unwrap_or_else(|| "no policy rule allows this request".into()),
-                    },
-                    file::ActionName::Approve => {
-                        return Err(invalid(
-                            "action",
-                            "the default action must be allow or deny".into(),
-                        ));
-                    }
-                };
-                default = Some((origin.to_owned(), decision));
+                default = Some((origin, defaults.compile(origin)?));
             }
-            for (index, spec) in parsed.rules.into_iter().enumerate() {
+            for (index, spec) in file.rules.into_iter().enumerate() {
                 let rule = spec.compile(origin, index)?;
-                if let Some(existing) = rules.iter().find(|r| r.id == rule.id) {
+                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
                     return Err(PolicyError::DuplicateId {
+                        origin: origin.to_owned(),
                         id: rule.id,
-                        first: existing.origin.clone(),
-                        second: origin.to_owned(),
+                        first: first.origin.clone(),
                     });
                 }
                 rules.push(rule);
@@ -226,11 +260,12 @@ impl PolicySet {
                     rule: None,
                     mask: MaskProfile::Default,
                 },
-                |(_, d)| d,
+                |(_, decision)| decision,
             ),
         })
     }
 
+    /// The number of rules (not counting `[defaults]`).
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -239,110 +274,46 @@ impl PolicySet {
         self.rules.is_empty()
     }
 
+    /// What happens when no rule matches.
+    pub fn default_decision(&self) -> &Decision {
+        &self.default
+    }
+
     pub fn evaluate(&self, request: &RequestFacts<'_>) -> Decision {
         self.rules
             .iter()
-            .find(|rule| rule.conditions.matches(request, true))
+            .find(|rule| rule.conditions.matches(request))
             .map_or_else(|| self.default.clone(), Rule::decision)
     }
 
-    /// Would a `tools/call` of `tool` be denied whatever its arguments? Rules with
-    /// argument conditions cannot be decided without arguments and are skipped; a tool
-    /// that needs approval stays visible (the call itself will say so).
+    /// For `tools/list` filtering: is a `tools/call` of `tool` by `principal` to `server`
+    /// denied whatever its arguments? Hidden only when that is certain, so a client never
+    /// loses a tool it could call; the call itself is still judged by [`Self::evaluate`].
+    ///
+    /// Walks the rules as `evaluate` would with unknown arguments: a rule with argument
+    /// conditions may or may not match, so a deny among them is passed over (some
+    /// arguments escape it) and an allow or approve among them makes the tool visible
+    /// (some arguments reach it). Otherwise the first match decides; only deny hides.
+    /// A tool that needs approval stays visible: the approval flow handles the call.
     pub fn tool_hidden(&self, server: &ServerRef<'_>, tool: &str, principal: &Principal) -> bool {
         let request = RequestFacts {
-            server: ServerRef {
-                addr: server.addr,
-                name: server.name,
-            },
+            server: *server,
             method: "tools/call",
             tool: Some(tool),
             arguments: None,
             principal,
         };
-        let decision = self
-            .rules
-            .iter()
-            .find(|rule| {
-                rule.conditions.arguments.is_empty() && rule.conditions.matches(&request, false)
-            })
-            .map_or_else(|| self.default.clone(), Rule::decision);
-        matches!(decision, Decision::Deny { .. })
-    }
-}
-
-impl Rule {
-    fn decision(&self) -> Decision {
-        match self.action {
-            Action::Allow => Decision::Allow {
-                rule: Some(self.id.clone()),
-                mask: self.mask,
-            },
-            Action::Deny => Decision::Deny {
-                rule: self.id.clone(),
-                reason: self.reason.clone(),
-            },
-            Action::Approve => Decision::Approve {
-                rule: self.id.clone(),
-                reason: self.reason.clone(),
-            },
+        for rule in &self.rules {
+            if !rule.conditions.matches_without_arguments(&request) {
+                continue;
+            }
+            match (rule.conditions.has_argument_conditions(), rule.action) {
+                (true, Action::Deny) => continue,
+                (true, _) => return false,
+                (false, action) => return action == Action::Deny,
+            }
         }
-    }
-}
-
-/// Does `value` satisfy an optional list of globs? Absent list: yes. Absent value: no.
-fn any_glob(globs: &Option<Vec<Glob>>, value: Option<&str>) -> bool {
-    match globs {
-        None => true,
-        Some(globs) => value.is_some_and(|v| globs.iter().any(|g| g.matches(v))),
-    }
-}
-
-impl Conditions {
-    fn matches(&self, request: &RequestFacts<'_>, check_arguments: bool) -> bool {
-        let p = request.principal;
-        let server_ok = match &self.server {
-            None => true,
-            Some(globs) => {
-                let addr = request.server.addr.to_string();
-                globs
-                    .iter()
-                    .any(|g| g.matches(&addr) || request.server.name.is_some_and(|n| g.matches(n)))
-            }
-        };
-        server_ok
-            && any_glob(&self.method, Some(request.method))
-            && any_glob(&self.tool, request.tool)
-            && any_glob(&self.user, p.user())
-            && self
-                .uid
-                .as_ref()
-                .is_none_or(|uids| p.uid().is_some_and(|uid| uids.contains(&uid)))
-            && any_glob(&self.comm, p.comm())
-            && any_glob(&self.exe, p.exe().as_deref())
-            && any_glob(&self.cgroup, p.cgroup())
-            && self.group.as_ref().is_none_or(|globs| {
-                p.groups()
-                    .iter()
-                    .any(|group| globs.iter().any(|g| g.matches(group)))
-            })
-            && self
-                .claim
-                .iter()
-                .all(|(name, glob)| p.claim(name).is_some_and(|v| glob.matches(&v)))
-            && (!check_arguments || self.arguments_match(request.arguments))
-    }
-
-    fn arguments_match(&self, arguments: Option<&Value>) -> bool {
-        self.arguments.iter().all(|(pointer, regex)| {
-            let Some(value) = arguments.and_then(|args| args.pointer(pointer)) else {
-                return false;
-            };
-            match value {
-                Value::String(text) => regex.is_match(text),
-                other => regex.is_match(&other.to_string()),
-            }
-        })
+        matches!(self.default, Decision::Deny { .. })
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{McpServer, Scenario, require_root};
+use support::{Agent, McpServer, Scenario, require_root};
 
 /// Denies shell_* tools for everyone; everything else is allowed and masked.
 const POLICY: &str = r#"
@@ -23,18 +23,23 @@ const AWS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 const GITHUB_TOKEN: &str = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
 const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
 
-fn run_case(state: &str, response: &str, mode: &str) {
+/// The test server, and an agent intercepting it with `policy` as its policy directory.
+fn start(policy: &str, state: &str, response: &str) -> (McpServer, Scenario, Agent) {
     let server = McpServer::start(state, response);
     let scenario = Scenario::new();
     let policies = scenario.dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("10-test.toml"), POLICY).unwrap();
+    std::fs::write(policies.join("10-test.toml"), policy).unwrap();
     let config = scenario.config_with(
         &[server.port],
         &format!("\n[policy]\ndir = \"{}\"\n", policies.display()),
     );
     let agent = scenario.start_agent(&config);
+    (server, scenario, agent)
+}
 
+fn run_case(state: &str, response: &str, mode: &str) {
+    let (server, scenario, agent) = start(POLICY, state, response);
     let direct = server.client_direct(mode);
     let proxied = server.client_in(&scenario, mode);
     let case = format!("{state}/{response}/{mode}");
@@ -127,4 +132,27 @@ fn legacy_http_sse_transport() {
     if require_root("legacy_http_sse_transport") {
         run_case("legacy-sse", "sse", "sse");
     }
+}
+
+#[test]
+fn a_mask_none_rule_leaves_only_that_tools_results_unmasked() {
+    if !require_root("a_mask_none_rule_leaves_only_that_tools_results_unmasked") {
+        return;
+    }
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nid = \"trusted-notes\"\naction = \"allow\"\nmask = \"none\"\n[rule.match]\ntool = [\"read_notes\"]\n"
+    );
+    let (server, scenario, _agent) = start(&policy, "stateless", "json");
+    let proxied = server.client_in(&scenario, "2026-07-28");
+    assert!(
+        proxied["read_notes"][0]
+            .as_str()
+            .unwrap()
+            .contains(GITHUB_TOKEN),
+        "{proxied}"
+    );
+    assert!(
+        !proxied["get_config"].to_string().contains(GITHUB_TOKEN),
+        "{proxied}"
+    );
 }

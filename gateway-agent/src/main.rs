@@ -54,8 +54,22 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("gateway-agent: error: {err:#}");
+            eprintln!("gateway-agent: error: {}", render_chain(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause once: many of our errors already quote their
+/// cause in their own message, and `{:#}` would print it a second time.
+fn render_chain(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

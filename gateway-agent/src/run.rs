@@ -172,8 +172,13 @@ fn build_pipeline(config: &Config, path: Option<&Path>) -> anyhow::Result<Pipeli
         masking = config.mask.enabled,
         "MCP pipeline ready"
     );
+    let unmasked = Masker::new(&crate::mask::MaskConfig {
+        enabled: false,
+        ..config.mask.clone()
+    })?;
     Ok(Pipeline {
         masker: Arc::new(masker),
+        unmasked: Arc::new(unmasked),
         legacy: Arc::new(LegacySessions::default()),
         policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
         limits: HttpLimits {

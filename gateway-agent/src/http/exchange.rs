@@ -25,7 +25,7 @@ use crate::{
         filter::{Filtered, filter_server_body},
         jsonrpc::{self, Kind, codes},
     },
-    policy::{Decision, PolicySet, RequestFacts, ServerRef},
+    policy::{Decision, MaskProfile, PolicySet, RequestFacts, ServerRef},
     principal::Principal,
 };
 
@@ -56,6 +56,8 @@ impl ConnFacts {
 /// The shared, immutable parts of the MCP pipeline.
 pub struct Pipeline {
     pub masker: Arc<Masker>,
+    /// A disabled masker, for traffic policy allows with `mask = "none"`.
+    pub unmasked: Arc<Masker>,
     pub legacy: Arc<LegacySessions>,
     pub policy: Arc<std::sync::RwLock<Arc<PolicySet>>>,
     pub limits: HttpLimits,
@@ -63,8 +65,12 @@ pub struct Pipeline {
 
 /// What the request filter decided.
 enum Inbound {
-    /// Forward; `method` is set when the body held exactly one request.
-    Forward { method: Option<String> },
+    /// Forward; `method` is set when the body held exactly one request. `masked` is
+    /// false only when policy allowed every request in the body with `mask = "none"`.
+    Forward {
+        method: Option<String>,
+        masked: bool,
+    },
     /// Answer the client ourselves.
     Respond(Response<ProxyBody>),
 }
@@ -90,7 +96,7 @@ impl Pipeline {
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);
             let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
             let (mut parts, incoming) = request.into_parts();
-            let (upstream_body, method) = if is_json_post(&parts.method, &parts.headers) {
+            let (upstream_body, method, masked) = if is_json_post(&parts.method, &parts.headers) {
                 let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
                     Ok(bytes) => bytes,
                     Err(CollectError::TooLarge { limit }) => {
@@ -111,15 +117,16 @@ impl Pipeline {
                         );
                     }
                 };
-                let method = match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
-                    Inbound::Forward { method } => method,
-                    Inbound::Respond(response) => return response,
-                };
+                let (method, masked) =
+                    match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
+                        Inbound::Forward { method, masked } => (method, masked),
+                        Inbound::Respond(response) => return response,
+                    };
                 // The body is already here: the upstream needs no 100-continue dance.
                 parts.headers.remove(header::EXPECT);
-                (full(bytes), method)
+                (full(bytes), method, masked)
             } else {
-                (body::forward(incoming), None)
+                (body::forward(incoming), None, true)
             };
             // Bodies the gateway must read are asked for unencoded.
             parts.headers.insert(
@@ -145,7 +152,7 @@ impl Pipeline {
                 let (parts, _) = response.into_parts();
                 return Response::from_parts(parts, body::empty());
             }
-            self.filter_response(response, method, facts).await
+            self.filter_response(response, method, masked, facts).await
         }
         .instrument(span)
         .await
@@ -193,6 +200,7 @@ impl Pipeline {
         }
         let policy = self.policy();
         let mut refusals = Vec::new();
+        let mut masked = false;
         for message in &messages {
             if jsonrpc::kind(message) != Kind::Request {
                 continue;
@@ -211,7 +219,10 @@ impl Pipeline {
                 principal: &facts.principal,
             });
             let refusal = match decision {
-                Decision::Allow { .. } => None,
+                Decision::Allow { mask, .. } => {
+                    masked |= mask == MaskProfile::Default;
+                    None
+                }
                 Decision::Deny { rule, reason } => Some((rule, reason)),
                 // The approval workflow is a later stage; until then approval means no.
                 Decision::Approve { rule, reason } => {
@@ -230,7 +241,12 @@ impl Pipeline {
                 }
                 _ => None,
             };
-            return Inbound::Forward { method };
+            // A body of notifications/responses only has no decision: mask by default.
+            let any_request = messages.iter().any(|m| jsonrpc::kind(m) == Kind::Request);
+            return Inbound::Forward {
+                method,
+                masked: masked || !any_request,
+            };
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.
         let modern = header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28");
@@ -252,6 +268,7 @@ impl Pipeline {
         &self,
         response: Response<Incoming>,
         request_method: Option<String>,
+        masked: bool,
         facts: &ConnFacts,
     ) -> Response<ProxyBody> {
         let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
@@ -274,7 +291,7 @@ impl Pipeline {
                 );
             }
             parts.headers.remove(header::CONTENT_LENGTH);
-            let filter = self.event_filter(request_method, facts);
+            let filter = self.event_filter(request_method, masked, facts);
             let legacy = LegacyRegistry {
                 sessions: Arc::clone(&self.legacy),
                 server: facts.orig_dst,
@@ -317,7 +334,7 @@ impl Pipeline {
                 }
             },
         };
-        let filter = self.event_filter(request_method, facts);
+        let filter = self.event_filter(request_method, masked, facts);
         let out = filter.apply(&bytes).unwrap_or(bytes);
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove(header::TRANSFER_ENCODING);
@@ -327,9 +344,14 @@ impl Pipeline {
         Response::from_parts(parts, full(out))
     }
 
-    fn event_filter(&self, request_method: Option<String>, facts: &ConnFacts) -> MessageFilter {
+    fn event_filter(
+        &self,
+        request_method: Option<String>,
+        masked: bool,
+        facts: &ConnFacts,
+    ) -> MessageFilter {
         MessageFilter {
-            masker: Arc::clone(&self.masker),
+            masker: Arc::clone(if masked { &self.masker } else { &self.unmasked }),
             policy: self.policy(),
             request_method,
             server_addr: facts.orig_dst,

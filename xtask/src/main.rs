@@ -2,6 +2,7 @@
 //! machine of this kind, idempotently.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod setup;
 
 use std::process::Command;
@@ -32,6 +33,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, build in release mode and measure requests/s and p50/p99 latency of
+    /// keep-alive HTTP requests, direct vs through the agent (needs root).
+    Bench(bench::BenchArgs),
+    /// The benchmark's load generator (started by `bench`, directly or in the agent's
+    /// cgroup); prints one JSON line.
+    #[command(hide = true)]
+    BenchClient(bench::client::ClientArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +63,8 @@ fn main() -> anyhow::Result<()> {
                 &args,
             )
         }
+        Task::Bench(args) => bench::run(&args),
+        Task::BenchClient(args) => bench::client::run(&args),
     }
 }
 

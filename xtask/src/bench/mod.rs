@@ -1,0 +1,248 @@
+//! `cargo xtask bench`: requests/s and p50/p99 latency of small keep-alive HTTP/1.1
+//! requests, direct and through the agent, in the same run against the same backend.
+//!
+//! The agent intercepts by cgroup, so "direct" and "proxied" are the same client binary
+//! started outside and inside the agent's cgroup: the only difference between the two
+//! measurements is the agent in the path.
+//!
+//! `cargo xtask` runs a debug build, and a debug hyper client and server would be slow
+//! enough to hide the agent's cost. So after set-up the command builds xtask in release
+//! mode too and re-runs itself from there (`--prebuilt`); the backend and load generator
+//! are then as optimised as the agent they measure.
+
+pub mod client;
+mod fixture;
+mod report;
+mod server;
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Context as _, bail};
+
+use crate::setup;
+use fixture::{Agent, BoundedChild, Cgroup, PinDir};
+use report::{Report, Scenario};
+
+/// Bound on the agent's start-up (eBPF load and attach).
+const AGENT_READY: Duration = Duration::from_secs(30);
+/// A client may run this much longer than its warm-up plus measured time (start-up, its
+/// own per-request timeout, printing) before it is killed.
+const CLIENT_SLACK: Duration = Duration::from_secs(30);
+/// How long the agent's "intercepted connection" line may trail the proxied client.
+const LOG_LAG: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrency levels to measure (keep-alive connections), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    concurrency: Vec<usize>,
+    /// Measured time per run (each level runs direct, then proxied).
+    #[arg(long, default_value_t = 5_000)]
+    duration_ms: u64,
+    /// Warm-up before each run's measurement starts.
+    #[arg(long, default_value_t = 1_000)]
+    warmup_ms: u64,
+    /// Set-up and release build are done: measure in this process.
+    #[arg(long, hide = true)]
+    prebuilt: bool,
+}
+
+impl BenchArgs {
+    /// The arguments that reproduce this run, as a user would type them.
+    fn options(&self) -> Vec<String> {
+        let levels: Vec<String> = self.concurrency.iter().map(usize::to_string).collect();
+        vec![
+            "--concurrency".into(),
+            levels.join(","),
+            "--duration-ms".into(),
+            self.duration_ms.to_string(),
+            "--warmup-ms".into(),
+            self.warmup_ms.to_string(),
+        ]
+    }
+
+    fn command_line(&self) -> String {
+        format!("cargo xtask bench {}", self.options().join(" "))
+    }
+
+    fn client_limit(&self) -> Duration {
+        Duration::from_millis(self.warmup_ms + self.duration_ms) + CLIENT_SLACK
+    }
+
+    /// Upper bound for the whole measurement process.
+    fn total_limit(&self) -> Duration {
+        let runs = 2 * u32::try_from(self.concurrency.len()).unwrap_or(u32::MAX);
+        AGENT_READY + self.client_limit() * runs + Duration::from_secs(60)
+    }
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    fixture::require_root()?;
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) || args.duration_ms == 0 {
+        bail!("--concurrency needs levels of at least 1, and --duration-ms at least 1");
+    }
+    if args.prebuilt {
+        measure(args)
+    } else {
+        build_and_rerun(args)
+    }
+}
+
+fn release_dir() -> PathBuf {
+    setup::workspace_root().join("target/release")
+}
+
+fn build_and_rerun(args: &BenchArgs) -> anyhow::Result<()> {
+    setup::ensure_all()?;
+    crate::cargo(
+        &[
+            "build",
+            "--release",
+            "--package",
+            "gateway-agent",
+            "--package",
+            "xtask",
+        ],
+        &[],
+    )?;
+    // Ctrl-C reaches the release process too, which then cleans up; this one waits for
+    // that instead of returning the shell while clean-up is still running.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting a runtime for signal handling")?;
+    fixture::catch_interrupts(&runtime)?;
+    let xtask = release_dir().join("xtask");
+    let child = Command::new(&xtask)
+        .args(["bench", "--prebuilt"])
+        .args(args.options())
+        .spawn()
+        .with_context(|| format!("starting {}", xtask.display()))?;
+    let status = BoundedChild::new(child).wait_cleanup(args.total_limit())?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+fn measure(args: &BenchArgs) -> anyhow::Result<()> {
+    let agent_bin = release_dir().join("gateway-agent");
+    if !agent_bin.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask bench`",
+            agent_bin.display()
+        );
+    }
+    fixture::ensure_bpffs()?;
+    fixture::sweep_stale();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the backend runtime")?;
+    fixture::catch_interrupts(&runtime)?;
+    let backend = server::start(&runtime)?;
+    let url = format!("http://{backend}/mcp");
+
+    // Declared in set-up order, so they are dropped in reverse: agent stopped, then
+    // interception detached (needs the config), then the config dir and the cgroup.
+    let cgroup = Cgroup::create()?;
+    let dir = tempfile::Builder::new()
+        .prefix("gateway-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let config = dir.path().join("agent.toml");
+    let pins = PinDir::new(&agent_bin, &config);
+    let listen_port = fixture::free_port()?;
+    std::fs::write(
+        &config,
+        format!(
+            "[intercept]\nports = [{backend_port}]\nlisten = \"127.0.0.1:{listen_port}\"\n\
+             listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n",
+            backend_port = backend.port(),
+            cgroup = cgroup.path.display(),
+            pins = pins.path.display(),
+        ),
+    )
+    .with_context(|| format!("writing {}", config.display()))?;
+    let agent = Agent::start(&agent_bin, &config, AGENT_READY)?;
+    eprintln!(
+        "xtask bench: backend {backend}, agent on 127.0.0.1:{listen_port} intercepting {}",
+        cgroup.path.display()
+    );
+
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let mut scenarios = Vec::new();
+    for &concurrency in &args.concurrency {
+        let client_args = [
+            "bench-client".to_owned(),
+            "--url".to_owned(),
+            url.clone(),
+            "--concurrency".to_owned(),
+            concurrency.to_string(),
+            "--duration-ms".to_owned(),
+            args.duration_ms.to_string(),
+            "--warmup-ms".to_owned(),
+            args.warmup_ms.to_string(),
+        ];
+        eprintln!("xtask bench: c={concurrency} direct");
+        let mut direct = Command::new(&exe);
+        direct.args(&client_args);
+        let (_, direct) = run_client(direct, args)?;
+
+        eprintln!("xtask bench: c={concurrency} through the agent");
+        // sh moves itself into the cgroup, then execs the client: same PID, so the
+        // client's connects are the cgroup's from its first instruction.
+        let mut proxied = Command::new("sh");
+        proxied
+            .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
+            .arg(cgroup.procs())
+            .arg(&exe)
+            .args(&client_args);
+        let (pid, proxied) = run_client(proxied, args)?;
+        let intercepted = agent.intercepted_from(pid, LOG_LAG);
+        if intercepted == 0 {
+            bail!(
+                "the proxied client (pid {pid}) never went through the agent: no \
+                 \"intercepted connection\" line for it; agent log tail:\n{}",
+                agent.tail()
+            );
+        }
+        scenarios.push(Scenario::new(concurrency, direct, proxied, intercepted));
+    }
+
+    let report = Report {
+        command: args.command_line(),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        duration_ms: args.duration_ms,
+        warmup_ms: args.warmup_ms,
+        scenarios,
+    };
+    report.print();
+    let json = setup::workspace_root().join("target/bench/intercept.json");
+    report.write(&json)?;
+    println!("\nresults: {}", json.display());
+    Ok(())
+}
+
+/// Runs one bench-client, bounded, and parses its report. A run with failed requests is
+/// not a measurement of the agent's speed, so it fails the benchmark.
+fn run_client(command: Command, args: &BenchArgs) -> anyhow::Result<(u32, client::ClientReport)> {
+    let (pid, stdout) = fixture::run_captured(command, args.client_limit())?;
+    let line = stdout.lines().last().unwrap_or_default();
+    let report: client::ClientReport = serde_json::from_str(line)
+        .with_context(|| format!("bench-client printed no report: {stdout:?}"))?;
+    if report.errors > 0 || report.requests == 0 {
+        bail!(
+            "bench-client had {} error(s) and {} measured requests: {line}",
+            report.errors,
+            report.requests
+        );
+    }
+    Ok((pid, report))
+}

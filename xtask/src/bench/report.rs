@@ -1,0 +1,108 @@
+//! The benchmark's results: a table for people, JSON (target/bench/intercept.json) for
+//! comparing runs.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::client::ClientReport;
+
+/// One concurrency level, measured both ways against the same backend in the same run.
+#[derive(Debug, Serialize)]
+pub struct Scenario {
+    pub concurrency: usize,
+    pub direct: ClientReport,
+    pub proxied: ClientReport,
+    /// "intercepted connection" lines the agent logged for the proxied client's PID: the
+    /// proof that the proxied numbers are the agent's.
+    pub intercepted_connections: usize,
+    /// proxied rps / direct rps.
+    pub rps_ratio: f64,
+    /// Latency the agent adds, proxied minus direct.
+    pub p50_added_us: i64,
+    pub p99_added_us: i64,
+}
+
+impl Scenario {
+    pub fn new(
+        concurrency: usize,
+        direct: ClientReport,
+        proxied: ClientReport,
+        intercepted_connections: usize,
+    ) -> Self {
+        let added = |proxied: u64, direct: u64| proxied as i64 - direct as i64;
+        Self {
+            concurrency,
+            rps_ratio: if direct.rps > 0.0 {
+                proxied.rps / direct.rps
+            } else {
+                0.0
+            },
+            p50_added_us: added(proxied.p50_us, direct.p50_us),
+            p99_added_us: added(proxied.p99_us, direct.p99_us),
+            direct,
+            proxied,
+            intercepted_connections,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Report {
+    pub fn print(&self) {
+        println!();
+        println!("command: {}", self.command);
+        println!(
+            "kernel {}, {} CPUs; {} ms measured after {} ms warm-up per run",
+            self.kernel, self.cpus, self.duration_ms, self.warmup_ms
+        );
+        println!();
+        println!(
+            "{:<12} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
+            "scenario",
+            "direct rps",
+            "p50 µs",
+            "p99 µs",
+            "proxy rps",
+            "p50 µs",
+            "p99 µs",
+            "rps ratio",
+            "+p50 µs",
+            "+p99 µs"
+        );
+        println!("{}", "-".repeat(109));
+        for s in &self.scenarios {
+            println!(
+                "{:<12} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
+                format!("c={}", s.concurrency),
+                s.direct.rps,
+                s.direct.p50_us,
+                s.direct.p99_us,
+                s.proxied.rps,
+                s.proxied.p50_us,
+                s.proxied.p99_us,
+                s.rps_ratio,
+                s.p50_added_us,
+                s.p99_added_us
+            );
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}

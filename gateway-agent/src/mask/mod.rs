@@ -1,53 +1,59 @@
 //! Secret masking for everything that flows back to an MCP caller.
 //!
-//! Two detectors: sensitive JSON keys (the whole value goes), and known secret formats
-//! inside any string (only the secret goes). Strings that hold JSON are parsed and masked
-//! as JSON, so a credential inside a tool's text-serialised result is caught by key too.
-//! Masking works on decoded values — JSON `\uXXXX` escapes are already resolved by the
-//! parser, so `"\u0041KIA…"` cannot slip past a pattern that looks for `AKIA`.
+//! Two detectors. By key: a value held under a sensitive JSON key (`password`, `apiKey`,
+//! `DB_PASSWORD`…, see [`keys`]) is replaced whole. By pattern: a known credential format
+//! inside any string (see [`rules`]) is replaced, and only it. Strings that hold JSON —
+//! MCP tools often return their result serialised into a `text` block — are parsed and
+//! masked as JSON, so a credential in there is caught by key too.
+//!
+//! Masking works on decoded values: JSON `\uXXXX` escapes are resolved by the parser
+//! before any rule looks, so `"\u0041KIA…"` cannot slip past a rule that looks for `AKIA`.
 //!
 //! A placeholder names the rule and nothing else (`[MASKED:github_pat]`): never the
-//! secret, a prefix of it, or its length. Placeholders match no rule, so masking twice
-//! changes nothing.
+//! secret, a prefix of it, or its length. No rule matches a placeholder, so masking a
+//! masked document changes nothing.
 //!
-//! Speed (see shared/PERF-NOTES.md): one ASCII case-insensitive Aho-Corasick pass finds
-//! the keywords present in a string; only the rules those keywords point to run their
-//! byte regexes, compiled with Unicode off. Clean strings allocate nothing.
+//! Speed (see shared/PERF-NOTES.md): one ASCII case-insensitive Aho-Corasick pass per
+//! string finds the keywords present; only the rules those keywords point to run their
+//! byte regexes, compiled with Unicode off. A string without a keyword is left as it is
+//! and nothing is allocated for it.
 
 mod keys;
 mod rules;
+mod scan;
 
 use std::{borrow::Cow, collections::BTreeMap};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::{
-    keys::SensitiveKeys,
-    rules::{ENTROPY_RULE, ENTROPY_THRESHOLD, RULES, Rule},
-};
+use self::{keys::SensitiveKeys, scan::Scanner};
 
 /// What replaces a value held under a sensitive key.
 pub const KEY_PLACEHOLDER: &str = "[MASKED:json_key]";
-/// What replaces a subtree nested deeper than [`MAX_DEPTH`]: it cannot be inspected, so
-/// it is not released (fail closed).
+/// What replaces a subtree nested deeper than [`MAX_DEPTH`]: it was not inspected, so it
+/// is not released (fail closed).
 pub const DEPTH_PLACEHOLDER: &str = "[MASKED:too_deep]";
-/// JSON nesting the masker follows (JSON inside strings counts as nesting too).
+/// JSON nesting the masker follows, counting JSON inside strings as nesting too. Equal
+/// to serde_json's own parse limit, so any document the gateway could parse is inspected
+/// whole unless a string inside it nests further.
 pub const MAX_DEPTH: usize = 128;
-const PLACEHOLDER_PREFIX: &[u8] = b"[MASKED:";
+/// Object keys at least this long are pattern-scanned as well as checked by name.
+const MIN_SCANNED_KEY: usize = 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaskConfig {
-    /// Mask secrets in responses (on by default). Off only for debugging.
+    /// Mask secrets in everything returned to MCP clients (on by default). Turning it off
+    /// releases tool output exactly as servers send it.
     pub enabled: bool,
-    /// More JSON key names to treat as secret, in any spelling (`vendorAuth`,
-    /// `VENDOR_AUTH`…), in addition to the built-in list.
+    /// More JSON key names whose values are always masked, in addition to the built-in
+    /// list. Matched like the built-ins: case and separators are ignored, so `X-Vendor-Auth`
+    /// also covers `x_vendor_auth` and `xVendorAuth`.
     pub keys: Vec<String>,
-    /// Also mask long high-entropy tokens of no known format (costs a regex scan of every
-    /// string; may catch random ids).
+    /// Also mask long random-looking tokens of no known format (32+ characters mixing
+    /// upper, lower and digits). Off by default: it costs a regex scan of every string
+    /// and also masks random identifiers and base64 data.
     pub entropy: bool,
 }
 
@@ -63,20 +69,26 @@ impl Default for MaskConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
-    #[error("mask rule {rule}: {source}")]
+    #[error("built-in mask rule {rule} does not compile: {source}")]
     Rule {
         rule: &'static str,
         source: Box<regex::Error>,
     },
-    #[error("mask keyword prefilter: {0}")]
+    #[error("mask keyword prefilter cannot be built: {0}")]
     Prefilter(#[from] aho_corasick::BuildError),
+    #[error("{0} built-in mask rules; at most 256 fit the per-string candidate set")]
+    TooManyRules(usize),
+    #[error("mask.keys: {0:?} has no letters or digits, so it would match no key")]
+    EmptyKey(String),
 }
 
-/// What masking found, for logs and audit (rule names and counts, never values).
+/// What masking found, for logs and audit: rule names and counts, never values.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MaskReport {
     /// Values or spans replaced.
     pub masked: usize,
+    /// Replacements per rule name (`json_key` for key hits, `too_deep` for the depth
+    /// limit, else the pattern rule's name).
     pub rules: BTreeMap<&'static str, usize>,
 }
 
@@ -98,62 +110,29 @@ impl MaskReport {
     }
 }
 
-struct Compiled {
-    name: &'static str,
-    regex: Regex,
-}
-
+/// Built once from [`MaskConfig`] and shared (`Arc<Masker>`); masking needs `&self` only.
 pub struct Masker {
     enabled: bool,
     keys: SensitiveKeys,
-    rules: Vec<Compiled>,
-    prefilter: AhoCorasick,
-    /// For each prefilter pattern, the rule it belongs to.
-    keyword_rule: Vec<usize>,
-    entropy: Option<Compiled>,
+    scanner: Scanner,
 }
 
 impl Masker {
     pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
-        let compile = |rule: &Rule| {
-            RegexBuilder::new(rule.pattern)
-                .unicode(false)
-                .build()
-                .map(|regex| Compiled {
-                    name: rule.name,
-                    regex,
-                })
-                .map_err(|source| MaskError::Rule {
-                    rule: rule.name,
-                    source: Box::new(source),
-                })
-        };
-        let rules = RULES.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
-        let (keywords, keyword_rule): (Vec<&str>, Vec<usize>) = RULES
-            .iter()
-            .enumerate()
-            .flat_map(|(index, rule)| rule.keywords.iter().map(move |kw| (*kw, index)))
-            .unzip();
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&keywords)?;
-        let entropy = config.entropy.then(|| compile(&ENTROPY_RULE)).transpose()?;
         Ok(Self {
             enabled: config.enabled,
-            keys: SensitiveKeys::new(&config.keys),
-            rules,
-            prefilter,
-            keyword_rule,
-            entropy,
+            keys: SensitiveKeys::new(&config.keys).map_err(MaskError::EmptyKey)?,
+            scanner: Scanner::new(config.entropy)?,
         })
     }
 
+    /// Number of pattern rules (without the optional entropy rule).
     pub fn rule_count(&self) -> usize {
-        self.rules.len()
+        self.scanner.rule_count()
     }
 
-    /// Masks in place; everything inside `value` is inspected.
+    /// Masks in place; everything inside `value` (objects, arrays, strings, JSON inside
+    /// strings) is inspected.
     pub fn mask_value(&self, value: &mut Value) -> MaskReport {
         let mut report = MaskReport::default();
         if self.enabled {
@@ -162,29 +141,54 @@ impl Masker {
         report
     }
 
-    /// Pattern masking of free text. Borrowed when nothing was found.
+    /// Pattern masking of free text (a non-JSON body, a log line). Borrowed when nothing
+    /// was found: the clean path does not allocate. Text is not parsed as JSON here; call
+    /// [`Masker::mask_value`] on parsed JSON to get key masking.
     pub fn mask_text<'a>(&self, text: &'a str) -> (Cow<'a, str>, MaskReport) {
         let mut report = MaskReport::default();
         if !self.enabled {
             return (Cow::Borrowed(text), report);
         }
-        let masked = self.mask_patterns(text, &mut report);
+        let masked = self.scanner.mask(text, &mut report);
         (masked, report)
     }
 
     fn mask_node(&self, value: &mut Value, depth: usize, report: &mut MaskReport) {
         if depth >= MAX_DEPTH {
-            *value = Value::String(DEPTH_PLACEHOLDER.to_owned());
-            report.hit("too_deep");
+            if !matches!(value, Value::String(s) if s == DEPTH_PLACEHOLDER) {
+                *value = Value::String(DEPTH_PLACEHOLDER.to_owned());
+                report.hit("too_deep");
+            }
             return;
         }
         match value {
             Value::Object(object) => {
+                let mut renamed = Vec::new();
                 for (key, child) in object.iter_mut() {
                     if self.keys.is_sensitive(key) {
-                        self.mask_all_leaves(child, depth + 1, report);
+                        redact(child, report);
                     } else {
                         self.mask_node(child, depth + 1, report);
+                    }
+                    // Maps keyed by credential (`{"ghp_…": {"scopes": …}}`) exist too. Keys
+                    // under 16 bytes are not scanned: every issued-token format is longer,
+                    // and nearly every key is a short identifier (this keeps the walk fast).
+                    if key.len() >= MIN_SCANNED_KEY
+                        && let Cow::Owned(masked) = self.scanner.mask(key, report)
+                    {
+                        renamed.push((key.clone(), masked));
+                    }
+                }
+                for (old, mut new) in renamed {
+                    if let Some(child) = object.remove(&old) {
+                        // Two keys masked alike must not overwrite each other.
+                        let base = new.clone();
+                        let mut n = 1;
+                        while object.contains_key(&new) {
+                            n += 1;
+                            new = format!("{base}#{n}");
+                        }
+                        object.insert(new, child);
                     }
                 }
             }
@@ -202,155 +206,84 @@ impl Masker {
         }
     }
 
-    /// Under a sensitive key every scalar goes, but the shape stays (clients validate
-    /// structured content against a schema).
-    fn mask_all_leaves(&self, value: &mut Value, depth: usize, report: &mut MaskReport) {
-        if depth >= MAX_DEPTH {
-            *value = Value::String(DEPTH_PLACEHOLDER.to_owned());
-            report.hit("too_deep");
-            return;
-        }
-        match value {
-            Value::Object(object) => {
-                for child in object.values_mut() {
-                    self.mask_all_leaves(child, depth + 1, report);
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    self.mask_all_leaves(item, depth + 1, report);
-                }
-            }
-            // Nothing to hide in an absent value; an already-masked one stays as it is.
-            Value::Null => {}
-            Value::String(text) if text.is_empty() || text.starts_with("[MASKED:") => {}
-            scalar => {
-                *scalar = Value::String(KEY_PLACEHOLDER.to_owned());
-                report.hit("json_key");
-            }
-        }
-    }
-
     /// A string's masked replacement, or `None` if it holds nothing secret.
     fn mask_string(&self, text: &str, depth: usize, report: &mut MaskReport) -> Option<String> {
         let trimmed = text.trim_start();
-        if (trimmed.starts_with('{') || trimmed.starts_with('['))
-            && let Ok(mut inner) = serde_json::from_str::<Value>(text)
-        {
-            let mut inner_report = MaskReport::default();
-            self.mask_node(&mut inner, depth + 1, &mut inner_report);
-            if inner_report.masked == 0 {
-                return None;
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            // Always parsed, not first scanned for keywords: real tool output nearly
+            // always holds some key fragment ("author", "monkey"), so a scan would rarely
+            // spare the parse, and the parse resolves escapes (`\u0041KIA`, `https:\/\/`)
+            // that hide keywords from a scan of the raw text.
+            match serde_json::from_str::<Value>(text) {
+                Ok(mut inner) => {
+                    let mut found = MaskReport::default();
+                    self.mask_node(&mut inner, depth + 1, &mut found);
+                    if found.masked == 0 {
+                        return None; // left byte-identical
+                    }
+                    report.merge(&found);
+                    // Keep the author's layout where we can: pretty in, pretty out.
+                    let out = if text.contains('\n') {
+                        serde_json::to_string_pretty(&inner)
+                    } else {
+                        serde_json::to_string(&inner)
+                    };
+                    // Serialising a Value cannot fail; if it ever did, release nothing.
+                    return Some(out.unwrap_or_else(|_| DEPTH_PLACEHOLDER.to_owned()));
+                }
+                // serde_json stops at 128 levels: JSON nested deeper than it will parse
+                // is withheld rather than scanned as text, where keys would be missed.
+                Err(err) if too_deep(text, &err) => {
+                    report.hit("too_deep");
+                    return Some(DEPTH_PLACEHOLDER.to_owned());
+                }
+                Err(_) => {} // not JSON after all: free text
             }
-            report.merge(&inner_report);
-            // Keep the author's layout where we can: pretty in, pretty out.
-            let pretty = text.contains('\n');
-            let out = if pretty {
-                serde_json::to_string_pretty(&inner)
-            } else {
-                serde_json::to_string(&inner)
-            };
-            return out.ok();
         }
-        match self.mask_patterns(text, report) {
+        match self.scanner.mask(text, report) {
             Cow::Owned(masked) => Some(masked),
             Cow::Borrowed(_) => None,
         }
     }
+}
 
-    fn mask_patterns<'a>(&self, text: &'a str, report: &mut MaskReport) -> Cow<'a, str> {
-        let bytes = text.as_bytes();
-        let mut candidates = [false; RULES.len()];
-        let mut any = false;
-        for hit in self.prefilter.find_overlapping_iter(bytes) {
-            candidates[self.keyword_rule[hit.pattern().as_usize()]] = true;
-            any = true;
-        }
-        if !any && self.entropy.is_none() {
-            return Cow::Borrowed(text);
-        }
-        let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
-        for (rule, _) in self.rules.iter().zip(candidates).filter(|(_, c)| *c) {
-            collect_spans(&rule.regex, rule.name, bytes, &mut spans);
-        }
-        if let Some(entropy) = &self.entropy {
-            for m in entropy.regex.find_iter(bytes) {
-                if shannon_entropy(m.as_bytes()) >= ENTROPY_THRESHOLD && mixed_classes(m.as_bytes())
-                {
-                    spans.push((m.start(), m.end(), entropy.name));
-                }
-            }
-        }
-        if spans.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        spans.sort_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
-        let mut out = String::with_capacity(text.len());
-        let mut cursor = 0;
-        for (mut start, mut end, name) in spans {
-            // Byte regexes may stop inside a multi-byte character (a length cap reached
-            // mid-character): widen to whole characters, masking a little more.
-            while !text.is_char_boundary(start) {
-                start -= 1;
-            }
-            while !text.is_char_boundary(end) {
-                end += 1;
-            }
-            if start < cursor {
-                continue; // inside a span already masked
-            }
-            out.push_str(&text[cursor..start]);
-            out.push_str("[MASKED:");
-            out.push_str(name);
-            out.push(']');
-            report.hit(name);
-            cursor = end;
-        }
-        out.push_str(&text[cursor..]);
-        Cow::Owned(out)
+/// Did serde_json give up on `text` for nesting too deep? Its error has no category for
+/// that, so the message is checked — only when the text could nest that deep at all, so
+/// ordinary non-JSON text (`[INFO] …`) formats no message.
+fn too_deep(text: &str, err: &serde_json::Error) -> bool {
+    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    openers >= MAX_DEPTH && err.to_string().starts_with("recursion limit exceeded")
+}
+
+/// Replaces a sensitive key's value, scalar or whole subtree, with [`KEY_PLACEHOLDER`].
+/// Values that carry no secret are kept so clients still see their shape: `null`,
+/// booleans (`"has_password": true`), `""`, `[]` and `{}`. An existing placeholder is
+/// kept, so masking twice changes nothing.
+fn redact(value: &mut Value, report: &mut MaskReport) {
+    let keep = match value {
+        Value::Null | Value::Bool(_) => true,
+        Value::String(s) => s.is_empty() || is_placeholder(s.as_bytes()),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(object) => object.is_empty(),
+        Value::Number(_) => false,
+    };
+    if !keep {
+        *value = Value::String(KEY_PLACEHOLDER.to_owned());
+        report.hit("json_key");
     }
 }
 
-/// Adds the spans `regex` finds: capture group 1 when the rule has one (mask the value,
-/// keep its context), else the whole match. Already-masked values are skipped.
-fn collect_spans(
-    regex: &Regex,
-    name: &'static str,
-    bytes: &[u8],
-    spans: &mut Vec<(usize, usize, &'static str)>,
-) {
-    for caps in regex.captures_iter(bytes) {
-        let Some(span) = caps.get(1).or_else(|| caps.get(0)) else {
-            continue;
-        };
-        if span.as_bytes().starts_with(PLACEHOLDER_PREFIX) || span.is_empty() {
-            continue;
-        }
-        spans.push((span.start(), span.end(), name));
-    }
-}
-
-fn shannon_entropy(bytes: &[u8]) -> f64 {
-    let mut counts = [0usize; 256];
-    for &b in bytes {
-        counts[b as usize] += 1;
-    }
-    let len = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / len;
-            -p * p.log2()
+/// Exactly one placeholder, `[MASKED:` + rule name + `]`. Only an exact match counts:
+/// a secret that merely starts with a placeholder-looking prefix is still masked.
+fn is_placeholder(text: &[u8]) -> bool {
+    text.strip_prefix(b"[MASKED:")
+        .and_then(|rest| rest.strip_suffix(b"]"))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
         })
-        .sum()
-}
-
-/// Upper, lower and digit all present: rules out words, hex digests and numbers.
-fn mixed_classes(bytes: &[u8]) -> bool {
-    bytes.iter().any(u8::is_ascii_uppercase)
-        && bytes.iter().any(u8::is_ascii_lowercase)
-        && bytes.iter().any(u8::is_ascii_digit)
 }
 
 #[cfg(test)]

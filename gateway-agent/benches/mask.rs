@@ -1,0 +1,199 @@
+//! Masking throughput on realistic MCP tool results.
+//!
+//! A tool result carries its data twice — serialised into a `text` block and as
+//! `structuredContent` — so the JSON-in-string path is exercised as much as the tree
+//! walk. Sizes: ~4 KiB (a typical call) and ~256 KiB (a large listing). "clean" holds no
+//! secret (the common case, which should run at keyword-prefilter speed); "secrets" has a
+//! handful planted by key and by pattern.
+//!
+//! `cargo bench -p gateway-agent --bench mask -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gateway_agent::mask::{MaskConfig, Masker};
+use serde_json::{Value, json};
+
+const WORDS: &[&str] = &[
+    "the",
+    "request",
+    "handler",
+    "returns",
+    "a",
+    "paginated",
+    "list",
+    "of",
+    "issues",
+    "for",
+    "repository",
+    "with",
+    "labels",
+    "and",
+    "milestones",
+    "when",
+    "cache",
+    "is",
+    "warm",
+    "deploy",
+    "pipeline",
+    "failed",
+    "on",
+    "step",
+    "build",
+    "because",
+    "timeout",
+    "exceeded",
+    "retry",
+    "after",
+    "backoff",
+    "user",
+    "reported",
+    "that",
+    "search",
+    "results",
+    "missing",
+    "max_tokens",
+    "tokenizer",
+    "password",
+    "policy",
+    "requires",
+    "rotation",
+    "every",
+    "days",
+];
+
+/// Deterministic filler (a linear congruential generator: no dependency, same bytes on
+/// every run so figures compare across runs).
+struct Filler(u64);
+
+impl Filler {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+
+    fn sentence(&mut self, words: usize) -> String {
+        (0..words)
+            .map(|_| WORDS[self.next() % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn hex(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b"0123456789abcdef"[self.next() % 16]))
+            .collect()
+    }
+}
+
+/// One issue-like record, ~430 bytes serialised.
+fn record(filler: &mut Filler, id: usize) -> Value {
+    json!({
+        "id": id,
+        "number": 1000 + id,
+        "title": filler.sentence(8),
+        "state": if id.is_multiple_of(3) { "closed" } else { "open" },
+        "body": filler.sentence(30),
+        "url": format!("https://git.example.com/org/app/issues/{}", 1000 + id),
+        "head_sha": filler.hex(40),
+        "labels": ["bug", "triage"],
+        "author": {"login": format!("user{id}"), "id": 5000 + id},
+        "created_at": "2024-05-01T12:30:45Z",
+        "usage": {"max_tokens": 4096, "input_tokens": 812},
+    })
+}
+
+/// A `tools/call` result of about `target` bytes; with `secrets`, one record in eight
+/// carries a credential (by key, in free text, or in a URL).
+fn tool_result(target: usize, secrets: bool) -> Value {
+    let mut filler = Filler(42);
+    let mut items = Vec::new();
+    let mut size = 0;
+    let mut id = 0;
+    while size * 2 < target {
+        let mut item = record(&mut filler, id);
+        if secrets && id.is_multiple_of(8) {
+            match id / 8 % 3 {
+                0 => {
+                    item["deploy_token"] =
+                        json!(format!("ghp_{}", "FAKEfake0123456789EXAMPLEexample0123"))
+                }
+                1 => {
+                    item["body"] = json!(format!(
+                        "set AWS key AKIAIOSFODNN7EXAMPLE then {}",
+                        filler.sentence(10)
+                    ))
+                }
+                _ => item["url"] = json!("postgres://app:FAKEpassw0rd@db.internal:5432/prod"),
+            }
+        }
+        size += item.to_string().len();
+        items.push(item);
+        id += 1;
+    }
+    let structured = json!({"items": items, "total": id, "next_cursor": null});
+    json!({
+        "content": [{"type": "text", "text": structured.to_string()}],
+        "structuredContent": structured,
+        "isError": false,
+    })
+}
+
+/// Log-like free text of about `target` bytes, no secret.
+fn clean_text(target: usize) -> String {
+    let mut filler = Filler(7);
+    let mut text = String::with_capacity(target + 256);
+    let mut line = 0;
+    while text.len() < target {
+        text.push_str(&format!(
+            "2024-05-01T12:{:02}:{:02}Z INFO req={} {}\n",
+            line / 60 % 60,
+            line % 60,
+            filler.hex(16),
+            filler.sentence(14)
+        ));
+        line += 1;
+    }
+    text
+}
+
+fn bench(c: &mut Criterion) {
+    let masker = Masker::new(&MaskConfig::default()).expect("built-in rules compile");
+    let sizes = [("4KiB", 4 << 10), ("256KiB", 256 << 10)];
+
+    let mut group = c.benchmark_group("mask_value");
+    for (label, target) in sizes {
+        for (kind, secrets) in [("clean", false), ("secrets", true)] {
+            let value = tool_result(target, secrets);
+            let bytes = value.to_string().len() as u64;
+            let found = masker.mask_value(&mut value.clone()).masked;
+            assert_eq!(found > 0, secrets, "{kind}/{label}: {found} masked");
+            group.throughput(Throughput::Bytes(bytes));
+            group.bench_function(format!("{kind}/{label}"), |b| {
+                b.iter_batched_ref(
+                    || value.clone(),
+                    |value| black_box(masker.mask_value(value)),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("mask_text");
+    for (label, target) in sizes {
+        let text = clean_text(target);
+        assert_eq!(masker.mask_text(&text).1.masked, 0);
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(format!("clean/{label}"), |b| {
+            b.iter(|| black_box(masker.mask_text(black_box(&text))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -52,3 +52,58 @@ pub async fn collect_limited(
         },
     }
 }
+
+/// Decodes a compressed response body, refusing to inflate past `limit` bytes (a small
+/// compressed body can expand without bound).
+pub fn decode(encoding: &str, bytes: &[u8], limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(bytes)),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(bytes)),
+        "br" => Box::new(brotli_decompressor::Decompressor::new(bytes, 4096)),
+        other => return Err(format!("unsupported Content-Encoding {other}")),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|err| err.to_string())?;
+    if out.len() > limit {
+        return Err(format!("decoded body exceeds {limit} bytes"));
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::decode;
+
+    #[test]
+    fn decodes_gzip_deflate_and_br_within_the_limit() {
+        let text = b"{\"password\":\"hunter2\"}".repeat(10);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&text).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut br = Vec::new();
+        brotli::BrotliCompress(&mut &text[..], &mut br, &Default::default()).unwrap();
+        assert_eq!(&decode("br", &br, 1 << 20).unwrap()[..], &text[..]);
+        assert_eq!(&decode("gzip", &gz, 1 << 20).unwrap()[..], &text[..]);
+        assert_eq!(&decode("deflate", &zlib, 1 << 20).unwrap()[..], &text[..]);
+        assert!(decode("compress", &gz, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'a'; 8 << 20]).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 64 << 10);
+        let err = decode("gzip", &gz, 1 << 20).unwrap_err();
+        assert!(err.contains("exceeds"), "{err}");
+    }
+}

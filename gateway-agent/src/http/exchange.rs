@@ -316,7 +316,7 @@ impl Pipeline {
         };
         let bytes = match encoding.as_deref() {
             None => bytes,
-            Some(encoding) => match decode(encoding, &bytes) {
+            Some(encoding) => match body::decode(encoding, &bytes, self.limits.max_response_body) {
                 Ok(decoded) => {
                     parts.headers.remove(header::CONTENT_ENCODING);
                     decoded
@@ -505,19 +505,6 @@ fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<ProxyBody> {
     json_response(status, &jsonrpc::error_response(id, code, message))
-}
-
-fn decode(encoding: &str, bytes: &[u8]) -> Result<Bytes, String> {
-    use std::io::Read as _;
-    let mut out = Vec::new();
-    let result = match encoding {
-        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(bytes).read_to_end(&mut out),
-        "deflate" => flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut out),
-        other => return Err(format!("unsupported Content-Encoding {other}")),
-    };
-    result
-        .map(|_| Bytes::from(out))
-        .map_err(|err| err.to_string())
 }
 
 /// Connects a client's and an upstream's upgraded connections (WebSocket and the like:

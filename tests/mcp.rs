@@ -27,13 +27,7 @@ const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
 fn start(policy: &str, state: &str, response: &str) -> (McpServer, Scenario, Agent) {
     let server = McpServer::start(state, response);
     let scenario = Scenario::new();
-    let policies = scenario.dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("10-test.toml"), policy).unwrap();
-    let config = scenario.config_with(
-        &[server.port],
-        &format!("\n[policy]\ndir = \"{}\"\n", policies.display()),
-    );
+    let config = scenario.config_with_policy(&[server.port], policy);
     let agent = scenario.start_agent(&config);
     (server, scenario, agent)
 }

@@ -20,13 +20,7 @@ tool = ["gzip-file-as-resource"]
 fn run_case(transport: &str, client_mode: &str) {
     let server = McpServer::everything(transport);
     let scenario = Scenario::new();
-    let policies = scenario.dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("10-test.toml"), POLICY).unwrap();
-    let config = scenario.config_with(
-        &[server.port],
-        &format!("\n[policy]\ndir = \"{}\"\n", policies.display()),
-    );
+    let config = scenario.config_with_policy(&[server.port], POLICY);
     let _agent = scenario.start_agent(&config);
 
     let direct = server.client_direct(client_mode);

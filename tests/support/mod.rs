@@ -229,6 +229,17 @@ impl Scenario {
         self.config_with(ports, "")
     }
 
+    /// A config intercepting `ports` whose policy directory holds one file, `policy`.
+    pub fn config_with_policy(&self, ports: &[u16], policy: &str) -> PathBuf {
+        let policies = self.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("create policy dir");
+        std::fs::write(policies.join("10-test.toml"), policy).expect("write policy");
+        self.config_with(
+            ports,
+            &format!("\n[policy]\ndir = \"{}\"\n", policies.display()),
+        )
+    }
+
     /// Like [`Scenario::config`], with `extra` TOML (more sections) appended.
     pub fn config_with(&self, ports: &[u16], extra: &str) -> PathBuf {
         let path = self.dir.path().join("agent.toml");

@@ -83,7 +83,7 @@ impl Pipeline {
     pub async fn handle<F, Fut>(
         &self,
         mut request: Request<Incoming>,
-        facts: &ConnFacts,
+        facts: &Arc<ConnFacts>,
         send: F,
     ) -> Response<ProxyBody>
     where
@@ -269,7 +269,7 @@ impl Pipeline {
         response: Response<Incoming>,
         request_method: Option<String>,
         masked: bool,
-        facts: &ConnFacts,
+        facts: &Arc<ConnFacts>,
     ) -> Response<ProxyBody> {
         let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
             .unwrap_or("")
@@ -348,28 +348,24 @@ impl Pipeline {
         &self,
         request_method: Option<String>,
         masked: bool,
-        facts: &ConnFacts,
+        facts: &Arc<ConnFacts>,
     ) -> MessageFilter {
         MessageFilter {
             masker: Arc::clone(if masked { &self.masker } else { &self.unmasked }),
             policy: self.policy(),
             request_method,
-            server_addr: facts.orig_dst,
-            server_name: facts.server_name.clone(),
-            principal: facts.principal.clone(),
+            facts: Arc::clone(facts),
         }
     }
 }
 
 /// Filters server→client payloads (a JSON body, or one SSE event's data). Owned, so a
-/// streaming task can carry it.
+/// streaming task can carry it; the connection's facts are shared, not copied.
 pub struct MessageFilter {
     masker: Arc<Masker>,
     policy: Arc<PolicySet>,
     request_method: Option<String>,
-    server_addr: SocketAddr,
-    server_name: Option<String>,
-    principal: Principal,
+    facts: Arc<ConnFacts>,
 }
 
 impl MessageFilter {
@@ -379,11 +375,11 @@ impl MessageFilter {
         let text = String::from_utf8_lossy(payload);
         match serde_json::from_str::<Value>(&text) {
             Ok(mut value) => {
-                let server = ServerRef {
-                    addr: self.server_addr,
-                    name: self.server_name.as_deref(),
+                let server = self.facts.server();
+                let hidden = |tool: &str| {
+                    self.policy
+                        .tool_hidden(&server, tool, &self.facts.principal)
                 };
-                let hidden = |tool: &str| self.policy.tool_hidden(&server, tool, &self.principal);
                 let filtered = filter_server_body(
                     &mut value,
                     self.request_method.as_deref(),

@@ -16,8 +16,9 @@ use support::{Scenario, require_root};
 
 const SECRET: &str = "ghp_Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8";
 
-/// Answers one GET with an SSE replay of the events after the request's Last-Event-ID.
-fn resumable_sse_server() -> (u16, std::thread::JoinHandle<String>) {
+/// Answers one GET with an SSE replay of the events after the request's Last-Event-ID,
+/// gzip-compressed if `gzip` (a server that ignores the gateway's Accept-Encoding).
+fn resumable_sse_server(gzip: bool) -> (u16, std::thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
@@ -46,22 +47,27 @@ fn resumable_sse_server() -> (u16, std::thread::JoinHandle<String>) {
                 "id: {id}\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"level\":\"info\",\"data\":\"replayed {id} with {SECRET}\"}}}}\n\n"
             ));
         }
+        let (body, encoding) = if gzip {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(body.as_bytes()).unwrap();
+            (encoder.finish().unwrap(), "content-encoding: gzip\r\n")
+        } else {
+            (body.into_bytes(), "")
+        };
         let _ = write!(
             conn,
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{encoding}content-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
+        let _ = conn.write_all(&body);
         request
     });
     (port, handle)
 }
 
-#[test]
-fn resumed_sse_streams_pass_last_event_id_and_replays_are_masked() {
-    if !require_root("resumed_sse_streams_pass_last_event_id_and_replays_are_masked") {
-        return;
-    }
-    let (port, server) = resumable_sse_server();
+fn resume_through_agent(gzip: bool) {
+    let (port, server) = resumable_sse_server(gzip);
     let scenario = Scenario::new();
     let _agent = scenario.start_agent(&scenario.config(&[port]));
 
@@ -74,6 +80,8 @@ fn resumed_sse_streams_pass_last_event_id_and_replays_are_masked() {
         "--noproxy",
         "*",
         "-N",
+        "-D",
+        "/dev/stderr",
         "-H",
         "accept: text/event-stream",
         "-H",
@@ -83,6 +91,11 @@ fn resumed_sse_streams_pass_last_event_id_and_replays_are_masked() {
         &url,
     ]);
     assert!(out.status.success(), "{out:?}");
+    let headers = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+    assert!(
+        !headers.contains("content-encoding"),
+        "forwarded decoded: {headers}"
+    );
     let stream = String::from_utf8_lossy(&out.stdout);
     let request = server.join().unwrap();
     assert!(
@@ -107,6 +120,20 @@ fn resumed_sse_streams_pass_last_event_id_and_replays_are_masked() {
             stream.contains(&format!("replayed {id} with [MASKED:github_pat]")),
             "{stream}"
         );
+    }
+}
+
+#[test]
+fn resumed_sse_streams_pass_last_event_id_and_replays_are_masked() {
+    if require_root("resumed_sse_streams_pass_last_event_id_and_replays_are_masked") {
+        resume_through_agent(false);
+    }
+}
+
+#[test]
+fn a_gzip_sse_stream_is_decoded_and_masked() {
+    if require_root("a_gzip_sse_stream_is_decoded_and_masked") {
+        resume_through_agent(true);
     }
 }
 

@@ -107,3 +107,71 @@ mod tests {
         assert!(err.contains("exceeds"), "{err}");
     }
 }
+
+/// Incremental decoding of a compressed stream (an SSE body), chunk by chunk, so a
+/// compressed event stream is inspected like a plain one without being buffered whole.
+pub enum StreamDecoder {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+    Brotli(Box<brotli_decompressor::DecompressorWriter<Vec<u8>>>),
+}
+
+impl StreamDecoder {
+    /// `None` for an encoding the gateway cannot decode.
+    pub fn new(encoding: &str) -> Option<Self> {
+        Some(match encoding {
+            "gzip" | "x-gzip" => Self::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            "deflate" => Self::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+            "br" => Self::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
+                Vec::new(),
+                4096,
+            ))),
+            _ => return None,
+        })
+    }
+
+    /// Decodes `chunk`, returning what it produced so far.
+    pub fn push(&mut self, chunk: &[u8]) -> std::io::Result<Vec<u8>> {
+        use std::io::Write as _;
+        let out = match self {
+            Self::Gzip(decoder) => {
+                decoder.write_all(chunk)?;
+                decoder.flush()?;
+                decoder.get_mut()
+            }
+            Self::Deflate(decoder) => {
+                decoder.write_all(chunk)?;
+                decoder.flush()?;
+                decoder.get_mut()
+            }
+            Self::Brotli(decoder) => {
+                decoder.write_all(chunk)?;
+                decoder.flush()?;
+                decoder.get_mut()
+            }
+        };
+        Ok(std::mem::take(out))
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use std::io::Write as _;
+
+    use super::StreamDecoder;
+
+    #[test]
+    fn decodes_a_gzip_stream_in_pieces() {
+        let text = b"data: {\"a\":1}\n\n".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut decoder = StreamDecoder::new("gzip").unwrap();
+        let mut out = Vec::new();
+        for piece in gz.chunks(7) {
+            out.extend(decoder.push(piece).unwrap());
+        }
+        assert_eq!(out, text);
+        assert!(StreamDecoder::new("zstd").is_none());
+    }
+}

@@ -279,24 +279,35 @@ impl Pipeline {
             .filter(|e| e != "identity");
         let (mut parts, incoming) = response.into_parts();
         if content_type.starts_with("text/event-stream") {
-            if let Some(encoding) = encoding {
-                warn!(%encoding, "SSE response in an encoding the gateway does not decode; withheld");
-                return rpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    &Value::Null,
-                    codes::UPSTREAM,
-                    &format!(
-                        "gateway: cannot inspect an SSE stream with Content-Encoding {encoding}"
-                    ),
-                );
-            }
+            // Compressed streams are decoded on the fly and forwarded plain.
+            let decoder = match encoding.as_deref() {
+                None => None,
+                Some(encoding) => match body::StreamDecoder::new(encoding) {
+                    Some(decoder) => {
+                        parts.headers.remove(header::CONTENT_ENCODING);
+                        Some(decoder)
+                    }
+                    None => {
+                        warn!(%encoding, "SSE response in an encoding the gateway does not decode; withheld");
+                        return rpc_error(
+                            StatusCode::BAD_GATEWAY,
+                            &Value::Null,
+                            codes::UPSTREAM,
+                            &format!(
+                                "gateway: cannot inspect an SSE stream with Content-Encoding {encoding}"
+                            ),
+                        );
+                    }
+                },
+            };
             parts.headers.remove(header::CONTENT_LENGTH);
             let filter = self.event_filter(request_method, masked, facts);
             let legacy = LegacyRegistry {
                 sessions: Arc::clone(&self.legacy),
                 server: facts.orig_dst,
             };
-            let body = sse_stream::filter(incoming, self.limits.max_sse_event, filter, legacy);
+            let body =
+                sse_stream::filter(incoming, self.limits.max_sse_event, filter, legacy, decoder);
             return Response::from_parts(parts, body);
         }
         if !content_type.starts_with("application/json") {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{
-    body::{BodyError, ProxyBody},
+    body::{BodyError, ProxyBody, StreamDecoder},
     exchange::MessageFilter,
     legacy::{INJECT_QUEUE, LegacySessions},
 };
@@ -42,9 +42,10 @@ pub fn filter(
     max_event: usize,
     filter: MessageFilter,
     legacy: LegacyRegistry,
+    decoder: Option<StreamDecoder>,
 ) -> ProxyBody {
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
-    tokio::spawn(pump(upstream, max_event, filter, legacy, tx));
+    tokio::spawn(pump(upstream, max_event, filter, legacy, decoder, tx));
     ChannelBody { rx }.boxed()
 }
 
@@ -53,6 +54,7 @@ async fn pump(
     max_event: usize,
     filter: MessageFilter,
     legacy: LegacyRegistry,
+    mut decoder: Option<StreamDecoder>,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
 ) {
     let mut parser = SseParser::new(max_event);
@@ -79,6 +81,15 @@ async fn pump(
             },
             Err(err) => {
                 let _ = tx.send(Err(BodyError::Hyper(err))).await;
+                return;
+            }
+        };
+        let data = match decoder.as_mut().map(|d| d.push(&data)) {
+            None => data,
+            Some(Ok(decoded)) => Bytes::from(decoded),
+            Some(Err(err)) => {
+                warn!(error = %err, "undecodable compressed SSE stream cut");
+                let _ = tx.send(Err(BodyError::Cut(err.to_string()))).await;
                 return;
             }
         };

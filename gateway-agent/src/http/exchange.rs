@@ -241,6 +241,16 @@ impl Pipeline {
                 }
                 _ => None,
             };
+            // On the legacy transport the answers come back on the session's stream.
+            let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+            self.legacy.note_requests(
+                facts.orig_dst,
+                target,
+                messages
+                    .iter()
+                    .filter(|m| jsonrpc::kind(m) == Kind::Request)
+                    .filter_map(|m| Some((m.get("id")?, jsonrpc::method(m)?))),
+            );
             // A body of notifications/responses only has no decision: mask by default.
             let any_request = messages.iter().any(|m| jsonrpc::kind(m) == Kind::Request);
             return Inbound::Forward {
@@ -366,6 +376,7 @@ impl Pipeline {
             policy: self.policy(),
             request_method,
             facts: Arc::clone(facts),
+            legacy: None,
         }
     }
 }
@@ -377,9 +388,30 @@ pub struct MessageFilter {
     policy: Arc<PolicySet>,
     request_method: Option<String>,
     facts: Arc<ConnFacts>,
+    /// On a legacy HTTP+SSE stream: where to find which request a response answers.
+    legacy: Option<(Arc<LegacySessions>, SocketAddr, String)>,
 }
 
 impl MessageFilter {
+    /// From now on, responses are matched to their requests through this legacy session.
+    pub fn follow_legacy_session(
+        &mut self,
+        sessions: Arc<LegacySessions>,
+        server: SocketAddr,
+        session: String,
+    ) {
+        self.legacy = Some((sessions, server, session));
+    }
+
+    /// The method of the request `message` answers, when only the session knows it.
+    fn answered_method(&self, message: &Value) -> Option<String> {
+        let (sessions, server, session) = self.legacy.as_ref()?;
+        if jsonrpc::kind(message) != Kind::Response {
+            return None;
+        }
+        sessions.take_method(*server, session, message.get("id")?)
+    }
+
     /// Returns the rewritten payload, or `None` when nothing had to change (the caller
     /// then forwards the original bytes untouched).
     pub fn apply(&self, payload: &[u8]) -> Option<Bytes> {
@@ -391,9 +423,10 @@ impl MessageFilter {
                     self.policy
                         .tool_hidden(&server, tool, &self.facts.principal)
                 };
+                let answered = self.answered_method(&value);
                 let filtered = filter_server_body(
                     &mut value,
-                    self.request_method.as_deref(),
+                    self.request_method.as_deref().or(answered.as_deref()),
                     &self.masker,
                     &hidden,
                 );

@@ -5,6 +5,12 @@
 //! So when the gateway refuses a POSTed request, the refusal must be delivered on that
 //! session's stream for the client to see it. Streams register here when their `endpoint`
 //! event passes; a refused POST looks its session up and injects the answer.
+//!
+//! For the same reason a response on the stream can only be matched to its request
+//! through the session: forwarded POSTs note their requests' ids and methods here, and
+//! the stream takes them back when the responses pass. Only responses are looked up, so
+//! the server's own requests on the stream (which reuse the same id numbers in the other
+//! direction) never collide with them.
 
 use std::{
     collections::HashMap,
@@ -17,18 +23,33 @@ use tokio::sync::mpsc;
 
 /// Messages a refused POST may queue on a stream before the client reads them.
 pub const INJECT_QUEUE: usize = 64;
+/// Requests awaiting their response, per session; beyond this new ones go unnoted (their
+/// responses then fall back to recognition by shape).
+const MAX_PENDING: usize = 4096;
 
 type Key = (SocketAddr, String);
 
+struct Stream {
+    inject: mpsc::Sender<Bytes>,
+    /// JSON text of a request id → its method.
+    pending: HashMap<String, String>,
+}
+
 #[derive(Default)]
 pub struct LegacySessions {
-    streams: Mutex<HashMap<Key, mpsc::Sender<Bytes>>>,
+    streams: Mutex<HashMap<Key, Stream>>,
 }
 
 /// Removes its session from the registry when the stream ends.
 pub struct Registration {
     sessions: Arc<LegacySessions>,
     key: Key,
+}
+
+impl Registration {
+    pub fn session(&self) -> &str {
+        &self.key.1
+    }
 }
 
 impl Drop for Registration {
@@ -53,7 +74,13 @@ impl LegacySessions {
         let session = session_id(endpoint)?;
         let key = (server, session.to_owned());
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        streams.insert(key.clone(), inject);
+        streams.insert(
+            key.clone(),
+            Stream {
+                inject,
+                pending: HashMap::new(),
+            },
+        );
         Some(Registration {
             sessions: Arc::clone(self),
             key,
@@ -68,11 +95,46 @@ impl LegacySessions {
             return false;
         };
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(sender) = streams.get(&(server, session.to_owned())) else {
+        let Some(stream) = streams.get(&(server, session.to_owned())) else {
             return false;
         };
         let event = format!("event: message\ndata: {message}\n\n");
-        sender.try_send(Bytes::from(event)).is_ok()
+        stream.inject.try_send(Bytes::from(event)).is_ok()
+    }
+
+    /// Notes the requests a POST to `post_uri` forwards, if it belongs to a registered
+    /// legacy session.
+    pub fn note_requests<'a>(
+        &self,
+        server: SocketAddr,
+        post_uri: &str,
+        requests: impl IntoIterator<Item = (&'a serde_json::Value, &'a str)>,
+    ) {
+        let Some(session) = session_id(post_uri) else {
+            return;
+        };
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stream) = streams.get_mut(&(server, session.to_owned())) {
+            for (id, method) in requests {
+                if stream.pending.len() < MAX_PENDING {
+                    stream.pending.insert(id.to_string(), method.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The method of the request `id` answers, taken out of the session's table.
+    pub fn take_method(
+        &self,
+        server: SocketAddr,
+        session: &str,
+        id: &serde_json::Value,
+    ) -> Option<String> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .get_mut(&(server, session.to_owned()))?
+            .pending
+            .remove(&id.to_string())
     }
 }
 
@@ -112,5 +174,38 @@ mod tests {
         assert!(!sessions.inject(server, "/messages?sessionId=other", &message));
         drop(registration);
         assert!(!sessions.inject(server, "/messages?sessionId=s1", &message));
+    }
+
+    #[test]
+    fn responses_find_their_request_by_session_and_id() {
+        let sessions = Arc::new(LegacySessions::default());
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (tx, _rx) = mpsc::channel(INJECT_QUEUE);
+        let _registration = sessions
+            .register(server, "/messages/?session_id=a", tx)
+            .unwrap();
+        let (one, two) = (serde_json::json!(1), serde_json::json!("2"));
+        sessions.note_requests(
+            server,
+            "/messages/?session_id=a",
+            [(&one, "tools/list"), (&two, "ping")],
+        );
+        // Unregistered sessions note nothing.
+        sessions.note_requests(server, "/messages/?session_id=b", [(&one, "tools/call")]);
+        assert_eq!(
+            sessions.take_method(server, "a", &one).as_deref(),
+            Some("tools/list")
+        );
+        assert_eq!(sessions.take_method(server, "a", &one), None, "taken once");
+        assert_eq!(
+            sessions.take_method(server, "a", &serde_json::json!(2)),
+            None,
+            "1 ≠ \"1\""
+        );
+        assert_eq!(
+            sessions.take_method(server, "a", &two).as_deref(),
+            Some("ping")
+        );
+        assert_eq!(sessions.take_method(server, "b", &one), None);
     }
 }

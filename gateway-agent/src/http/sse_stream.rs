@@ -52,7 +52,7 @@ pub fn filter(
 async fn pump(
     mut upstream: Incoming,
     max_event: usize,
-    filter: MessageFilter,
+    mut filter: MessageFilter,
     legacy: LegacyRegistry,
     mut decoder: Option<StreamDecoder>,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
@@ -106,6 +106,13 @@ async fn pump(
                 && let (Some(endpoint), Some(inject)) = (&event.data, inject_tx.take())
             {
                 _registration = legacy.sessions.register(legacy.server, endpoint, inject);
+                if let Some(registration) = &_registration {
+                    filter.follow_legacy_session(
+                        Arc::clone(&legacy.sessions),
+                        legacy.server,
+                        registration.session().to_owned(),
+                    );
+                }
             }
             let out = match &event.data {
                 Some(data) => match filter.apply(data.as_bytes()) {

@@ -10,6 +10,17 @@ use support::{McpServer, Scenario, require_root};
 
 /// curl in the scenario's cgroup POSTing `body_args` as JSON; returns (status, body).
 fn post(scenario: &Scenario, url: &str, body_args: &[&str]) -> (u16, String) {
+    post_as(scenario, url, "application/json", body_args)
+}
+
+/// Like [`post`], declaring `content_type`.
+fn post_as(
+    scenario: &Scenario,
+    url: &str,
+    content_type: &str,
+    body_args: &[&str],
+) -> (u16, String) {
+    let content_type = format!("content-type: {content_type}");
     let mut argv = vec![
         "curl",
         "-sS",
@@ -22,7 +33,7 @@ fn post(scenario: &Scenario, url: &str, body_args: &[&str]) -> (u16, String) {
         "-w",
         "\n%{http_code}",
         "-H",
-        "content-type: application/json",
+        &content_type,
         "-H",
         "accept: application/json, text/event-stream",
     ];
@@ -171,4 +182,35 @@ fn a_never_ending_sse_line_is_cut_and_the_agent_keeps_serving() {
 
     let report = mcp.client_in(&scenario, "2026-07-28");
     assert_eq!(report["echo"][0], "plain text, nothing secret");
+}
+
+#[test]
+fn json_rpc_under_another_content_type_is_still_judged() {
+    if !require_root("json_rpc_under_another_content_type_is_still_judged") {
+        return;
+    }
+    let server = McpServer::start("stateless", "json");
+    let scenario = Scenario::new();
+    let policy = "[[rule]]\nid = \"deny-shell\"\naction = \"deny\"\nreason = \"no shell\"\n[rule.match]\ntool = [\"shell_*\"]\n";
+    let _agent = scenario.start_agent(&scenario.config_with_policy(&[server.port], policy));
+
+    let (status, body) = post_as(
+        &scenario,
+        &server.url(),
+        "text/plain",
+        &[
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"shell_exec","arguments":{"command":"id"}}}"#,
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["result"]["isError"], true, "{body}");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("deny-shell")
+    );
 }

@@ -96,7 +96,8 @@ impl Pipeline {
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);
             let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
             let (mut parts, incoming) = request.into_parts();
-            let (upstream_body, method, masked) = if is_json_post(&parts.method, &parts.headers) {
+            let inspection = post_inspection(&parts.method, &parts.headers);
+            let (upstream_body, method, masked) = if inspection != Inspection::None {
                 let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
                     Ok(bytes) => bytes,
                     Err(CollectError::TooLarge { limit }) => {
@@ -118,9 +119,14 @@ impl Pipeline {
                     }
                 };
                 let (method, masked) =
-                    match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
-                        Inbound::Forward { method, masked } => (method, masked),
-                        Inbound::Respond(response) => return response,
+                    if inspection == Inspection::IfJsonRpc && !looks_like_json_rpc(&bytes) {
+                        // Not JSON-RPC under another content type: ordinary HTTP, untouched.
+                        (None, true)
+                    } else {
+                        match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
+                            Inbound::Forward { method, masked } => (method, masked),
+                            Inbound::Respond(response) => return response,
+                        }
                     };
                 // The body is already here: the upstream needs no 100-continue dance.
                 parts.headers.remove(header::EXPECT);
@@ -519,10 +525,55 @@ fn headers_agree(headers: &HeaderMap, body: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn is_json_post(method: &http::Method, headers: &HeaderMap) -> bool {
-    method == http::Method::POST
-        && header_str(headers, header::CONTENT_TYPE.as_str())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"))
+/// How much of a request the gateway must read before forwarding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inspection {
+    /// Streamed through unread.
+    None,
+    /// A JSON POST: must be JSON-RPC, judged by policy.
+    JsonRpc,
+    /// A POST under some other text-ish content type: judged like JSON-RPC if it parses as
+    /// a JSON-RPC message (a server that ignores Content-Type must not receive a tools/call
+    /// policy never saw), forwarded untouched otherwise.
+    IfJsonRpc,
+}
+
+fn post_inspection(method: &http::Method, headers: &HeaderMap) -> Inspection {
+    if method != http::Method::POST {
+        return Inspection::None;
+    }
+    let content_type = header_str(headers, header::CONTENT_TYPE.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        return Inspection::JsonRpc;
+    }
+    // Bulk and binary uploads are not where JSON-RPC travels; do not buffer them.
+    const STREAMED: [&str; 6] = [
+        "multipart/",
+        "application/octet-stream",
+        "image/",
+        "audio/",
+        "video/",
+        "application/grpc",
+    ];
+    if STREAMED
+        .iter()
+        .any(|prefix| content_type.starts_with(prefix))
+    {
+        Inspection::None
+    } else {
+        Inspection::IfJsonRpc
+    }
+}
+
+/// Parses as JSON with a `method` member (one message or a batch)?
+fn looks_like_json_rpc(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(object)) => object.contains_key("method"),
+        Ok(Value::Array(batch)) => batch.iter().any(|m| m.get("method").is_some()),
+        _ => false,
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

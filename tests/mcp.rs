@@ -150,3 +150,38 @@ fn a_mask_none_rule_leaves_only_that_tools_results_unmasked() {
         "{proxied}"
     );
 }
+
+#[test]
+fn policy_matches_a_server_by_its_configured_name() {
+    if !require_root("policy_matches_a_server_by_its_configured_name") {
+        return;
+    }
+    let server = McpServer::start("stateless", "json");
+    let scenario = Scenario::new();
+    let policy = "[[rule]]\nid = \"billing-no-echo\"\naction = \"deny\"\nreason = \"not on billing\"\n[rule.match]\nserver = [\"billing-mcp\"]\ntool = [\"echo\"]\n";
+    let config = scenario.config_with_policy(&[server.port], policy);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[server]]\nname = \"billing-mcp\"\naddr = \"127.0.0.1:{}\"\n",
+        server.port
+    ));
+    std::fs::write(&config, text).unwrap();
+    let agent = scenario.start_agent(&config);
+
+    let proxied = server.client_in(&scenario, "2026-07-28");
+    assert!(
+        !proxied["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&"echo".into()),
+        "{proxied}"
+    );
+    assert!(
+        proxied["echo"][0]
+            .as_str()
+            .unwrap()
+            .contains("billing-no-echo"),
+        "{proxied}"
+    );
+    agent.wait_for("intercepted connection", |l| l["server"] == "billing-mcp");
+}

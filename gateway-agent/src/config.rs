@@ -45,6 +45,19 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub mask: crate::mask::MaskConfig,
+    /// Names for MCP servers by original destination, for policy (`server = ["name"]`)
+    /// and logs.
+    #[serde(default, rename = "server")]
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// What policy rules and logs call this server.
+    pub name: String,
+    /// Its address as clients dial it (the original destination of intercepted connects).
+    pub addr: SocketAddr,
 }
 
 /// Limits on what the gateway buffers while inspecting MCP over HTTP.
@@ -226,6 +239,26 @@ impl Config {
                 ),
             ));
         }
+        for (i, server) in self.servers.iter().enumerate() {
+            if server.name.trim().is_empty() {
+                return Err(invalid(
+                    "server.name",
+                    format!("entry {} has an empty name", i + 1),
+                ));
+            }
+            if self.servers[..i]
+                .iter()
+                .any(|s| s.name == server.name || s.addr == server.addr)
+            {
+                return Err(invalid(
+                    "server",
+                    format!(
+                        "{} ({}) names a server or address twice",
+                        server.name, server.addr
+                    ),
+                ));
+            }
+        }
         if self.proxy.connect_timeout_ms == 0 {
             return Err(invalid(
                 "proxy.connect_timeout_ms",
@@ -254,6 +287,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The configured name of the server at `addr`, if any.
+    pub fn server_name(&self, addr: SocketAddr) -> Option<&str> {
+        self.servers
+            .iter()
+            .find(|server| server.addr == addr)
+            .map(|server| server.name.as_str())
     }
 
     pub fn listen6(&self) -> SocketAddr {

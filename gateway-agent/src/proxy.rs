@@ -29,6 +29,8 @@ pub struct Proxy {
     pub own_listeners: Vec<SocketAddr>,
     /// The MCP pipeline for HTTP connections; `None` relays everything at L4.
     pub pipeline: Option<Arc<Pipeline>>,
+    /// Configured server names by original destination.
+    pub server_names: std::collections::HashMap<SocketAddr, String>,
 }
 
 impl Proxy {
@@ -94,6 +96,7 @@ impl Proxy {
                 exe = %identity.exe.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
                 cgroup_id = identity.cgroup_id,
                 cgroup = identity.cgroup.as_deref().unwrap_or(""),
+                server = self.server_names.get(&orig_dst).map_or("", String::as_str),
                 "intercepted connection"
             );
             if self.own_listeners.contains(&orig_dst) {
@@ -133,7 +136,7 @@ impl Proxy {
         if let (Some(pipeline), Protocol::Http1 | Protocol::Http2) = (&self.pipeline, protocol) {
             let facts = Arc::new(ConnFacts {
                 orig_dst,
-                server_name: None,
+                server_name: self.server_names.get(&orig_dst).cloned(),
                 principal: Principal {
                     process: Some(identity),
                     token: None,

@@ -97,6 +97,11 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             slots: Arc::new(Semaphore::new(config.proxy.max_connections)),
             own_listeners: vec![listen4, listen6],
             pipeline: Some(Arc::clone(&pipeline)),
+            server_names: config
+                .servers
+                .iter()
+                .map(|server| (server.addr, server.name.clone()))
+                .collect(),
         });
         let mut servers = tokio::task::JoinSet::new();
         servers.spawn(Arc::clone(&proxy).serve(listener4));

@@ -60,3 +60,21 @@ fn bad_values_name_their_key() {
     let msg = problem(&format!("{MINIMAL}listen6 = \"127.0.0.1:1\"\n"));
     assert!(msg.contains("intercept.listen6"), "{msg}");
 }
+
+#[test]
+fn servers_are_named_by_address_and_checked() {
+    let config = Config::parse(
+        &format!("{MINIMAL}\n[[server]]\nname = \"billing\"\naddr = \"127.0.0.1:8000\"\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        config.server_name("127.0.0.1:8000".parse().unwrap()),
+        Some("billing")
+    );
+    assert_eq!(config.server_name("127.0.0.1:8001".parse().unwrap()), None);
+    let twice = format!(
+        "{MINIMAL}\n[[server]]\nname = \"a\"\naddr = \"127.0.0.1:1\"\n[[server]]\nname = \"a\"\naddr = \"127.0.0.1:2\"\n"
+    );
+    assert!(problem(&twice).contains("twice"));
+}

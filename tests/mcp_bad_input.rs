@@ -22,12 +22,6 @@ fn post_as(
 ) -> (u16, String) {
     let content_type = format!("content-type: {content_type}");
     let mut argv = vec![
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
         "-o",
         "-",
         "-w",
@@ -39,7 +33,7 @@ fn post_as(
     ];
     argv.extend_from_slice(body_args);
     argv.push(url);
-    let out = scenario.output_in_cgroup(&argv);
+    let out = scenario.curl_output(&argv);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (status.trim().parse().unwrap_or(0), body.to_owned())
@@ -158,17 +152,7 @@ fn a_never_ending_sse_line_is_cut_and_the_agent_keeps_serving() {
     let agent = scenario.start_agent(&config);
 
     let url = format!("http://127.0.0.1:{sse_port}/mcp");
-    let out = scenario.output_in_cgroup(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
-        "-o",
-        "/dev/null",
-        &url,
-    ]);
+    let out = scenario.curl_output(&["-o", "/dev/null", &url]);
     let code = out.status.code().unwrap_or(-1);
     // 18 (partial body) or 56 (recv failure): cut, not timed out (28), not a success.
     assert!(

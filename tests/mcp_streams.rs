@@ -72,13 +72,7 @@ fn resume_through_agent(gzip: bool) {
     let _agent = scenario.start_agent(&scenario.config(&[port]));
 
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let out = scenario.output_in_cgroup(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
+    let out = scenario.curl_output(&[
         "-N",
         "-D",
         "/dev/stderr",
@@ -184,13 +178,7 @@ fn mcp_over_h2_prior_knowledge_is_inspected() {
     let agent = scenario.start_agent(&scenario.config(&[port]));
 
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let out = scenario.output_in_cgroup(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
+    let out = scenario.curl_output(&[
         "--http2-prior-knowledge",
         "-w",
         "\n%{http_version}",

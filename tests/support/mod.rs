@@ -294,6 +294,14 @@ impl Scenario {
             .expect("spawn process in cgroup")
     }
 
+    /// curl in the test cgroup with the suite's bounds (`--max-time`, no proxies, errors
+    /// shown), then `args`.
+    pub fn curl_output(&self, args: &[&str]) -> Output {
+        let mut argv = vec!["curl", "-sS", "--max-time", "20", "--noproxy", "*"];
+        argv.extend_from_slice(args);
+        self.output_in_cgroup(&argv)
+    }
+
     /// Runs curl in the test cgroup (optionally as another uid) and returns its pid and
     /// what it printed.
     pub fn curl_in_cgroup(&self, url: &str, as_uid: Option<u32>) -> Curl {

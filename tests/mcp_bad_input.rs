@@ -198,3 +198,50 @@ fn json_rpc_under_another_content_type_is_still_judged() {
             .contains("deny-shell")
     );
 }
+
+#[test]
+fn head_and_error_answers_keep_their_headers_and_bodies() {
+    if !require_root("head_and_error_answers_keep_their_headers_and_bodies") {
+        return;
+    }
+    let server = McpServer::start("stateless", "json");
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[server.port]));
+    let url = server.url();
+
+    // HEAD: the Content-Length of the body a GET would get, not of the empty HEAD body.
+    let direct = std::process::Command::new("curl")
+        .args(["-sS", "-I", "--max-time", "20", "--noproxy", "*", &url])
+        .output()
+        .unwrap();
+    let proxied = scenario.curl_output(&["-I", &url]);
+    let length = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().to_owned())
+        })
+    };
+    assert!(length(&direct).is_some_and(|l| l != "0"), "{direct:?}");
+    assert_eq!(length(&proxied), length(&direct));
+    // A 405 body (dual-era clients read it) comes through unchanged.
+    let get = |out: std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let direct_body = get(std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--noproxy",
+            "*",
+            "-X",
+            "DELETE",
+            "-w",
+            "%{http_code}",
+            &url,
+        ])
+        .output()
+        .unwrap());
+    let proxied_body = get(scenario.curl_output(&["-X", "DELETE", "-w", "%{http_code}", &url]));
+    assert!(direct_body.ends_with("405"), "{direct_body}");
+    assert_eq!(proxied_body, direct_body);
+}

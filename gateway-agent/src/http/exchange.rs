@@ -96,6 +96,7 @@ impl Pipeline {
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);
             let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
             let (mut parts, incoming) = request.into_parts();
+            let is_head = parts.method == http::Method::HEAD;
             let inspection = post_inspection(&parts.method, &parts.headers);
             let (upstream_body, method, masked) = if inspection != Inspection::None {
                 let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
@@ -157,6 +158,16 @@ impl Pipeline {
                 splice_upgrades(client_upgrade, hyper::upgrade::on(&mut response));
                 let (parts, _) = response.into_parts();
                 return Response::from_parts(parts, body::empty());
+            }
+            // Bodiless answers carry the headers of a body they do not have: leave them be.
+            if is_head
+                || matches!(
+                    response.status(),
+                    StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+                )
+            {
+                let (parts, incoming) = response.into_parts();
+                return Response::from_parts(parts, body::forward(incoming));
             }
             self.filter_response(response, method, masked, facts).await
         }

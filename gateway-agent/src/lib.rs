@@ -4,6 +4,7 @@
 //! One module per stage of the data path (see ../shared/DESIGN.md); `run` composes them.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cgroup;
 pub mod config;
 pub mod http;

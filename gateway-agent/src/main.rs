@@ -38,6 +38,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every row hash and link of the Parquet audit trail; names the first
+    /// broken file and row, exits non-zero if there is one.
+    Verify {
+        /// The audit directory (`[audit] dir`).
+        #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +66,11 @@ fn main() -> std::process::ExitCode {
         } => run::run(config.as_deref(), detach_on_exit),
         Command::Check { config } => run::check(config.as_deref()),
         Command::Detach { config } => run::detach(config.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Verify { dir },
+        } => gateway_agent::audit::verify(&dir)
+            .map(|report| println!("{report}"))
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -64,9 +64,10 @@ fn ensure_node_packages() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Python MCP SDK the end-to-end tests use as a real client and server, pinned, in a
+/// The Python MCP SDK the end-to-end tests use as a real client and server (and DuckDB), pinned, in a
 /// virtualenv under target/ (so nothing outside the checkout changes).
-const PYTHON_PACKAGES: [(&str, &str); 1] = [("mcp", "2.3.0")];
+/// duckdb reads the audit trail's Parquet files in the audit tests, as an operator would.
+const PYTHON_PACKAGES: [(&str, &str); 2] = [("mcp", "2.3.0"), ("duckdb", "2.0.1")];
 
 fn ensure_python_env() -> anyhow::Result<()> {
     let venv = workspace_root().join("target/e2e/venv");

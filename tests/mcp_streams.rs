@@ -200,3 +200,76 @@ fn mcp_over_h2_prior_knowledge_is_inspected() {
     assert!(!body.contains(SECRET));
     agent.wait_for("masked secrets in response", |_| true);
 }
+
+/// Answers one POST with a JSON-RPC result quoting the Authorization header it received
+/// (a server that echoes its credential); returns the header.
+fn echo_auth_server() -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(support::WAIT)).unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8_lossy(&request).into_owned();
+        let auth = request
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("authorization")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let body = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"you sent {auth}\"}}]}}}}"
+        );
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        auth
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_held_credential_replaces_the_callers_token_and_never_reaches_the_caller() {
+    if !require_root("a_held_credential_replaces_the_callers_token_and_never_reaches_the_caller") {
+        return;
+    }
+    let (port, server) = echo_auth_server();
+    let scenario = Scenario::new();
+    let token_file = scenario.dir.path().join("upstream.token");
+    std::fs::write(&token_file, "upstream-s3cret-value-77\n").unwrap();
+    let config = scenario.config_with(
+        &[port],
+        &format!(
+            "\n[[server]]\nname = \"echo\"\naddr = \"127.0.0.1:{port}\"\n[server.credential]\nscheme = \"Bearer\"\nfile = \"{}\"\n",
+            token_file.display()
+        ),
+    );
+    let _agent = scenario.start_agent(&config);
+
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let out = scenario.curl_output(&[
+        "-H", "content-type: application/json",
+        "-H", "authorization: Bearer caller-token-abc",
+        "--data-binary", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+        &url,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let seen_by_server = server.join().unwrap();
+    assert_eq!(seen_by_server, "Bearer upstream-s3cret-value-77");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(!body.contains("upstream-s3cret-value-77"), "{body}");
+    assert!(
+        body.contains("you sent Bearer [MASKED:upstream_credential]"),
+        "{body}"
+    );
+}

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub name: String,
     /// Its address as clients dial it (the original destination of intercepted connects).
     pub addr: SocketAddr,
+    /// A credential the agent injects into requests to this server in place of the
+    /// caller's `Authorization`.
+    pub credential: Option<crate::credential::CredentialConfig>,
 }
 
 /// Limits on what the gateway buffers while inspecting MCP over HTTP.

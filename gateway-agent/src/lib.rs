@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cgroup;
 pub mod config;
+pub mod credential;
 pub mod http;
 pub mod intercept;
 pub mod logging;

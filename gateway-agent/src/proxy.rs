@@ -14,6 +14,7 @@ use tokio::{
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::{
+    credential::Credential,
     http::{self, ConnFacts, Pipeline},
     intercept::{ConnTable, socket_addr},
     principal::Principal,
@@ -31,6 +32,8 @@ pub struct Proxy {
     pub pipeline: Option<Arc<Pipeline>>,
     /// Configured server names by original destination.
     pub server_names: std::collections::HashMap<SocketAddr, String>,
+    /// Credentials the agent holds, by original destination.
+    pub credentials: std::collections::HashMap<SocketAddr, Arc<Credential>>,
 }
 
 impl Proxy {
@@ -137,6 +140,7 @@ impl Proxy {
             let facts = Arc::new(ConnFacts {
                 orig_dst,
                 server_name: self.server_names.get(&orig_dst).cloned(),
+                credential: self.credentials.get(&orig_dst).cloned(),
                 principal: Principal {
                     process: Some(identity),
                     token: None,

@@ -2,7 +2,7 @@
 //! → proxy, in that order, because connects redirected before a listener exists would be
 //! refused.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::Semaphore};
@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::{
     cgroup,
     config::Config,
+    credential::Credential,
     http::{HttpLimits, LegacySessions, Pipeline},
     intercept::{Interception, RedirectTarget, detach_pinned},
     mask::Masker,
@@ -24,6 +25,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     let policy = load_policy(&config)?;
     Masker::new(&config.mask).context(origin(path))?;
+    load_credentials(&config)?;
     println!(
         "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {})",
         origin(path),
@@ -79,6 +81,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen6,
         };
         let pipeline = Arc::new(build_pipeline(&config, path)?);
+        let credentials = load_credentials(&config)?;
         let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
             .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
         info!(
@@ -102,6 +105,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
                 .iter()
                 .map(|server| (server.addr, server.name.clone()))
                 .collect(),
+            credentials,
         });
         let mut servers = tokio::task::JoinSet::new();
         servers.spawn(Arc::clone(&proxy).serve(listener4));
@@ -159,6 +163,21 @@ impl StopSignals {
             }
         }
     }
+}
+
+/// The credentials configured for servers, by address (read now: a missing file is an
+/// error at start, not at the first request).
+fn load_credentials(config: &Config) -> anyhow::Result<HashMap<SocketAddr, Arc<Credential>>> {
+    let mut credentials = HashMap::new();
+    for server in &config.servers {
+        if let Some(credential) = &server.credential {
+            credentials.insert(
+                server.addr,
+                Arc::new(Credential::load(credential, &server.name)?),
+            );
+        }
+    }
+    Ok(credentials)
 }
 
 /// The policy directory's files, or the shipped default policy.

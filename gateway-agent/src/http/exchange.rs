@@ -20,6 +20,7 @@ use super::{
     sse_stream::{self, LegacyRegistry},
 };
 use crate::{
+    credential::Credential,
     mask::Masker,
     mcp::{
         filter::{Filtered, filter_server_body},
@@ -42,6 +43,8 @@ pub struct ConnFacts {
     pub orig_dst: SocketAddr,
     pub server_name: Option<String>,
     pub principal: Principal,
+    /// The credential the agent holds for this server, if any.
+    pub credential: Option<Arc<Credential>>,
 }
 
 impl ConnFacts {
@@ -135,6 +138,15 @@ impl Pipeline {
             } else {
                 (body::forward(incoming), None, true)
             };
+            // The caller's token is for the gateway, never for the server (MCP forbids
+            // passthrough); a server with a held credential gets that instead.
+            if let Some(credential) = &facts.credential {
+                parts.headers.remove(header::AUTHORIZATION);
+                parts.headers.remove(credential.header());
+                parts
+                    .headers
+                    .insert(credential.header().clone(), credential.header_value());
+            }
             // Bodies the gateway must read are asked for unencoded.
             parts.headers.insert(
                 header::ACCEPT_ENCODING,
@@ -433,6 +445,14 @@ impl MessageFilter {
     /// then forwards the original bytes untouched).
     pub fn apply(&self, payload: &[u8]) -> Option<Bytes> {
         let text = String::from_utf8_lossy(payload);
+        // A server repeating the credential it was given must not hand it to the caller.
+        let echoed = self
+            .facts
+            .credential
+            .as_ref()
+            .and_then(|c| c.mask_in(&text));
+        let leaked = echoed.is_some();
+        let text = echoed.map_or(text, std::borrow::Cow::Owned);
         match serde_json::from_str::<Value>(&text) {
             Ok(mut value) => {
                 let server = self.facts.server();
@@ -448,7 +468,7 @@ impl MessageFilter {
                     &hidden,
                 );
                 log_filtered(&filtered);
-                filtered.changed().then(|| Bytes::from(value.to_string()))
+                (filtered.changed() || leaked).then(|| Bytes::from(value.to_string()))
             }
             // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
             Err(_) => {
@@ -459,7 +479,9 @@ impl MessageFilter {
                 });
                 match masked {
                     std::borrow::Cow::Owned(masked) => Some(Bytes::from(masked)),
-                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Borrowed(text) => {
+                        leaked.then(|| Bytes::from(text.to_owned()))
+                    }
                 }
             }
         }

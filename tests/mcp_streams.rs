@@ -6,11 +6,7 @@
 
 mod support;
 
-use std::{
-    convert::Infallible,
-    io::{Read as _, Write as _},
-    net::TcpListener,
-};
+use std::{convert::Infallible, io::Write as _, net::TcpListener};
 
 use support::{Scenario, require_root};
 
@@ -23,15 +19,7 @@ fn resumable_sse_server(gzip: bool) -> (u16, std::thread::JoinHandle<String>) {
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        conn.set_read_timeout(Some(support::WAIT)).unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = conn.read(&mut buf).unwrap();
-            assert!(n > 0, "client closed early");
-            request.extend_from_slice(&buf[..n]);
-        }
-        let request = String::from_utf8_lossy(&request).into_owned();
+        let request = support::read_request_head(&mut conn).expect("a request head");
         let last_id: u32 = request
             .lines()
             .find_map(|l| {
@@ -208,15 +196,7 @@ fn echo_auth_server() -> (u16, std::thread::JoinHandle<String>) {
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        conn.set_read_timeout(Some(support::WAIT)).unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = conn.read(&mut buf).unwrap();
-            assert!(n > 0, "client closed early");
-            request.extend_from_slice(&buf[..n]);
-        }
-        let request = String::from_utf8_lossy(&request).into_owned();
+        let request = support::read_request_head(&mut conn).expect("a request head");
         let auth = request
             .lines()
             .find_map(|l| {

@@ -532,15 +532,27 @@ impl HttpServer {
     }
 }
 
-fn answer(mut conn: TcpStream) {
-    let _ = conn.set_read_timeout(Some(WAIT));
+/// Reads an HTTP request head (bounded in size and, through the read timeout, in time);
+/// `None` if the peer closed or stalled first.
+pub fn read_request_head(conn: &mut TcpStream) -> Option<String> {
+    conn.set_read_timeout(Some(WAIT)).ok()?;
     let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65_536 {
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        if request.len() > 65_536 {
+            return None;
+        }
         match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
+    }
+    Some(String::from_utf8_lossy(&request).into_owned())
+}
+
+fn answer(mut conn: TcpStream) {
+    if read_request_head(&mut conn).is_none() {
+        return;
     }
     let body = format!(
         "hello from the real server; peer={}\n",

@@ -141,6 +141,16 @@ impl Principal {
         self.process.as_ref()?.cgroup.as_deref()
     }
 
+    /// The systemd unit, e.g. `ci-runner.service` (see [`crate::process::systemd_unit`]).
+    pub fn unit(&self) -> Option<&str> {
+        self.process.as_ref()?.unit.as_deref()
+    }
+
+    /// The container id, when the process runs in a container.
+    pub fn container(&self) -> Option<&str> {
+        self.process.as_ref()?.container.as_deref()
+    }
+
     /// The token's groups; empty without a token.
     pub fn groups(&self) -> &[String] {
         self.token.as_ref().map_or(&[], |t| t.groups.as_slice())

@@ -21,6 +21,12 @@ pub struct ProcessIdentity {
     pub user: Option<String>,
     pub exe: Option<PathBuf>,
     pub cgroup: Option<String>,
+    /// The systemd unit the process runs in (`ci-runner.service`, `session-3.scope`),
+    /// derived from the cgroup path: what an operator names in a binding rule.
+    pub unit: Option<String>,
+    /// A container runtime's 64-hex container id, when the cgroup path carries one
+    /// (docker, containerd/CRI, CRI-O, podman).
+    pub container: Option<String>,
 }
 
 /// Resolves identities, caching uid → user name (NSS lookups can be slow: LDAP, sssd).
@@ -37,6 +43,8 @@ impl IdentityResolver {
             .then(|| std::fs::read_link(format!("/proc/{}/exe", info.pid)).ok())
             .flatten();
         let cgroup = read_proc(info.pid, "cgroup").and_then(|text| unified_cgroup(&text));
+        let unit = cgroup.as_deref().and_then(systemd_unit);
+        let container = cgroup.as_deref().and_then(container_id);
         ProcessIdentity {
             pid: info.pid,
             tid: info.tid,
@@ -47,6 +55,8 @@ impl IdentityResolver {
             user: self.user_name(info.uid),
             exe,
             cgroup,
+            unit,
+            container,
         }
     }
 
@@ -75,6 +85,42 @@ fn unified_cgroup(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The innermost systemd unit in a cgroup path: slices only group units, so the deepest
+/// `.service` or `.scope` is the unit the process belongs to (a user service under
+/// `user@1000.service/app.slice/` is its own unit, not the user manager).
+pub fn systemd_unit(cgroup: &str) -> Option<String> {
+    cgroup
+        .rsplit('/')
+        .find(|part| part.ends_with(".service") || part.ends_with(".scope"))
+        .map(str::to_owned)
+}
+
+/// The container id in a cgroup path: runtimes name the container's cgroup after its
+/// 64-hex id, with a runtime prefix under systemd (`docker-ID.scope`,
+/// `cri-containerd-ID.scope`, `crio-ID.scope`, `libpod-ID.scope`) or bare (`/docker/ID`,
+/// kubepods cgroupfs layouts).
+pub fn container_id(cgroup: &str) -> Option<String> {
+    const PREFIXES: [&str; 5] = [
+        "docker-",
+        "cri-containerd-",
+        "crio-",
+        "libpod-",
+        "containerd-",
+    ];
+    cgroup.rsplit('/').find_map(|part| {
+        let part = part.strip_suffix(".scope").unwrap_or(part);
+        let id = PREFIXES
+            .iter()
+            .find_map(|prefix| part.strip_prefix(prefix))
+            .unwrap_or(part);
+        (id.len() == 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| id.to_owned())
+    })
+}
+
 fn comm_string(comm: &[u8; 16]) -> String {
     let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..len]).into_owned()
@@ -99,6 +145,42 @@ mod tests {
             unified_cgroup(text).as_deref(),
             Some("/user.slice/session-3.scope")
         );
+    }
+
+    #[test]
+    fn finds_the_innermost_unit() {
+        assert_eq!(
+            systemd_unit("/system.slice/ci-runner.service").as_deref(),
+            Some("ci-runner.service")
+        );
+        assert_eq!(
+            systemd_unit("/user.slice/user-1000.slice/user@1000.service/app.slice/agent.service")
+                .as_deref(),
+            Some("agent.service")
+        );
+        assert_eq!(
+            systemd_unit("/user.slice/user-1000.slice/session-3.scope").as_deref(),
+            Some("session-3.scope")
+        );
+        assert_eq!(systemd_unit("/"), None);
+        assert_eq!(systemd_unit("/gateway-test-1234"), None);
+    }
+
+    #[test]
+    fn finds_container_ids() {
+        let id = "0123456789abcdef".repeat(4);
+        for path in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope"),
+            format!("/machine.slice/libpod-{id}.scope/container"),
+            format!("/docker/{id}"),
+        ] {
+            assert_eq!(container_id(&path).as_deref(), Some(id.as_str()), "{path}");
+        }
+        assert_eq!(container_id("/system.slice/ci-runner.service"), None);
+        // Not hex, or not 64 long: not an id.
+        assert_eq!(container_id(&format!("/docker/{}", "g".repeat(64))), None);
+        assert_eq!(container_id(&format!("/docker/{}", &id[..63])), None);
     }
 
     #[test]

@@ -148,6 +148,8 @@ fn principal_columns_come_from_principal() {
             user: Some("alice".into()),
             exe: Some("/usr/bin/curl".into()),
             cgroup: Some("/user.slice".into()),
+            unit: None,
+            container: None,
         }),
         token: Some(TokenClaims {
             issuer: "https://idp".into(),

@@ -65,6 +65,8 @@ struct MatchSpec {
     comm: Option<Vec<String>>,
     exe: Option<Vec<String>>,
     cgroup: Option<Vec<String>>,
+    unit: Option<Vec<String>>,
+    container: Option<Vec<String>>,
     group: Option<Vec<String>>,
     claim: Option<BTreeMap<String, OneOrMany>>,
     argument: Option<Vec<ArgumentSpec>>,
@@ -196,6 +198,8 @@ impl MatchSpec {
             comm: globs(at, "match.comm", self.comm)?,
             exe: globs(at, "match.exe", self.exe)?,
             cgroup: globs(at, "match.cgroup", self.cgroup)?,
+            unit: globs(at, "match.unit", self.unit)?,
+            container: globs(at, "match.container", self.container)?,
             group: globs(at, "match.group", self.group)?,
             claim,
             argument: match self.argument {

@@ -50,6 +50,8 @@ pub(super) struct Conditions {
     pub comm: Option<GlobSet>,
     pub exe: Option<GlobSet>,
     pub cgroup: Option<GlobSet>,
+    pub unit: Option<GlobSet>,
+    pub container: Option<GlobSet>,
     pub group: Option<GlobSet>,
     pub claim: Vec<(String, GlobSet)>,
     pub argument: Vec<ArgumentCondition>,
@@ -117,6 +119,8 @@ impl Conditions {
             && glob(&self.comm, p.comm())
             && glob::<&Path>(&self.exe, p.exe())
             && glob(&self.cgroup, p.cgroup())
+            && glob(&self.unit, p.unit())
+            && glob(&self.container, p.container())
             && self
                 .group
                 .as_ref()

@@ -30,6 +30,7 @@
 //! | `method` | JSON-RPC method | glob |
 //! | `tool` | `tools/call` `params.name` | glob |
 //! | `user`, `comm`, `exe`, `cgroup` | the calling process (kernel + /proc) | glob |
+//! | `unit`, `container` | systemd unit / container id derived from the cgroup path | glob |
 //! | `uid`, `gid` | the calling process | integers |
 //! | `group` | token groups (any of them) | glob |
 //! | `claim` | `{ name = glob or [globs] }`, each claim must match | glob |

@@ -19,6 +19,8 @@ fn process(user: &str, uid: u32, comm: &str) -> Principal {
         user: Some(user.into()),
         exe: Some(format!("/usr/bin/{comm}").into()),
         cgroup: Some(format!("/system.slice/{user}.service")),
+        unit: Some(format!("{user}.service")),
+        container: None,
     })
 }
 
@@ -181,6 +183,9 @@ fn process_conditions() {
         (r#"exe = ["/opt/*"]"#, false),
         (r#"cgroup = ["/system.slice/*.service"]"#, true),
         (r#"cgroup = ["/user.slice/*"]"#, false),
+        (r#"unit = ["alice.service"]"#, true),
+        (r#"unit = ["bob.service"]"#, false),
+        (r#"container = ["*"]"#, false),
         (
             "user = [\"alice\"]\nuid = [1000]\ncomm = [\"python3\"]",
             true,

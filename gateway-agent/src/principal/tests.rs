@@ -13,6 +13,8 @@ fn process() -> ProcessIdentity {
         user: Some("alice".into()),
         exe: Some("/usr/bin/python3.11".into()),
         cgroup: Some("/user.slice/user-1000.slice/session-3.scope".into()),
+        unit: None,
+        container: None,
     }
 }
 

@@ -22,7 +22,7 @@ fn shipped_default_policy_allows_and_masks() {
 fn examples_load_and_behave() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples");
     let set = PolicySet::load_dir(&dir).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(set.len(), 10);
+    assert_eq!(set.len(), 14);
     let p = alice();
     let decide = |tool, args: Option<&Value>| set.evaluate(&call(&p, tool, args));
     assert!(matches!(decide("shell_exec", None), Decision::Deny { .. }));
@@ -85,6 +85,26 @@ fn examples_load_and_behave() {
             mask: MaskProfile::None
         }
     );
+    // Token-to-process binding: the deploy bot's token from its own service only.
+    let token = TokenClaims {
+        client_id: Some("deploy-bot".into()),
+        ..Default::default()
+    };
+    let mut bot = process("deploy", 990, "deploy-bot");
+    bot.token = Some(token.clone());
+    let bot_process = bot.process.as_mut().unwrap();
+    bot_process.unit = Some("deploy-bot.service".into());
+    bot_process.exe = Some("/usr/local/bin/deploy-bot".into());
+    assert_eq!(
+        set.evaluate(&call(&bot, "echo", None)).rule(),
+        Some("deploy-bot-from-its-unit")
+    );
+    let mut thief = alice();
+    thief.token = Some(token);
+    assert!(matches!(
+        set.evaluate(&call(&thief, "echo", None)),
+        Decision::Deny { rule, .. } if rule == "deploy-bot-elsewhere"
+    ));
 }
 
 #[test]

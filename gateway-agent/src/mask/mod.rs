@@ -113,6 +113,11 @@ impl MaskReport {
 /// Built once from [`MaskConfig`] and shared (`Arc<Masker>`); masking needs `&self` only.
 pub struct Masker {
     enabled: bool,
+    rules: std::sync::Arc<Rules>,
+}
+
+/// The compiled keys and patterns, shared by a masker and its disabled twin.
+struct Rules {
     keys: SensitiveKeys,
     scanner: Scanner,
 }
@@ -121,14 +126,25 @@ impl Masker {
     pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
         Ok(Self {
             enabled: config.enabled,
-            keys: SensitiveKeys::new(&config.keys).map_err(MaskError::EmptyKey)?,
-            scanner: Scanner::new(config.entropy)?,
+            rules: std::sync::Arc::new(Rules {
+                keys: SensitiveKeys::new(&config.keys).map_err(MaskError::EmptyKey)?,
+                scanner: Scanner::new(config.entropy)?,
+            }),
         })
+    }
+
+    /// A masker that masks nothing, for traffic a policy rule exempts (`mask = "none"`);
+    /// it shares this one's compiled rules instead of compiling them again.
+    pub fn disabled_twin(&self) -> Self {
+        Self {
+            enabled: false,
+            rules: std::sync::Arc::clone(&self.rules),
+        }
     }
 
     /// Number of pattern rules (without the optional entropy rule).
     pub fn rule_count(&self) -> usize {
-        self.scanner.rule_count()
+        self.rules.scanner.rule_count()
     }
 
     /// Masks in place; everything inside `value` (objects, arrays, strings, JSON inside
@@ -149,7 +165,7 @@ impl Masker {
         if !self.enabled {
             return (Cow::Borrowed(text), report);
         }
-        let masked = self.scanner.mask(text, &mut report);
+        let masked = self.rules.scanner.mask(text, &mut report);
         (masked, report)
     }
 
@@ -165,7 +181,7 @@ impl Masker {
             Value::Object(object) => {
                 let mut renamed = Vec::new();
                 for (key, child) in object.iter_mut() {
-                    if self.keys.is_sensitive(key) {
+                    if self.rules.keys.is_sensitive(key) {
                         redact(child, report);
                     } else {
                         self.mask_node(child, depth + 1, report);
@@ -174,7 +190,7 @@ impl Masker {
                     // under 16 bytes are not scanned: every issued-token format is longer,
                     // and nearly every key is a short identifier (this keeps the walk fast).
                     if key.len() >= MIN_SCANNED_KEY
-                        && let Cow::Owned(masked) = self.scanner.mask(key, report)
+                        && let Cow::Owned(masked) = self.rules.scanner.mask(key, report)
                     {
                         renamed.push((key.clone(), masked));
                     }
@@ -240,7 +256,7 @@ impl Masker {
                 Err(_) => {} // not JSON after all: free text
             }
         }
-        match self.scanner.mask(text, report) {
+        match self.rules.scanner.mask(text, report) {
             Cow::Owned(masked) => Some(masked),
             Cow::Borrowed(_) => None,
         }

@@ -495,3 +495,15 @@ fn masker_is_shareable_across_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Masker>();
 }
+
+#[test]
+fn the_disabled_twin_masks_nothing_and_leaves_the_original_masking() {
+    let masker = masker();
+    let twin = masker.disabled_twin();
+    let secret = json!({"password": "hunter2-correct-horse"});
+    let mut untouched = secret.clone();
+    assert_eq!(twin.mask_value(&mut untouched).masked, 0);
+    assert_eq!(untouched, secret);
+    let mut masked = secret.clone();
+    assert_eq!(masker.mask_value(&mut masked).masked, 1);
+}

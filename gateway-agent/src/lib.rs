@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod config;
 pub mod credential;
 pub mod http;
+pub mod identity;
 pub mod intercept;
 pub mod logging;
 pub mod mask;

@@ -6,6 +6,8 @@
 //! Nothing is ever attached to the root cgroup: the agent is always given a child one.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod oidc;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},

@@ -172,12 +172,25 @@ impl Drop for OidcProvider {
 
 /// Like [`OidcProvider::mint`] with any key file (a new file: keys nobody trusts).
 pub fn mint_with(key_file: &Path, header: serde_json::Value, claims: serde_json::Value) -> String {
+    mint_many(key_file, header, claims, None)
+        .pop()
+        .expect("mint.mjs printed a token")
+}
+
+/// `count` distinct tokens (each its own `jti`), or one with `None`.
+pub fn mint_many(
+    key_file: &Path,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+    count: Option<usize>,
+) -> Vec<String> {
     require_packages();
     let out = Command::new(node())
         .arg(workspace().join("tests/oidc/mint.mjs"))
         .arg(key_file)
         .arg(header.to_string())
         .arg(claims.to_string())
+        .args(count.map(|n| n.to_string()))
         .stdin(Stdio::null())
         .output()
         .expect("run node tests/oidc/mint.mjs");
@@ -187,7 +200,8 @@ pub fn mint_with(key_file: &Path, header: serde_json::Value, claims: serde_json:
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
-        .expect("token is UTF-8")
-        .trim()
-        .to_owned()
+        .expect("tokens are UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }

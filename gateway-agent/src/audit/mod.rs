@@ -10,14 +10,17 @@
 //! - [`sign`]: Ed25519 signature of each closed file's chain ends.
 //! - [`mod@verify`]: recomputes every hash and link across all closed files, checks
 //!   signatures.
-//!
-//! Not here yet (issue 5): the write-ahead log with group commit and durability modes,
-//! wiring into the HTTP pipeline, replay/sessions CLI.
+//! - [`wal`]: the write-ahead log (CRC-framed segments) that makes a row durable before
+//!   the MCP message it records is forwarded.
+//! - [`sink`]: what the pipeline calls: group-committed fsync on a WAL thread, Parquet
+//!   encoding on another, crash recovery on open.
 
 pub mod chain;
 pub mod record;
 pub mod sign;
+pub mod sink;
 pub mod verify;
+pub mod wal;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -25,6 +28,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use record::{AuditRecord, Direction, Kind, PrincipalColumns};
+pub use sink::{AuditSink, SinkError};
 pub use verify::{VerifyError, VerifyReport, verify};
 pub use writer::{AuditWriter, WriterError};
 
@@ -43,6 +47,26 @@ pub struct AuditConfig {
     /// [`writer::delete_older_than`], which the agent runs periodically); `None` (the
     /// default) keeps everything.
     pub retention_days: Option<u32>,
+    /// When `record` reports a row as recorded: `sync` (the default) once it is in the
+    /// write-ahead log and fsynced, so a crash or power loss loses nothing that was
+    /// answered; `interval` once it is queued, fsynced within `interval_ms` (a crash can
+    /// lose up to that window of rows, for far fewer fsyncs).
+    pub durability: Durability,
+    /// `interval` mode's fsync period in milliseconds, which is also its documented loss
+    /// window. Default 50.
+    pub interval_ms: u64,
+    /// Bytes after which the write-ahead log starts a new segment; a segment is deleted
+    /// once all its rows are in closed Parquet files. Default 64 MiB.
+    pub wal_segment_bytes: u64,
+}
+
+/// See [`AuditConfig::durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    #[default]
+    Sync,
+    Interval,
 }
 
 /// A file is closed when any limit is reached, so files stay small enough to copy and
@@ -65,6 +89,9 @@ impl Default for AuditConfig {
             enabled: true,
             rotation: RotationConfig::default(),
             retention_days: None,
+            durability: Durability::Sync,
+            interval_ms: 50,
+            wal_segment_bytes: 64 << 20,
         }
     }
 }

@@ -15,10 +15,13 @@
 //! would fork the chain, out.
 //!
 //! The API is synchronous and does blocking file I/O and zstd work: call it from a
-//! dedicated thread or `spawn_blocking`, never on the runtime. (The write-ahead log of
-//! issue 5 will own that thread and feed it group-committed rows.) A crash loses the rows
-//! of the open `.tmp` file until that log exists; the chain stays valid, because the next
-//! `open` continues from the last closed file.
+//! dedicated thread or `spawn_blocking`, never on the runtime. The agent drives it through
+//! `sink`, which feeds it rows already durable in the write-ahead log (`wal`) via
+//! [`AuditWriter::append_logged`]; each closed file then names the WAL sequence number of
+//! its last row (`gateway.wal_last_seq`), which is how recovery knows which logged rows a
+//! crash kept out of Parquet. Used alone, a crash loses the rows of the open `.tmp` file;
+//! the chain stays valid either way, because the next `open` continues from the last
+//! closed file.
 
 use std::{
     fs::{self, File},
@@ -47,6 +50,8 @@ pub const META_FIRST_PREV: &str = "gateway.first_prev_hash";
 pub const META_LAST_HASH: &str = "gateway.last_hash";
 pub const META_ROWS: &str = "gateway.rows";
 pub const META_SIGNATURE: &str = "gateway.signature";
+/// WAL sequence number of the file's last row, in files written through the sink.
+pub const META_WAL_LAST_SEQ: &str = "gateway.wal_last_seq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -203,6 +208,8 @@ struct OpenFile {
     /// UTC day number of `dt=`: the file is closed at midnight so a `dt` filter in a
     /// query never misses rows written after it.
     day: i64,
+    /// WAL sequence number of the newest row, when rows come from the WAL.
+    wal_last_seq: Option<u64>,
 }
 
 /// Appends hash-chained rows to the current file, rotating by rows, bytes and age.
@@ -216,6 +223,8 @@ pub struct AuditWriter {
     last_start_us: i64,
     open: Option<OpenFile>,
     pending: Vec<AuditRecord>,
+    /// WAL sequence number of the newest row in a file this writer closed.
+    closed_wal_seq: Option<u64>,
     signer: FileSigner,
     /// Held for the writer's life: two writers on one directory would each continue the
     /// chain from the same last hash and fork it.
@@ -255,6 +264,7 @@ impl AuditWriter {
             last_start_us,
             open: None,
             pending: Vec::new(),
+            closed_wal_seq: None,
         })
     }
 
@@ -264,7 +274,45 @@ impl AuditWriter {
     }
 
     /// Chains `record` (sets `prev_hash` and `hash`) and buffers it; returns its hash.
-    pub fn append(&mut self, mut record: AuditRecord) -> Result<[u8; 32], WriterError> {
+    pub fn append(&mut self, record: AuditRecord) -> Result<[u8; 32], WriterError> {
+        self.append_inner(record, None)
+    }
+
+    /// [`append`](Self::append) for a row that is durable in the WAL under `wal_seq`
+    /// (increasing): the file that takes it records the newest such number on close.
+    pub fn append_logged(
+        &mut self,
+        record: AuditRecord,
+        wal_seq: u64,
+    ) -> Result<[u8; 32], WriterError> {
+        self.append_inner(record, Some(wal_seq))
+    }
+
+    /// WAL sequence number of the newest row in a file this writer has closed: every
+    /// logged row up to it is in a closed Parquet file.
+    pub fn closed_wal_seq(&self) -> Option<u64> {
+        self.closed_wal_seq
+    }
+
+    /// Gives up the open file after a failed write without closing it: its `.tmp` stays
+    /// behind for [`remove_orphan_tmp`], and its rows, durable in the WAL, are written again
+    /// by the next writer. (Closing it instead could publish a half-written batch twice.)
+    pub fn abandon(mut self) {
+        self.open = None;
+        self.pending.clear();
+    }
+
+    /// Closes the open file now (if any), making its rows visible; the next row starts a
+    /// new one.
+    pub fn finish_file(&mut self) -> Result<(), WriterError> {
+        self.close_file()
+    }
+
+    fn append_inner(
+        &mut self,
+        mut record: AuditRecord,
+        wal_seq: Option<u64>,
+    ) -> Result<[u8; 32], WriterError> {
         self.rotate_if_due()?;
         if self.open.is_none() {
             self.open = Some(self.start_file()?);
@@ -274,6 +322,9 @@ impl AuditWriter {
         let open = self.open.as_mut().expect("opened above");
         open.rows += 1;
         open.pending_bytes += approx_size(&record);
+        if wal_seq.is_some() {
+            open.wal_last_seq = wal_seq;
+        }
         self.pending.push(record);
         if self.pending.len() >= BATCH_ROWS {
             self.write_pending()?;
@@ -336,6 +387,7 @@ impl AuditWriter {
             first_prev_hash: self.last_hash,
             opened: Instant::now(),
             day: start_us.div_euclid(DAY_US),
+            wal_last_seq: None,
         })
     }
 
@@ -360,6 +412,12 @@ impl AuditWriter {
         let Some(mut open) = self.open.take() else {
             return Ok(());
         };
+        if let Some(seq) = open.wal_last_seq {
+            open.writer.append_key_value_metadata(KeyValue::new(
+                META_WAL_LAST_SEQ.to_owned(),
+                seq.to_string(),
+            ));
+        }
         for (key, value) in [
             (META_FIRST_PREV, chain::to_hex(&open.first_prev_hash)),
             (META_LAST_HASH, chain::to_hex(&self.last_hash)),
@@ -380,8 +438,72 @@ impl AuditWriter {
         File::open(partition)
             .and_then(|d| d.sync_all())
             .map_err(io(partition))?;
+        if open.wal_last_seq.is_some() {
+            self.closed_wal_seq = open.wal_last_seq;
+        }
         Ok(())
     }
+}
+
+/// The newest `gateway.wal_last_seq` among the closed files (0: none has one), read from
+/// footers, newest file first; normally the newest file has it.
+pub fn closed_wal_seq(dir: &Path) -> Result<u64, WriterError> {
+    for file in closed_files(dir).map_err(io(dir))?.iter().rev() {
+        let seq = std::panic::catch_unwind(|| wal_seq_in(&file.path)).unwrap_or_else(|_| {
+            Err(WriterError::Chain {
+                path: file.path.clone(),
+                problem: "file is damaged (the Parquet reader panicked)".into(),
+            })
+        })?;
+        if let Some(seq) = seq {
+            return Ok(seq);
+        }
+    }
+    Ok(0)
+}
+
+fn wal_seq_in(path: &Path) -> Result<Option<u64>, WriterError> {
+    let file = File::open(path).map_err(io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq(path))?;
+    let value = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == META_WAL_LAST_SEQ))
+        .and_then(|kv| kv.value.clone());
+    match value {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| WriterError::Chain {
+            path: path.to_owned(),
+            problem: format!("{META_WAL_LAST_SEQ} is not a number: {text:?}"),
+        }),
+    }
+}
+
+/// Deletes `*.parquet.tmp` files a crash left (their rows come back from the WAL). Call it
+/// only while holding the directory: an open writer's own `.tmp` is one of them.
+pub fn remove_orphan_tmp(dir: &Path) -> Result<Vec<PathBuf>, WriterError> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for partition in entries {
+        let partition = partition.map_err(io(dir))?;
+        if !partition.file_name().to_string_lossy().starts_with("dt=") {
+            continue;
+        }
+        let part = partition.path();
+        for entry in fs::read_dir(&part).map_err(io(&part))? {
+            let path = entry.map_err(io(&part))?.path();
+            if path.to_string_lossy().ends_with(".parquet.tmp") {
+                fs::remove_file(&path).map_err(io(&path))?;
+                removed.push(path);
+            }
+        }
+    }
+    Ok(removed)
 }
 
 impl Drop for AuditWriter {

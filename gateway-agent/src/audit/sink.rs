@@ -1,0 +1,642 @@
+//! What the pipeline calls to record audit rows: durable first (WAL, group-committed
+//! fsync), Parquet later (a second thread), nothing lost by a crash in between.
+//!
+//! Two dedicated threads, so no file I/O or fsync ever runs on the runtime:
+//! - the WAL thread takes every request queued since its last fsync, writes them as one
+//!   group and fsyncs once (concurrent callers share that fsync), then answers them;
+//! - the Parquet thread is fed the rows once they are durable, seals them into the hash
+//!   chain in WAL order ([`AuditWriter::append_logged`]), rotates on a timer and applies
+//!   retention. When it falls behind or a write fails, it reads the rows back from the WAL
+//!   on disk, so its channel can drop a group without losing it.
+//!
+//! Queues are bounded: at most [`QUEUE_REQUESTS`] requests wait for the WAL thread
+//! (callers then wait for a slot) and [`PARQUET_GROUPS`] groups for the Parquet thread.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::{
+    AuditConfig, Durability,
+    record::AuditRecord,
+    wal::{self, WalError, WalWriter},
+    writer::{self, AuditWriter, WriterError},
+};
+
+/// Requests waiting for the WAL thread.
+pub const QUEUE_REQUESTS: usize = 4096;
+/// Durable groups waiting for the Parquet thread.
+const PARQUET_GROUPS: usize = 256;
+/// Bytes the WAL thread gathers into one write before it fsyncs.
+const GROUP_BYTES: usize = 8 << 20;
+/// How long `record` waits for durability before it gives up on this request.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timer of both threads: segment retirement, rotation by age, catching up.
+const TICK: Duration = Duration::from_millis(500);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error(
+        "audit rows could not be made durable in {dir}: {source} (free space or repair the \
+         disk; MCP requests are refused until audit rows can be recorded)"
+    )]
+    Durability { dir: PathBuf, source: Arc<WalError> },
+    #[error("audit Parquet: {0}")]
+    Writer(Arc<WriterError>),
+    #[error("audit write-ahead log: {0}")]
+    Wal(Arc<WalError>),
+    #[error("audit rows for {dir} were not durable within {secs} s (is the disk hung?)")]
+    Timeout { dir: PathBuf, secs: u64 },
+    #[error("the audit sink for {dir} is closed")]
+    Closed { dir: PathBuf },
+}
+
+impl From<WriterError> for SinkError {
+    fn from(e: WriterError) -> Self {
+        Self::Writer(Arc::new(e))
+    }
+}
+
+impl From<WalError> for SinkError {
+    fn from(e: WalError) -> Self {
+        Self::Wal(Arc::new(e))
+    }
+}
+
+/// Cheap to clone; shared by every connection task.
+#[derive(Clone)]
+pub struct AuditSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    durability: Durability,
+    permits: Arc<Semaphore>,
+    tx: mpsc::Sender<WalMsg>,
+    /// Interval mode: the last group failed; requests are refused until one succeeds.
+    failing: Mutex<Option<SinkError>>,
+    threads: Mutex<Option<(thread::JoinHandle<()>, thread::JoinHandle<()>)>>,
+}
+
+enum WalMsg {
+    Rows {
+        rows: Vec<AuditRecord>,
+        reply: Option<oneshot::Sender<Result<(), SinkError>>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Close(mpsc::Sender<Result<(), SinkError>>),
+}
+
+enum PqMsg {
+    Rows(Vec<(u64, AuditRecord)>),
+    Close {
+        last_seq: u64,
+        reply: mpsc::Sender<Result<(), SinkError>>,
+    },
+}
+
+/// Sequence numbers the two threads publish to each other.
+struct Progress {
+    /// Newest row written and fsynced in the WAL.
+    durable: AtomicU64,
+    /// Newest row in a closed Parquet file: segments up to it may go.
+    closed: AtomicU64,
+}
+
+impl AuditSink {
+    /// Opens the dir (takes the writer's lock), recovers any WAL a crash left into Parquet
+    /// (rows already in closed Parquet files are not duplicated; the chain stays intact,
+    /// `verify` passes), then starts the background threads. Returns how many rows were
+    /// recovered.
+    pub fn open(config: &AuditConfig) -> Result<(AuditSink, u64), SinkError> {
+        let (writer, recovered, last_seq) = recover(config)?;
+        // Everything up to `last_seq` is in closed files now; a fresh segment follows.
+        let wal_dir = wal::wal_dir(&config.dir);
+        for seg in wal::segments(&wal_dir)? {
+            std::fs::remove_file(&seg.path).map_err(|source| WalError::Io {
+                path: seg.path.clone(),
+                source,
+            })?;
+        }
+        let wal = WalWriter::create(&wal_dir, last_seq + 1, config.wal_segment_bytes, vec![])?;
+
+        let progress = Arc::new(Progress {
+            durable: AtomicU64::new(last_seq),
+            closed: AtomicU64::new(last_seq),
+        });
+        let (tx, rx) = mpsc::channel();
+        let (pq_tx, pq_rx) = mpsc::sync_channel(PARQUET_GROUPS);
+        let inner = Arc::new(Inner {
+            dir: config.dir.clone(),
+            durability: config.durability,
+            permits: Arc::new(Semaphore::new(QUEUE_REQUESTS)),
+            tx,
+            failing: Mutex::new(None),
+            threads: Mutex::new(None),
+        });
+        let wal_thread = WalThread {
+            inner: Arc::downgrade(&inner),
+            dir: config.dir.clone(),
+            wal,
+            rx,
+            pq_tx,
+            progress: progress.clone(),
+            next_seq: last_seq + 1,
+            interval: match config.durability {
+                Durability::Sync => None,
+                Durability::Interval => Some(Duration::from_millis(config.interval_ms.max(1))),
+            },
+        };
+        let pq_thread = ParquetThread {
+            config: config.clone(),
+            writer: Some(writer),
+            next: last_seq + 1,
+            rx: pq_rx,
+            progress,
+            last_retention: None,
+        };
+        let spawn = |name: &str| thread::Builder::new().name(name.into());
+        let pq = spawn("audit-parquet")
+            .spawn(move || pq_thread.run())
+            .map_err(|source| WalError::Io {
+                path: config.dir.clone(),
+                source,
+            })?;
+        let w = spawn("audit-wal")
+            .spawn(move || wal_thread.run())
+            .map_err(|source| WalError::Io {
+                path: config.dir.clone(),
+                source,
+            })?;
+        *inner.threads.lock().expect("not poisoned") = Some((w, pq));
+        Ok((AuditSink { inner }, recovered))
+    }
+
+    /// sync: resolves once these rows are in the WAL and fsynced (group commit: concurrent
+    /// callers share one fsync). interval: resolves once queued (fsync within
+    /// `interval_ms`). Err when they could not be made durable: the caller then refuses
+    /// the MCP request — nothing is dropped silently.
+    pub async fn record(&self, rows: Vec<AuditRecord>) -> Result<(), SinkError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        if let Some(error) = inner.failing.lock().expect("not poisoned").clone() {
+            return Err(error);
+        }
+        let closed = || SinkError::Closed {
+            dir: inner.dir.clone(),
+        };
+        let wait = async {
+            let permit = inner
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| closed())?;
+            let (reply, answer) = match inner.durability {
+                Durability::Sync => {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                }
+                Durability::Interval => (None, None),
+            };
+            inner
+                .tx
+                .send(WalMsg::Rows {
+                    rows,
+                    reply,
+                    _permit: permit,
+                })
+                .map_err(|_| closed())?;
+            match answer {
+                Some(rx) => rx.await.map_err(|_| closed())?,
+                None => Ok(()),
+            }
+        };
+        tokio::time::timeout(RECORD_TIMEOUT, wait)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError::Timeout {
+                    dir: inner.dir.clone(),
+                    secs: RECORD_TIMEOUT.as_secs(),
+                })
+            })
+    }
+
+    /// Drains, fsyncs, closes the open Parquet file and retires the WAL. Blocking; call at
+    /// shutdown. Other clones' `record` fail with [`SinkError::Closed`] afterwards.
+    pub fn close(self) -> Result<(), SinkError> {
+        let (tx, rx) = mpsc::channel();
+        let inner = &self.inner;
+        inner.permits.close();
+        let closed = || SinkError::Closed {
+            dir: inner.dir.clone(),
+        };
+        inner.tx.send(WalMsg::Close(tx)).map_err(|_| closed())?;
+        let result = rx.recv().map_err(|_| closed())?;
+        if let Some((w, pq)) = inner.threads.lock().expect("not poisoned").take() {
+            let _ = w.join();
+            let _ = pq.join();
+        }
+        result
+    }
+}
+
+/// Opens the writer and puts every logged row that is not in a closed Parquet file into
+/// one: orphaned `.tmp` files go (their rows are in the WAL), a torn tail is cut. Returns
+/// the writer, how many rows it recovered, and the newest sequence number in use.
+fn recover(config: &AuditConfig) -> Result<(AuditWriter, u64, u64), SinkError> {
+    let mut writer = AuditWriter::open(config)?;
+    for path in writer::remove_orphan_tmp(&config.dir)? {
+        tracing::warn!(path = %path.display(), "removed an audit file a crash left open; its rows come back from the WAL");
+    }
+    let closed = writer::closed_wal_seq(&config.dir)?;
+    let segs = wal::segments(&wal::wal_dir(&config.dir))?;
+    let mut recovered = 0;
+    let mut last_seq = closed;
+    for (i, seg) in segs.iter().enumerate() {
+        let mut failed = None;
+        let end = wal::read_segment(&seg.path, |seq, record| {
+            if seq <= closed {
+                return true;
+            }
+            if seq != last_seq + 1 && last_seq != closed {
+                failed = Some(WalError::Gap {
+                    path: seg.path.clone(),
+                    seq,
+                    previous: last_seq,
+                });
+                return false;
+            }
+            last_seq = seq;
+            match writer.append_logged(record, seq) {
+                Ok(_) => {
+                    recovered += 1;
+                    true
+                }
+                Err(e) => {
+                    failed = Some(WalError::Io {
+                        path: config.dir.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    });
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            writer.abandon();
+            return Err(e.into());
+        }
+        if let Some(problem) = end.torn {
+            if i + 1 < segs.len() {
+                writer.abandon();
+                return Err(WalError::Corrupt {
+                    path: seg.path.clone(),
+                    offset: end.valid_len,
+                    problem,
+                }
+                .into());
+            }
+            tracing::warn!(path = %seg.path.display(), offset = end.valid_len, problem,
+                "cut the torn tail of the audit WAL (a write the crash interrupted; never acknowledged)");
+            wal::truncate(&seg.path, end.valid_len)?;
+        }
+    }
+    // Published before the WAL segments go: they are the only other copy.
+    if let Err(e) = writer.finish_file() {
+        writer.abandon();
+        return Err(e.into());
+    }
+    Ok((writer, recovered, last_seq))
+}
+
+struct WalThread {
+    inner: std::sync::Weak<Inner>,
+    dir: PathBuf,
+    wal: WalWriter,
+    rx: mpsc::Receiver<WalMsg>,
+    pq_tx: mpsc::SyncSender<PqMsg>,
+    progress: Arc<Progress>,
+    next_seq: u64,
+    /// `None`: sync mode.
+    interval: Option<Duration>,
+}
+
+/// Rows encoded and waiting for their write + fsync.
+#[derive(Default)]
+struct Group {
+    frames: Vec<u8>,
+    rows: Vec<(u64, AuditRecord)>,
+    replies: Vec<oneshot::Sender<Result<(), SinkError>>>,
+}
+
+impl WalThread {
+    fn run(mut self) {
+        let mut group = Group::default();
+        let mut last_flush = Instant::now();
+        loop {
+            let timeout = match self.interval {
+                Some(every) if !group.rows.is_empty() => every.saturating_sub(last_flush.elapsed()),
+                _ => TICK,
+            };
+            let mut close = None;
+            match self.rx.recv_timeout(timeout) {
+                Ok(msg) => {
+                    let mut msg = Some(msg);
+                    // Group commit: everything that queued up while the last fsync ran.
+                    while let Some(m) = msg.take() {
+                        match m {
+                            WalMsg::Rows { rows, reply, .. } => {
+                                self.add(&mut group, rows, reply);
+                            }
+                            WalMsg::Close(reply) => {
+                                close = Some(reply);
+                                break;
+                            }
+                        }
+                        if group.frames.len() < GROUP_BYTES {
+                            msg = self.rx.try_recv().ok();
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let (tx, _rx) = mpsc::channel();
+                    close = Some(tx);
+                }
+            }
+            let due = match self.interval {
+                None => true,
+                Some(every) => {
+                    close.is_some()
+                        || last_flush.elapsed() >= every
+                        || group.frames.len() >= GROUP_BYTES
+                }
+            };
+            if due && !group.rows.is_empty() {
+                // A failure has been answered (sync) or is retried (interval).
+                let _ = self.flush(&mut group);
+                last_flush = Instant::now();
+            }
+            self.wal.retire(self.progress.closed.load(Ordering::Acquire));
+            if let Some(reply) = close {
+                let _ = reply.send(self.close(group));
+                return;
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        group: &mut Group,
+        rows: Vec<AuditRecord>,
+        reply: Option<oneshot::Sender<Result<(), SinkError>>>,
+    ) {
+        for row in rows {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            wal::encode_frame(&mut group.frames, seq, &row);
+            group.rows.push((seq, row));
+        }
+        group.replies.extend(reply);
+    }
+
+    fn flush(&mut self, group: &mut Group) -> Result<(), SinkError> {
+        let first = group.rows[0].0;
+        let last = group.rows[group.rows.len() - 1].0;
+        match self.wal.write_group(&group.frames, first) {
+            Ok(()) => {
+                self.progress.durable.store(last, Ordering::Release);
+                let rows = std::mem::take(&mut group.rows);
+                // Full: the Parquet thread is behind and reads these back from the WAL.
+                let _ = self.pq_tx.try_send(PqMsg::Rows(rows));
+                for reply in group.replies.drain(..) {
+                    let _ = reply.send(Ok(()));
+                }
+                group.frames.clear();
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.failing.lock().expect("not poisoned").take();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = group.rows.len(), "audit WAL write failed");
+                let error = SinkError::Durability {
+                    dir: self.dir.clone(),
+                    source: Arc::new(e),
+                };
+                if self.interval.is_some() {
+                    // Already acknowledged: keep them and retry on the next tick; refuse
+                    // new requests meanwhile.
+                    if let Some(inner) = self.inner.upgrade() {
+                        *inner.failing.lock().expect("not poisoned") = Some(error.clone());
+                    }
+                    return Err(error);
+                }
+                for reply in group.replies.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                self.next_seq = first;
+                group.rows.clear();
+                group.frames.clear();
+                Err(error)
+            }
+        }
+    }
+
+    fn close(mut self, mut group: Group) -> Result<(), SinkError> {
+        // Requests that raced with close: answer them.
+        while let Ok(WalMsg::Rows { rows, reply, .. }) = self.rx.try_recv() {
+            self.add(&mut group, rows, reply);
+        }
+        if !group.rows.is_empty() {
+            self.flush(&mut group)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let last_seq = self.progress.durable.load(Ordering::Acquire);
+        self.pq_tx
+            .send(PqMsg::Close {
+                last_seq,
+                reply: tx,
+            })
+            .map_err(|_| self.failing_or_closed())?;
+        rx.recv().map_err(|_| self.failing_or_closed())??;
+        self.wal.retire_all()?;
+        Ok(())
+    }
+
+    fn failing_or_closed(&self) -> SinkError {
+        self.inner
+            .upgrade()
+            .and_then(|i| i.failing.lock().expect("not poisoned").clone())
+            .unwrap_or(SinkError::Closed {
+                dir: self.dir.clone(),
+            })
+    }
+}
+
+struct ParquetThread {
+    config: AuditConfig,
+    /// `None` after a failed write, until a reopen succeeds.
+    writer: Option<AuditWriter>,
+    /// Sequence number of the next row the writer needs.
+    next: u64,
+    rx: mpsc::Receiver<PqMsg>,
+    progress: Arc<Progress>,
+    last_retention: Option<Instant>,
+}
+
+impl ParquetThread {
+    fn run(mut self) {
+        loop {
+            let result = match self.rx.recv_timeout(TICK) {
+                Ok(PqMsg::Rows(rows)) => self.write(rows),
+                Ok(PqMsg::Close { last_seq, reply }) => {
+                    let _ = reply.send(self.close(last_seq));
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => self.tick(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if let Err(error) = result {
+                tracing::error!(%error, dir = %self.config.dir.display(),
+                    "writing audit Parquet failed; the rows stay in the WAL and are retried");
+                if let Some(writer) = self.writer.take() {
+                    writer.abandon();
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, rows: Vec<(u64, AuditRecord)>) -> Result<(), SinkError> {
+        let Some(&(first, _)) = rows.first() else {
+            return Ok(());
+        };
+        if self.writer.is_none() {
+            return Ok(()); // Read back from the WAL once a reopen succeeds.
+        }
+        if first > self.next {
+            self.catch_up(first - 1)?;
+        }
+        let writer = self.writer.as_mut().expect("checked above");
+        for (seq, row) in rows {
+            if seq >= self.next {
+                writer.append_logged(row, seq)?;
+                self.next = seq + 1;
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Appends the rows `next..=to` from the WAL on disk.
+    fn catch_up(&mut self, to: u64) -> Result<(), SinkError> {
+        if to < self.next {
+            return Ok(());
+        }
+        let writer = self.writer.as_mut().expect("caller checked");
+        let next = &mut self.next;
+        let wal_dir = wal::wal_dir(&self.config.dir);
+        wal::read_range(&wal_dir, *next, to, |seq, row| {
+            writer
+                .append_logged(row, seq)
+                .map_err(|e| WalError::Io {
+                    path: wal_dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            *next = seq + 1;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn publish(&self) {
+        if let Some(seq) = self.writer.as_ref().and_then(AuditWriter::closed_wal_seq) {
+            self.progress.closed.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
+    fn tick(&mut self) -> Result<(), SinkError> {
+        if self.writer.is_none() {
+            self.reopen()?;
+        }
+        let durable = self.progress.durable.load(Ordering::Acquire);
+        self.catch_up(durable)?;
+        self.writer.as_mut().expect("opened above").rotate_if_due()?;
+        self.publish();
+        if let Some(days) = self.config.retention_days
+            && self
+                .last_retention
+                .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+        {
+            self.last_retention = Some(Instant::now());
+            writer::delete_older_than(&self.config.dir, days, SystemTime::now())?;
+        }
+        Ok(())
+    }
+
+    /// A fresh writer after a failure: continues from the last closed file, and the rows
+    /// after it come back from the WAL.
+    fn reopen(&mut self) -> Result<(), SinkError> {
+        let writer = AuditWriter::open(&self.config)?;
+        writer::remove_orphan_tmp(&self.config.dir)?;
+        self.next = writer::closed_wal_seq(&self.config.dir)? + 1;
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    fn close(mut self, last_seq: u64) -> Result<(), SinkError> {
+        // The WAL thread waits for this answer, so a failing disk gets a few tries.
+        let mut last_error = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                thread::sleep(Duration::from_millis(200));
+            }
+            let result = (|| {
+                if self.writer.is_none() {
+                    self.reopen()?;
+                }
+                self.catch_up(last_seq)?;
+                self.writer.as_mut().expect("opened above").finish_file()?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    if let Some(writer) = self.writer.take() {
+                        writer.close()?;
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    if let Some(writer) = self.writer.take() {
+                        writer.abandon();
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("three attempts failed"))
+    }
+}
+
+/// The audit directory a sink writes (for messages).
+impl AuditSink {
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+#[cfg(test)]
+mod tests;

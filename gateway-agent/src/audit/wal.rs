@@ -163,7 +163,7 @@ pub fn read_segment(
         }
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len > MAX_BODY || len < 8 {
+        if !(8..=MAX_BODY).contains(&len) {
             end.torn = Some("impossible frame length");
             break;
         }
@@ -235,9 +235,7 @@ pub fn read_range(
         });
         let end = match end {
             // Retired under us: every row in it was already in a closed file.
-            Err(WalError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(WalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 continue;
             }
             other => other?,

@@ -308,7 +308,10 @@ fn full_disk_refuses_then_recovers_when_space_is_freed() {
         "{message}"
     );
     // Still full: still refused, never accepted and dropped.
-    assert!(rt.block_on(sink.record(vec![row(failed_at, 8 << 10)])).is_err());
+    assert!(
+        rt.block_on(sink.record(vec![row(failed_at, 8 << 10)]))
+            .is_err()
+    );
 
     std::fs::remove_file(&ballast).unwrap();
     for i in failed_at..failed_at + 30 {

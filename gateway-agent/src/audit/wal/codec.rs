@@ -12,7 +12,12 @@ pub(super) fn encode(buf: &mut Vec<u8>, r: &AuditRecord) {
     e.text(&r.host);
     e.text(&r.session);
     e.opt_text(&r.request_id);
-    e.0.push(Direction::ALL.iter().position(|d| *d == r.direction).unwrap_or(0) as u8);
+    e.0.push(
+        Direction::ALL
+            .iter()
+            .position(|d| *d == r.direction)
+            .unwrap_or(0) as u8,
+    );
     e.0.push(Kind::ALL.iter().position(|k| *k == r.kind).unwrap_or(0) as u8);
     e.text(&r.transport);
     e.opt_text(&r.protocol_version);

@@ -312,6 +312,7 @@ fn full_disk_refuses_then_recovers_when_space_is_freed() {
         rt.block_on(sink.record(vec![row(failed_at, 8 << 10)]))
             .is_err()
     );
+    assert_wal_whole(&dir);
 
     std::fs::remove_file(&ballast).unwrap();
     for i in failed_at..failed_at + 30 {
@@ -319,6 +320,17 @@ fn full_disk_refuses_then_recovers_when_space_is_freed() {
             .unwrap_or_else(|e| panic!("after freeing space: {e}"));
         accepted.insert(i);
     }
+    assert_wal_whole(&dir);
     sink.close().unwrap();
     assert_trail(&dir, &accepted);
+}
+
+/// Every WAL segment reads to its last byte: a failed write left no partial frame that
+/// would end the log early for the rows written after it.
+fn assert_wal_whole(dir: &Path) {
+    for seg in wal::segments(&wal::wal_dir(dir)).unwrap() {
+        let end = wal::read_segment(&seg.path, |_, _| true).unwrap();
+        assert_eq!(end.torn, None, "{}", seg.path.display());
+        assert_eq!(end.valid_len, std::fs::metadata(&seg.path).unwrap().len());
+    }
 }

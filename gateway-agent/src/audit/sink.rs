@@ -16,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     thread,
@@ -113,6 +113,9 @@ struct Progress {
     durable: AtomicU64,
     /// Newest row in a closed Parquet file: segments up to it may go.
     closed: AtomicU64,
+    /// The WAL thread dropped a group (the Parquet channel was full): the Parquet thread
+    /// reads up to `durable` back from the WAL on its next tick.
+    dropped: AtomicBool,
 }
 
 impl AuditSink {
@@ -135,6 +138,7 @@ impl AuditSink {
         let progress = Arc::new(Progress {
             durable: AtomicU64::new(last_seq),
             closed: AtomicU64::new(last_seq),
+            dropped: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let (pq_tx, pq_rx) = mpsc::sync_channel(PARQUET_GROUPS);
@@ -166,6 +170,7 @@ impl AuditSink {
             rx: pq_rx,
             progress,
             last_retention: None,
+            behind: false,
         };
         let spawn = |name: &str| thread::Builder::new().name(name.into());
         let pq = spawn("audit-parquet")
@@ -428,7 +433,9 @@ impl WalThread {
                 self.progress.durable.store(last, Ordering::Release);
                 let rows = std::mem::take(&mut group.rows);
                 // Full: the Parquet thread is behind and reads these back from the WAL.
-                let _ = self.pq_tx.try_send(PqMsg::Rows(rows));
+                if self.pq_tx.try_send(PqMsg::Rows(rows)).is_err() {
+                    self.progress.dropped.store(true, Ordering::Release);
+                }
                 for reply in group.replies.drain(..) {
                     let _ = reply.send(Ok(()));
                 }

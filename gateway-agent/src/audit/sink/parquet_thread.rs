@@ -13,6 +13,10 @@ pub(super) struct ParquetThread {
     pub(super) rx: mpsc::Receiver<PqMsg>,
     pub(super) progress: Arc<Progress>,
     pub(super) last_retention: Option<Instant>,
+    /// Rows up to `durable` may be missing (reopened, or a group was dropped): read them
+    /// from the WAL. Otherwise they are in the channel, and reading the segment would be
+    /// wasted work.
+    pub(super) behind: bool,
 }
 
 impl ParquetThread {
@@ -87,8 +91,14 @@ impl ParquetThread {
         if self.writer.is_none() {
             self.reopen()?;
         }
-        let durable = self.progress.durable.load(Ordering::Acquire);
-        self.catch_up(durable)?;
+        if self.progress.dropped.swap(false, Ordering::AcqRel) {
+            self.behind = true;
+        }
+        if self.behind {
+            let durable = self.progress.durable.load(Ordering::Acquire);
+            self.catch_up(durable)?;
+            self.behind = false;
+        }
         self.writer
             .as_mut()
             .expect("opened above")
@@ -112,6 +122,7 @@ impl ParquetThread {
         writer::remove_orphan_tmp(&self.config.dir)?;
         self.next = writer::closed_wal_seq(&self.config.dir)? + 1;
         self.writer = Some(writer);
+        self.behind = true;
         Ok(())
     }
 

@@ -1,9 +1,9 @@
 //! The `gateway-agent` command line: parses arguments and hands over to [`run`].
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use gateway_agent::{logging, run};
+use gateway_agent::{audit::replay, logging, run};
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +54,37 @@ enum AuditCommand {
         #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
         dir: PathBuf,
     },
+    /// List sessions, one line each (newest last): first/last time, who, process, server,
+    /// message, denied and masked counts. Reads closed files only: the agent closes its
+    /// open file on rotation and at shutdown, so the newest rows may not be listed yet.
+    Sessions {
+        /// The audit directory (`[audit] dir`).
+        #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
+        dir: PathBuf,
+        /// Only sessions with a row whose `user`, `sub` or `email` is this.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only rows at or after this time: RFC 3339 (`2026-11-26T10:00:00Z`) or an age
+        /// (`30m`, `2h`, `7d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per session instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session's messages in chain order: who, when, direction, method/tool,
+    /// masked payload, status, decision and masking. Reads closed files only: the agent
+    /// closes its open file on rotation and at shutdown.
+    Replay {
+        /// The session id (see `audit sessions`).
+        session: String,
+        /// The audit directory (`[audit] dir`).
+        #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
+        dir: PathBuf,
+        /// One JSON object per row (JSON lines), every column, hashes in hex.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +102,18 @@ fn main() -> std::process::ExitCode {
         } => gateway_agent::audit::verify(&dir)
             .map(|report| println!("{report}"))
             .map_err(Into::into),
+        Command::Audit {
+            command:
+                AuditCommand::Sessions {
+                    dir,
+                    user,
+                    since,
+                    json,
+                },
+        } => audit_sessions(&dir, user, since.as_deref(), json),
+        Command::Audit {
+            command: AuditCommand::Replay { session, dir, json },
+        } => audit_replay(&dir, &session, json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -79,6 +122,44 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn audit_sessions(
+    dir: &Path,
+    user: Option<String>,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let filter = replay::SessionFilter {
+        user,
+        since_us: since
+            .map(|text| replay::parse_since(text, now_us))
+            .transpose()?,
+    };
+    let sessions = replay::sessions(dir, &filter)?;
+    if json {
+        for session in &sessions {
+            println!("{}", replay::session_json(session));
+        }
+    } else {
+        print!("{}", replay::render_sessions(&sessions));
+    }
+    Ok(())
+}
+
+fn audit_replay(dir: &Path, session: &str, json: bool) -> anyhow::Result<()> {
+    let rows = replay::replay(dir, session)?;
+    if json {
+        for row in &rows {
+            println!("{}", replay::record_json(row));
+        }
+    } else {
+        print!("{}", replay::render_replay(&rows));
+    }
+    Ok(())
 }
 
 /// The error and its causes, each cause once: many of our errors already quote their

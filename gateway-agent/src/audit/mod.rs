@@ -17,6 +17,7 @@
 
 pub mod chain;
 pub mod record;
+pub mod replay;
 pub mod sign;
 pub mod sink;
 pub mod verify;

@@ -156,7 +156,7 @@ fn read_rows(dir: &Path, since_us: Option<i64>) -> Result<Vec<AuditRecord>, Repl
             dir: dir.to_owned(),
         });
     }
-    let since_day = since_us.map(|us| date_of(us));
+    let since_day = since_us.map(date_of);
     let mut rows = Vec::new();
     for file in files {
         let partition = file

@@ -8,7 +8,7 @@ mod support;
 
 use std::{convert::Infallible, io::Write as _, net::TcpListener};
 
-use support::{Scenario, require_root};
+use support::{EchoAuthServer, Scenario, require_root};
 
 const SECRET: &str = "ghp_Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8";
 
@@ -189,41 +189,13 @@ fn mcp_over_h2_prior_knowledge_is_inspected() {
     agent.wait_for("masked secrets in response", |_| true);
 }
 
-/// Answers one POST with a JSON-RPC result quoting the Authorization header it received
-/// (a server that echoes its credential); returns the header.
-fn echo_auth_server() -> (u16, std::thread::JoinHandle<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let request = support::read_request_head(&mut conn).expect("a request head");
-        let auth = request
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("authorization")
-                    .then(|| value.trim().to_owned())
-            })
-            .unwrap_or_default();
-        let body = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"you sent {auth}\"}}]}}}}"
-        );
-        let _ = write!(
-            conn,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        auth
-    });
-    (port, handle)
-}
-
 #[test]
 fn a_held_credential_replaces_the_callers_token_and_never_reaches_the_caller() {
     if !require_root("a_held_credential_replaces_the_callers_token_and_never_reaches_the_caller") {
         return;
     }
-    let (port, server) = echo_auth_server();
+    let server = EchoAuthServer::start();
+    let port = server.port;
     let scenario = Scenario::new();
     let token_file = scenario.dir.path().join("upstream.token");
     std::fs::write(&token_file, "upstream-s3cret-value-77\n").unwrap();
@@ -234,22 +206,38 @@ fn a_held_credential_replaces_the_callers_token_and_never_reaches_the_caller() {
             token_file.display()
         ),
     );
-    let _agent = scenario.start_agent(&config);
+    let agent = scenario.start_agent(&config);
 
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let out = scenario.curl_output(&[
-        "-H", "content-type: application/json",
-        "-H", "authorization: Bearer caller-token-abc",
-        "--data-binary", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
-        &url,
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let seen_by_server = server.join().unwrap();
-    assert_eq!(seen_by_server, "Bearer upstream-s3cret-value-77");
-    let body = String::from_utf8_lossy(&out.stdout);
+    let call = || {
+        let out = scenario.curl_output(&[
+            "-H", "content-type: application/json",
+            "-H", "authorization: Bearer caller-token-abc",
+            "--data-binary", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+            &server.url(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let body = call();
+    assert_eq!(server.seen(), ["Bearer upstream-s3cret-value-77"]);
     assert!(!body.contains("upstream-s3cret-value-77"), "{body}");
     assert!(
         body.contains("you sent Bearer [MASKED:upstream_credential]"),
         "{body}"
     );
+
+    // A rotated secret file takes effect on SIGHUP, for the very next request.
+    std::fs::write(&token_file, "rotated-upstream-value-88\n").unwrap();
+    // SAFETY: plain kill(2) on the agent's PID, which the test owns.
+    unsafe { libc::kill(agent.pid() as i32, libc::SIGHUP) };
+    agent.wait_for("SIGHUP: credentials re-read", |l| l["credentials"] == 1);
+    let body = call();
+    assert_eq!(
+        server.seen(),
+        [
+            "Bearer upstream-s3cret-value-77",
+            "Bearer rotated-upstream-value-88"
+        ]
+    );
+    assert!(!body.contains("rotated-upstream-value-88"), "{body}");
 }

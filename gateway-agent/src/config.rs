@@ -49,6 +49,50 @@ pub struct Config {
     /// and logs.
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
+    /// Who callers are: OIDC issuers and how servers authenticate callers.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// The audit trail: on by default.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
+}
+
+/// How the gateway authenticates callers of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No token: the caller is its local process (kernel identity) only, and the
+    /// `Authorization` header is the server's business (left as sent, unless the agent holds
+    /// a credential for the server). For hosts whose clients cannot carry tokens.
+    #[default]
+    Local,
+    /// A token is validated if present (an invalid one is refused) and then removed; a
+    /// request without one proceeds as `local`.
+    Optional,
+    /// Every request needs a valid token: 401 without one, 403 without the scopes.
+    Require,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Optional => "optional",
+            Self::Require => "require",
+        }
+    }
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The mode of servers without their own `auth`. Default `local`.
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// `[[identity.issuer]]`: the OpenID providers whose access tokens are accepted.
+    #[serde(default, rename = "issuer")]
+    pub issuers: Vec<crate::identity::IssuerConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +105,18 @@ pub struct ServerConfig {
     /// A credential the agent injects into requests to this server in place of the
     /// caller's `Authorization`.
     pub credential: Option<crate::credential::CredentialConfig>,
+    /// How callers authenticate to this server; default `[identity] mode`.
+    pub auth: Option<AuthMode>,
+    /// Scopes a token must carry for this server, on top of its issuer's
+    /// `required_scopes` (403 `insufficient_scope` otherwise).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The audience a token must name for this server (RFC 8707: a token minted for one
+    /// server is not accepted by another). Default: any of the issuer's `audiences`.
+    pub audience: Option<String>,
+    /// The server's canonical URI, the `resource` of its RFC 9728 metadata document.
+    /// Default: `http://HOST/PATH` of the request, as the client addressed it.
+    pub resource: Option<String>,
 }
 
 /// Limits on what the gateway buffers while inspecting MCP over HTTP.
@@ -262,6 +318,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_identity(origin)?;
         if self.proxy.connect_timeout_ms == 0 {
             return Err(invalid(
                 "proxy.connect_timeout_ms",
@@ -288,6 +345,44 @@ impl Config {
                 "proxy.max_connections",
                 "must be at least 1".into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_identity(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            problem,
+        };
+        for issuer in &self.identity.issuers {
+            issuer.validate().map_err(|problem| {
+                invalid("identity.issuer", format!("{}: {problem}", issuer.issuer))
+            })?;
+        }
+        if self.identity.issuers.is_empty() {
+            if self.identity.mode != AuthMode::Local {
+                return Err(invalid(
+                    "identity.mode",
+                    format!(
+                        "is {:?} but no [[identity.issuer]] is configured to validate tokens",
+                        self.identity.mode.as_str()
+                    ),
+                ));
+            }
+            if let Some(server) = self
+                .servers
+                .iter()
+                .find(|s| s.auth.is_some_and(|mode| mode != AuthMode::Local))
+            {
+                return Err(invalid(
+                    "server.auth",
+                    format!(
+                        "server {} wants tokens but no [[identity.issuer]] is configured",
+                        server.name
+                    ),
+                ));
+            }
         }
         Ok(())
     }

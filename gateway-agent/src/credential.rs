@@ -20,7 +20,8 @@ use zeroize::Zeroizing;
 pub struct CredentialConfig {
     /// The header that carries it. Default `Authorization`.
     pub header: Option<String>,
-    /// Put before the secret with a space, e.g. `Bearer`. Default: none.
+    /// Put before the secret with a space, e.g. `Bearer`. Default: none. With `Basic` the
+    /// secret is `user:password` and the agent sends it base64-encoded (RFC 7617).
     pub scheme: Option<String>,
     /// A file holding the secret (surrounding whitespace is trimmed).
     pub file: Option<PathBuf>,
@@ -45,12 +46,17 @@ pub enum CredentialError {
     Header { server: String, header: String },
     #[error("server {server}: credential: the secret is empty or not a valid header value")]
     Value { server: String },
+    #[error("server {server}: credential: a Basic credential must be `user:password`")]
+    Basic { server: String },
 }
 
 pub struct Credential {
     header: HeaderName,
     value: HeaderValue,
     secret: Zeroizing<String>,
+    /// The secret as it travels, when that differs (Basic's base64): a server echoing
+    /// the header it received repeats this form.
+    encoded: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -108,9 +114,27 @@ impl Credential {
                 header: header_name.to_owned(),
             }
         })?;
+        let basic = config
+            .scheme
+            .as_deref()
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic"));
+        let encoded = if basic {
+            if !secret.contains(':') {
+                return Err(CredentialError::Basic {
+                    server: server.to_owned(),
+                });
+            }
+            use base64::Engine as _;
+            Some(Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(secret.as_bytes()),
+            ))
+        } else {
+            None
+        };
+        let sent = encoded.as_deref().unwrap_or(&secret);
         let full = Zeroizing::new(match &config.scheme {
-            Some(scheme) => format!("{scheme} {}", secret.as_str()),
-            None => secret.as_str().to_owned(),
+            Some(scheme) => format!("{scheme} {}", sent.as_str()),
+            None => sent.as_str().to_owned(),
         });
         let mut value = HeaderValue::from_str(&full).map_err(|_| CredentialError::Value {
             server: server.to_owned(),
@@ -125,6 +149,7 @@ impl Credential {
             header,
             value,
             secret,
+            encoded,
         })
     }
 
@@ -136,10 +161,18 @@ impl Credential {
         self.value.clone()
     }
 
-    /// Replaces every occurrence of the secret in `text`; `None` if there is none.
+    /// Replaces every occurrence of the secret (and of its encoded form) in `text`;
+    /// `None` if there is none.
     pub fn mask_in(&self, text: &str) -> Option<String> {
-        text.contains(self.secret.as_str())
-            .then(|| text.replace(self.secret.as_str(), PLACEHOLDER))
+        let forms = std::iter::once(&self.secret).chain(self.encoded.as_ref());
+        let mut out: Option<String> = None;
+        for form in forms {
+            let current = out.as_deref().unwrap_or(text);
+            if current.contains(form.as_str()) {
+                out = Some(current.replace(form.as_str(), PLACEHOLDER));
+            }
+        }
+        out
     }
 }
 
@@ -174,6 +207,28 @@ mod tests {
             Some("echo: [MASKED:upstream_credential]!")
         );
         assert_eq!(credential.mask_in("nothing here"), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_encoded_and_both_forms_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basic");
+        std::fs::write(&path, "svc-user:pa55-word\n").unwrap();
+        let basic = CredentialConfig {
+            scheme: Some("Basic".into()),
+            ..config(&path)
+        };
+        let credential = Credential::load(&basic, "wiki").unwrap();
+        assert_eq!(credential.header_value(), "Basic c3ZjLXVzZXI6cGE1NS13b3Jk");
+        assert_eq!(
+            credential
+                .mask_in("got c3ZjLXVzZXI6cGE1NS13b3Jk = svc-user:pa55-word")
+                .as_deref(),
+            Some("got [MASKED:upstream_credential] = [MASKED:upstream_credential]")
+        );
+        std::fs::write(&path, "no-colon-here").unwrap();
+        let err = Credential::load(&basic, "wiki").unwrap_err().to_string();
+        assert!(err.contains("user:password"), "{err}");
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod principal;
 pub mod process;
 pub mod proxy;
 pub mod run;
+pub mod servers;

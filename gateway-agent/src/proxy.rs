@@ -14,11 +14,12 @@ use tokio::{
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::{
-    credential::Credential,
-    http::{self, ConnFacts, Pipeline},
+    audit::PrincipalColumns,
+    http::{self, ConnFacts, Pipeline, RowContext},
     intercept::{ConnTable, socket_addr},
     principal::Principal,
     process::{IdentityResolver, ProcessIdentity},
+    servers::ServerTable,
 };
 
 pub struct Proxy {
@@ -30,10 +31,9 @@ pub struct Proxy {
     pub own_listeners: Vec<SocketAddr>,
     /// The MCP pipeline for HTTP connections; `None` relays everything at L4.
     pub pipeline: Option<Arc<Pipeline>>,
-    /// Configured server names by original destination.
-    pub server_names: std::collections::HashMap<SocketAddr, String>,
-    /// Credentials the agent holds, by original destination.
-    pub credentials: std::collections::HashMap<SocketAddr, Arc<Credential>>,
+    /// Server names, auth modes and held credentials (shared with the pipeline, replaced
+    /// on SIGHUP).
+    pub servers: Arc<std::sync::RwLock<Arc<ServerTable>>>,
 }
 
 impl Proxy {
@@ -86,6 +86,13 @@ impl Proxy {
                 return;
             }
         };
+        let server_name = self
+            .servers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(orig_dst)
+            .name
+            .clone();
         let span = info_span!("conn", %orig_dst, %peer, pid = identity.pid, comm = %identity.comm);
         async {
             info!(
@@ -99,7 +106,7 @@ impl Proxy {
                 exe = %identity.exe.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
                 cgroup_id = identity.cgroup_id,
                 cgroup = identity.cgroup.as_deref().unwrap_or(""),
-                server = self.server_names.get(&orig_dst).map_or("", String::as_str),
+                server = server_name.as_deref().unwrap_or(""),
                 "intercepted connection"
             );
             if self.own_listeners.contains(&orig_dst) {
@@ -107,13 +114,19 @@ impl Proxy {
                 reset(client);
                 return;
             }
-            self.relay(client, orig_dst, identity).await;
+            self.relay(client, orig_dst, identity, server_name).await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn relay(&self, mut client: TcpStream, orig_dst: SocketAddr, identity: ProcessIdentity) {
+    async fn relay(
+        &self,
+        mut client: TcpStream,
+        orig_dst: SocketAddr,
+        identity: ProcessIdentity,
+        server_name: Option<String>,
+    ) {
         let mut upstream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(orig_dst)).await {
                 Ok(Ok(upstream)) => upstream,
@@ -137,14 +150,24 @@ impl Proxy {
         let protocol = sniff(&client).await;
         debug!(?protocol, "client protocol");
         if let (Some(pipeline), Protocol::Http1 | Protocol::Http2) = (&self.pipeline, protocol) {
+            let conn_id = http::connection_id();
+            // The connection's own rows: who opened it, to where, and when it ended.
+            let rows = RowContext {
+                session: conn_id.clone(),
+                transport: "streamable_http",
+                protocol_version: None,
+                server_name,
+                server_addr: orig_dst.to_string(),
+                principal: PrincipalColumns::from_principal(&Principal::from_process(
+                    identity.clone(),
+                )),
+                started: std::time::Instant::now(),
+            };
+            pipeline.recorder.note(rows.connection("open")).await;
             let facts = Arc::new(ConnFacts {
                 orig_dst,
-                server_name: self.server_names.get(&orig_dst).cloned(),
-                credential: self.credentials.get(&orig_dst).cloned(),
-                principal: Principal {
-                    process: Some(identity),
-                    token: None,
-                },
+                process: Some(identity),
+                conn_id,
             });
             http::serve(
                 client,
@@ -154,6 +177,7 @@ impl Proxy {
                 facts,
             )
             .await;
+            pipeline.recorder.note(rows.connection("close")).await;
             return;
         }
         if protocol == Protocol::Tls {

@@ -2,22 +2,24 @@
 //! → proxy, in that order, because connects redirected before a listener exists would be
 //! refused.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::Semaphore};
 use tracing::{info, warn};
 
 use crate::{
+    audit::AuditSink,
     cgroup,
     config::Config,
-    credential::Credential,
-    http::{HttpLimits, LegacySessions, Pipeline},
+    http::{HttpLimits, LegacySessions, Pipeline, Recorder},
+    identity::Authenticator,
     intercept::{Interception, RedirectTarget, detach_pinned},
     mask::Masker,
     policy::{DEFAULT_POLICY, PolicySet},
     process::IdentityResolver,
     proxy::Proxy,
+    servers::ServerTable,
 };
 
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
@@ -25,9 +27,9 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     let policy = load_policy(&config)?;
     Masker::new(&config.mask).context(origin(path))?;
-    load_credentials(&config)?;
+    let servers = ServerTable::load(&config)?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {})",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
@@ -35,6 +37,13 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
         cgroup.display(),
         policy.len(),
         if config.mask.enabled { "on" } else { "off" },
+        servers.credentials(),
+        config.identity.issuers.len(),
+        if config.audit.enabled {
+            config.audit.dir.display().to_string()
+        } else {
+            "off".to_owned()
+        },
     );
     Ok(())
 }
@@ -80,8 +89,28 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen4,
             listen6,
         };
-        let pipeline = Arc::new(build_pipeline(&config, path)?);
-        let credentials = load_credentials(&config)?;
+        let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
+        let authenticator = Arc::new(std::sync::OnceLock::new());
+        if !config.identity.issuers.is_empty() {
+            discover_issuers(config.identity.issuers.clone(), Arc::clone(&authenticator)).await;
+        }
+        let sink = if config.audit.enabled {
+            let (sink, recovered) = AuditSink::open(&config.audit).with_context(|| {
+                format!("opening the audit trail in {}", config.audit.dir.display())
+            })?;
+            info!(dir = %config.audit.dir.display(), recovered, "audit trail open");
+            Some(sink)
+        } else {
+            warn!("auditing is off ([audit] enabled = false): MCP traffic is not recorded");
+            None
+        };
+        let pipeline = Arc::new(build_pipeline(
+            &config,
+            path,
+            Arc::clone(&servers),
+            authenticator,
+            sink.clone(),
+        )?);
         let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
             .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
         info!(
@@ -100,30 +129,45 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             slots: Arc::new(Semaphore::new(config.proxy.max_connections)),
             own_listeners: vec![listen4, listen6],
             pipeline: Some(Arc::clone(&pipeline)),
-            server_names: config
-                .servers
-                .iter()
-                .map(|server| (server.addr, server.name.clone()))
-                .collect(),
-            credentials,
+            servers: Arc::clone(&servers),
         });
-        let mut servers = tokio::task::JoinSet::new();
-        servers.spawn(Arc::clone(&proxy).serve(listener4));
+        let mut listeners = tokio::task::JoinSet::new();
+        listeners.spawn(Arc::clone(&proxy).serve(listener4));
         if let Some(listener6) = listener6 {
-            servers.spawn(Arc::clone(&proxy).serve(listener6));
+            listeners.spawn(Arc::clone(&proxy).serve(listener6));
         }
         let signal = stop
-            .wait(|| match load_policy(&config) {
-                Ok(policy) => {
-                    let rules = policy.len();
-                    *pipeline.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
-                    info!(rules, "SIGHUP: policy reloaded");
+            .wait(|| {
+                match load_policy(&config) {
+                    Ok(policy) => {
+                        let rules = policy.len();
+                        *pipeline.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+                        info!(rules, "SIGHUP: policy reloaded");
+                    }
+                    Err(err) => warn!(error = %format!("{err:#}"), "SIGHUP: policy reload failed; keeping the previous policy"),
                 }
-                Err(err) => warn!(error = %format!("{err:#}"), "SIGHUP: policy reload failed; keeping the previous policy"),
+                // Rotated secrets take effect for the next request; connections stay up.
+                match ServerTable::load(&config) {
+                    Ok(table) => {
+                        let credentials = table.credentials();
+                        *servers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+                        info!(credentials, "SIGHUP: credentials re-read");
+                    }
+                    Err(err) => warn!(error = %err, "SIGHUP: re-reading credentials failed; keeping the previous ones"),
+                }
             })
             .await;
         info!(signal, "stopping");
-        servers.abort_all();
+        listeners.abort_all();
+        // Files closed and the WAL retired: what was recorded is readable now.
+        if let Some(sink) = sink {
+            let closer = tokio::task::spawn_blocking(move || sink.close());
+            match closer.await {
+                Ok(Ok(())) => info!("audit trail closed"),
+                Ok(Err(err)) => warn!(error = %err, "closing the audit trail failed; the next start recovers it from the write-ahead log"),
+                Err(err) => warn!(error = %err, "closing the audit trail failed"),
+            }
+        }
         if detach_on_exit {
             interception.detach()?;
             info!("interception detached; MCP connections now go direct");
@@ -165,19 +209,44 @@ impl StopSignals {
     }
 }
 
-/// The credentials configured for servers, by address (read now: a missing file is an
-/// error at start, not at the first request).
-fn load_credentials(config: &Config) -> anyhow::Result<HashMap<SocketAddr, Arc<Credential>>> {
-    let mut credentials = HashMap::new();
-    for server in &config.servers {
-        if let Some(credential) = &server.credential {
-            credentials.insert(
-                server.addr,
-                Arc::new(Credential::load(credential, &server.name)?),
-            );
+/// Discovers the OIDC issuers. An identity provider that is down when the agent starts
+/// must not take the host's MCP traffic down with it: servers in `local` mode are served
+/// at once, servers that need tokens answer 503 until discovery succeeds, retried here in
+/// the background with backoff.
+async fn discover_issuers(
+    issuers: Vec<crate::identity::IssuerConfig>,
+    slot: Arc<std::sync::OnceLock<Arc<Authenticator>>>,
+) {
+    let attempt = |issuers: Vec<crate::identity::IssuerConfig>| async move {
+        let authenticator = Arc::new(Authenticator::discover(&issuers).await?);
+        authenticator.spawn_refresh();
+        Ok::<_, crate::identity::IdentityError>(authenticator)
+    };
+    match attempt(issuers.clone()).await {
+        Ok(authenticator) => {
+            let _ = slot.set(authenticator);
+        }
+        Err(err) => {
+            warn!(error = %err, "identity issuers not reachable; servers that need tokens answer 503 until discovery succeeds (retrying)");
+            tokio::spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    tokio::time::sleep(backoff).await;
+                    match attempt(issuers.clone()).await {
+                        Ok(authenticator) => {
+                            let _ = slot.set(authenticator);
+                            info!("identity issuers discovered; token validation active");
+                            return;
+                        }
+                        Err(err) => {
+                            warn!(error = %err, "identity discovery retry failed");
+                            backoff = (backoff * 2).min(Duration::from_secs(60));
+                        }
+                    }
+                }
+            });
         }
     }
-    Ok(credentials)
 }
 
 /// The policy directory's files, or the shipped default policy.
@@ -188,7 +257,13 @@ fn load_policy(config: &Config) -> anyhow::Result<PolicySet> {
     })
 }
 
-fn build_pipeline(config: &Config, path: Option<&Path>) -> anyhow::Result<Pipeline> {
+fn build_pipeline(
+    config: &Config,
+    path: Option<&Path>,
+    servers: Arc<std::sync::RwLock<Arc<ServerTable>>>,
+    authenticator: Arc<std::sync::OnceLock<Arc<Authenticator>>>,
+    sink: Option<AuditSink>,
+) -> anyhow::Result<Pipeline> {
     let policy = load_policy(config)?;
     let masker = Masker::new(&config.mask).context(origin(path))?;
     info!(
@@ -196,12 +271,16 @@ fn build_pipeline(config: &Config, path: Option<&Path>) -> anyhow::Result<Pipeli
         masking = config.mask.enabled,
         "MCP pipeline ready"
     );
-    let unmasked = Masker::new(&crate::mask::MaskConfig {
-        enabled: false,
-        ..config.mask.clone()
-    })?;
+    let unmasked = masker.disabled_twin();
+    let masker = Arc::new(masker);
     Ok(Pipeline {
-        masker: Arc::new(masker),
+        recorder: Recorder {
+            sink,
+            masker: Arc::clone(&masker),
+        },
+        servers,
+        authenticator,
+        masker,
         unmasked: Arc::new(unmasked),
         legacy: Arc::new(LegacySessions::default()),
         policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),

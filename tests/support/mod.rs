@@ -242,12 +242,23 @@ impl Scenario {
         )
     }
 
+    /// Where this scenario's agent writes its audit trail (unless `extra` configures
+    /// `[audit]` itself).
+    pub fn audit_dir(&self) -> PathBuf {
+        self.dir.path().join("audit")
+    }
+
     /// Like [`Scenario::config`], with `extra` TOML (more sections) appended.
     pub fn config_with(&self, ports: &[u16], extra: &str) -> PathBuf {
         let path = self.dir.path().join("agent.toml");
+        let audit = if extra.contains("[audit]") {
+            String::new()
+        } else {
+            format!("\n[audit]\ndir = \"{}\"\n", self.audit_dir().display())
+        };
         let text = format!(
             "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{port}\"\nlisten6 = \"[::1]:{port}\"\n\
-             cgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n[proxy]\nconnect_timeout_ms = 2000\n{extra}",
+             cgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n[proxy]\nconnect_timeout_ms = 2000\n{extra}{audit}",
             port = self.listen_port,
             cgroup = self.cgroup.path.display(),
             pins = self.pins.path.display(),
@@ -284,6 +295,18 @@ impl Scenario {
         self.in_cgroup()
             .args(argv)
             .status()
+            .expect("spawn process in cgroup")
+    }
+
+    /// Starts `argv` in the test cgroup with stdout piped, for a test that reads its
+    /// progress while it runs (the caller kills it by PID when done).
+    pub fn spawn_in_cgroup(&self, argv: &[&str]) -> Child {
+        self.in_cgroup()
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
             .expect("spawn process in cgroup")
     }
 
@@ -738,5 +761,110 @@ impl Drop for McpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Every audit row under `dir`, read with real DuckDB (tests/audit/rows.py), in time order.
+pub fn audit_rows(dir: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(python())
+        .arg(workspace().join("tests/audit/rows.py"))
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/audit/rows.py");
+    assert!(
+        out.status.success(),
+        "reading the audit trail with DuckDB failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("rows.py prints JSON lines"))
+        .collect()
+}
+
+/// `gateway-agent audit verify --dir DIR`.
+pub fn audit_verify(dir: &Path) -> Output {
+    Command::new(AGENT)
+        .args(["audit", "verify", "--dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gateway-agent audit verify")
+}
+
+/// An upstream that answers every POST with a JSON-RPC result quoting the Authorization
+/// header it received (a server that echoes its credential), and remembers each one: what
+/// the upstream saw, for asserting the caller's token never arrives.
+pub struct EchoAuthServer {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EchoAuthServer {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo-auth server");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (record, stopping) = (Arc::clone(&seen), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let Some(head) = read_request_head(&mut conn) else {
+                    continue;
+                };
+                let auth = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("authorization")
+                            .then(|| value.trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                record.lock().unwrap().push(auth.clone());
+                let body = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"you sent {auth}\"}}]}}}}"
+                );
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The Authorization headers received so far, in order ("" for none).
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+impl Drop for EchoAuthServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], self.port)),
+            Duration::from_secs(1),
+        );
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

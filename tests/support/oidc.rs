@@ -11,7 +11,7 @@ use std::{
 use super::{WAIT, free_port, workspace};
 
 pub const CLIENT_ID: &str = "gateway-test";
-const CLIENT_SECRET: &str = "gateway-test-secret";
+pub const CLIENT_SECRET: &str = "gateway-test-secret";
 
 /// Node 22 from tests/mcp/node's `node` package when installed, else the system's.
 pub fn node() -> PathBuf {

@@ -78,3 +78,32 @@ fn servers_are_named_by_address_and_checked() {
     );
     assert!(problem(&twice).contains("twice"));
 }
+
+#[test]
+fn token_modes_need_an_issuer() {
+    let msg = problem(&format!("{MINIMAL}\n[identity]\nmode = \"require\"\n"));
+    assert!(
+        msg.contains("identity.mode") && msg.contains("no [[identity.issuer]]"),
+        "{msg}"
+    );
+    let msg = problem(&format!(
+        "{MINIMAL}\n[[server]]\nname = \"vault\"\naddr = \"127.0.0.1:18080\"\nauth = \"optional\"\n"
+    ));
+    assert!(
+        msg.contains("server.auth") && msg.contains("vault"),
+        "{msg}"
+    );
+    let msg = problem(&format!("{MINIMAL}\n[identity]\nmode = \"sometimes\"\n"));
+    assert!(msg.contains("sometimes"), "{msg}");
+}
+
+#[test]
+fn identity_and_audit_default_to_local_and_on() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.identity.mode, AuthMode::Local);
+    assert!(config.audit.enabled);
+    assert_eq!(
+        config.audit.dir,
+        PathBuf::from("/var/lib/gateway-agent/audit")
+    );
+}

@@ -1,33 +1,39 @@
 //! One HTTP exchange through the gateway, in the order a reader expects:
-//! request filter (parse JSON-RPC, check header/body agreement, policy) → upstream →
-//! response filter (mask and hide tools, buffered JSON or streamed SSE).
+//! identity (per the server's auth mode) → request filter (parse JSON-RPC, check
+//! header/body agreement, policy) → audit (durable before forwarding) → upstream (held
+//! credential in place of the caller's token) → response filter (mask and hide tools,
+//! buffered JSON or streamed SSE; audit durable before release).
 //!
 //! Fail closed: a JSON POST the gateway cannot parse, or that is not JSON-RPC, is not
 //! forwarded (a lenient server might act on what policy could not see); a response the
-//! gateway cannot inspect (an SSE stream in an encoding it cannot decode) is not released.
+//! gateway cannot inspect (an SSE stream in an encoding it cannot decode) is not released;
+//! traffic whose audit rows cannot be made durable does not move on.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::Value;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, error, info, info_span, warn};
 
 use super::{
+    audit_rows::{self, Recorder, RowContext, Verdict},
+    auth::{self, Admission},
     body::{self, CollectError, ProxyBody, collect_limited, full},
     legacy::LegacySessions,
+    message_filter::MessageFilter,
     sse_stream::{self, LegacyRegistry},
 };
 use crate::{
-    credential::Credential,
+    audit::{AuditRecord, PrincipalColumns},
+    identity::Authenticator,
     mask::Masker,
-    mcp::{
-        filter::{Filtered, filter_server_body},
-        jsonrpc::{self, Kind, codes},
-    },
+    mcp::jsonrpc::{self, Kind, codes},
     policy::{Decision, MaskProfile, PolicySet, RequestFacts, ServerRef},
     principal::Principal,
+    process::ProcessIdentity,
+    servers::{ServerSettings, ServerTable},
 };
 
 /// Limits on what the gateway holds in memory for one exchange.
@@ -41,28 +47,42 @@ pub struct HttpLimits {
 /// What the gateway knows about the connection an exchange arrived on.
 pub struct ConnFacts {
     pub orig_dst: SocketAddr,
-    pub server_name: Option<String>,
-    pub principal: Principal,
-    /// The credential the agent holds for this server, if any.
-    pub credential: Option<Arc<Credential>>,
+    /// The local process that opened it, from the kernel.
+    pub process: Option<ProcessIdentity>,
+    /// The session of rows recorded before (or without) an MCP session.
+    pub conn_id: String,
 }
 
-impl ConnFacts {
-    fn server(&self) -> ServerRef<'_> {
+/// Who is asking whom, for one exchange: the connection's process plus this request's
+/// token, and the server's settings as they were when the request arrived.
+pub struct Scope {
+    pub orig_dst: SocketAddr,
+    pub server: Arc<ServerSettings>,
+    pub principal: Principal,
+}
+
+impl Scope {
+    pub fn server_ref(&self) -> ServerRef<'_> {
         ServerRef {
             addr: self.orig_dst,
-            name: self.server_name.as_deref(),
+            name: self.server.name.as_deref(),
         }
     }
 }
 
-/// The shared, immutable parts of the MCP pipeline.
+/// The shared parts of the MCP pipeline.
 pub struct Pipeline {
     pub masker: Arc<Masker>,
     /// A disabled masker, for traffic policy allows with `mask = "none"`.
     pub unmasked: Arc<Masker>,
     pub legacy: Arc<LegacySessions>,
     pub policy: Arc<std::sync::RwLock<Arc<PolicySet>>>,
+    /// Replaced on SIGHUP (credentials re-read); each request reads it afresh.
+    pub servers: Arc<std::sync::RwLock<Arc<ServerTable>>>,
+    /// Validates bearer tokens; empty without `[[identity.issuer]]`, or until the
+    /// issuers' discovery first succeeds.
+    pub authenticator: Arc<std::sync::OnceLock<Arc<Authenticator>>>,
+    pub recorder: Recorder,
     pub limits: HttpLimits,
 }
 
@@ -73,14 +93,22 @@ enum Inbound {
     Forward {
         method: Option<String>,
         masked: bool,
+        rows: Vec<AuditRecord>,
     },
     /// Answer the client ourselves.
-    Respond(Response<ProxyBody>),
+    Respond(Response<ProxyBody>, Vec<AuditRecord>),
 }
 
 impl Pipeline {
     fn policy(&self) -> Arc<PolicySet> {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn server(&self, addr: SocketAddr) -> Arc<ServerSettings> {
+        self.servers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(addr)
     }
 
     pub async fn handle<F, Fut>(
@@ -96,9 +124,34 @@ impl Pipeline {
         let session = header_str(request.headers(), "mcp-session-id").map(str::to_owned);
         let span = info_span!("request", method = %request.method(), path = %request.uri().path(), session = session.as_deref().unwrap_or(""));
         async move {
+            let started = Instant::now();
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);
             let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
             let (mut parts, incoming) = request.into_parts();
+            let server = self.server(facts.orig_dst);
+            let mut rows = self.row_context(&parts, facts, &server, started);
+            let token = match auth::admit(&mut parts, &server, self.authenticator.get().map(Arc::as_ref)).await {
+                Admission::Admit(token) => token,
+                Admission::Respond(response, refusal) => {
+                    if let Some(reason) = refusal.reason {
+                        let row = audit_rows::refusal_row(&rows, refusal.status, Some(codes::UNAUTHORIZED), &reason);
+                        // Nothing moved on, so a trail that cannot take the row changes nothing.
+                        if let Err(err) = self.recorder.commit(vec![row]).await {
+                            error!(error = %err, "audit trail unavailable; identity refusal not recorded");
+                        }
+                    }
+                    return response;
+                }
+            };
+            let scope = Arc::new(Scope {
+                orig_dst: facts.orig_dst,
+                server,
+                principal: Principal {
+                    process: facts.process.clone(),
+                    token,
+                },
+            });
+            rows.principal = PrincipalColumns::from_principal(&scope.principal);
             let is_head = parts.method == http::Method::HEAD;
             let inspection = post_inspection(&parts.method, &parts.headers);
             let (upstream_body, method, masked) = if inspection != Inspection::None {
@@ -106,20 +159,12 @@ impl Pipeline {
                     Ok(bytes) => bytes,
                     Err(CollectError::TooLarge { limit }) => {
                         warn!(limit, "request body over the limit; refused");
-                        return rpc_error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            &Value::Null,
-                            codes::TOO_LARGE,
-                            &format!("request body exceeds the gateway limit of {limit} bytes"),
-                        );
+                        let message = format!("request body exceeds the gateway limit of {limit} bytes");
+                        return self.refuse(&rows, StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE, &message).await;
                     }
                     Err(CollectError::Read(err)) => {
-                        return rpc_error(
-                            StatusCode::BAD_REQUEST,
-                            &Value::Null,
-                            codes::PARSE_ERROR,
-                            &format!("reading request body: {err}"),
-                        );
+                        let message = format!("reading request body: {err}");
+                        return self.refuse(&rows, StatusCode::BAD_REQUEST, codes::PARSE_ERROR, &message).await;
                     }
                 };
                 let (method, masked) =
@@ -127,9 +172,19 @@ impl Pipeline {
                         // Not JSON-RPC under another content type: ordinary HTTP, untouched.
                         (None, true)
                     } else {
-                        match self.inspect_request(&parts.uri, &parts.headers, &bytes, facts) {
-                            Inbound::Forward { method, masked } => (method, masked),
-                            Inbound::Respond(response) => return response,
+                        match self.inspect_request(&parts.uri, &parts.headers, &bytes, &scope, &rows) {
+                            Inbound::Forward { method, masked, rows: request_rows } => {
+                                if let Err(err) = self.recorder.commit(request_rows).await {
+                                    return audit_unavailable(&err, "request not forwarded");
+                                }
+                                (method, masked)
+                            }
+                            Inbound::Respond(response, answer_rows) => {
+                                if let Err(err) = self.recorder.commit(answer_rows).await {
+                                    return audit_unavailable(&err, "request not forwarded");
+                                }
+                                return response;
+                            }
                         }
                     };
                 // The body is already here: the upstream needs no 100-continue dance.
@@ -138,9 +193,9 @@ impl Pipeline {
             } else {
                 (body::forward(incoming), None, true)
             };
-            // The caller's token is for the gateway, never for the server (MCP forbids
-            // passthrough); a server with a held credential gets that instead.
-            if let Some(credential) = &facts.credential {
+            // A server with a held credential gets that, never the caller's token (MCP
+            // forbids passthrough; in token modes the identity stage already removed it).
+            if let Some(credential) = &scope.server.credential {
                 parts.headers.remove(header::AUTHORIZATION);
                 parts.headers.remove(credential.header());
                 parts
@@ -156,12 +211,13 @@ impl Pipeline {
                 Ok(response) => response,
                 Err(err) => {
                     warn!(error = %err, "upstream request failed");
-                    return rpc_error(
-                        StatusCode::BAD_GATEWAY,
-                        &Value::Null,
-                        codes::UPSTREAM,
-                        &format!("gateway: upstream MCP server failed: {err}"),
-                    );
+                    let message = format!("gateway: upstream MCP server failed: {err}");
+                    let answer = jsonrpc::error_response(&Value::Null, codes::UPSTREAM, &message);
+                    let gateway_rows = audit_rows::gateway_rows(&rows, &answer, &Value::Null, 502);
+                    if let Err(err) = self.recorder.commit(gateway_rows).await {
+                        error!(error = %err, "audit trail unavailable; upstream failure not recorded");
+                    }
+                    return json_response(StatusCode::BAD_GATEWAY, &answer);
                 }
             };
             if let Some(client_upgrade) = client_upgrade
@@ -181,10 +237,61 @@ impl Pipeline {
                 let (parts, incoming) = response.into_parts();
                 return Response::from_parts(parts, body::forward(incoming));
             }
-            self.filter_response(response, method, masked, facts).await
+            // An initialize answer names the session its rows belong to from now on.
+            if let Some(session) = header_str(response.headers(), "mcp-session-id") {
+                rows.session = session.to_owned();
+            }
+            self.filter_response(response, method, masked, scope, rows).await
         }
         .instrument(span)
         .await
+    }
+
+    /// The rows' shared context for a request on `facts`' connection.
+    fn row_context(
+        &self,
+        parts: &http::request::Parts,
+        facts: &ConnFacts,
+        server: &ServerSettings,
+        started: Instant,
+    ) -> RowContext {
+        let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+        let legacy_session = super::legacy::session_id(target);
+        let mcp_session = header_str(&parts.headers, "mcp-session-id");
+        let session = mcp_session
+            .or(legacy_session)
+            .map_or_else(|| facts.conn_id.clone(), str::to_owned);
+        RowContext {
+            session,
+            transport: if legacy_session.is_some() && mcp_session.is_none() {
+                "http_sse"
+            } else {
+                "streamable_http"
+            },
+            protocol_version: header_str(&parts.headers, "mcp-protocol-version").map(str::to_owned),
+            server_name: server.name.clone(),
+            server_addr: facts.orig_dst.to_string(),
+            principal: PrincipalColumns {
+                pid: facts.process.as_ref().map(|p| p.pid),
+                ..PrincipalColumns::default()
+            },
+            started,
+        }
+    }
+
+    /// Answers a request the gateway could not read as JSON-RPC, recording why.
+    async fn refuse(
+        &self,
+        rows: &RowContext,
+        status: StatusCode,
+        code: i64,
+        message: &str,
+    ) -> Response<ProxyBody> {
+        let row = audit_rows::refusal_row(rows, status.as_u16(), Some(code), message);
+        if let Err(err) = self.recorder.commit(vec![row]).await {
+            error!(error = %err, "audit trail unavailable; refusal not recorded");
+        }
+        rpc_error(status, &Value::Null, code, &format!("gateway: {message}"))
     }
 
     /// Parses a JSON POST and applies policy to each request in it.
@@ -193,45 +300,56 @@ impl Pipeline {
         uri: &http::Uri,
         headers: &HeaderMap,
         bytes: &[u8],
-        facts: &ConnFacts,
+        scope: &Scope,
+        rows: &RowContext,
     ) -> Inbound {
+        let refused = |status: StatusCode, id: &Value, code: i64, message: String| {
+            let answer = jsonrpc::error_response(id, code, &message);
+            let row = audit_rows::refusal_row(rows, status.as_u16(), Some(code), &message);
+            Inbound::Respond(json_response(status, &answer), vec![row])
+        };
         let body: Value = match serde_json::from_slice(bytes) {
             Ok(body) => body,
             Err(err) => {
                 warn!(error = %err, "request body is not valid JSON; refused");
-                return Inbound::Respond(rpc_error(
+                return refused(
                     StatusCode::BAD_REQUEST,
                     &Value::Null,
                     codes::PARSE_ERROR,
-                    &format!("gateway: request body is not valid JSON: {err}"),
-                ));
+                    format!("gateway: request body is not valid JSON: {err}"),
+                );
             }
         };
         let messages = jsonrpc::messages(&body);
         if messages.is_empty() || messages.iter().any(|m| jsonrpc::kind(m) == Kind::Invalid) {
             warn!("request body is not JSON-RPC 2.0; refused");
-            return Inbound::Respond(rpc_error(
+            return refused(
                 StatusCode::BAD_REQUEST,
                 &Value::Null,
                 codes::INVALID_REQUEST,
-                "gateway: request body is not a JSON-RPC 2.0 message",
-            ));
+                "gateway: request body is not a JSON-RPC 2.0 message".into(),
+            );
         }
         if let Err(problem) = headers_agree(headers, &body) {
             warn!(%problem, "MCP headers disagree with the body; refused");
             let id = body.get("id").cloned().unwrap_or(Value::Null);
-            return Inbound::Respond(rpc_error(
+            return refused(
                 StatusCode::BAD_REQUEST,
                 &id,
                 codes::INVALID_REQUEST,
-                &format!("gateway: {problem}"),
-            ));
+                format!("gateway: {problem}"),
+            );
         }
         let policy = self.policy();
         let mut refusals = Vec::new();
+        let mut verdicts = Vec::with_capacity(messages.len());
         let mut masked = false;
         for message in &messages {
             if jsonrpc::kind(message) != Kind::Request {
+                verdicts.push(Verdict {
+                    decision: None,
+                    rule: None,
+                });
                 continue;
             }
             let method = jsonrpc::method(message).unwrap_or_default();
@@ -239,30 +357,53 @@ impl Pipeline {
                 .then(|| jsonrpc::tool_name(message))
                 .flatten();
             let decision = policy.evaluate(&RequestFacts {
-                server: facts.server(),
+                server: scope.server_ref(),
                 method,
                 tool,
                 arguments: (method == "tools/call")
                     .then(|| jsonrpc::tool_arguments(message))
                     .flatten(),
-                principal: &facts.principal,
+                principal: &scope.principal,
             });
-            let refusal = match decision {
-                Decision::Allow { mask, .. } => {
+            let (verdict, refusal) = match decision {
+                Decision::Allow { mask, rule } => {
                     masked |= mask == MaskProfile::Default;
-                    None
+                    (
+                        Verdict {
+                            decision: Some("allow"),
+                            rule,
+                        },
+                        None,
+                    )
                 }
-                Decision::Deny { rule, reason } => Some((rule, reason)),
+                Decision::Deny { rule, reason } => (
+                    Verdict {
+                        decision: Some("deny"),
+                        rule: Some(rule.clone()),
+                    },
+                    Some((rule, reason)),
+                ),
                 // The approval workflow is a later stage; until then approval means no.
-                Decision::Approve { rule, reason } => {
-                    Some((rule, format!("approval required: {reason}")))
-                }
+                Decision::Approve { rule, reason } => (
+                    Verdict {
+                        decision: Some("approve"),
+                        rule: Some(rule.clone()),
+                    },
+                    Some((rule, format!("approval required: {reason}"))),
+                ),
             };
+            verdicts.push(verdict);
             if let Some((rule, reason)) = refusal {
                 info!(rpc_method = method, tool = tool.unwrap_or(""), %rule, %reason, "request denied by policy");
                 refusals.push(((*message).clone(), rule, reason));
             }
         }
+        let audited = self.recorder.enabled();
+        let mut request_rows = if audited {
+            audit_rows::client_rows(rows, &body, &verdicts, &self.masker)
+        } else {
+            Vec::new()
+        };
         if refusals.is_empty() {
             let method = match messages.as_slice() {
                 [single] if jsonrpc::kind(single) == Kind::Request => {
@@ -273,7 +414,7 @@ impl Pipeline {
             // On the legacy transport the answers come back on the session's stream.
             let target = uri.path_and_query().map_or("", |pq| pq.as_str());
             self.legacy.note_requests(
-                facts.orig_dst,
+                scope.orig_dst,
                 target,
                 messages
                     .iter()
@@ -285,6 +426,7 @@ impl Pipeline {
             return Inbound::Forward {
                 method,
                 masked: masked || !any_request,
+                rows: request_rows,
             };
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.
@@ -294,13 +436,18 @@ impl Pipeline {
         let target = uri.path_and_query().map_or("", |pq| pq.as_str());
         let on_stream = jsonrpc::messages(&answers)
             .iter()
-            .all(|answer| self.legacy.inject(facts.orig_dst, target, answer));
-        if on_stream && !answers.is_null() {
+            .all(|answer| self.legacy.inject(scope.orig_dst, target, answer));
+        let (response, status) = if on_stream && !answers.is_null() {
             let mut accepted = Response::new(body::empty());
             *accepted.status_mut() = StatusCode::ACCEPTED;
-            return Inbound::Respond(accepted);
+            (accepted, 202)
+        } else {
+            (json_response(StatusCode::OK, &answers), 200)
+        };
+        if audited {
+            request_rows.extend(audit_rows::gateway_rows(rows, &answers, &body, status));
         }
-        Inbound::Respond(json_response(StatusCode::OK, &answers))
+        Inbound::Respond(response, request_rows)
     }
 
     async fn filter_response(
@@ -308,7 +455,8 @@ impl Pipeline {
         response: Response<Incoming>,
         request_method: Option<String>,
         masked: bool,
-        facts: &Arc<ConnFacts>,
+        scope: Arc<Scope>,
+        rows: RowContext,
     ) -> Response<ProxyBody> {
         let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
             .unwrap_or("")
@@ -316,6 +464,7 @@ impl Pipeline {
         let encoding = header_str(response.headers(), header::CONTENT_ENCODING.as_str())
             .map(str::to_ascii_lowercase)
             .filter(|e| e != "identity");
+        let status = response.status().as_u16();
         let (mut parts, incoming) = response.into_parts();
         if content_type.starts_with("text/event-stream") {
             // Compressed streams are decoded on the fly and forwarded plain.
@@ -340,13 +489,19 @@ impl Pipeline {
                 },
             };
             parts.headers.remove(header::CONTENT_LENGTH);
-            let filter = self.event_filter(request_method, masked, facts);
+            let filter = self.message_filter(request_method, masked, scope, rows);
             let legacy = LegacyRegistry {
                 sessions: Arc::clone(&self.legacy),
-                server: facts.orig_dst,
+                server: filter.scope.orig_dst,
             };
-            let body =
-                sse_stream::filter(incoming, self.limits.max_sse_event, filter, legacy, decoder);
+            let body = sse_stream::filter(
+                incoming,
+                self.limits.max_sse_event,
+                filter,
+                legacy,
+                decoder,
+                self.recorder.sink.clone(),
+            );
             return Response::from_parts(parts, body);
         }
         if !content_type.starts_with("application/json") {
@@ -384,8 +539,12 @@ impl Pipeline {
                 }
             },
         };
-        let filter = self.event_filter(request_method, masked, facts);
-        let out = filter.apply(&bytes).unwrap_or(bytes);
+        let filter = self.message_filter(request_method, masked, scope, rows);
+        let applied = filter.apply(&bytes, status);
+        if let Err(err) = self.recorder.commit(applied.rows).await {
+            return audit_unavailable(&err, "response withheld");
+        }
+        let out = applied.rewritten.unwrap_or(bytes);
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove(header::TRANSFER_ENCODING);
         parts
@@ -394,107 +553,34 @@ impl Pipeline {
         Response::from_parts(parts, full(out))
     }
 
-    fn event_filter(
+    fn message_filter(
         &self,
         request_method: Option<String>,
         masked: bool,
-        facts: &Arc<ConnFacts>,
+        scope: Arc<Scope>,
+        rows: RowContext,
     ) -> MessageFilter {
         MessageFilter {
             masker: Arc::clone(if masked { &self.masker } else { &self.unmasked }),
             policy: self.policy(),
             request_method,
-            facts: Arc::clone(facts),
+            scope,
+            rows,
             legacy: None,
+            audited: self.recorder.enabled(),
         }
     }
 }
 
-/// Filters server→client payloads (a JSON body, or one SSE event's data). Owned, so a
-/// streaming task can carry it; the connection's facts are shared, not copied.
-pub struct MessageFilter {
-    masker: Arc<Masker>,
-    policy: Arc<PolicySet>,
-    request_method: Option<String>,
-    facts: Arc<ConnFacts>,
-    /// On a legacy HTTP+SSE stream: where to find which request a response answers.
-    legacy: Option<(Arc<LegacySessions>, SocketAddr, String)>,
-}
-
-impl MessageFilter {
-    /// From now on, responses are matched to their requests through this legacy session.
-    pub fn follow_legacy_session(
-        &mut self,
-        sessions: Arc<LegacySessions>,
-        server: SocketAddr,
-        session: String,
-    ) {
-        self.legacy = Some((sessions, server, session));
-    }
-
-    /// The method of the request `message` answers, when only the session knows it.
-    fn answered_method(&self, message: &Value) -> Option<String> {
-        let (sessions, server, session) = self.legacy.as_ref()?;
-        if jsonrpc::kind(message) != Kind::Response {
-            return None;
-        }
-        sessions.take_method(*server, session, message.get("id")?)
-    }
-
-    /// Returns the rewritten payload, or `None` when nothing had to change (the caller
-    /// then forwards the original bytes untouched).
-    pub fn apply(&self, payload: &[u8]) -> Option<Bytes> {
-        let text = String::from_utf8_lossy(payload);
-        // A server repeating the credential it was given must not hand it to the caller.
-        let echoed = self
-            .facts
-            .credential
-            .as_ref()
-            .and_then(|c| c.mask_in(&text));
-        let leaked = echoed.is_some();
-        let text = echoed.map_or(text, std::borrow::Cow::Owned);
-        match serde_json::from_str::<Value>(&text) {
-            Ok(mut value) => {
-                let server = self.facts.server();
-                let hidden = |tool: &str| {
-                    self.policy
-                        .tool_hidden(&server, tool, &self.facts.principal)
-                };
-                let answered = self.answered_method(&value);
-                let filtered = filter_server_body(
-                    &mut value,
-                    self.request_method.as_deref().or(answered.as_deref()),
-                    &self.masker,
-                    &hidden,
-                );
-                log_filtered(&filtered);
-                (filtered.changed() || leaked).then(|| Bytes::from(value.to_string()))
-            }
-            // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
-            Err(_) => {
-                let (masked, report) = self.masker.mask_text(&text);
-                log_filtered(&Filtered {
-                    mask: report,
-                    hidden_tools: Vec::new(),
-                });
-                match masked {
-                    std::borrow::Cow::Owned(masked) => Some(Bytes::from(masked)),
-                    std::borrow::Cow::Borrowed(text) => {
-                        leaked.then(|| Bytes::from(text.to_owned()))
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn log_filtered(filtered: &Filtered) {
-    if filtered.mask.masked > 0 {
-        info!(masked = filtered.mask.masked, rules = ?filtered.mask.rule_names(), "masked secrets in response");
-    }
-    if !filtered.hidden_tools.is_empty() {
-        info!(hidden = ?filtered.hidden_tools, "hid tools denied by policy from tools/list");
-    }
+/// The traffic could not be recorded, so it stops here: the client gets a clear error.
+fn audit_unavailable(err: &crate::audit::SinkError, what: &str) -> Response<ProxyBody> {
+    error!(error = %err, "audit trail unavailable; {what}");
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &Value::Null,
+        codes::AUDIT_UNAVAILABLE,
+        &format!("gateway: audit trail unavailable ({err}); {what}"),
+    )
 }
 
 /// The answers to a body the gateway refuses: one per request, in order. In a batch,

@@ -6,9 +6,12 @@
 //! ordering, so a server sees the same connection pattern it would see without us. The
 //! upstream speaks whatever the client chose: HTTP/1.1, or h2 with prior knowledge.
 
+mod audit_rows;
+mod auth;
 mod body;
 mod exchange;
 mod legacy;
+mod message_filter;
 mod sse_stream;
 
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{net::TcpStream, sync::Mutex};
 use tracing::debug;
 
+pub use audit_rows::{Recorder, RowContext, connection_id};
 pub use body::ProxyBody;
 pub use exchange::{ConnFacts, HttpLimits, Pipeline};
 pub use legacy::LegacySessions;

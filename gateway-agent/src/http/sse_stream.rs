@@ -19,14 +19,14 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::{
     body::{BodyError, ProxyBody, StreamDecoder},
-    exchange::MessageFilter,
     legacy::{INJECT_QUEUE, LegacySessions},
+    message_filter::MessageFilter,
 };
-use crate::mcp::sse::SseParser;
+use crate::{audit::AuditSink, mcp::sse::SseParser};
 
 /// Events in flight between the upstream reader and the client.
 const CHANNEL_EVENTS: usize = 16;
@@ -43,9 +43,12 @@ pub fn filter(
     filter: MessageFilter,
     legacy: LegacyRegistry,
     decoder: Option<StreamDecoder>,
+    audit: Option<AuditSink>,
 ) -> ProxyBody {
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
-    tokio::spawn(pump(upstream, max_event, filter, legacy, decoder, tx));
+    tokio::spawn(pump(
+        upstream, max_event, filter, legacy, decoder, audit, tx,
+    ));
     ChannelBody { rx }.boxed()
 }
 
@@ -55,6 +58,7 @@ async fn pump(
     mut filter: MessageFilter,
     legacy: LegacyRegistry,
     mut decoder: Option<StreamDecoder>,
+    audit: Option<AuditSink>,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
 ) {
     let mut parser = SseParser::new(max_event);
@@ -115,10 +119,26 @@ async fn pump(
                 }
             }
             let out = match &event.data {
-                Some(data) => match filter.apply(data.as_bytes()) {
-                    Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
-                    None => event.raw,
-                },
+                Some(data) => {
+                    let applied = filter.apply(data.as_bytes(), 200);
+                    // Durable before the client sees it; a trail that cannot take the
+                    // rows ends the stream rather than release an unrecorded event.
+                    if let (Some(sink), false) = (&audit, applied.rows.is_empty())
+                        && let Err(err) = sink.record(applied.rows).await
+                    {
+                        error!(error = %err, "audit trail unavailable; SSE stream cut");
+                        let _ = tx
+                            .send(Err(BodyError::Cut(format!(
+                                "audit trail unavailable: {err}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    match applied.rewritten {
+                        Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+                        None => event.raw,
+                    }
+                }
                 None => event.raw,
             };
             if tx.send(Ok(out)).await.is_err() {
@@ -130,8 +150,14 @@ async fn pump(
     // but it is still text that reached us, so no secret in it may pass.
     let tail = parser.finish();
     if !tail.is_empty() {
-        let out = filter.apply(&tail).unwrap_or(tail);
-        let _ = tx.send(Ok(out)).await;
+        let applied = filter.apply(&tail, 200);
+        if let Some(sink) = &audit
+            && let Err(err) = sink.record(applied.rows).await
+        {
+            error!(error = %err, "audit trail unavailable; SSE stream tail withheld");
+            return;
+        }
+        let _ = tx.send(Ok(applied.rewritten.unwrap_or(tail))).await;
     }
 }
 

@@ -42,10 +42,23 @@ pub fn filter_server_body(
     tool_hidden: &dyn Fn(&str) -> bool,
 ) -> Filtered {
     let mut filtered = Filtered::default();
-    for message in jsonrpc::messages_mut(body) {
-        filtered.merge(filter_message(message, request_method, masker, tool_hidden));
+    for one in filter_server_messages(body, request_method, masker, tool_hidden) {
+        filtered.merge(one);
     }
     filtered
+}
+
+/// [`filter_server_body`], reporting per message (in body order), for audit rows.
+pub fn filter_server_messages(
+    body: &mut Value,
+    request_method: Option<&str>,
+    masker: &Masker,
+    tool_hidden: &dyn Fn(&str) -> bool,
+) -> Vec<Filtered> {
+    jsonrpc::messages_mut(body)
+        .into_iter()
+        .map(|message| filter_message(message, request_method, masker, tool_hidden))
+        .collect()
 }
 
 fn filter_message(

@@ -94,6 +94,10 @@ pub mod codes {
     pub const TOO_LARGE: i64 = -32011;
     /// The upstream MCP server could not be reached or answered something unusable.
     pub const UPSTREAM: i64 = -32012;
+    /// The audit trail could not make the record durable, so the traffic did not move on.
+    pub const AUDIT_UNAVAILABLE: i64 = -32013;
+    /// The caller presented no valid token (sent with HTTP 401/403).
+    pub const UNAUTHORIZED: i64 = -32014;
 }
 
 #[cfg(test)]

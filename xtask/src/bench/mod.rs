@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// Warm-up before each run's measurement starts.
     #[arg(long, default_value_t = 1_000)]
     warmup_ms: u64,
+    /// Audit settings to measure the agent with, comma-separated: `off`, `sync` (every
+    /// row fsynced before the traffic moves on: the default durability) or `interval`.
+    /// Each gets its own agent; the direct baseline is measured again next to each.
+    #[arg(long, value_delimiter = ',', default_value = "off,sync")]
+    audit: Vec<AuditMode>,
     /// Set-up and release build are done: measure in this process.
     #[arg(long, hide = true)]
     prebuilt: bool,
@@ -58,6 +63,12 @@ impl BenchArgs {
             self.duration_ms.to_string(),
             "--warmup-ms".into(),
             self.warmup_ms.to_string(),
+            "--audit".into(),
+            self.audit
+                .iter()
+                .map(|mode| mode.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         ]
     }
 
@@ -71,8 +82,9 @@ impl BenchArgs {
 
     /// Upper bound for the whole measurement process.
     fn total_limit(&self) -> Duration {
-        let runs = 2 * u32::try_from(self.concurrency.len()).unwrap_or(u32::MAX);
-        AGENT_READY + self.client_limit() * runs + Duration::from_secs(60)
+        let runs = 2 * u32::try_from(self.concurrency.len() * self.audit.len()).unwrap_or(u32::MAX);
+        let agents = u32::try_from(self.audit.len()).unwrap_or(u32::MAX);
+        AGENT_READY * agents + self.client_limit() * runs + Duration::from_secs(60)
     }
 }
 
@@ -155,61 +167,78 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let config = dir.path().join("agent.toml");
     let pins = PinDir::new(&agent_bin, &config);
     let listen_port = fixture::free_port()?;
-    std::fs::write(
-        &config,
-        format!(
-            "[intercept]\nports = [{backend_port}]\nlisten = \"127.0.0.1:{listen_port}\"\n\
-             listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n",
-            backend_port = backend.port(),
-            cgroup = cgroup.path.display(),
-            pins = pins.path.display(),
-        ),
-    )
-    .with_context(|| format!("writing {}", config.display()))?;
-    let agent = Agent::start(&agent_bin, &config, AGENT_READY)?;
-    eprintln!(
-        "xtask bench: backend {backend}, agent on 127.0.0.1:{listen_port} intercepting {}",
-        cgroup.path.display()
-    );
-
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let mut scenarios = Vec::new();
-    for &concurrency in &args.concurrency {
-        let client_args = [
-            "bench-client".to_owned(),
-            "--url".to_owned(),
-            url.clone(),
-            "--concurrency".to_owned(),
-            concurrency.to_string(),
-            "--duration-ms".to_owned(),
-            args.duration_ms.to_string(),
-            "--warmup-ms".to_owned(),
-            args.warmup_ms.to_string(),
-        ];
-        eprintln!("xtask bench: c={concurrency} direct");
-        let mut direct = Command::new(&exe);
-        direct.args(&client_args);
-        let (_, direct) = run_client(direct, args)?;
+    for &audit in &args.audit {
+        let audit_dir = dir.path().join(format!("audit-{}", audit.as_str()));
+        std::fs::write(
+            &config,
+            format!(
+                "[intercept]\nports = [{backend_port}]\nlisten = \"127.0.0.1:{listen_port}\"\n\
+                 listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\
+                 \n[audit]\n{audit_settings}dir = \"{audit_dir}\"\n",
+                backend_port = backend.port(),
+                cgroup = cgroup.path.display(),
+                pins = pins.path.display(),
+                audit_settings = audit.settings(),
+                audit_dir = audit_dir.display(),
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let agent = Agent::start(&agent_bin, &config, AGENT_READY)?;
+        eprintln!(
+            "xtask bench: backend {backend}, agent (audit {}) on 127.0.0.1:{listen_port} intercepting {}",
+            audit.as_str(),
+            cgroup.path.display()
+        );
+        for &concurrency in &args.concurrency {
+            let client_args = [
+                "bench-client".to_owned(),
+                "--url".to_owned(),
+                url.clone(),
+                "--concurrency".to_owned(),
+                concurrency.to_string(),
+                "--duration-ms".to_owned(),
+                args.duration_ms.to_string(),
+                "--warmup-ms".to_owned(),
+                args.warmup_ms.to_string(),
+            ];
+            eprintln!("xtask bench: c={concurrency} direct");
+            let mut direct = Command::new(&exe);
+            direct.args(&client_args);
+            let (_, direct) = run_client(direct, args)?;
 
-        eprintln!("xtask bench: c={concurrency} through the agent");
-        // sh moves itself into the cgroup, then execs the client: same PID, so the
-        // client's connects are the cgroup's from its first instruction.
-        let mut proxied = Command::new("sh");
-        proxied
-            .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
-            .arg(cgroup.procs())
-            .arg(&exe)
-            .args(&client_args);
-        let (pid, proxied) = run_client(proxied, args)?;
-        let intercepted = agent.intercepted_from(pid, LOG_LAG);
-        if intercepted == 0 {
-            bail!(
-                "the proxied client (pid {pid}) never went through the agent: no \
-                 \"intercepted connection\" line for it; agent log tail:\n{}",
-                agent.tail()
+            eprintln!(
+                "xtask bench: c={concurrency} through the agent (audit {})",
+                audit.as_str()
             );
+            // sh moves itself into the cgroup, then execs the client: same PID, so the
+            // client's connects are the cgroup's from its first instruction.
+            let mut proxied = Command::new("sh");
+            proxied
+                .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
+                .arg(cgroup.procs())
+                .arg(&exe)
+                .args(&client_args);
+            let (pid, proxied) = run_client(proxied, args)?;
+            let intercepted = agent.intercepted_from(pid, LOG_LAG);
+            if intercepted == 0 {
+                bail!(
+                    "the proxied client (pid {pid}) never went through the agent: no \
+                     \"intercepted connection\" line for it; agent log tail:\n{}",
+                    agent.tail()
+                );
+            }
+            scenarios.push(Scenario::new(
+                concurrency,
+                audit.as_str(),
+                direct,
+                proxied,
+                intercepted,
+            ));
         }
-        scenarios.push(Scenario::new(concurrency, direct, proxied, intercepted));
+        // Stopped (SIGTERM) before the next agent binds the same listener.
+        drop(agent);
     }
 
     let report = Report {
@@ -228,6 +257,33 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     report.write(&json)?;
     println!("\nresults: {}", json.display());
     Ok(())
+}
+
+/// How the measured agent audits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuditMode {
+    Off,
+    Sync,
+    Interval,
+}
+
+impl AuditMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Sync => "sync",
+            Self::Interval => "interval",
+        }
+    }
+
+    /// Lines for the config's `[audit]` table.
+    fn settings(self) -> &'static str {
+        match self {
+            Self::Off => "enabled = false\n",
+            Self::Sync => "durability = \"sync\"\n",
+            Self::Interval => "durability = \"interval\"\n",
+        }
+    }
 }
 
 /// Runs one bench-client, bounded, and parses its report. A run with failed requests is

@@ -12,6 +12,8 @@ use super::client::ClientReport;
 #[derive(Debug, Serialize)]
 pub struct Scenario {
     pub concurrency: usize,
+    /// The agent's audit setting: `off`, `sync` or `interval`.
+    pub audit: &'static str,
     pub direct: ClientReport,
     pub proxied: ClientReport,
     /// "intercepted connection" lines the agent logged for the proxied client's PID: the
@@ -27,6 +29,7 @@ pub struct Scenario {
 impl Scenario {
     pub fn new(
         concurrency: usize,
+        audit: &'static str,
         direct: ClientReport,
         proxied: ClientReport,
         intercepted_connections: usize,
@@ -34,6 +37,7 @@ impl Scenario {
         let added = |proxied: u64, direct: u64| proxied as i64 - direct as i64;
         Self {
             concurrency,
+            audit,
             rps_ratio: if direct.rps > 0.0 {
                 proxied.rps / direct.rps
             } else {
@@ -68,7 +72,7 @@ impl Report {
         );
         println!();
         println!(
-            "{:<12} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
+            "{:<20} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
             "scenario",
             "direct rps",
             "p50 µs",
@@ -80,11 +84,11 @@ impl Report {
             "+p50 µs",
             "+p99 µs"
         );
-        println!("{}", "-".repeat(109));
+        println!("{}", "-".repeat(117));
         for s in &self.scenarios {
             println!(
-                "{:<12} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
-                format!("c={}", s.concurrency),
+                "{:<20} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
+                format!("c={} audit={}", s.concurrency, s.audit),
                 s.direct.rps,
                 s.direct.p50_us,
                 s.direct.p99_us,

@@ -1,0 +1,141 @@
+//! What happens to each server→client payload (a JSON body, or one SSE event's data)
+//! before the caller sees it: held-credential echoes masked, tools policy denies hidden,
+//! secrets masked, and the audit rows for what the caller will get.
+
+use std::{borrow::Cow, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tracing::info;
+
+use super::{
+    audit_rows::{self, RowContext},
+    exchange::Scope,
+    legacy::LegacySessions,
+};
+use crate::{
+    audit::AuditRecord,
+    mask::Masker,
+    mcp::{
+        filter::{Filtered, filter_server_messages},
+        jsonrpc::{self, Kind},
+    },
+    policy::PolicySet,
+};
+
+/// Owned, so a streaming task can carry it; the exchange's scope is shared, not copied.
+pub struct MessageFilter {
+    pub(super) masker: Arc<Masker>,
+    pub(super) policy: Arc<PolicySet>,
+    pub(super) request_method: Option<String>,
+    pub(super) scope: Arc<Scope>,
+    /// The rows' context: a stream that turns out to be a legacy session moves its rows to
+    /// that session.
+    pub(super) rows: RowContext,
+    /// On a legacy HTTP+SSE stream: where to find which request a response answers.
+    pub(super) legacy: Option<(Arc<LegacySessions>, SocketAddr, String)>,
+    /// Whether to build audit rows at all (`[audit] enabled`).
+    pub(super) audited: bool,
+}
+
+/// What filtering one payload produced.
+pub struct Applied {
+    /// The rewritten payload, or `None` when nothing had to change (the caller then
+    /// forwards the original bytes untouched).
+    pub rewritten: Option<Bytes>,
+    /// Rows to make durable before the payload is released.
+    pub rows: Vec<AuditRecord>,
+}
+
+impl MessageFilter {
+    /// From now on, responses are matched to their requests through this legacy session,
+    /// and rows are recorded under it.
+    pub fn follow_legacy_session(
+        &mut self,
+        sessions: Arc<LegacySessions>,
+        server: SocketAddr,
+        session: String,
+    ) {
+        self.rows.session = session.clone();
+        self.rows.transport = "http_sse";
+        self.legacy = Some((sessions, server, session));
+    }
+
+    /// The method of the request `message` answers, when only the session knows it.
+    fn answered_method(&self, message: &Value) -> Option<String> {
+        let (sessions, server, session) = self.legacy.as_ref()?;
+        if jsonrpc::kind(message) != Kind::Response {
+            return None;
+        }
+        sessions.take_method(*server, session, message.get("id")?)
+    }
+
+    /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
+    pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
+        let text = String::from_utf8_lossy(payload);
+        // A server repeating the credential it was given must not hand it to the caller.
+        let echoed = self
+            .scope
+            .server
+            .credential
+            .as_ref()
+            .and_then(|c| c.mask_in(&text));
+        let leaked = echoed.is_some();
+        let text = echoed.map_or(text, Cow::Owned);
+        match serde_json::from_str::<Value>(&text) {
+            Ok(mut value) => {
+                let server = self.scope.server_ref();
+                let hidden = |tool: &str| {
+                    self.policy
+                        .tool_hidden(&server, tool, &self.scope.principal)
+                };
+                let answered = self.answered_method(&value);
+                let method = self.request_method.as_deref().or(answered.as_deref());
+                let per_message = filter_server_messages(&mut value, method, &self.masker, &hidden);
+                let mut filtered = Filtered::default();
+                let mut reports = Vec::with_capacity(per_message.len());
+                for one in per_message {
+                    reports.push(one.mask.clone());
+                    filtered.merge(one);
+                }
+                log_filtered(&filtered);
+                let rewritten =
+                    (filtered.changed() || leaked).then(|| Bytes::from(value.to_string()));
+                let rows = if self.audited {
+                    let bytes = rewritten.as_ref().map_or(payload.len(), Bytes::len);
+                    audit_rows::server_rows(&self.rows, &value, &reports, method, status, bytes)
+                } else {
+                    Vec::new()
+                };
+                Applied { rewritten, rows }
+            }
+            // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
+            Err(_) => {
+                let (masked, report) = self.masker.mask_text(&text);
+                log_filtered(&Filtered {
+                    mask: report.clone(),
+                    hidden_tools: Vec::new(),
+                });
+                let rows = if self.audited {
+                    vec![audit_rows::server_text_row(&self.rows, &masked, &report)]
+                } else {
+                    Vec::new()
+                };
+                let rewritten = match masked {
+                    Cow::Owned(masked) => Some(Bytes::from(masked)),
+                    Cow::Borrowed(text) => leaked.then(|| Bytes::from(text.to_owned())),
+                };
+                Applied { rewritten, rows }
+            }
+        }
+    }
+}
+
+fn log_filtered(filtered: &Filtered) {
+    if filtered.mask.masked > 0 {
+        info!(masked = filtered.mask.masked, rules = ?filtered.mask.rule_names(), "masked secrets in response");
+    }
+    if !filtered.hidden_tools.is_empty() {
+        info!(hidden = ?filtered.hidden_tools, "hid tools denied by policy from tools/list");
+    }
+}

@@ -139,6 +139,84 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     // The connection's own rows.
     assert!(rows.iter().any(|r| r["kind"] == "connection"));
     assert_verified(&scenario.audit_dir());
+
+    // What an auditor runs on these files: the session list, the replay, the README's
+    // DuckDB queries.
+    let dir = scenario.audit_dir().display().to_string();
+    let session = text(denied, "session");
+    let sessions = agent_cli(&["audit", "sessions", "--dir", &dir, "--json"]);
+    assert!(sessions.contains(&session), "{sessions}");
+    let replay = agent_cli(&["audit", "replay", &session, "--dir", &dir]);
+    for expected in [
+        "tools/call",
+        "shell_exec",
+        "deny-shell",
+        "get_config",
+        "[MASKED:",
+    ] {
+        assert!(
+            replay.contains(expected),
+            "replay lacks {expected}: {replay}"
+        );
+    }
+    for secret in SECRETS {
+        assert!(!replay.contains(secret));
+    }
+    let out = Command::new(python())
+        .arg(workspace().join("tests/audit/queries.py"))
+        .arg(&dir)
+        .arg(workspace().join("README.md"))
+        .output()
+        .expect("run tests/audit/queries.py");
+    assert!(
+        out.status.success(),
+        "README queries failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let result = |about: &str| {
+        results
+            .iter()
+            .find(|r| r["query"].as_str().unwrap().starts_with(about))
+            .unwrap_or_else(|| panic!("no README query starting {about:?}"))["rows"]
+            .clone()
+    };
+    let who_called = result("Who called which tool");
+    assert!(
+        who_called
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["who"] == "root" && r["tool"] == "shell_exec"),
+        "{who_called}"
+    );
+    let denied_calls = result("Denied calls");
+    assert!(
+        denied_calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["tool"] == "shell_exec" && r["rules"] == serde_json::json!(["deny-shell"])),
+        "{denied_calls}"
+    );
+    assert_eq!(result("Chain check"), serde_json::json!([]));
+}
+
+/// `gateway-agent ARGS`, which must succeed; its stdout.
+fn agent_cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway-agent"))
+        .args(args)
+        .output()
+        .expect("run gateway-agent");
+    assert!(
+        out.status.success(),
+        "gateway-agent {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// kill -9 while a client is mid-load, restart: every answer the client received has its

@@ -14,6 +14,10 @@
 //!   the MCP message it records is forwarded.
 //! - [`sink`]: what the pipeline calls: group-committed fsync on a WAL thread, Parquet
 //!   encoding on another, crash recovery on open.
+//! - [`replay`]: `audit sessions` and `audit replay`, over closed files.
+//!
+//! The rows themselves are built in `http::audit_rows`, where the exchange knows what
+//! each message is.
 
 pub mod chain;
 pub mod record;

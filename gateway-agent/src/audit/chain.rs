@@ -38,8 +38,36 @@ const TAG: &[u8; 8] = b"GWAUDIT1";
 
 /// The row's hash, over every field but `hash` (which it ignores).
 pub fn row_hash(row: &AuditRecord) -> [u8; 32] {
-    let mut e = Encoder(Sha256::new());
-    e.0.update(TAG);
+    let mut hasher = Sha256::new();
+    hasher.update(TAG);
+    encode_columns(row, &mut hasher);
+    hasher.update(row.prev_hash);
+    hasher.finalize().into()
+}
+
+/// Where canonical bytes go: the hasher for the chain, a buffer for the write-ahead log
+/// (which stores rows before they are sealed, in this same encoding).
+pub trait ByteSink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl ByteSink for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl ByteSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Every column but `prev_hash` and `hash`, in schema order, in the canonical encoding
+/// (without the `GWAUDIT1` tag): the one walk over the columns that both the chain and
+/// the write-ahead log use, so a new column cannot reach one and miss the other.
+pub fn encode_columns(row: &AuditRecord, out: &mut impl ByteSink) {
+    let mut e = Encoder(out);
     e.i64(row.time_us);
     e.text(&row.host);
     e.text(&row.session);
@@ -53,28 +81,26 @@ pub fn row_hash(row: &AuditRecord) -> [u8; 32] {
     e.opt_text(&row.method);
     e.opt_text(&row.tool);
     e.opt_text(&row.payload);
-    e.opt(row.status, |e, v| e.0.update(v.to_le_bytes()));
+    e.opt(row.status, |e, v| e.0.put(&v.to_le_bytes()));
     e.opt(row.error_code, Encoder::i64);
     e.opt_text(&row.decision);
     e.list(&row.rules);
-    e.0.update(row.masked_count.to_le_bytes());
+    e.0.put(&row.masked_count.to_le_bytes());
     e.list(&row.mask_rules);
-    e.opt(row.latency_us, |e, v| e.0.update(v.to_le_bytes()));
-    e.0.update(row.bytes.to_le_bytes());
+    e.opt(row.latency_us, |e, v| e.0.put(&v.to_le_bytes()));
+    e.0.put(&row.bytes.to_le_bytes());
     let p = &row.principal;
     e.opt_text(&p.sub);
     e.opt_text(&p.email);
     e.list(&p.groups);
     e.opt_text(&p.issuer);
-    e.opt(p.pid, |e, v| e.0.update(v.to_le_bytes()));
-    e.opt(p.uid, |e, v| e.0.update(v.to_le_bytes()));
+    e.opt(p.pid, |e, v| e.0.put(&v.to_le_bytes()));
+    e.opt(p.uid, |e, v| e.0.put(&v.to_le_bytes()));
     e.opt_text(&p.user);
     e.opt_text(&p.comm);
     e.opt_text(&p.exe);
     e.opt_text(&p.cgroup);
     e.text(&row.agent_version);
-    e.0.update(row.prev_hash);
-    e.0.finalize().into()
 }
 
 /// Links `row` after `prev` (the previous row's hash) and sets its hash.
@@ -83,26 +109,26 @@ pub fn seal(row: &mut AuditRecord, prev: [u8; 32]) {
     row.hash = row_hash(row);
 }
 
-struct Encoder(Sha256);
+struct Encoder<'a, S: ByteSink>(&'a mut S);
 
-impl Encoder {
+impl<S: ByteSink> Encoder<'_, S> {
     fn i64(&mut self, value: i64) {
-        self.0.update(value.to_le_bytes());
+        self.0.put(&value.to_le_bytes());
     }
 
     fn text(&mut self, value: &str) {
         // Audit values are bounded far below 4 GiB (bodies are capped by http limits);
         // saturating keeps the function total without a panic path.
         let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-        self.0.update(len.to_le_bytes());
-        self.0.update(value.as_bytes());
+        self.0.put(&len.to_le_bytes());
+        self.0.put(value.as_bytes());
     }
 
     fn opt<T>(&mut self, value: Option<T>, encode: impl FnOnce(&mut Self, T)) {
         match value {
-            None => self.0.update([0]),
+            None => self.0.put(&[0]),
             Some(v) => {
-                self.0.update([1]);
+                self.0.put(&[1]);
                 encode(self, v);
             }
         }
@@ -114,7 +140,7 @@ impl Encoder {
 
     fn list(&mut self, items: &[String]) {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-        self.0.update(count.to_le_bytes());
+        self.0.put(&count.to_le_bytes());
         for item in items {
             self.text(item);
         }

@@ -391,3 +391,18 @@ fn duckdb_reads_the_files() {
     assert_eq!(fields[3], "60");
     assert_eq!(fields[4], "True");
 }
+
+/// The canonical encoding is a published format (independent verifiers recompute it):
+/// a fixed row must keep its hash across refactors of the encoder.
+#[test]
+fn canonical_hash_is_stable() {
+    let mut row = sample(5);
+    row.host = "host-a".into();
+    row.agent_version = "0.1.0".into();
+    row.principal.exe = Some("/usr/bin/python3".into());
+    row.prev_hash = [7; 32];
+    assert_eq!(
+        chain::to_hex(&chain::row_hash(&row)),
+        "10bd9b58730d6dcc6635db8a41502e743b461d0e82401b2d0c2f920b082d4a0d"
+    );
+}

@@ -1,51 +1,15 @@
 //! A row's bytes inside a WAL frame: every column but the two hashes (the writer seals
-//! rows again, in WAL order, when it puts them into Parquet), in schema order, with the
-//! same primitives as the chain's canonical encoding (little-endian integers, u32 length
-//! prefixes, `00`/`01` presence bytes) plus one byte each for `direction` and `kind`.
-//! Only this agent reads it back, and only after the frame's CRC matched.
+//! rows again, in WAL order, when it puts them into Parquet), in the chain's canonical
+//! encoding ([`chain::encode_columns`]: one walk over the columns serves both). Only
+//! this agent reads it back, and only after the frame's CRC matched.
 
-use crate::audit::record::{AuditRecord, Direction, Kind, PrincipalColumns};
+use crate::audit::{
+    chain,
+    record::{AuditRecord, Direction, Kind, PrincipalColumns},
+};
 
 pub(super) fn encode(buf: &mut Vec<u8>, r: &AuditRecord) {
-    let mut e = Enc(buf);
-    e.0.extend_from_slice(&r.time_us.to_le_bytes());
-    e.text(&r.host);
-    e.text(&r.session);
-    e.opt_text(&r.request_id);
-    e.0.push(
-        Direction::ALL
-            .iter()
-            .position(|d| *d == r.direction)
-            .unwrap_or(0) as u8,
-    );
-    e.0.push(Kind::ALL.iter().position(|k| *k == r.kind).unwrap_or(0) as u8);
-    e.text(&r.transport);
-    e.opt_text(&r.protocol_version);
-    e.opt_text(&r.server_name);
-    e.text(&r.server_addr);
-    e.opt_text(&r.method);
-    e.opt_text(&r.tool);
-    e.opt_text(&r.payload);
-    e.opt(r.status.map(|v| v.to_le_bytes()));
-    e.opt(r.error_code.map(|v| v.to_le_bytes()));
-    e.opt_text(&r.decision);
-    e.list(&r.rules);
-    e.0.extend_from_slice(&r.masked_count.to_le_bytes());
-    e.list(&r.mask_rules);
-    e.opt(r.latency_us.map(|v| v.to_le_bytes()));
-    e.0.extend_from_slice(&r.bytes.to_le_bytes());
-    let p = &r.principal;
-    e.opt_text(&p.sub);
-    e.opt_text(&p.email);
-    e.list(&p.groups);
-    e.opt_text(&p.issuer);
-    e.opt(p.pid.map(|v| v.to_le_bytes()));
-    e.opt(p.uid.map(|v| v.to_le_bytes()));
-    e.opt_text(&p.user);
-    e.opt_text(&p.comm);
-    e.opt_text(&p.exe);
-    e.opt_text(&p.cgroup);
-    e.text(&r.agent_version);
+    chain::encode_columns(r, buf);
 }
 
 /// `None`: the bytes are not a row this encoder wrote (a CRC collision or a bug), never
@@ -56,8 +20,8 @@ pub(super) fn decode(bytes: &[u8]) -> Option<AuditRecord> {
     let host = d.text()?;
     let session = d.text()?;
     let request_id = d.opt_text()?;
-    let direction = *Direction::ALL.get(usize::from(d.byte()?))?;
-    let kind = *Kind::ALL.get(usize::from(d.byte()?))?;
+    let direction = Direction::parse(&d.text()?)?;
+    let kind = Kind::parse(&d.text()?)?;
     let r = AuditRecord {
         time_us,
         host,
@@ -97,44 +61,6 @@ pub(super) fn decode(bytes: &[u8]) -> Option<AuditRecord> {
         hash: [0; 32],
     };
     d.0.is_empty().then_some(r)
-}
-
-struct Enc<'a>(&'a mut Vec<u8>);
-
-impl Enc<'_> {
-    fn text(&mut self, value: &str) {
-        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&len.to_le_bytes());
-        self.0.extend_from_slice(&value.as_bytes()[..len as usize]);
-    }
-
-    fn opt_text(&mut self, value: &Option<String>) {
-        match value {
-            None => self.0.push(0),
-            Some(v) => {
-                self.0.push(1);
-                self.text(v);
-            }
-        }
-    }
-
-    fn opt<const N: usize>(&mut self, value: Option<[u8; N]>) {
-        match value {
-            None => self.0.push(0),
-            Some(v) => {
-                self.0.push(1);
-                self.0.extend_from_slice(&v);
-            }
-        }
-    }
-
-    fn list(&mut self, items: &[String]) {
-        let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&count.to_le_bytes());
-        for item in items.iter().take(count as usize) {
-            self.text(item);
-        }
-    }
 }
 
 struct Dec<'a>(&'a [u8]);

@@ -16,24 +16,9 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    McpServer, Scenario, WAIT, audit_rows, audit_verify, python, require_root, workspace,
+    DENY_SHELL_POLICY, McpServer, SERVER_SECRETS, Scenario, WAIT, audit_rows, audit_verify, python,
+    require_root, workspace,
 };
-
-const POLICY: &str = r#"
-[[rule]]
-id = "deny-shell"
-action = "deny"
-reason = "shell tools are not allowed"
-[rule.match]
-method = ["tools/call"]
-tool = ["shell_*"]
-"#;
-
-const SECRETS: [&str; 3] = [
-    "AKIAIOSFODNN7EXAMPLE",
-    "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
-    "hunter2-correct-horse-battery",
-];
 
 fn text(row: &Value, column: &str) -> String {
     row[column].as_str().unwrap_or_default().to_owned()
@@ -60,7 +45,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     }
     let server = McpServer::start("stateful", "json");
     let scenario = Scenario::new();
-    let config = scenario.config_with_policy(&[server.port], POLICY);
+    let config = scenario.config_with_policy(&[server.port], DENY_SHELL_POLICY);
     let agent = scenario.start_agent(&config);
     let seen = server.client_in(&scenario, "legacy");
     assert_eq!(seen["shell_exec"]["isError"], true, "{seen}");
@@ -71,7 +56,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     assert!(!rows.is_empty(), "no audit rows written");
     // No secret in any column of any row.
     let all = serde_json::to_string(&rows).unwrap();
-    for secret in SECRETS {
+    for secret in SERVER_SECRETS {
         assert!(!all.contains(secret), "{secret} reached the audit trail");
     }
     let calls: Vec<&Value> = rows
@@ -159,7 +144,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
             "replay lacks {expected}: {replay}"
         );
     }
-    for secret in SECRETS {
+    for secret in SERVER_SECRETS {
         assert!(!replay.contains(secret));
     }
     let out = Command::new(python())

@@ -5,23 +5,9 @@
 
 mod support;
 
-use support::{Agent, McpServer, Scenario, require_root};
-
-/// Denies shell_* tools for everyone; everything else is allowed and masked.
-const POLICY: &str = r#"
-[[rule]]
-id = "deny-shell"
-description = "no shell access through MCP"
-action = "deny"
-reason = "shell tools are not allowed"
-[rule.match]
-method = ["tools/call"]
-tool = ["shell_*"]
-"#;
-
-const AWS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
-const GITHUB_TOKEN: &str = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
-const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
+use support::{
+    Agent, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, SERVER_SECRETS, Scenario, require_root,
+};
 
 /// The test server, and an agent intercepting it with `policy` as its policy directory.
 fn start(policy: &str, state: &str, response: &str) -> (McpServer, Scenario, Agent) {
@@ -33,7 +19,7 @@ fn start(policy: &str, state: &str, response: &str) -> (McpServer, Scenario, Age
 }
 
 fn run_case(state: &str, response: &str, mode: &str) {
-    let (server, scenario, agent) = start(POLICY, state, response);
+    let (server, scenario, agent) = start(DENY_SHELL_POLICY, state, response);
     let direct = server.client_direct(mode);
     let proxied = server.client_in(&scenario, mode);
     let case = format!("{state}/{response}/{mode}");
@@ -64,7 +50,7 @@ fn run_case(state: &str, response: &str, mode: &str) {
     );
     // …no planted secret reaches the caller, in text, JSON-in-text or structured content…
     let seen = proxied.to_string();
-    for secret in [AWS_KEY_ID, GITHUB_TOKEN, DB_PASSWORD] {
+    for secret in SERVER_SECRETS {
         assert!(!seen.contains(secret), "{case}: {secret} leaked: {seen}");
     }
     assert!(seen.contains("[MASKED:"), "{case}: {seen}");
@@ -134,7 +120,7 @@ fn a_mask_none_rule_leaves_only_that_tools_results_unmasked() {
         return;
     }
     let policy = format!(
-        "{POLICY}\n[[rule]]\nid = \"trusted-notes\"\naction = \"allow\"\nmask = \"none\"\n[rule.match]\ntool = [\"read_notes\"]\n"
+        "{DENY_SHELL_POLICY}\n[[rule]]\nid = \"trusted-notes\"\naction = \"allow\"\nmask = \"none\"\n[rule.match]\ntool = [\"read_notes\"]\n"
     );
     let (server, scenario, _agent) = start(&policy, "stateless", "json");
     let proxied = server.client_in(&scenario, "2026-07-28");

@@ -629,6 +629,25 @@ pub struct McpServer {
     node: bool,
 }
 
+/// The fake credentials tests/mcp/server.py's tools return (keep in step with it).
+pub const AWS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const GITHUB_TOKEN: &str = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
+pub const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
+pub const SERVER_SECRETS: [&str; 3] = [AWS_KEY_ID, GITHUB_TOKEN, DB_PASSWORD];
+
+/// A policy denying tests/mcp/server.py's `shell_exec` (any `shell_*` tool) to everyone;
+/// everything else is allowed and masked.
+pub const DENY_SHELL_POLICY: &str = r#"
+[[rule]]
+id = "deny-shell"
+description = "no shell access through MCP"
+action = "deny"
+reason = "shell tools are not allowed"
+[rule.match]
+method = ["tools/call"]
+tool = ["shell_*"]
+"#;
+
 /// Fake credentials planted in server-everything's environment (its `get-env` tool
 /// returns the whole environment, a realistic leak).
 pub const PLANTED_ENV: [(&str, &str); 3] = [

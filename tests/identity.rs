@@ -298,6 +298,22 @@ fn tokens_are_validated_answered_per_spec_and_never_forwarded() {
             .iter()
             .all(|a| a == &format!("Bearer {UPSTREAM_SECRET}"))
     );
+    // Each refusal is in the audit trail with the process that tried, never the token.
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    let refusals: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "decision" && r["status"] == 401)
+        .collect();
+    assert!(refusals.len() >= 9, "{refusals:#?}");
+    for refusal in &refusals {
+        assert_eq!(
+            (refusal["comm"].as_str(), refusal["uid"].as_u64()),
+            (Some("curl"), Some(0)),
+            "{refusal}"
+        );
+    }
+    assert!(!serde_json::to_string(&rows).unwrap().contains(&token));
 }
 
 #[test]

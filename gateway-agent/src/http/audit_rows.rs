@@ -257,28 +257,24 @@ fn message_row(
 }
 
 /// What a message carries: `params` of a request or notification, `result` or `error`
-/// of a response, the whole message otherwise.
-fn payload_of(message: &Value) -> Option<String> {
-    let part = ["params", "result", "error"]
+/// of a response, the whole message when it is not JSON-RPC at all.
+fn payload_part(message: &Value) -> Option<&Value> {
+    ["params", "result", "error"]
         .into_iter()
-        .find_map(|key| message.get(key));
-    match part {
-        Some(part) => Some(part.to_string()),
-        None if jsonrpc::kind(message) == jsonrpc::Kind::Invalid => Some(message.to_string()),
-        None => None,
-    }
+        .find_map(|key| message.get(key))
+        .or_else(|| (jsonrpc::kind(message) == jsonrpc::Kind::Invalid).then_some(message))
+}
+
+fn payload_of(message: &Value) -> Option<String> {
+    payload_part(message).map(Value::to_string)
 }
 
 /// The payload of a client message with secrets masked (a client may send a key as a
 /// tool argument; the record must not keep it).
 fn masked_payload(message: &Value, masker: &Masker) -> (Option<String>, MaskReport) {
-    let part = ["params", "result", "error"]
-        .into_iter()
-        .find_map(|key| message.get(key))
-        .unwrap_or(message);
-    if jsonrpc::kind(message) != jsonrpc::Kind::Invalid && std::ptr::eq(part, message) {
+    let Some(part) = payload_part(message) else {
         return (None, MaskReport::default());
-    }
+    };
     let mut copy = part.clone();
     let report = masker.mask_value(&mut copy);
     (Some(copy.to_string()), report)

@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::body::{self, ProxyBody};
+use super::{body::ProxyBody, exchange::json_response};
 use crate::{
     config::AuthMode,
     identity::{Authenticator, TokenError},
@@ -59,7 +59,7 @@ pub async fn admit(
     if parts.method == http::Method::GET && parts.uri.path().starts_with(METADATA_PATH) {
         let document = metadata_document(parts, server, authenticator);
         return Admission::Respond(
-            json_response(StatusCode::OK, &document, None),
+            json_response(StatusCode::OK, &document),
             Refusal {
                 status: 200,
                 reason: None,
@@ -120,8 +120,12 @@ fn refuse(err: &TokenError, metadata_url: &str, reason: &str) -> Admission {
         status.canonical_reason().unwrap_or("refused")
     );
     let body = jsonrpc::error_response(&Value::Null, codes::UNAUTHORIZED, &message);
+    let mut response = json_response(status, &body);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
     Admission::Respond(
-        json_response(status, &body, Some(challenge)),
+        response,
         Refusal {
             status: status.as_u16(),
             reason: Some(reason.to_owned()),
@@ -140,7 +144,7 @@ fn unavailable() -> Admission {
         codes::UNAUTHORIZED,
         &format!("gateway: {reason}; retry later"),
     );
-    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body, None);
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -247,26 +251,6 @@ fn metadata_document(parts: &Parts, server: &ServerSettings, auth: &Authenticato
         document["resource_name"] = name.clone().into();
     }
     document
-}
-
-fn json_response(
-    status: StatusCode,
-    value: &Value,
-    challenge: Option<HeaderValue>,
-) -> http::Response<ProxyBody> {
-    let bytes = bytes::Bytes::from(value.to_string());
-    let mut response = http::Response::new(body::full(bytes.clone()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    if let Some(challenge) = challenge {
-        headers.insert(header::WWW_AUTHENTICATE, challenge);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -271,10 +271,11 @@ impl Pipeline {
             protocol_version: header_str(&parts.headers, "mcp-protocol-version").map(str::to_owned),
             server_name: server.name.clone(),
             server_addr: facts.orig_dst.to_string(),
-            principal: PrincipalColumns {
-                pid: facts.process.as_ref().map(|p| p.pid),
-                ..PrincipalColumns::default()
-            },
+            // The process half: refusals before (or without) a token still say who tried.
+            principal: PrincipalColumns::from_principal(&Principal {
+                process: facts.process.clone(),
+                token: None,
+            }),
             started,
         }
     }
@@ -699,7 +700,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
+pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
     let bytes = Bytes::from(value.to_string());
     let mut response = Response::new(full(bytes.clone()));
     *response.status_mut() = status;

@@ -1,7 +1,7 @@
 //! Idempotent installation of what building and testing need on a fresh Debian 12 machine
 //! of this kind. Each step checks first and skips what is already there.
 //!
-//! The versions are the ones known to work together here (see shared/EBPF-NOTES.md):
+//! The versions are the ones known to work together here (see README.md, Toolchain notes):
 //! the preinstalled `nightly` (LLVM 22) with rust-src builds gateway-ebpf, and bpf-linker
 //! 0.13 must be built against the same LLVM major, which Debian ships as llvm-22-dev.
 

@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     audit::AuditRecord,
-    mask::Masker,
+    mask::{MaskReport, Masker},
     mcp::{
-        filter::{Filtered, filter_server_messages},
+        filter::{Filtered, filter_server_body},
         jsonrpc::{self, Kind},
     },
     policy::PolicySet,
@@ -83,7 +83,7 @@ impl MessageFilter {
         let leaked = echoed.is_some();
         let text = echoed.map_or(text, Cow::Owned);
         match serde_json::from_str::<Value>(&text) {
-            Ok(mut value) => {
+            Ok(value) => {
                 let server = self.scope.server_ref();
                 let hidden = |tool: &str| {
                     self.policy
@@ -91,23 +91,29 @@ impl MessageFilter {
                 };
                 let answered = self.answered_method(&value);
                 let method = self.request_method.as_deref().or(answered.as_deref());
-                let per_message = filter_server_messages(&mut value, method, &self.masker, &hidden);
-                let mut filtered = Filtered::default();
-                let mut reports = Vec::with_capacity(per_message.len());
-                for one in per_message {
-                    reports.push(one.mask.clone());
-                    filtered.merge(one);
-                }
-                log_filtered(&filtered);
-                let rewritten =
-                    (filtered.changed() || leaked).then(|| Bytes::from(value.to_string()));
+                let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
+                log_filtered(&body.total());
+                let rewritten = match body.rewritten {
+                    Some(masked) => Some(masked),
+                    None => leaked.then(|| text.into_owned()),
+                };
                 let rows = if self.audited {
-                    let bytes = rewritten.as_ref().map_or(payload.len(), Bytes::len);
-                    audit_rows::server_rows(&self.rows, &value, &reports, method, status, bytes)
+                    // Rows hold what the caller gets: the masked message.
+                    let delivered = rewritten
+                        .as_deref()
+                        .and_then(|masked| serde_json::from_str(masked).ok())
+                        .unwrap_or(value);
+                    let reports: Vec<MaskReport> =
+                        body.messages.into_iter().map(|one| one.mask).collect();
+                    let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
+                    audit_rows::server_rows(&self.rows, &delivered, &reports, method, status, bytes)
                 } else {
                     Vec::new()
                 };
-                Applied { rewritten, rows }
+                Applied {
+                    rewritten: rewritten.map(Bytes::from),
+                    rows,
+                }
             }
             // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
             Err(_) => {

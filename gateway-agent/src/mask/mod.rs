@@ -1,10 +1,16 @@
 //! Secret masking for everything that flows back to an MCP caller.
 //!
-//! Two detectors. By key: a value held under a sensitive JSON key (`password`, `apiKey`,
+//! Two detectors. By key: a string held under a sensitive JSON key (`password`, `apiKey`,
 //! `DB_PASSWORD`…, see [`keys`]) is replaced whole. By pattern: a known credential format
 //! inside any string (see [`rules`]) is replaced, and only it. Strings that hold JSON —
 //! MCP tools often return their result serialised into a `text` block — are parsed and
 //! masked as JSON, so a credential in there is caught by key too.
+//!
+//! Masking must not break a strict client ([`json`]): JSON is masked as text, so nothing
+//! but the masked values changes (key order, whitespace, escapes stay the server's); a
+//! masked value keeps its JSON type (containers under a sensitive key are entered, not
+//! replaced; numbers and booleans are kept); JSON Schemas (`inputSchema`, `outputSchema`,
+//! `requestedSchema`) are structure, so a property named `password` stays a schema.
 //!
 //! Masking works on decoded values: JSON `\uXXXX` escapes are resolved by the parser
 //! before any rule looks, so `"\u0041KIA…"` cannot slip past a rule that looks for `AKIA`.
@@ -13,21 +19,24 @@
 //! secret, a prefix of it, or its length. No rule matches a placeholder, so masking a
 //! masked document changes nothing.
 //!
-//! Speed (see shared/PERF-NOTES.md): one ASCII case-insensitive Aho-Corasick pass per
-//! string finds the keywords present; only the rules those keywords point to run their
-//! byte regexes, compiled with Unicode off. A string without a keyword is left as it is
-//! and nothing is allocated for it.
+//! Speed: a Unicode regex set runs at under 1 MB/s, a bytes regex with Unicode off at
+//! GB/s. So one ASCII case-insensitive Aho-Corasick pass per string finds the keywords
+//! present; only the rules those keywords point to run their byte regexes. A string
+//! without a keyword is left as it is and nothing is allocated for it.
 
+mod json;
 mod keys;
 mod rules;
 mod scan;
+mod values;
 
 use std::{borrow::Cow, collections::BTreeMap};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::{keys::SensitiveKeys, scan::Scanner};
+pub use self::json::{Doc, Edits, Kind as JsonKind, NodeId, ParseError, apply_sorted};
+use self::{json::Walker, keys::SensitiveKeys, scan::Scanner};
 
 /// What replaces a value held under a sensitive key.
 pub const KEY_PLACEHOLDER: &str = "[MASKED:json_key]";
@@ -147,12 +156,62 @@ impl Masker {
         self.rules.scanner.rule_count()
     }
 
-    /// Masks in place; everything inside `value` (objects, arrays, strings, JSON inside
-    /// strings) is inspected.
+    /// Masks a parsed value in place; everything inside `value` (objects, arrays,
+    /// strings, JSON inside strings) is inspected. For records and tests: traffic is masked
+    /// as text ([`Masker::mask_json`]), which keeps the server's formatting.
     pub fn mask_value(&self, value: &mut Value) -> MaskReport {
+        let text = value.to_string();
+        match self.mask_json(&text) {
+            Ok((Cow::Owned(masked), report)) => {
+                // The edits keep the text JSON; if that ever failed, release nothing.
+                *value = serde_json::from_str(&masked)
+                    .unwrap_or_else(|_| Value::String(DEPTH_PLACEHOLDER.to_owned()));
+                report
+            }
+            Ok((Cow::Borrowed(_), report)) => report,
+            Err(_) => {
+                *value = Value::String(DEPTH_PLACEHOLDER.to_owned());
+                let mut report = MaskReport::default();
+                report.hit("too_deep");
+                report
+            }
+        }
+    }
+
+    /// Masks a JSON text, changing nothing but the masked values (key order, whitespace
+    /// and escapes stay the server's). Borrowed when nothing was found.
+    pub fn mask_json<'a>(&self, text: &'a str) -> Result<(Cow<'a, str>, MaskReport), ParseError> {
+        let doc = Doc::parse(text, MAX_DEPTH)?;
+        let mut edits = Edits::default();
+        let report = self.mask_node(&doc, doc.root(), &mut edits);
+        if edits.is_empty() {
+            Ok((Cow::Borrowed(text), report))
+        } else {
+            Ok((Cow::Owned(edits.apply(text)), report))
+        }
+    }
+
+    /// Masks one value of a parsed document, adding its replacements to `edits`.
+    pub fn mask_node(&self, doc: &Doc<'_>, node: NodeId, edits: &mut Edits) -> MaskReport {
+        self.mask_members(doc, node, &[], edits)
+    }
+
+    /// [`Masker::mask_node`], leaving an object's members named in `skip` untouched
+    /// (protocol fields such as a JSON-RPC `id`).
+    pub fn mask_members(
+        &self,
+        doc: &Doc<'_>,
+        node: NodeId,
+        skip: &[&str],
+        edits: &mut Edits,
+    ) -> MaskReport {
         let mut report = MaskReport::default();
         if self.enabled {
-            self.mask_node(value, 0, &mut report);
+            Walker {
+                rules: &self.rules,
+                report: &mut report,
+            }
+            .data_members(doc, node, skip, 0, edits);
         }
         report
     }
@@ -167,125 +226,6 @@ impl Masker {
         }
         let masked = self.rules.scanner.mask(text, &mut report);
         (masked, report)
-    }
-
-    fn mask_node(&self, value: &mut Value, depth: usize, report: &mut MaskReport) {
-        if depth >= MAX_DEPTH {
-            if !matches!(value, Value::String(s) if s == DEPTH_PLACEHOLDER) {
-                *value = Value::String(DEPTH_PLACEHOLDER.to_owned());
-                report.hit("too_deep");
-            }
-            return;
-        }
-        match value {
-            Value::Object(object) => {
-                let mut renamed = Vec::new();
-                for (key, child) in object.iter_mut() {
-                    if self.rules.keys.is_sensitive(key) {
-                        redact(child, report);
-                    } else {
-                        self.mask_node(child, depth + 1, report);
-                    }
-                    // Maps keyed by credential (`{"ghp_…": {"scopes": …}}`) exist too. Keys
-                    // under 16 bytes are not scanned: every issued-token format is longer,
-                    // and nearly every key is a short identifier (this keeps the walk fast).
-                    if key.len() >= MIN_SCANNED_KEY
-                        && let Cow::Owned(masked) = self.rules.scanner.mask(key, report)
-                    {
-                        renamed.push((key.clone(), masked));
-                    }
-                }
-                for (old, mut new) in renamed {
-                    if let Some(child) = object.remove(&old) {
-                        // Two keys masked alike must not overwrite each other.
-                        let base = new.clone();
-                        let mut n = 1;
-                        while object.contains_key(&new) {
-                            n += 1;
-                            new = format!("{base}#{n}");
-                        }
-                        object.insert(new, child);
-                    }
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    self.mask_node(item, depth + 1, report);
-                }
-            }
-            Value::String(text) => {
-                if let Some(masked) = self.mask_string(text, depth, report) {
-                    *text = masked;
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
-
-    /// A string's masked replacement, or `None` if it holds nothing secret.
-    fn mask_string(&self, text: &str, depth: usize, report: &mut MaskReport) -> Option<String> {
-        let trimmed = text.trim_start();
-        if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            // Always parsed, not first scanned for keywords: real tool output nearly
-            // always holds some key fragment ("author", "monkey"), so a scan would rarely
-            // spare the parse, and the parse resolves escapes (`\u0041KIA`, `https:\/\/`)
-            // that hide keywords from a scan of the raw text.
-            match serde_json::from_str::<Value>(text) {
-                Ok(mut inner) => {
-                    let mut found = MaskReport::default();
-                    self.mask_node(&mut inner, depth + 1, &mut found);
-                    if found.masked == 0 {
-                        return None; // left byte-identical
-                    }
-                    report.merge(&found);
-                    // Keep the author's layout where we can: pretty in, pretty out.
-                    let out = if text.contains('\n') {
-                        serde_json::to_string_pretty(&inner)
-                    } else {
-                        serde_json::to_string(&inner)
-                    };
-                    // Serialising a Value cannot fail; if it ever did, release nothing.
-                    return Some(out.unwrap_or_else(|_| DEPTH_PLACEHOLDER.to_owned()));
-                }
-                // serde_json stops at 128 levels: JSON nested deeper than it will parse
-                // is withheld rather than scanned as text, where keys would be missed.
-                Err(err) if too_deep(text, &err) => {
-                    report.hit("too_deep");
-                    return Some(DEPTH_PLACEHOLDER.to_owned());
-                }
-                Err(_) => {} // not JSON after all: free text
-            }
-        }
-        match self.rules.scanner.mask(text, report) {
-            Cow::Owned(masked) => Some(masked),
-            Cow::Borrowed(_) => None,
-        }
-    }
-}
-
-/// Did serde_json give up on `text` for nesting too deep? Its error has no category for
-/// that, so the message is checked — only when the text could nest that deep at all, so
-/// ordinary non-JSON text (`[INFO] …`) formats no message.
-fn too_deep(text: &str, err: &serde_json::Error) -> bool {
-    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
-    openers >= MAX_DEPTH && err.to_string().starts_with("recursion limit exceeded")
-}
-
-/// Replaces a sensitive key's value, scalar or whole subtree, with [`KEY_PLACEHOLDER`].
-/// Values that carry no secret are kept so clients still see their shape: `null`,
-/// booleans (`"has_password": true`), `""`, `[]` and `{}`. An existing placeholder is
-/// kept, so masking twice changes nothing.
-fn redact(value: &mut Value, report: &mut MaskReport) {
-    let keep = match value {
-        Value::Null | Value::Bool(_) => true,
-        Value::String(s) => s.is_empty() || is_placeholder(s.as_bytes()),
-        Value::Array(items) => items.is_empty(),
-        Value::Object(object) => object.is_empty(),
-        Value::Number(_) => false,
-    };
-    if !keep {
-        *value = Value::String(KEY_PLACEHOLDER.to_owned());
-        report.hit("json_key");
     }
 }
 

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::jsonrpc::{self, Kind};
-use crate::mask::{MaskReport, Masker};
+use crate::mask::{Doc, Edits, JsonKind, MAX_DEPTH, MaskReport, Masker, NodeId, apply_sorted};
 
 /// What filtering one message did.
 #[derive(Debug, Default)]
@@ -30,105 +30,177 @@ impl Filtered {
     }
 }
 
-/// Filters a server→client body (one message or a batch) in place.
+/// A filtered server→client body.
+#[derive(Debug)]
+pub struct FilteredBody {
+    /// Per message, in body order (one for a single message), for audit rows.
+    pub messages: Vec<Filtered>,
+    /// The body's new text, or `None` when nothing had to change (the original bytes
+    /// are then forwarded untouched). Only masked values and hidden tools differ from
+    /// the original: everything else keeps the server's bytes.
+    pub rewritten: Option<String>,
+}
+
+impl FilteredBody {
+    pub fn total(&self) -> Filtered {
+        let mut total = Filtered::default();
+        for one in &self.messages {
+            total.mask.merge(&one.mask);
+            total.hidden_tools.extend(one.hidden_tools.iter().cloned());
+        }
+        total
+    }
+}
+
+/// Filters a server→client body (one message or a batch) given as `text`, which parsed
+/// as `value`.
 ///
 /// `request_method` is the method of the request this body answers, when the exchange
 /// tells us (a POST's own response); on standalone streams it is `None` and a tools/list
 /// result is recognised by its shape.
 pub fn filter_server_body(
-    body: &mut Value,
+    text: &str,
+    value: &Value,
     request_method: Option<&str>,
     masker: &Masker,
     tool_hidden: &dyn Fn(&str) -> bool,
-) -> Filtered {
-    let mut filtered = Filtered::default();
-    for one in filter_server_messages(body, request_method, masker, tool_hidden) {
-        filtered.merge(one);
-    }
-    filtered
-}
-
-/// [`filter_server_body`], reporting per message (in body order), for audit rows.
-pub fn filter_server_messages(
-    body: &mut Value,
-    request_method: Option<&str>,
-    masker: &Masker,
-    tool_hidden: &dyn Fn(&str) -> bool,
-) -> Vec<Filtered> {
-    jsonrpc::messages_mut(body)
+) -> FilteredBody {
+    let doc = match Doc::parse(text, MAX_DEPTH) {
+        Ok(doc) => doc,
+        // serde_json took it but the span parser did not (it never should): filter the
+        // canonical form instead, losing the server's layout but nothing else.
+        Err(_) => {
+            let canonical = value.to_string();
+            let mut body =
+                filter_server_body(&canonical, value, request_method, masker, tool_hidden);
+            if body.rewritten.is_none() && canonical != text {
+                body.rewritten = Some(canonical);
+            }
+            return body;
+        }
+    };
+    let nodes: Vec<NodeId> = match doc.kind(doc.root()) {
+        JsonKind::Array => doc.children(doc.root()).collect(),
+        _ => vec![doc.root()],
+    };
+    let mut edits = Edits::default();
+    let messages = nodes
         .into_iter()
-        .map(|message| filter_message(message, request_method, masker, tool_hidden))
-        .collect()
+        .zip(jsonrpc::messages(value))
+        .map(|(node, message)| {
+            filter_message(
+                &doc,
+                node,
+                message,
+                request_method,
+                masker,
+                tool_hidden,
+                &mut edits,
+            )
+        })
+        .collect();
+    FilteredBody {
+        messages,
+        rewritten: (!edits.is_empty()).then(|| edits.apply(text)),
+    }
 }
 
 fn filter_message(
-    message: &mut Value,
+    doc: &Doc<'_>,
+    node: NodeId,
+    message: &Value,
     request_method: Option<&str>,
     masker: &Masker,
     tool_hidden: &dyn Fn(&str) -> bool,
+    edits: &mut Edits,
 ) -> Filtered {
     let mut filtered = Filtered::default();
-    let kind = jsonrpc::kind(message);
-    let Some(object) = message.as_object_mut() else {
+    if doc.kind(node) != JsonKind::Object {
         // Not JSON-RPC at all: still no secret may pass.
-        filtered.mask = masker.mask_value(message);
+        filtered.mask = masker.mask_node(doc, node, edits);
+        return filtered;
+    }
+    filtered.mask = masker.mask_members(doc, node, &["jsonrpc", "id", "method", "result"], edits);
+    let Some(result) = doc.member(node, "result") else {
         return filtered;
     };
-    if kind == Kind::Response
-        && let Some(result) = object.get_mut("result")
+    filtered
+        .mask
+        .merge(&masker.mask_members(doc, result, &["requestState"], edits));
+    if jsonrpc::kind(message) == Kind::Response
         && (request_method == Some("tools/list")
-            || (request_method.is_none() && looks_like_tools_list(result)))
+            || (request_method.is_none() && looks_like_tools_list(doc, result)))
+        && let Some(tools) = doc.member(result, "tools")
     {
-        filtered.hidden_tools = hide_tools(result, tool_hidden);
-    }
-    for (key, value) in object.iter_mut() {
-        match key.as_str() {
-            "jsonrpc" | "id" | "method" => {}
-            "result" => filtered
-                .mask
-                .merge(&mask_preserving_request_state(value, masker)),
-            _ => filtered.mask.merge(&masker.mask_value(value)),
-        }
+        filtered.hidden_tools = hide_tools(doc, tools, tool_hidden, edits);
     }
     filtered
 }
 
-fn mask_preserving_request_state(result: &mut Value, masker: &Masker) -> MaskReport {
-    let state = result
-        .as_object_mut()
-        .and_then(|r| r.remove("requestState"));
-    let report = masker.mask_value(result);
-    if let (Some(state), Some(result)) = (state, result.as_object_mut()) {
-        result.insert("requestState".to_owned(), state);
-    }
-    report
+fn tool_name<'a>(doc: &Doc<'a>, tool: NodeId) -> Option<std::borrow::Cow<'a, str>> {
+    doc.member(tool, "name").and_then(|name| doc.str(name))
 }
 
-fn looks_like_tools_list(result: &Value) -> bool {
-    result
-        .get("tools")
-        .and_then(Value::as_array)
+fn looks_like_tools_list(doc: &Doc<'_>, result: NodeId) -> bool {
+    doc.member(result, "tools")
+        .filter(|&tools| doc.kind(tools) == JsonKind::Array)
         .is_some_and(|tools| {
-            tools.iter().all(|tool| {
-                tool.get("name").is_some_and(Value::is_string) && tool.get("inputSchema").is_some()
+            doc.children(tools).all(|tool| {
+                tool_name(doc, tool).is_some() && doc.member(tool, "inputSchema").is_some()
             })
         })
 }
 
-fn hide_tools(result: &mut Value, tool_hidden: &dyn Fn(&str) -> bool) -> Vec<String> {
-    let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
+/// Removes the tools `tool_hidden` names from a tools/list array, keeping the other
+/// tools' bytes (and their masking) and the server's separators.
+fn hide_tools(
+    doc: &Doc<'_>,
+    tools: NodeId,
+    tool_hidden: &dyn Fn(&str) -> bool,
+    edits: &mut Edits,
+) -> Vec<String> {
+    if doc.kind(tools) != JsonKind::Array {
         return Vec::new();
-    };
+    }
+    let items: Vec<NodeId> = doc.children(tools).collect();
     let mut hidden = Vec::new();
-    tools.retain(|tool| {
-        let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-        if tool_hidden(name) {
-            hidden.push(name.to_owned());
-            false
-        } else {
-            true
+    let kept: Vec<NodeId> = items
+        .iter()
+        .copied()
+        .filter(|&tool| {
+            let name = tool_name(doc, tool).unwrap_or_default();
+            let hide = tool_hidden(&name);
+            if hide {
+                hidden.push(name.into_owned());
+            }
+            !hide
+        })
+        .collect();
+    if hidden.is_empty() {
+        return hidden;
+    }
+    let text = doc.text();
+    let (start, end) = doc.span(tools);
+    let inner = edits.take_within(start, end);
+    let (first, last) = (doc.span(items[0]), doc.span(items[items.len() - 1]));
+    let separator = match items.get(1) {
+        Some(&second) => &text[first.1..doc.span(second).0],
+        None => ",",
+    };
+    let mut out = String::from("[");
+    if !kept.is_empty() {
+        out.push_str(&text[start + 1..first.0]);
+        for (i, &tool) in kept.iter().enumerate() {
+            if i > 0 {
+                out.push_str(separator);
+            }
+            let (from, to) = doc.span(tool);
+            out.push_str(&apply_sorted(text, from, to, &inner));
         }
-    });
+        out.push_str(&text[last.1..end - 1]);
+    }
+    out.push(']');
+    edits.push(start, end, out);
     hidden
 }
 

@@ -3,6 +3,7 @@ use serde_json::json;
 use super::*;
 
 mod corpus;
+mod json;
 mod keys;
 
 fn masker() -> Masker {
@@ -148,10 +149,14 @@ fn keys_mask_whole_values_anywhere() {
     assert_eq!(value["db"]["host"], "db.internal");
     assert_eq!(value["db"]["port"], 5432);
     assert_eq!(value["items"][0]["apiKey"], KEY_PLACEHOLDER);
-    assert_eq!(value["items"][1]["API_KEY"], KEY_PLACEHOLDER);
+    // A number keeps its JSON type (a client validates it against the tool's schema).
+    assert_eq!(value["items"][1]["API_KEY"], 42);
     assert_eq!(value["items"][2]["api-key"], Value::Null);
-    // A whole subtree goes, not just its leaves.
-    assert_eq!(value["credentials"], KEY_PLACEHOLDER);
+    // Containers keep their shape; every string in them is masked.
+    assert_eq!(
+        value["credentials"],
+        json!({"user": KEY_PLACEHOLDER, "nested": [KEY_PLACEHOLDER, {"x": true}]})
+    );
     // Values with no secret in them keep their shape.
     assert_eq!(value["has_password"], true);
     assert_eq!(value["token"], "");
@@ -174,7 +179,7 @@ fn operator_keys_are_masked() {
     let mut value = json!({"xVendorAuth": "v-1", "text": "{\"x_vendor_auth\": \"v-2\"}"});
     masker.mask_value(&mut value);
     assert_eq!(value["xVendorAuth"], KEY_PLACEHOLDER);
-    assert_eq!(value["text"], "{\"x_vendor_auth\":\"[MASKED:json_key]\"}");
+    assert_eq!(value["text"], "{\"x_vendor_auth\": \"[MASKED:json_key]\"}");
     let empty = Masker::new(&MaskConfig {
         keys: vec!["-".into()],
         ..Default::default()

@@ -11,11 +11,22 @@ fn hide_shell(tool: &str) -> bool {
     tool.starts_with("shell")
 }
 
+/// Filters `body` as the wire would carry it (compact JSON); the body becomes what the
+/// client would get.
+fn filter(body: &mut Value, method: Option<&str>) -> Filtered {
+    let text = body.to_string();
+    let filtered = filter_server_body(&text, body, method, &masker(), &hide_shell);
+    if let Some(rewritten) = &filtered.rewritten {
+        *body = serde_json::from_str(rewritten).expect("filtered body is JSON");
+    }
+    filtered.total()
+}
+
 #[test]
 fn tools_list_loses_hidden_tools_by_request_method() {
     let mut body = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[
         {"name":"echo","inputSchema":{}},{"name":"shell_exec","inputSchema":{}}]}});
-    let filtered = filter_server_body(&mut body, Some("tools/list"), &masker(), &hide_shell);
+    let filtered = filter(&mut body, Some("tools/list"));
     assert_eq!(filtered.hidden_tools, ["shell_exec"]);
     assert_eq!(
         body["result"]["tools"],
@@ -28,12 +39,12 @@ fn tools_list_loses_hidden_tools_by_request_method() {
 fn tools_list_is_recognised_by_shape_on_streams() {
     let mut body = json!({"jsonrpc":"2.0","id":"x","result":{"tools":[
         {"name":"shell","inputSchema":{"type":"object"}}]}});
-    let filtered = filter_server_body(&mut body, None, &masker(), &hide_shell);
+    let filtered = filter(&mut body, None);
     assert_eq!(filtered.hidden_tools, ["shell"]);
     // A tool *call* result is never filtered as a list, even with a `tools` key.
     let mut call =
         json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"shell","inputSchema":{}}]}});
-    let filtered = filter_server_body(&mut call, Some("tools/call"), &masker(), &hide_shell);
+    let filtered = filter(&mut call, Some("tools/call"));
     assert!(filtered.hidden_tools.is_empty());
 }
 
@@ -46,7 +57,7 @@ fn masks_results_errors_and_server_requests_but_not_envelope() {
         {"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"messages":[{"content":{"type":"text","text":secret}}]}},
         {"jsonrpc":"2.0","method":"notifications/message","params":{"data":{"password":"p4ssw0rd!"}}}
     ]);
-    let filtered = filter_server_body(&mut body, None, &masker(), &hide_shell);
+    let filtered = filter(&mut body, None);
     let text = body.to_string();
     assert!(!text.contains(secret), "{text}");
     assert!(!text.contains("p4ssw0rd!"), "{text}");
@@ -62,7 +73,7 @@ fn request_state_is_never_altered() {
     let mut body = json!({"jsonrpc":"2.0","id":1,"result":{
         "resultType":"input_required","requestState":state,
         "inputRequests":{"q":{"method":"elicitation/create","params":{"message":format!("token {state}")}}}}});
-    filter_server_body(&mut body, Some("tools/call"), &masker(), &hide_shell);
+    filter(&mut body, Some("tools/call"));
     assert_eq!(body["result"]["requestState"], state);
     assert!(!body["result"]["inputRequests"].to_string().contains(state));
 }
@@ -72,7 +83,30 @@ fn clean_messages_are_unchanged() {
     let original =
         json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello"}]}});
     let mut body = original.clone();
-    let filtered = filter_server_body(&mut body, Some("tools/call"), &masker(), &hide_shell);
+    let filtered = filter(&mut body, Some("tools/call"));
     assert!(!filtered.changed());
     assert_eq!(body, original);
+}
+
+#[test]
+fn only_masked_values_and_hidden_tools_change_on_the_wire() {
+    // Key order, indentation and escapes are the server's (Python's ensure_ascii, a
+    // pretty-printed body), and stay so around what the gateway changes.
+    let text = "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 7,\n  \"result\": {\n    \"tools\": [\n      {\"name\": \"zeta\", \"description\": \"caf\\u00e9 AKIAIOSFODNN7EXAMPLE\", \"inputSchema\": {}},\n      {\"name\": \"shell_exec\", \"inputSchema\": {}},\n      {\"name\": \"alpha\", \"inputSchema\": {\"type\": \"object\"}}\n    ]\n  }\n}";
+    let value: Value = serde_json::from_str(text).unwrap();
+    let body = filter_server_body(text, &value, Some("tools/list"), &masker(), &hide_shell);
+    let expected = "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 7,\n  \"result\": {\n    \"tools\": [\n      {\"name\": \"zeta\", \"description\": \"caf\\u00e9 [MASKED:aws_access_key_id]\", \"inputSchema\": {}},\n      {\"name\": \"alpha\", \"inputSchema\": {\"type\": \"object\"}}\n    ]\n  }\n}";
+    assert_eq!(body.rewritten.as_deref(), Some(expected));
+    assert_eq!(body.total().hidden_tools, ["shell_exec"]);
+}
+
+#[test]
+fn every_tool_hidden_leaves_an_empty_list() {
+    let text = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"shell","inputSchema":{}}],"nextCursor":"c"}}"#;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let body = filter_server_body(text, &value, Some("tools/list"), &masker(), &hide_shell);
+    assert_eq!(
+        body.rewritten.as_deref(),
+        Some(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"nextCursor":"c"}}"#)
+    );
 }

@@ -1,0 +1,419 @@
+//! A JSON text parsed into byte spans, so that masking can rewrite one value and leave
+//! every other byte of a server's message as the server wrote it.
+//!
+//! `serde_json::Value` forgets what a client might notice: key order (its map is sorted),
+//! indentation, and how strings were escaped (`\u00e9` or `é`, `\/`, Go's `\u003c`). So
+//! the masker decides on this span tree and edits the original text.
+//!
+//! The grammar is RFC 8259's, strictly (what serde_json accepts, nothing more): a text
+//! this parser refuses is not JSON and is masked as free text instead. Nesting is capped
+//! by the caller, since the masker counts JSON inside strings as nesting too.
+
+use std::borrow::Cow;
+
+/// An index into [`Doc`]'s nodes.
+pub type NodeId = u32;
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    /// `escaped`: the raw text holds at least one `\` escape, so its value must be decoded.
+    String {
+        escaped: bool,
+    },
+    Number,
+    Bool(bool),
+    Null,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: Kind,
+    start: u32,
+    end: u32,
+    /// The member key's raw span (quotes included) when this node is an object member's
+    /// value; `start == end` otherwise.
+    key_start: u32,
+    key_end: u32,
+    key_escaped: bool,
+    /// The next sibling, or [`NONE`].
+    next: u32,
+    /// Children are stored right after their parent; this says whether there are any.
+    has_children: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not JSON (at byte {0})")]
+    Syntax(usize),
+    #[error("JSON nested deeper than the masker follows")]
+    TooDeep,
+}
+
+/// A parsed JSON text: the text itself and one span per value.
+pub struct Doc<'a> {
+    text: &'a str,
+    nodes: Vec<Node>,
+}
+
+impl<'a> Doc<'a> {
+    /// Parses one JSON value (surrounding whitespace allowed) nested at most `max_depth`
+    /// containers deep.
+    pub fn parse(text: &'a str, max_depth: usize) -> Result<Self, ParseError> {
+        if text.len() >= NONE as usize {
+            return Err(ParseError::Syntax(0));
+        }
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            pos: 0,
+            nodes: Vec::new(),
+            max_depth,
+        };
+        parser.value(0, None)?;
+        parser.whitespace();
+        if parser.pos != text.len() {
+            return Err(ParseError::Syntax(parser.pos));
+        }
+        Ok(Self {
+            text,
+            nodes: parser.nodes,
+        })
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    pub fn root(&self) -> NodeId {
+        0
+    }
+
+    pub fn kind(&self, node: NodeId) -> Kind {
+        self.node(node).kind
+    }
+
+    /// The node's raw bytes range in [`Doc::text`] (a string's includes its quotes).
+    pub fn span(&self, node: NodeId) -> (usize, usize) {
+        let n = self.node(node);
+        (n.start as usize, n.end as usize)
+    }
+
+    /// The raw text of a node.
+    pub fn raw(&self, node: NodeId) -> &'a str {
+        let (start, end) = self.span(node);
+        &self.text[start..end]
+    }
+
+    /// Children in document order: an array's items, or an object's member values (their
+    /// keys through [`Doc::key`]).
+    pub fn children(&self, node: NodeId) -> Children<'_, 'a> {
+        let next = if self.node(node).has_children {
+            node + 1
+        } else {
+            NONE
+        };
+        Children { doc: self, next }
+    }
+
+    /// The decoded key of an object member's value node.
+    pub fn key(&self, node: NodeId) -> Option<Cow<'a, str>> {
+        let n = self.node(node);
+        (n.key_start < n.key_end).then(|| {
+            let inner = &self.text[n.key_start as usize + 1..n.key_end as usize - 1];
+            decode(inner, n.key_escaped)
+        })
+    }
+
+    /// The raw span of an object member's key (quotes included).
+    pub fn key_span(&self, node: NodeId) -> Option<(usize, usize)> {
+        let n = self.node(node);
+        (n.key_start < n.key_end).then_some((n.key_start as usize, n.key_end as usize))
+    }
+
+    /// The decoded value of a string node (`None` for other kinds).
+    pub fn str(&self, node: NodeId) -> Option<Cow<'a, str>> {
+        let Kind::String { escaped } = self.kind(node) else {
+            return None;
+        };
+        let (start, end) = self.span(node);
+        Some(decode(&self.text[start + 1..end - 1], escaped))
+    }
+
+    /// The value of the member `key` of an object node (the first, if repeated).
+    pub fn member(&self, object: NodeId, key: &str) -> Option<NodeId> {
+        if self.kind(object) != Kind::Object {
+            return None;
+        }
+        self.children(object)
+            .find(|&child| self.key(child).is_some_and(|k| k == key))
+    }
+
+    fn node(&self, node: NodeId) -> &Node {
+        &self.nodes[node as usize]
+    }
+}
+
+pub struct Children<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: u32,
+}
+
+impl Iterator for Children<'_, '_> {
+    type Item = NodeId;
+
+    fn next(&mut self) -> Option<NodeId> {
+        (self.next != NONE).then(|| {
+            let current = self.next;
+            self.next = self.doc.node(current).next;
+            current
+        })
+    }
+}
+
+/// The value of a JSON string's raw inside (between the quotes). The text was validated
+/// by the parser; a lone surrogate escape (which RFC 8259 tolerates and no UTF-8 string
+/// can hold) decodes to U+FFFD.
+fn decode(inner: &str, escaped: bool) -> Cow<'_, str> {
+    if !escaped {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let high = hex4(&mut chars);
+                let code = if (0xD800..0xDC00).contains(&high) {
+                    if let Some(low_escape) = chars.as_str().strip_prefix("\\u") {
+                        let mut ahead = low_escape.chars();
+                        let low = hex4(&mut ahead);
+                        if (0xDC00..0xE000).contains(&low) {
+                            chars = ahead;
+                            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            0xFFFD
+                        }
+                    } else {
+                        0xFFFD
+                    }
+                } else {
+                    high
+                };
+                out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+            }
+            Some(other) => out.push(other), // `"`, `\`, `/`
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
+    (0..4).fold(0, |acc, _| {
+        acc * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0)
+    })
+}
+
+struct Parser<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+    nodes: Vec<Node>,
+    max_depth: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self) -> ParseError {
+        ParseError::Syntax(self.pos)
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), ParseError> {
+        self.whitespace();
+        if self.bytes.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// Parses the value at `pos` into a new node; `key` is its member key's span.
+    fn value(&mut self, depth: usize, key: Option<(u32, u32, bool)>) -> Result<u32, ParseError> {
+        self.whitespace();
+        let index = self.nodes.len() as u32;
+        let (key_start, key_end, key_escaped) = key.unwrap_or((0, 0, false));
+        self.nodes.push(Node {
+            kind: Kind::Null,
+            start: self.pos as u32,
+            end: 0,
+            key_start,
+            key_end,
+            key_escaped,
+            next: NONE,
+            has_children: false,
+        });
+        let kind = match self.bytes.get(self.pos).copied() {
+            Some(open @ (b'{' | b'[')) => {
+                if depth >= self.max_depth {
+                    return Err(ParseError::TooDeep);
+                }
+                self.pos += 1;
+                self.container(index, depth, open == b'{')?;
+                if open == b'{' {
+                    Kind::Object
+                } else {
+                    Kind::Array
+                }
+            }
+            Some(b'"') => Kind::String {
+                escaped: self.string()?,
+            },
+            Some(b't') => self.literal(b"true", Kind::Bool(true))?,
+            Some(b'f') => self.literal(b"false", Kind::Bool(false))?,
+            Some(b'n') => self.literal(b"null", Kind::Null)?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => return Err(self.error()),
+        };
+        let node = &mut self.nodes[index as usize];
+        node.kind = kind;
+        node.end = self.pos as u32;
+        Ok(index)
+    }
+
+    /// The members or items after an opening bracket, through the closing one.
+    fn container(&mut self, index: u32, depth: usize, object: bool) -> Result<(), ParseError> {
+        let close = if object { b'}' } else { b']' };
+        self.whitespace();
+        if self.bytes.get(self.pos) == Some(&close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut previous = NONE;
+        loop {
+            let key = if object {
+                self.whitespace();
+                if self.bytes.get(self.pos) != Some(&b'"') {
+                    return Err(self.error());
+                }
+                let start = self.pos as u32;
+                let escaped = self.string()?;
+                let end = self.pos as u32;
+                self.eat(b':')?;
+                Some((start, end, escaped))
+            } else {
+                None
+            };
+            let child = self.value(depth + 1, key)?;
+            if previous == NONE {
+                self.nodes[index as usize].has_children = true;
+            } else {
+                self.nodes[previous as usize].next = child;
+            }
+            previous = child;
+            self.whitespace();
+            match self.bytes.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(&b) if b == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error()),
+            }
+        }
+    }
+
+    /// A string starting at its opening quote; returns whether it holds escapes.
+    fn string(&mut self) -> Result<bool, ParseError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err(self.error());
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    match self.bytes.get(self.pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 2;
+                        }
+                        Some(b'u') => {
+                            let hex = self.bytes.get(self.pos + 2..self.pos + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.error());
+                            }
+                            self.pos += 6;
+                        }
+                        _ => return Err(self.error()),
+                    }
+                }
+                0..=0x1f => return Err(self.error()),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind, ParseError> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(kind)
+        } else {
+            Err(self.error())
+        }
+    }
+
+    fn number(&mut self) -> Result<Kind, ParseError> {
+        let digits = |p: &mut Self| {
+            let start = p.pos;
+            while p.bytes.get(p.pos).is_some_and(u8::is_ascii_digit) {
+                p.pos += 1;
+            }
+            p.pos > start
+        };
+        if self.bytes.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        if self.bytes.get(self.pos) == Some(&b'0') {
+            self.pos += 1;
+        } else if !digits(self) {
+            return Err(self.error());
+        }
+        if self.bytes.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if !digits(self) {
+                return Err(self.error());
+            }
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.error());
+            }
+        }
+        Ok(Kind::Number)
+    }
+}

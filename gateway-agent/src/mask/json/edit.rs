@@ -1,0 +1,146 @@
+//! Rewriting a JSON text in place: replacements of single values, applied to the original
+//! bytes, and strings re-encoded the way their author's encoder wrote them.
+//!
+//! Encoders differ only in what they escape beyond the required `"`, `\` and control
+//! characters: Python's `json.dumps` escapes every non-ASCII character (`\u00e9`), Go's
+//! `encoding/json` escapes `<`, `>`, `&`, U+2028 and U+2029, PHP escapes `/`. A masked
+//! string is written in the style its original shows, so a client comparing bytes (or a
+//! human reading a diff) sees only the masked value change.
+
+/// One replacement of the byte range `start..end` of a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// Replacements of one text, non-overlapping.
+#[derive(Debug, Default)]
+pub struct Edits {
+    edits: Vec<Edit>,
+}
+
+impl Edits {
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    pub fn push(&mut self, start: usize, end: usize, text: String) {
+        self.edits.push(Edit { start, end, text });
+    }
+
+    /// Removes and returns the edits that fall inside `start..end`, in order.
+    pub fn take_within(&mut self, start: usize, end: usize) -> Vec<Edit> {
+        self.sort();
+        let (inside, outside): (Vec<Edit>, Vec<Edit>) = self
+            .edits
+            .drain(..)
+            .partition(|e| e.start >= start && e.end <= end);
+        self.edits = outside;
+        inside
+    }
+
+    /// `text` with every edit applied. Edits are made by walking a tree, so none overlap;
+    /// one that would (a bug) is dropped rather than corrupting the output — and the
+    /// value it would have replaced is still replaced by the enclosing edit.
+    pub fn apply(mut self, text: &str) -> String {
+        self.sort();
+        apply_sorted(text, 0, text.len(), &self.edits)
+    }
+
+    fn sort(&mut self) {
+        self.edits
+            .sort_by_key(|e| (e.start, std::cmp::Reverse(e.end)));
+    }
+}
+
+/// `text[start..end]` with `edits` (sorted, inside that range) applied.
+pub fn apply_sorted(text: &str, start: usize, end: usize, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(end - start + 64);
+    let mut cursor = start;
+    for edit in edits {
+        if edit.start < cursor || edit.end > end {
+            continue;
+        }
+        out.push_str(&text[cursor..edit.start]);
+        out.push_str(&edit.text);
+        cursor = edit.end;
+    }
+    out.push_str(&text[cursor..end]);
+    out
+}
+
+/// How an encoder wrote one string, read off its raw text (quotes included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// Every non-ASCII character as `\uXXXX` (Python's default `ensure_ascii`).
+    ascii_only: bool,
+    /// `/` as `\/`.
+    escape_slash: bool,
+    /// `<`, `>`, `&`, U+2028, U+2029 as `\u` escapes (Go's default).
+    html_safe: bool,
+    /// `\u00E9` rather than `\u00e9`.
+    upper_hex: bool,
+}
+
+impl Style {
+    /// The style of `raw`, whose decoded value is `value`.
+    pub fn of(raw: &str, value: &str) -> Self {
+        if !raw.contains('\\') {
+            // Nothing was escaped; the replacement escapes only what JSON requires.
+            return Self::default();
+        }
+        let upper_hex = raw
+            .match_indices("\\u")
+            .any(|(i, _)| raw[i + 2..].chars().take(4).any(|c| c.is_ascii_uppercase()));
+        let lower = raw.to_ascii_lowercase();
+        Self {
+            ascii_only: raw.is_ascii() && !value.is_ascii(),
+            escape_slash: raw.contains("\\/"),
+            html_safe: ["\\u003c", "\\u003e", "\\u0026", "\\u2028", "\\u2029"]
+                .iter()
+                .any(|e| lower.contains(e)),
+            upper_hex,
+        }
+    }
+
+    /// `value` as a JSON string literal (quotes included) in this style.
+    pub fn encode(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('"');
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '/' if self.escape_slash => out.push_str("\\/"),
+                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if self.html_safe => {
+                    self.escape_code(c as u32, &mut out)
+                }
+                c if (c as u32) < 0x20 => self.escape_code(c as u32, &mut out),
+                c if !c.is_ascii() && self.ascii_only => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        self.escape_code(u32::from(*unit), &mut out);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn escape_code(&self, code: u32, out: &mut String) {
+        if self.upper_hex {
+            out.push_str(&format!("\\u{code:04X}"));
+        } else {
+            out.push_str(&format!("\\u{code:04x}"));
+        }
+    }
+}

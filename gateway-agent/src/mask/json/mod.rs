@@ -1,0 +1,324 @@
+//! Masking a JSON text without re-writing it: decide on a span tree ([`doc`]), replace
+//! only the values that hold secrets ([`edit`]), keep every other byte — key order,
+//! indentation, escapes — as the server wrote it.
+//!
+//! Where a value sits decides how it is read ([`Place`]):
+//! - **data**: a key names what its value holds (`password`, `apiKey`: see `keys`);
+//!   strings are scanned for credential patterns, and strings that hold JSON are masked as
+//!   JSON. Objects that name a secret in a field (`{"name": "DB_PASSWORD", "value": …}`,
+//!   an SSM `SecureString`, a Terraform output marked `sensitive`, a Kubernetes `Secret`'s
+//!   `data`) have their value masked as if it sat under a sensitive key.
+//! - **secret** (under a sensitive key): every string is a secret, unless it is empty, a
+//!   placeholder, or no secret at all (a variable reference, `****`: see `values`).
+//!   Containers are entered, never replaced, and numbers, booleans and null are kept, so
+//!   a masked message keeps the JSON types the tool's `outputSchema` promises: a client
+//!   that validates structured results still accepts it.
+//! - **schema**: keywords are structure and property names are names; only the keywords
+//!   holding instance values carry data (see [`schema`]).
+
+mod doc;
+mod edit;
+mod schema;
+
+pub use doc::{Doc, Kind, NodeId, ParseError};
+pub use edit::{Edits, Style, apply_sorted};
+
+use self::schema::Keyword;
+use super::{
+    DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
+    is_placeholder, keys::normalise, values,
+};
+
+/// How a value is read, from where it sits (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Data,
+    Secret,
+    /// `secret_name`: the schema describes a property with a sensitive name, so the
+    /// instance values it lists (`default`, `examples`…) are secrets.
+    Schema {
+        secret_name: bool,
+    },
+}
+
+/// Keys of the field that holds the value in a name/value pair object.
+const VALUE_KEYS: [&str; 4] = ["value", "parametervalue", "outputvalue", "secretvalue"];
+/// Keys of a Kubernetes Secret's fields that hold its values.
+const SECRET_DATA_KEYS: [&str; 2] = ["data", "stringdata"];
+/// Keys of the field that names it.
+const NAME_KEYS: [&str; 6] = [
+    "name",
+    "key",
+    "parametername",
+    "parameterkey",
+    "outputkey",
+    "variable",
+];
+
+/// One masking pass over one document.
+pub(super) struct Walker<'r> {
+    pub rules: &'r Rules,
+    pub report: &'r mut MaskReport,
+}
+
+impl Walker<'_> {
+    /// Masks `node` read as data, `depth` containers (JSON inside strings included) below
+    /// the message's top.
+    pub fn data(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
+        self.walk(doc, node, Place::Data, depth, edits);
+    }
+
+    /// Masks an object's members read as data, but for those named in `skip`.
+    pub fn data_members(
+        &mut self,
+        doc: &Doc<'_>,
+        object: NodeId,
+        skip: &[&str],
+        depth: usize,
+        edits: &mut Edits,
+    ) {
+        if doc.kind(object) == Kind::Object {
+            self.object(doc, object, Place::Data, skip, depth, edits);
+        } else {
+            self.walk(doc, object, Place::Data, depth, edits);
+        }
+    }
+
+    fn walk(&mut self, doc: &Doc<'_>, node: NodeId, place: Place, depth: usize, edits: &mut Edits) {
+        match doc.kind(node) {
+            Kind::Object | Kind::Array if depth >= MAX_DEPTH => {
+                // Not inspected, so not released (fail closed).
+                let (start, end) = doc.span(node);
+                edits.push(start, end, Style::default().encode(DEPTH_PLACEHOLDER));
+                self.report.hit("too_deep");
+            }
+            Kind::Object => self.object(doc, node, place, &[], depth, edits),
+            Kind::Array => {
+                // Under a schema keyword, an array is a list of subschemas (`anyOf`,
+                // draft-07 `items`); elsewhere its items sit where it sits.
+                for item in doc.children(node) {
+                    self.walk(doc, item, place, depth + 1, edits);
+                }
+            }
+            Kind::String { .. } => match place {
+                Place::Secret => self.secret_string(doc, node, edits),
+                // A string where a schema was expected is not a schema: read it as data.
+                Place::Data | Place::Schema { .. } => self.data_string(doc, node, depth, edits),
+            },
+            Kind::Number | Kind::Bool(_) | Kind::Null => {}
+        }
+    }
+
+    fn object(
+        &mut self,
+        doc: &Doc<'_>,
+        node: NodeId,
+        place: Place,
+        skip: &[&str],
+        depth: usize,
+        edits: &mut Edits,
+    ) {
+        let place = match place {
+            Place::Data if schema::looks_like_schema(doc, node) => {
+                Place::Schema { secret_name: false }
+            }
+            other => other,
+        };
+        let secret_fields = if place == Place::Data {
+            self.secret_fields(doc, node)
+        } else {
+            &[]
+        };
+        let mut renames = Vec::new();
+        for child in doc.children(node) {
+            let key = doc.key(child).unwrap_or_default();
+            if skip.contains(&key.as_ref()) {
+                continue;
+            }
+            let child_place = match place {
+                Place::Secret => Place::Secret,
+                Place::Data => self.member_place(doc, child, &key, secret_fields),
+                Place::Schema { secret_name } => self.keyword_place(doc, child, &key, secret_name),
+            };
+            match (place, schema::keyword(&key)) {
+                (Place::Schema { .. }, Keyword::SchemaMap { property_names })
+                    if doc.kind(child) == Kind::Object =>
+                {
+                    // The map's keys are names; each value is a subschema.
+                    for sub in doc.children(child) {
+                        let name = doc.key(sub).unwrap_or_default();
+                        let secret = property_names && self.rules.keys.is_sensitive(&name);
+                        let sub_place = if schema::can_be_schema(doc, sub) {
+                            Place::Schema {
+                                secret_name: secret,
+                            }
+                        } else if secret {
+                            Place::Secret
+                        } else {
+                            Place::Data
+                        };
+                        self.walk(doc, sub, sub_place, depth + 2, edits);
+                    }
+                }
+                _ => self.walk(doc, child, child_place, depth + 1, edits),
+            }
+            self.scan_key(child, &key, &mut renames);
+        }
+        self.rename_keys(doc, node, renames, edits);
+    }
+
+    /// How a member of a data object is read.
+    fn member_place(
+        &self,
+        doc: &Doc<'_>,
+        child: NodeId,
+        key: &str,
+        secret_fields: &[&str],
+    ) -> Place {
+        if self.rules.keys.is_sensitive(key)
+            || (!secret_fields.is_empty() && secret_fields.contains(&normalise(key).as_str()))
+        {
+            Place::Secret
+        } else if schema::is_schema_key(key) && schema::can_be_schema(doc, child) {
+            Place::Schema { secret_name: false }
+        } else {
+            Place::Data
+        }
+    }
+
+    /// How a member of a schema object is read.
+    fn keyword_place(&self, doc: &Doc<'_>, child: NodeId, key: &str, secret_name: bool) -> Place {
+        let as_schema = Place::Schema { secret_name };
+        match schema::keyword(key) {
+            Keyword::Subschema if schema::can_be_schema(doc, child) => as_schema,
+            Keyword::Subschema | Keyword::SchemaList if doc.kind(child) == Kind::Array => as_schema,
+            Keyword::Instance if secret_name => Place::Secret,
+            Keyword::Instance => Place::Data,
+            // Not a keyword that holds a schema, or not shaped like one: read as data, a
+            // sensitive key included (a mis-detected schema must not hide a secret).
+            _ => self.member_place(doc, child, key, &[]),
+        }
+    }
+
+    /// The (normalised) keys of an object's fields that hold a secret because another
+    /// field says so: a name/value pair naming a secret, or a Kubernetes Secret.
+    fn secret_fields(&self, doc: &Doc<'_>, object: NodeId) -> &'static [&'static str] {
+        let mut named = false;
+        let mut has_value = false;
+        for child in doc.children(object) {
+            let Some(key) = doc.key(child) else { continue };
+            let key = normalise(&key);
+            let text = doc.str(child);
+            if VALUE_KEYS.contains(&key.as_str()) {
+                has_value = true;
+            } else if NAME_KEYS.contains(&key.as_str()) {
+                named |= text.is_some_and(|name| self.rules.keys.is_sensitive(&name));
+            } else if key == "type" {
+                // AWS SSM parameters.
+                named |= text.is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
+            } else if key == "sensitive" {
+                // Terraform outputs.
+                named |= doc.kind(child) == Kind::Bool(true);
+            } else if key == "kind" {
+                // A Kubernetes Secret: everything under `data`/`stringData` is secret.
+                if text.is_some_and(|k| k == "Secret") {
+                    return &SECRET_DATA_KEYS;
+                }
+            }
+        }
+        if named && has_value { &VALUE_KEYS } else { &[] }
+    }
+
+    /// A string under a sensitive key.
+    fn secret_string(&mut self, doc: &Doc<'_>, node: NodeId, edits: &mut Edits) {
+        let Some(value) = doc.str(node) else { return };
+        if value.is_empty() || is_placeholder(value.as_bytes()) || values::is_not_a_secret(&value) {
+            return;
+        }
+        let (start, end) = doc.span(node);
+        let style = Style::of(doc.raw(node), &value);
+        edits.push(start, end, style.encode(KEY_PLACEHOLDER));
+        self.report.hit("json_key");
+    }
+
+    /// A string read as data: JSON inside it is masked as JSON, other text by pattern.
+    fn data_string(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
+        let Some(value) = doc.str(node) else { return };
+        if let Some(masked) = self.masked_text(&value, depth) {
+            let (start, end) = doc.span(node);
+            edits.push(start, end, Style::of(doc.raw(node), &value).encode(&masked));
+        }
+    }
+
+    /// A text's masked replacement, or `None` if it holds nothing secret.
+    fn masked_text(&mut self, text: &str, depth: usize) -> Option<String> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            // Always parsed, not first scanned for keywords: real tool output nearly
+            // always holds some key fragment ("author", "monkey"), so a scan would rarely
+            // spare the parse, and the parse resolves escapes (`\u0041KIA`) that hide
+            // keywords from a scan of the raw text.
+            match Doc::parse(text, MAX_DEPTH.saturating_sub(depth + 1)) {
+                Ok(inner) => {
+                    let mut inner_edits = Edits::default();
+                    self.data(&inner, inner.root(), depth + 1, &mut inner_edits);
+                    return (!inner_edits.is_empty()).then(|| inner_edits.apply(text));
+                }
+                Err(ParseError::TooDeep) => {
+                    self.report.hit("too_deep");
+                    return Some(DEPTH_PLACEHOLDER.to_owned());
+                }
+                Err(ParseError::Syntax(_)) => {} // not JSON after all: free text
+            }
+        }
+        match self.rules.scanner.mask(text, self.report) {
+            std::borrow::Cow::Owned(masked) => Some(masked),
+            std::borrow::Cow::Borrowed(_) => None,
+        }
+    }
+
+    /// Maps keyed by credential (`{"ghp_…": {"scopes": …}}`) exist too. Keys under 16
+    /// bytes are not scanned: every issued-token format is longer, and nearly every key is
+    /// a short identifier (this keeps the walk fast).
+    fn scan_key(&mut self, child: NodeId, key: &str, renames: &mut Vec<(NodeId, String)>) {
+        if key.len() < MIN_SCANNED_KEY {
+            return;
+        }
+        if let std::borrow::Cow::Owned(masked) = self.rules.scanner.mask(key, self.report) {
+            renames.push((child, masked));
+        }
+    }
+
+    /// Renames masked keys; two keys masked alike must not collide (a client's parser
+    /// would keep only one of them).
+    fn rename_keys(
+        &mut self,
+        doc: &Doc<'_>,
+        object: NodeId,
+        renames: Vec<(NodeId, String)>,
+        edits: &mut Edits,
+    ) {
+        if renames.is_empty() {
+            return;
+        }
+        let mut taken: Vec<String> = doc
+            .children(object)
+            .filter(|c| !renames.iter().any(|(renamed, _)| renamed == c))
+            .filter_map(|c| doc.key(c).map(|k| k.into_owned()))
+            .collect();
+        for (child, base) in renames {
+            let mut name = base.clone();
+            let mut n = 1;
+            while taken.contains(&name) {
+                n += 1;
+                name = format!("{base}#{n}");
+            }
+            if let Some((start, end)) = doc.key_span(child) {
+                let raw = &doc.text()[start..end];
+                let old = doc.key(child).unwrap_or_default();
+                edits.push(start, end, Style::of(raw, &old).encode(&name));
+            }
+            taken.push(name);
+        }
+    }
+}

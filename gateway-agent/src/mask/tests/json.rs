@@ -1,0 +1,216 @@
+//! Masking JSON text: schemas stay schemas, masked values keep their types, and nothing
+//! but a masked value changes on the wire.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Masks `text` as the gateway masks a body, returning the new text.
+fn mask(text: &str) -> (String, MaskReport) {
+    let (masked, report) = masker().mask_json(text).expect("valid JSON");
+    (masked.into_owned(), report)
+}
+
+fn mask_json_value(value: Value) -> (Value, MaskReport) {
+    let (masked, report) = mask(&value.to_string());
+    (serde_json::from_str(&masked).unwrap(), report)
+}
+
+#[test]
+fn schemas_with_sensitive_property_names_are_left_alone() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "password": {"type": "string", "minLength": 8, "description": "the new user's password"},
+            "api_key": {"type": "string", "format": "password"},
+            "token": {"$ref": "#/$defs/token"},
+            "credentials": {"type": "object", "properties": {"secret": {"type": "string"}}},
+            "tokens": {"type": "array", "items": {"type": "string"}}
+        },
+        "patternProperties": {"^secret_": {"type": "string"}},
+        "required": ["password", "api_key"],
+        "$defs": {"token": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+        "definitions": {"secret": {"type": "string"}},
+        "additionalProperties": false
+    });
+    let message = json!({"tools": [{
+        "name": "create_user",
+        "inputSchema": schema,
+        "outputSchema": schema,
+    }]});
+    let (masked, report) = mask_json_value(message.clone());
+    assert_eq!(masked, message, "{report:?}");
+    // Elicitation asks for a form; its schema is structure too.
+    let elicit = json!({"message": "Connect", "requestedSchema": {
+        "type": "object", "properties": {"password": {"type": "string", "title": "Password"}}}});
+    let (masked, _) = mask_json_value(elicit.clone());
+    assert_eq!(masked, elicit);
+    // A schema found by its shape, not its key.
+    let bare = json!({"result": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+        "properties": {"secret": {"type": "string"}}}});
+    assert_eq!(mask_json_value(bare.clone()).0, bare);
+}
+
+#[test]
+fn schema_instance_values_are_still_masked() {
+    let pat = format!("ghp_{}", corpus::alnum(36));
+    let schema = json!({"inputSchema": {"type": "object", "properties": {
+        "repo": {"type": "string", "default": format!("see {pat}"), "examples": [pat.clone()]},
+        "password": {"type": "string", "default": "hunter2-default", "enum": ["s3cr3t-value"]},
+        "token": {"const": "tok-example-123"}
+    }}});
+    let (masked, report) = mask_json_value(schema);
+    let text = masked.to_string();
+    for secret in [
+        pat.as_str(),
+        "hunter2-default",
+        "s3cr3t-value",
+        "tok-example-123",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    // The structure around them stays.
+    let props = &masked["inputSchema"]["properties"];
+    assert_eq!(props["password"]["type"], "string");
+    assert_eq!(props["repo"]["default"], "see [MASKED:github_pat]");
+    assert_eq!(report.masked, 5, "{report:?}");
+}
+
+#[test]
+fn masked_values_keep_their_json_types() {
+    let (masked, _) = mask_json_value(json!({
+        "api_key": ["key-one-value", "key-two-value"],
+        "credentials": {"username": "app", "password": "pw-123456", "port": 5432, "tls": true},
+        "secret": {"data": [1, 2, 3]},
+        "token": null,
+        "pin_password": 123456
+    }));
+    assert_eq!(masked["api_key"], json!([KEY_PLACEHOLDER, KEY_PLACEHOLDER]));
+    assert_eq!(
+        masked["credentials"],
+        json!({"username": KEY_PLACEHOLDER, "password": KEY_PLACEHOLDER, "port": 5432, "tls": true})
+    );
+    assert_eq!(masked["secret"], json!({"data": [1, 2, 3]}));
+    assert_eq!(masked["token"], Value::Null);
+    assert_eq!(masked["pin_password"], 123456);
+}
+
+#[test]
+fn values_named_by_a_sibling_field_are_masked() {
+    let (masked, _) = mask_json_value(json!({
+        "env": [
+            {"name": "DB_PASSWORD", "value": "pg-pass-123"},
+            {"name": "LOG_LEVEL", "value": "debug"}
+        ],
+        "Parameters": [{"Name": "/prod/app/db-url", "Type": "SecureString", "Value": "sensitive-1"}],
+        "outputs": {"db_pw": {"sensitive": true, "type": "string", "value": "tf-out-secret"}},
+        "manifest": {"kind": "Secret", "data": {"tls.key": "LS0tLS1CRUdJTg==", "ca.crt": "Q0E="}},
+        "cfn": [{"ParameterKey": "MasterUserPassword", "ParameterValue": "cfn-pass-1"}]
+    }));
+    assert_eq!(masked["env"][0]["value"], KEY_PLACEHOLDER);
+    assert_eq!(masked["env"][0]["name"], "DB_PASSWORD");
+    assert_eq!(masked["env"][1]["value"], "debug");
+    assert_eq!(masked["Parameters"][0]["Value"], KEY_PLACEHOLDER);
+    assert_eq!(masked["outputs"]["db_pw"]["value"], KEY_PLACEHOLDER);
+    assert_eq!(
+        masked["manifest"]["data"],
+        json!({"tls.key": KEY_PLACEHOLDER, "ca.crt": KEY_PLACEHOLDER})
+    );
+    assert_eq!(masked["cfn"][0]["ParameterValue"], KEY_PLACEHOLDER);
+}
+
+#[test]
+fn references_and_redactions_under_sensitive_keys_are_kept() {
+    let value = json!({
+        "password": "${DB_PASSWORD}",
+        "api_key": "********",
+        "token": "{{ .Values.token }}",
+        "secret": "",
+    });
+    assert_eq!(mask_json_value(value.clone()).0, value);
+}
+
+#[test]
+fn nothing_but_the_masked_value_changes() {
+    // Unsorted keys, odd spacing, a pretty-printed JSON document inside a string.
+    let text = "{ \"zeta\" : 1,\n  \"password\" :\t\"hunter2\" , \"alpha\": [ 1,2 ],\n  \"text\": \"{\\n  \\\"z\\\": 1,\\n  \\\"token\\\": \\\"abc-123-def\\\",\\n  \\\"a\\\": 2\\n}\" }";
+    let (masked, report) = mask(text);
+    assert_eq!(
+        masked,
+        "{ \"zeta\" : 1,\n  \"password\" :\t\"[MASKED:json_key]\" , \"alpha\": [ 1,2 ],\n  \"text\": \"{\\n  \\\"z\\\": 1,\\n  \\\"token\\\": \\\"[MASKED:json_key]\\\",\\n  \\\"a\\\": 2\\n}\" }"
+    );
+    assert_eq!(report.masked, 2);
+}
+
+#[test]
+fn a_masked_string_keeps_its_encoders_escapes() {
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    // Python's ensure_ascii, Go's HTML-safe escapes, PHP's escaped slashes.
+    for (raw, expected) in [
+        (
+            format!(r#"{{"t":"caf\u00e9 \u2014 {key}"}}"#),
+            r#"{"t":"caf\u00e9 \u2014 [MASKED:aws_access_key_id]"}"#,
+        ),
+        (
+            format!(r#"{{"t":"\u003cb\u003e {key} \u0026 more"}}"#),
+            r#"{"t":"\u003cb\u003e [MASKED:aws_access_key_id] \u0026 more"}"#,
+        ),
+        (
+            format!(r#"{{"t":"https:\/\/x\/ {key}"}}"#),
+            r#"{"t":"https:\/\/x\/ [MASKED:aws_access_key_id]"}"#,
+        ),
+        (
+            format!(r#"{{"t":"café {key}"}}"#),
+            r#"{"t":"café [MASKED:aws_access_key_id]"}"#,
+        ),
+    ] {
+        assert_eq!(mask(&raw).0, expected);
+    }
+}
+
+#[test]
+fn escapes_cannot_hide_a_secret() {
+    let (masked, report) =
+        mask(r#"{"t":"\u0041KIAIOSFODNN7EXAMPLE","p\u0061ssword":"x-secret-1"}"#);
+    assert!(!masked.contains("IOSFODNN7EXAMPLE"), "{masked}");
+    assert!(!masked.contains("x-secret-1"), "{masked}");
+    assert_eq!(report.masked, 2);
+}
+
+#[test]
+fn clean_documents_come_back_borrowed() {
+    let text = r#"{"content":[{"type":"text","text":"{\"a\": [1, 2], \"b\": \"plain\"}"}],"isError":false}"#;
+    let (masked, report) = masker().mask_json(text).unwrap();
+    assert!(matches!(masked, Cow::Borrowed(_)));
+    assert_eq!(report.masked, 0);
+}
+
+#[test]
+fn malformed_json_is_refused() {
+    for text in [
+        "{",
+        "{\"a\":}",
+        "[1,]",
+        "{\"a\" 1}",
+        "01",
+        "\"\u{1}\"",
+        "\"\\x\"",
+        "tru",
+        "{}x",
+        "\"\\u12\"",
+        "-",
+        "1.",
+        "1e",
+    ] {
+        assert!(masker().mask_json(text).is_err(), "{text:?}");
+    }
+    for text in [
+        "{}",
+        " [ ] ",
+        "-0.5e+3",
+        "\"\\ud83d\\ude00\"",
+        "[true,false,null]",
+    ] {
+        assert!(masker().mask_json(text).is_ok(), "{text:?}");
+    }
+}

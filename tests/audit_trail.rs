@@ -66,7 +66,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     let tools: HashSet<String> = calls.iter().map(|r| text(r, "tool")).collect();
     assert_eq!(
         tools,
-        ["echo", "get_config", "read_notes", "shell_exec"]
+        ["create_user", "echo", "get_config", "read_notes", "shell_exec"]
             .map(String::from)
             .into(),
         "{calls:#?}"

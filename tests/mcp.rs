@@ -6,7 +6,8 @@
 mod support;
 
 use support::{
-    Agent, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, SERVER_SECRETS, Scenario, require_root,
+    Agent, DB_PASSWORD, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, SERVER_SECRETS, Scenario,
+    require_root,
 };
 
 /// The test server, and an agent intercepting it with `policy` as its policy directory.
@@ -39,7 +40,7 @@ fn run_case(state: &str, response: &str, mode: &str) {
     // Through the gateway: the denied tool is hidden and refused…
     assert_eq!(
         proxied["tools"],
-        serde_json::json!(["echo", "get_config", "read_notes"]),
+        serde_json::json!(["create_user", "echo", "get_config", "read_notes"]),
         "{case}"
     );
     assert_eq!(proxied["shell_exec"]["isError"], true, "{case}: {proxied}");
@@ -71,6 +72,24 @@ fn run_case(state: &str, response: &str, mode: &str) {
             .unwrap()
             .contains("[MASKED:")
     );
+    // …schemas naming secrets (`password`, `api_key` properties) are structure, not
+    // secrets: the client gets them exactly as direct (the SDK validated them, and
+    // jsonschema validated the masked structured result against them)…
+    for (tool, schemas) in proxied["schemas"].as_object().unwrap() {
+        assert_eq!(schemas, &direct["schemas"][tool], "{case}: {tool}");
+    }
+    let created = &proxied["create_user"]["structured"];
+    assert_eq!(direct["create_user"]["structured"]["password"], "pw-Zx81-correct");
+    let seen_created = created.to_string();
+    for secret in ["pw-Zx81-correct", "ak-1234-5678-90", DB_PASSWORD] {
+        assert!(!seen_created.contains(secret), "{case}: {secret} leaked: {created}");
+    }
+    // Masked values keep their JSON types: containers entered, numbers kept.
+    assert_eq!(created["username"], "ada", "{case}: {created}");
+    assert_eq!(created["credentials"]["rotation_days"], 30, "{case}: {created}");
+    assert_eq!(created["session"], 42, "{case}: {created}");
+    assert_eq!(created["tokens"].as_array().unwrap().len(), 2, "{case}: {created}");
+    assert_eq!(proxied["create_user"]["isError"], false, "{case}");
     // …and everything without a secret is exactly as direct.
     assert_eq!(proxied["echo"], direct["echo"], "{case}");
     assert_eq!(proxied["get_config"]["structured"]["service"], "billing");

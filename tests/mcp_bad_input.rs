@@ -95,7 +95,22 @@ fn malformed_requests_are_refused_with_json_rpc_errors() {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"shell_exec","arguments":{}}}"#,
         ],
     );
-    assert_eq!((status, rpc_error_code(&body)), (400, -32600), "{body}");
+    // -32020 is the 2026-07-28 HeaderMismatch code, the one the SDK servers send.
+    assert_eq!((status, rpc_error_code(&body)), (400, -32020), "{body}");
+    // The tool named in Mcp-Name must be the one called.
+    let (status, body) = post(
+        &scenario,
+        &url,
+        &[
+            "-H",
+            "mcp-method: tools/call",
+            "-H",
+            "mcp-name: echo",
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"shell_exec","arguments":{}}}"#,
+        ],
+    );
+    assert_eq!((status, rpc_error_code(&body)), (400, -32020), "{body}");
 
     // 100 MB: refused at the 4 MiB limit, without buffering the rest.
     let big = scenario.dir.path().join("big.json");

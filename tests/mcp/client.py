@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 
+import jsonschema
 from mcp import Client
 from mcp.client.sse import sse_client
 
@@ -23,6 +24,18 @@ async def main(url, mode):
     async with Client(target, mode=mode, read_timeout_seconds=20) as client:
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
+        # The schemas exactly as the client received them (the SDK validated them).
+        out["schemas"] = {
+            t.name: {"input": t.input_schema, "output": t.output_schema} for t in tools.tools
+        }
+        created = await client.call_tool(
+            "create_user", {"username": "ada", "password": "pw-Zx81-correct", "api_key": "ak-1234-5678-90"}
+        )
+        # The SDK validates structured results against the tool's outputSchema; do it
+        # again with jsonschema directly, so a masked result that breaks it fails here.
+        schema = next(t.output_schema for t in tools.tools if t.name == "create_user")
+        jsonschema.validate(created.structured_content, schema)
+        out["create_user"] = {"structured": created.structured_content, "isError": created.is_error}
         echoed = await client.call_tool("echo", {"message": "plain text, nothing secret"})
         out["echo"] = texts(echoed)
         config = await client.call_tool("get_config", {"service": "billing"})

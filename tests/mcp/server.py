@@ -8,6 +8,8 @@ the caller. Usage: server.py PORT {stateful|stateless|legacy-sse} {sse|json}
 import sys
 from typing import Any
 
+from pydantic import BaseModel
+
 from mcp.server.mcpserver import MCPServer
 
 # Fake credentials in well-known formats (AWS's own documentation example key, etc.).
@@ -33,6 +35,36 @@ def get_config(service: str) -> dict[str, Any]:
         "aws_access_key_id": AWS_KEY_ID,
         "note": f"deploy with token {GITHUB_TOKEN}",
     }
+
+
+class Credentials(BaseModel):
+    secret: str
+    rotation_days: int
+
+
+class Account(BaseModel):
+    """What create_user returns: sensitive field names of every JSON type, so its
+    outputSchema has `password`, `api_key`… as property names."""
+
+    username: str
+    password: str
+    api_key: str
+    credentials: Credentials
+    session: int
+    tokens: list[str]
+
+
+@server.tool(structured_output=True)
+def create_user(username: str, password: str, api_key: str) -> Account:
+    """A tool whose input and output schemas name secrets (create_user(password))."""
+    return Account(
+        username=username,
+        password=password,
+        api_key=api_key,
+        credentials=Credentials(secret=DB_PASSWORD, rotation_days=30),
+        session=42,
+        tokens=[GITHUB_TOKEN, AWS_KEY_ID],
+    )
 
 
 @server.tool()

@@ -29,7 +29,10 @@ use crate::{
     audit::{AuditRecord, PrincipalColumns},
     identity::Authenticator,
     mask::Masker,
-    mcp::jsonrpc::{self, Kind, codes},
+    mcp::{
+        headers,
+        jsonrpc::{self, Kind, codes},
+    },
     policy::{Decision, MaskProfile, PolicySet, RequestFacts, ServerRef},
     principal::Principal,
     process::ProcessIdentity,
@@ -331,13 +334,17 @@ impl Pipeline {
                 "gateway: request body is not a JSON-RPC 2.0 message".into(),
             );
         }
-        if let Err(problem) = headers_agree(headers, &body) {
+        if let Err(problem) = headers::agree(
+            header_str(headers, "mcp-method"),
+            header_str(headers, "mcp-name"),
+            &body,
+        ) {
             warn!(%problem, "MCP headers disagree with the body; refused");
             let id = body.get("id").cloned().unwrap_or(Value::Null);
             return refused(
                 StatusCode::BAD_REQUEST,
                 &id,
-                codes::INVALID_REQUEST,
+                codes::HEADER_MISMATCH,
                 format!("gateway: {problem}"),
             );
         }
@@ -617,32 +624,6 @@ fn denial_answers(body: &Value, refusals: &[(Value, String, String)], modern: bo
         Value::Array(batch) => Value::Array(batch.iter().filter_map(answer).collect()),
         single => answer(single).unwrap_or(Value::Null),
     }
-}
-
-/// 2026-07-28 mirrors the method and name in headers so intermediaries can route without
-/// parsing bodies. A server that routes by header while we judged the body would be a
-/// policy bypass, so the two must agree.
-fn headers_agree(headers: &HeaderMap, body: &Value) -> Result<(), String> {
-    let single = match body {
-        Value::Array(_) => return Ok(()),
-        single => single,
-    };
-    if let Some(header_method) = header_str(headers, "mcp-method")
-        && Some(header_method) != jsonrpc::method(single)
-    {
-        return Err(format!(
-            "Mcp-Method header {header_method:?} does not match the body's method"
-        ));
-    }
-    if let Some(header_name) = header_str(headers, "mcp-name")
-        && jsonrpc::method(single) == Some("tools/call")
-        && Some(header_name) != jsonrpc::tool_name(single)
-    {
-        return Err(format!(
-            "Mcp-Name header {header_name:?} does not match the called tool"
-        ));
-    }
-    Ok(())
 }
 
 /// How much of a request the gateway must read before forwarding it.

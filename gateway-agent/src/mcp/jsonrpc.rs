@@ -83,8 +83,9 @@ pub fn tool_error_result(id: &Value, text: &str) -> Value {
     })
 }
 
-/// JSON-RPC error codes the gateway itself answers with. -32000..-32099 is the range the
-/// spec leaves to implementations.
+/// JSON-RPC error codes the gateway itself answers with. The gateway's own are in
+/// -32000..-32019, which the 2026-07-28 revision leaves to implementations (-32020 and up
+/// are allocated by the spec; the gateway uses them only with their spec meaning).
 pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
@@ -98,6 +99,9 @@ pub mod codes {
     pub const AUDIT_UNAVAILABLE: i64 = -32013;
     /// The caller presented no valid token (sent with HTTP 401/403).
     pub const UNAUTHORIZED: i64 = -32014;
+    /// Spec-defined (2026-07-28): the `Mcp-Method`/`Mcp-Name` headers disagree with the
+    /// body (sent with HTTP 400).
+    pub const HEADER_MISMATCH: i64 = -32020;
 }
 
 #[cfg(test)]

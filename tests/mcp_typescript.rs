@@ -41,6 +41,14 @@ fn run_case(transport: &str, client_mode: &str) {
         "unrelated variables survive: {env}"
     );
 
+    // Only the masked values differ: the server's key order and layout of the JSON
+    // document inside the text are kept.
+    let mut direct_env = direct["env"][0].as_str().unwrap().to_owned();
+    for (_, secret) in PLANTED_ENV {
+        direct_env = direct_env.replace(secret, "<secret>");
+    }
+    assert_eq!(placeholders_as_secrets(env), direct_env, "{transport}");
+
     let mut expected_tools = direct["tools"].as_array().unwrap().clone();
     expected_tools.retain(|t| t != "gzip-file-as-resource");
     assert_eq!(
@@ -57,6 +65,20 @@ fn run_case(transport: &str, client_mode: &str) {
     );
     assert_eq!(proxied["echo"], direct["echo"]);
     assert_eq!(proxied["sum"], direct["sum"]);
+}
+
+/// `text` with every `[MASKED:rule]` placeholder written as `<secret>`.
+fn placeholders_as_secrets(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("[MASKED:") {
+        out.push_str(&rest[..start]);
+        out.push_str("<secret>");
+        let end = rest[start..].find(']').map_or(rest.len(), |i| start + i + 1);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]

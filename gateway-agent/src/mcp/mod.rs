@@ -2,5 +2,6 @@
 //! everything a server sends back to a caller.
 
 pub mod filter;
+pub mod json_frames;
 pub mod jsonrpc;
 pub mod sse;

@@ -238,7 +238,8 @@ pub fn non_mcp_row(
     row.status = Some(i32::from(status));
     row.latency_us = Some(ctx.elapsed_us());
     row.bytes = bytes.unwrap_or(0);
-    row.payload = Some(serde_json::json!({ "not_mcp": { "content_type": content_type } }).to_string());
+    row.payload =
+        Some(serde_json::json!({ "not_mcp": { "content_type": content_type } }).to_string());
     row
 }
 

@@ -593,7 +593,12 @@ pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Proxy
     response
 }
 
-pub(super) fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<ProxyBody> {
+pub(super) fn rpc_error(
+    status: StatusCode,
+    id: &Value,
+    code: i64,
+    message: &str,
+) -> Response<ProxyBody> {
     json_response(status, &jsonrpc::error_response(id, code, message))
 }
 

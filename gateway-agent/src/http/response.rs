@@ -109,7 +109,9 @@ impl Pipeline {
                 }
                 None if declared == Declared::Binary => {
                     let source = Source::new(incoming, None);
-                    return self.not_mcp(parts, source, &filter, status, &content_type).await;
+                    return self
+                        .not_mcp(parts, source, &filter, status, &content_type)
+                        .await;
                 }
                 None => {
                     warn!(%encoding, "response in an encoding the gateway does not decode; withheld");

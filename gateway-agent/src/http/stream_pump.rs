@@ -70,7 +70,9 @@ impl Source {
                 Some(Ok(decoded)) => Ok(Bytes::from(decoded)),
                 Some(Err(err)) => {
                     warn!(error = %err, "undecodable compressed stream cut");
-                    Err(BodyError::Cut(format!("cannot decode the upstream stream: {err}")))
+                    Err(BodyError::Cut(format!(
+                        "cannot decode the upstream stream: {err}"
+                    )))
                 }
             });
         }

@@ -21,7 +21,9 @@ use bytes::{Bytes, BytesMut};
 pub enum JsonFrameError {
     #[error("JSON value exceeds {limit} bytes without ending; the stream was cut")]
     ValueTooLarge { limit: usize },
-    #[error("not a stream of JSON objects or arrays: unexpected byte {byte:#04x} at offset {offset}")]
+    #[error(
+        "not a stream of JSON objects or arrays: unexpected byte {byte:#04x} at offset {offset}"
+    )]
     Unexpected { byte: u8, offset: u64 },
     #[error("JSON stream ended inside a value ({bytes} bytes unfinished)")]
     Truncated { bytes: usize },

@@ -58,7 +58,10 @@ fn brackets_and_quotes_inside_strings_do_not_end_a_value() {
     let pieces = frame(&[text]).unwrap();
     assert_eq!(
         values(&pieces),
-        [r#"{"s":"}]{[\"","t":"back\\","u":"\\\"}"}"#, r#"{"next":true}"#]
+        [
+            r#"{"s":"}]{[\"","t":"back\\","u":"\\\"}"}"#,
+            r#"{"next":true}"#
+        ]
     );
 }
 
@@ -92,26 +95,34 @@ fn a_value_completes_as_soon_as_its_last_byte_arrives() {
             Piece::Gap(Bytes::from_static(b"\n"))
         ]
     );
-    assert_eq!(
-        framer.finish(),
-        Err(JsonFrameError::Truncated { bytes: 1 })
-    );
+    assert_eq!(framer.finish(), Err(JsonFrameError::Truncated { bytes: 1 }));
 }
 
 #[test]
 fn a_value_over_the_limit_is_an_error_whatever_the_chunking() {
     let mut framer = JsonFramer::new(16);
     assert_eq!(
-        framer.push(Bytes::from_static(b"{\"ok\":1}\n")).unwrap().len(),
+        framer
+            .push(Bytes::from_static(b"{\"ok\":1}\n"))
+            .unwrap()
+            .len(),
         2
     );
     framer.push(Bytes::from_static(b"{\"long\":")).unwrap();
-    let err = framer.push(Bytes::from_static(b"\"0123456789\"}")).unwrap_err();
+    let err = framer
+        .push(Bytes::from_static(b"\"0123456789\"}"))
+        .unwrap_err();
     assert_eq!(err, JsonFrameError::ValueTooLarge { limit: 16 });
     assert!(err.to_string().contains("16 bytes"), "{err}");
     // Exactly at the limit is fine.
     let mut framer = JsonFramer::new(8);
-    assert_eq!(framer.push(Bytes::from_static(b"{\"a\":12}")).unwrap().len(), 1);
+    assert_eq!(
+        framer
+            .push(Bytes::from_static(b"{\"a\":12}"))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -137,5 +148,8 @@ fn garbage_is_refused() {
 #[test]
 fn an_empty_or_blank_stream_is_fine() {
     assert_eq!(frame(&[]).unwrap(), []);
-    assert_eq!(values(&frame(&[b"\n\n", b" "]).unwrap()), Vec::<String>::new());
+    assert_eq!(
+        values(&frame(&[b"\n\n", b" "]).unwrap()),
+        Vec::<String>::new()
+    );
 }

@@ -163,7 +163,7 @@ fn a_never_ending_json_stream_reaches_the_client_message_by_message() {
     let cut = first.find("ghp_").unwrap() + 10;
     let chunks = vec![
         chunk(format!("{ack}\n").as_bytes()),
-        chunk(first[..cut].as_bytes()),
+        chunk(&first.as_bytes()[..cut]),
         chunk(format!("{}\n", &first[cut..]).as_bytes()),
         chunk(format!("{second}\n").as_bytes()),
     ];

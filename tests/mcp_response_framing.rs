@@ -24,10 +24,11 @@ const MASKED: &str = "[MASKED:github_pat]";
 
 /// Answers one request with `head` then `chunks` (written one by one, flushed), then
 /// holds the connection open until `release` fires (or WAIT passes): a stream that has
-/// not ended while the client reads it.
+/// not ended while the client reads it. Then writes `after` and closes.
 fn held_stream_server(
     head: &'static str,
     chunks: Vec<Vec<u8>>,
+    after: Vec<u8>,
 ) -> (u16, mpsc::Sender<()>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -42,6 +43,7 @@ fn held_stream_server(
             conn.flush().unwrap();
         }
         let _ = released.recv_timeout(WAIT);
+        let _ = conn.write_all(&after);
     });
     (port, release, handle)
 }
@@ -127,6 +129,21 @@ impl Streaming {
     }
 }
 
+impl Streaming {
+    /// Waits (bounded by curl's --max-time) for the client to exit; returns its status and
+    /// everything it printed.
+    fn finish(mut self) -> std::process::Output {
+        let status = self.child.wait().unwrap();
+        let mut stdout = std::mem::take(&mut self.seen);
+        stdout.extend(self.chunks.iter().flatten());
+        std::process::Output {
+            status,
+            stdout,
+            stderr: Vec::new(),
+        }
+    }
+}
+
 impl Drop for Streaming {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -170,6 +187,7 @@ fn a_never_ending_json_stream_reaches_the_client_message_by_message() {
     let (port, release, server) = held_stream_server(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
         chunks,
+        Vec::new(),
     );
     let scenario = Scenario::new();
     let agent = scenario.start_agent(&scenario.config(&[port]));
@@ -333,6 +351,7 @@ fn sse_with_lone_cr_line_endings_is_masked_and_audited() {
     let (port, release, server) = held_stream_server(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
         vec![chunk(events.as_bytes())],
+        Vec::new(),
     );
     let scenario = Scenario::new();
     let agent = scenario.start_agent(&scenario.config(&[port]));
@@ -366,4 +385,48 @@ fn sse_with_lone_cr_line_endings_is_masked_and_audited() {
     assert_eq!(delivered[0]["method"], "tools/call");
     assert_eq!(delivered[0]["request_id"], "1");
     assert_eq!(delivered[0]["masked_count"], 1);
+}
+
+#[test]
+fn a_json_stream_that_turns_to_garbage_is_cut_after_what_was_inspected() {
+    if !require_root("a_json_stream_that_turns_to_garbage_is_cut_after_what_was_inspected") {
+        return;
+    }
+    let fine = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"fine"}}"#;
+    // A message, then (once the client has it) what is not JSON, and would leak if relayed.
+    let mut garbage = chunk(format!("<html>{SECRET}</html>\n").as_bytes());
+    garbage.extend_from_slice(b"0\r\n\r\n");
+    let (port, release, server) = held_stream_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        vec![chunk(format!("{fine}\n").as_bytes())],
+        garbage,
+    );
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[port]));
+
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut client = Streaming::start(
+        &scenario,
+        &[
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#,
+            &url,
+        ],
+    );
+    client.wait_until(|text| text.contains('\n'));
+    release.send(()).unwrap();
+    server.join().unwrap();
+    let out = client.finish();
+    // 18 (partial body) or 56 (recv failure): a broken transfer, not a clean end.
+    let code = out.status.code().unwrap_or(-1);
+    assert!(matches!(code, 18 | 56 | 92), "curl exit {code}: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{fine}\n"));
+    agent.wait_for("JSON stream cut", |l| {
+        l["problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unexpected byte 0x3c")
+    });
 }

@@ -51,10 +51,9 @@ async fn pump(
             Ok(chunk) => chunk,
             Err(err) => return downstream.fail(err).await,
         };
-        let pieces = match framer.push(chunk) {
-            Ok(pieces) => pieces,
-            Err(err) => return cut(&downstream, &err.to_string()).await,
-        };
+        // What completed before a framing error is released first: it was inspected.
+        let mut pieces = Vec::new();
+        let framed = framer.push(chunk, &mut pieces);
         for piece in pieces {
             let released = match piece {
                 Piece::Gap(gap) => downstream.send(gap).await,
@@ -66,6 +65,9 @@ async fn pump(
             if !released {
                 return;
             }
+        }
+        if let Err(err) = framed {
+            return cut(&downstream, &err.to_string()).await;
         }
     }
     if let Err(err) = framer.finish() {

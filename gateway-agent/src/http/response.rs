@@ -100,7 +100,7 @@ impl Pipeline {
         }
         let decoder = match encoding.as_deref() {
             None => None,
-            Some(encoding) => match StreamDecoder::new(encoding) {
+            Some(encoding) => match StreamDecoder::new(encoding, self.limits.max_response_body) {
                 // Decoded on the fly and forwarded plain.
                 Some(decoder) => {
                     parts.headers.remove(header::CONTENT_ENCODING);

@@ -63,9 +63,9 @@ impl JsonFramer {
         }
     }
 
-    /// Adds `chunk` and returns the pieces it completed: gaps at once, values once whole.
-    pub fn push(&mut self, chunk: Bytes) -> Result<Vec<Piece>, JsonFrameError> {
-        let mut pieces = Vec::new();
+    /// Adds `chunk`, appending the pieces it completed to `pieces`: gaps at once, values
+    /// once whole. On an error, what completed before it is still in `pieces`.
+    pub fn push(&mut self, chunk: Bytes, pieces: &mut Vec<Piece>) -> Result<(), JsonFrameError> {
         let mut at = 0;
         while at < chunk.len() {
             if self.open.is_empty() {
@@ -102,7 +102,7 @@ impl JsonFramer {
             };
             pieces.push(Piece::Value(value));
         }
-        Ok(pieces)
+        Ok(())
     }
 
     /// The stream ended: an error if it ended inside a value (its bytes never form a

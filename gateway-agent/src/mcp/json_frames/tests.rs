@@ -7,7 +7,7 @@ fn frame(chunks: &[&[u8]]) -> Result<Vec<Piece>, JsonFrameError> {
     let mut framer = JsonFramer::new(1 << 20);
     let mut pieces = Vec::new();
     for chunk in chunks {
-        pieces.extend(framer.push(Bytes::copy_from_slice(chunk))?);
+        framer.push(Bytes::copy_from_slice(chunk), &mut pieces)?;
     }
     framer.finish()?;
     Ok(pieces)
@@ -86,8 +86,14 @@ fn a_split_anywhere_gives_the_same_values() {
 #[test]
 fn a_value_completes_as_soon_as_its_last_byte_arrives() {
     let mut framer = JsonFramer::new(1 << 20);
-    assert_eq!(framer.push(Bytes::from_static(b"{\"a\":")).unwrap(), []);
-    let pieces = framer.push(Bytes::from_static(b"1}\n{")).unwrap();
+    let mut pieces = Vec::new();
+    framer
+        .push(Bytes::from_static(b"{\"a\":"), &mut pieces)
+        .unwrap();
+    assert_eq!(pieces, []);
+    framer
+        .push(Bytes::from_static(b"1}\n{"), &mut pieces)
+        .unwrap();
     assert_eq!(
         pieces,
         [
@@ -101,28 +107,39 @@ fn a_value_completes_as_soon_as_its_last_byte_arrives() {
 #[test]
 fn a_value_over_the_limit_is_an_error_whatever_the_chunking() {
     let mut framer = JsonFramer::new(16);
-    assert_eq!(
-        framer
-            .push(Bytes::from_static(b"{\"ok\":1}\n"))
-            .unwrap()
-            .len(),
-        2
-    );
-    framer.push(Bytes::from_static(b"{\"long\":")).unwrap();
+    let mut pieces = Vec::new();
+    framer
+        .push(Bytes::from_static(b"{\"ok\":1}\n{\"long\":"), &mut pieces)
+        .unwrap();
     let err = framer
-        .push(Bytes::from_static(b"\"0123456789\"}"))
+        .push(Bytes::from_static(b"\"0123456789\"}"), &mut pieces)
         .unwrap_err();
     assert_eq!(err, JsonFrameError::ValueTooLarge { limit: 16 });
     assert!(err.to_string().contains("16 bytes"), "{err}");
+    assert_eq!(values(&pieces), ["{\"ok\":1}"]);
     // Exactly at the limit is fine.
     let mut framer = JsonFramer::new(8);
+    framer
+        .push(Bytes::from_static(b"{\"a\":12}"), &mut pieces)
+        .unwrap();
+    assert_eq!(pieces.len(), 3);
+}
+
+#[test]
+fn what_completed_before_garbage_in_the_same_chunk_is_kept() {
+    let mut framer = JsonFramer::new(1 << 20);
+    let mut pieces = Vec::new();
+    let err = framer
+        .push(Bytes::from_static(b"{\"a\":1}\n<html>"), &mut pieces)
+        .unwrap_err();
     assert_eq!(
-        framer
-            .push(Bytes::from_static(b"{\"a\":12}"))
-            .unwrap()
-            .len(),
-        1
+        err,
+        JsonFrameError::Unexpected {
+            byte: b'<',
+            offset: 8
+        }
     );
+    assert_eq!(joined(&pieces), b"{\"a\":1}\n");
 }
 
 #[test]

@@ -260,8 +260,10 @@ fn sized(content_type: &str, body: &str) -> Vec<u8> {
 }
 
 #[test]
-fn json_rpc_under_any_content_type_is_masked_and_audited_and_html_is_recorded() {
-    if !require_root("json_rpc_under_any_content_type_is_masked_and_audited_and_html_is_recorded") {
+fn json_rpc_and_sse_under_any_content_type_are_masked_and_audited_and_html_is_recorded() {
+    if !require_root(
+        "json_rpc_and_sse_under_any_content_type_are_masked_and_audited_and_html_is_recorded",
+    ) {
         return;
     }
     let answer = |id: u32| {
@@ -282,6 +284,10 @@ fn json_rpc_under_any_content_type_is_masked_and_audited_and_html_is_recorded() 
         sized("", &answer(2)),
         sized("text/html", html),
         chunked_gzip,
+        sized(
+            "text/plain",
+            &format!("event: message\ndata: {}\n\n", answer(5)),
+        ),
     ]);
     let scenario = Scenario::new();
     let agent = scenario.start_agent(&scenario.config(&[port]));
@@ -319,14 +325,21 @@ fn json_rpc_under_any_content_type_is_masked_and_audited_and_html_is_recorded() 
     let streamed = call(4);
     assert!(streamed.ends_with('\n'), "{streamed:?}");
     assert_eq!(serde_json::from_str::<Value>(&streamed).unwrap(), masked(4));
+    // SSE framing under another type is filtered as SSE.
+    let event = call(5);
+    let data = event
+        .strip_prefix("event: message\ndata: ")
+        .and_then(|rest| rest.strip_suffix("\n\n"))
+        .unwrap_or_else(|| panic!("not one SSE event: {event:?}"));
+    assert_eq!(serde_json::from_str::<Value>(data).unwrap(), masked(5));
     server.join().unwrap();
     assert!(agent.stop(libc::SIGTERM).success());
 
     let rows = support::audit_rows(&scenario.audit_dir());
     assert_no_secret(&rows);
     let delivered = server_rows(&rows);
-    assert_eq!(delivered.len(), 4, "{rows:#?}");
-    for (row, id) in delivered.iter().zip(["1", "2", "", "4"]) {
+    assert_eq!(delivered.len(), 5, "{rows:#?}");
+    for (row, id) in delivered.iter().zip(["1", "2", "", "4", "5"]) {
         assert_eq!(row["kind"], "response", "{row}");
         assert_eq!(row["method"], "tools/call", "{row}");
         if id.is_empty() {

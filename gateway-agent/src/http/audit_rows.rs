@@ -223,6 +223,26 @@ pub fn server_text_row(ctx: &RowContext, text: &str, report: &MaskReport) -> Aud
     row
 }
 
+/// A server→client body that carries no MCP message (an HTML error page, a download):
+/// recorded as a response to `answered_method` whose payload says what it was, since the
+/// bytes themselves were forwarded uninspected.
+pub fn non_mcp_row(
+    ctx: &RowContext,
+    answered_method: Option<&str>,
+    status: u16,
+    content_type: &str,
+    bytes: Option<u64>,
+) -> AuditRecord {
+    let mut row = ctx.row(Direction::ServerToClient, Kind::Response);
+    row.method = answered_method.map(str::to_owned);
+    row.status = Some(i32::from(status));
+    row.latency_us = Some(ctx.elapsed_us());
+    row.bytes = bytes.unwrap_or(0);
+    row.payload =
+        Some(serde_json::json!({ "not_mcp": { "content_type": content_type } }).to_string());
+    row
+}
+
 fn message_row(
     ctx: &RowContext,
     direction: Direction,

@@ -108,23 +108,51 @@ mod tests {
     }
 }
 
-/// Incremental decoding of a compressed stream (an SSE body), chunk by chunk, so a
-/// compressed event stream is inspected like a plain one without being buffered whole.
+/// Incremental decoding of a compressed stream (an SSE or JSON body), chunk by chunk, so
+/// a compressed stream is inspected like a plain one without being buffered whole. What one
+/// chunk may inflate to is bounded: a few compressed bytes can expand without limit.
 pub enum StreamDecoder {
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
-    Brotli(Box<brotli_decompressor::DecompressorWriter<Vec<u8>>>),
+    Gzip(flate2::write::GzDecoder<Capped>),
+    Deflate(flate2::write::ZlibDecoder<Capped>),
+    Brotli(Box<brotli_decompressor::DecompressorWriter<Capped>>),
+}
+
+/// The decoder's output for one chunk, refusing to grow past `limit` bytes.
+pub struct Capped {
+    out: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other(format!(
+                "one compressed chunk decodes to more than {} bytes",
+                self.limit
+            )));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl StreamDecoder {
-    /// `None` for an encoding the gateway cannot decode.
-    pub fn new(encoding: &str) -> Option<Self> {
+    /// `None` for an encoding the gateway cannot decode; `limit` bounds what one chunk
+    /// may decode to.
+    pub fn new(encoding: &str, limit: usize) -> Option<Self> {
+        let out = Capped {
+            out: Vec::new(),
+            limit,
+        };
         Some(match encoding {
-            "gzip" | "x-gzip" => Self::Gzip(flate2::write::GzDecoder::new(Vec::new())),
-            "deflate" => Self::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+            "gzip" | "x-gzip" => Self::Gzip(flate2::write::GzDecoder::new(out)),
+            "deflate" => Self::Deflate(flate2::write::ZlibDecoder::new(out)),
             "br" => Self::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                Vec::new(),
-                4096,
+                out, 4096,
             ))),
             _ => return None,
         })
@@ -150,7 +178,7 @@ impl StreamDecoder {
                 decoder.get_mut()
             }
         };
-        Ok(std::mem::take(out))
+        Ok(std::mem::take(&mut out.out))
     }
 }
 
@@ -166,12 +194,26 @@ mod stream_tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&text).unwrap();
         let gz = gz.finish().unwrap();
-        let mut decoder = StreamDecoder::new("gzip").unwrap();
+        let mut decoder = StreamDecoder::new("gzip", 1 << 20).unwrap();
         let mut out = Vec::new();
         for piece in gz.chunks(7) {
             out.extend(decoder.push(piece).unwrap());
         }
         assert_eq!(out, text);
-        assert!(StreamDecoder::new("zstd").is_none());
+        assert!(StreamDecoder::new("zstd", 1 << 20).is_none());
+    }
+
+    #[test]
+    fn a_chunk_that_inflates_past_the_limit_is_an_error() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'a'; 8 << 20]).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut decoder = StreamDecoder::new("gzip", 1 << 20).unwrap();
+        let err = gz
+            .chunks(16 << 10)
+            .map(|piece| decoder.push(piece))
+            .find_map(Result::err)
+            .expect("a bomb is refused");
+        assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
     }
 }

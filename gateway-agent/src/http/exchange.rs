@@ -1,12 +1,14 @@
 //! One HTTP exchange through the gateway, in the order a reader expects:
 //! identity (per the server's auth mode) → request filter (parse JSON-RPC, check
 //! header/body agreement, policy) → audit (durable before forwarding) → upstream (held
-//! credential in place of the caller's token) → response filter (mask and hide tools,
-//! buffered JSON or streamed SSE; audit durable before release).
+//! credential in place of the caller's token) → response filter (`response.rs`: mask and
+//! hide tools, buffered JSON, streamed JSON or SSE, whatever the Content-Type says; audit
+//! durable before release).
 //!
 //! Fail closed: a JSON POST the gateway cannot parse, or that is not JSON-RPC, is not
 //! forwarded (a lenient server might act on what policy could not see); a response the
-//! gateway cannot inspect (an SSE stream in an encoding it cannot decode) is not released;
+//! gateway cannot inspect (a stream in an encoding it cannot decode, a JSON stream that
+//! turns to garbage, a message over the limit) is not released;
 //! traffic whose audit rows cannot be made durable does not move on.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
@@ -22,8 +24,6 @@ use super::{
     auth::{self, Admission},
     body::{self, CollectError, ProxyBody, collect_limited, full},
     legacy::LegacySessions,
-    message_filter::MessageFilter,
-    sse_stream::{self, LegacyRegistry},
 };
 use crate::{
     audit::{AuditRecord, PrincipalColumns},
@@ -103,7 +103,7 @@ enum Inbound {
 }
 
 impl Pipeline {
-    fn policy(&self) -> Arc<PolicySet> {
+    pub(super) fn policy(&self) -> Arc<PolicySet> {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -457,131 +457,10 @@ impl Pipeline {
         }
         Inbound::Respond(response, request_rows)
     }
-
-    async fn filter_response(
-        &self,
-        response: Response<Incoming>,
-        request_method: Option<String>,
-        masked: bool,
-        scope: Arc<Scope>,
-        rows: RowContext,
-    ) -> Response<ProxyBody> {
-        let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let encoding = header_str(response.headers(), header::CONTENT_ENCODING.as_str())
-            .map(str::to_ascii_lowercase)
-            .filter(|e| e != "identity");
-        let status = response.status().as_u16();
-        let (mut parts, incoming) = response.into_parts();
-        if content_type.starts_with("text/event-stream") {
-            // Compressed streams are decoded on the fly and forwarded plain.
-            let decoder = match encoding.as_deref() {
-                None => None,
-                Some(encoding) => match body::StreamDecoder::new(encoding) {
-                    Some(decoder) => {
-                        parts.headers.remove(header::CONTENT_ENCODING);
-                        Some(decoder)
-                    }
-                    None => {
-                        warn!(%encoding, "SSE response in an encoding the gateway does not decode; withheld");
-                        return rpc_error(
-                            StatusCode::BAD_GATEWAY,
-                            &Value::Null,
-                            codes::UPSTREAM,
-                            &format!(
-                                "gateway: cannot inspect an SSE stream with Content-Encoding {encoding}"
-                            ),
-                        );
-                    }
-                },
-            };
-            parts.headers.remove(header::CONTENT_LENGTH);
-            let filter = self.message_filter(request_method, masked, scope, rows);
-            let legacy = LegacyRegistry {
-                sessions: Arc::clone(&self.legacy),
-                server: filter.scope.orig_dst,
-            };
-            let body = sse_stream::filter(
-                incoming,
-                self.limits.max_sse_event,
-                filter,
-                legacy,
-                decoder,
-                self.recorder.sink.clone(),
-            );
-            return Response::from_parts(parts, body);
-        }
-        if !content_type.starts_with("application/json") {
-            return Response::from_parts(parts, body::forward(incoming));
-        }
-        let bytes = match collect_limited(incoming, self.limits.max_response_body).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                warn!(error = %err, "upstream response unreadable; withheld");
-                return rpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    &Value::Null,
-                    codes::TOO_LARGE,
-                    &format!("gateway: upstream response withheld: {err}"),
-                );
-            }
-        };
-        let bytes = match encoding.as_deref() {
-            None => bytes,
-            Some(encoding) => match body::decode(encoding, &bytes, self.limits.max_response_body) {
-                Ok(decoded) => {
-                    parts.headers.remove(header::CONTENT_ENCODING);
-                    decoded
-                }
-                Err(problem) => {
-                    warn!(%encoding, %problem, "cannot decode upstream response; withheld");
-                    return rpc_error(
-                        StatusCode::BAD_GATEWAY,
-                        &Value::Null,
-                        codes::UPSTREAM,
-                        &format!(
-                            "gateway: cannot decode upstream response ({encoding}): {problem}"
-                        ),
-                    );
-                }
-            },
-        };
-        let filter = self.message_filter(request_method, masked, scope, rows);
-        let applied = filter.apply(&bytes, status);
-        if let Err(err) = self.recorder.commit(applied.rows).await {
-            return audit_unavailable(&err, "response withheld");
-        }
-        let out = applied.rewritten.unwrap_or(bytes);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts.headers.remove(header::TRANSFER_ENCODING);
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-        Response::from_parts(parts, full(out))
-    }
-
-    fn message_filter(
-        &self,
-        request_method: Option<String>,
-        masked: bool,
-        scope: Arc<Scope>,
-        rows: RowContext,
-    ) -> MessageFilter {
-        MessageFilter {
-            masker: Arc::clone(if masked { &self.masker } else { &self.unmasked }),
-            policy: self.policy(),
-            request_method,
-            scope,
-            rows,
-            legacy: None,
-            audited: self.recorder.enabled(),
-        }
-    }
 }
 
 /// The traffic could not be recorded, so it stops here: the client gets a clear error.
-fn audit_unavailable(err: &crate::audit::SinkError, what: &str) -> Response<ProxyBody> {
+pub(super) fn audit_unavailable(err: &crate::audit::SinkError, what: &str) -> Response<ProxyBody> {
     error!(error = %err, "audit trail unavailable; {what}");
     rpc_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -677,7 +556,7 @@ fn looks_like_json_rpc(bytes: &[u8]) -> bool {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -695,7 +574,12 @@ pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Proxy
     response
 }
 
-fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<ProxyBody> {
+pub(super) fn rpc_error(
+    status: StatusCode,
+    id: &Value,
+    code: i64,
+    message: &str,
+) -> Response<ProxyBody> {
     json_response(status, &jsonrpc::error_response(id, code, message))
 }
 

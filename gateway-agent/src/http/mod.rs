@@ -10,9 +10,13 @@ mod audit_rows;
 mod auth;
 mod body;
 mod exchange;
+mod json_stream;
 mod legacy;
 mod message_filter;
+mod response;
+mod sniff;
 mod sse_stream;
+mod stream_pump;
 
 use std::sync::Arc;
 

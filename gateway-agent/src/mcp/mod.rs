@@ -3,5 +3,6 @@
 
 pub mod filter;
 pub mod headers;
+pub mod json_frames;
 pub mod jsonrpc;
 pub mod sse;

@@ -65,6 +65,9 @@ pub struct SseParser {
     /// chunks is scanned once, not once per chunk.
     scanned: usize,
     max_event: usize,
+    /// The last event ended with a lone `\r` at the end of what had arrived: a `\n` that
+    /// comes next is the rest of that terminator, not the start of an event.
+    pending_lf: bool,
 }
 
 impl SseParser {
@@ -73,13 +76,21 @@ impl SseParser {
             buf: BytesMut::new(),
             scanned: 0,
             max_event,
+            pending_lf: false,
         }
     }
 
     /// Adds `chunk` and returns every event it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<RawEvent>, SseError> {
-        self.buf.extend_from_slice(chunk);
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<RawEvent>, SseError> {
         let mut events = Vec::new();
+        if std::mem::take(&mut self.pending_lf)
+            && let Some(rest) = chunk.strip_prefix(b"\n")
+        {
+            // Passed on by itself so the client gets the bytes as they came.
+            events.push(parse_event(Bytes::from_static(b"\n")));
+            chunk = rest;
+        }
+        self.buf.extend_from_slice(chunk);
         while let Some(end) = self.find_event_end() {
             let raw = self.buf.split_to(end).freeze();
             self.scanned = 0;
@@ -118,6 +129,12 @@ impl SseParser {
                 }
                 b'\r' => {
                     if i + 1 == buf.len() {
+                        if line_start == i {
+                            // The event ends here whether or not a \n follows: a stream
+                            // with lone-CR line endings must not wait for the next event.
+                            self.pending_lf = true;
+                            return Some(i + 1);
+                        }
                         // Could be the first half of \r\n: wait for the next byte.
                         break;
                     }

@@ -37,10 +37,25 @@ fn crlf_and_lone_cr_line_endings() {
     let events = parse_all(&[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"]);
     let data: Vec<_> = events.iter().map(|e| e.data.clone().unwrap()).collect();
     assert_eq!(data, ["a", "b", "c"]);
-    // A CR at a chunk boundary may be the first half of CRLF.
+    // A CR at a chunk boundary may be the first half of CRLF: the event is released at
+    // the CR, and the LF that follows passes on by itself (same bytes, no new event).
     let events = parse_all(&[b"data: a\r", b"\n\r", b"\n"]);
-    assert_eq!(events.len(), 1);
-    assert_eq!(&events[0].raw[..], b"data: a\r\n\r\n");
+    assert_eq!(events.len(), 2);
+    assert_eq!(&events[0].raw[..], b"data: a\r\n\r");
+    assert_eq!(events[0].data.as_deref(), Some("a"));
+    assert_eq!((&events[1].raw[..], &events[1].data), (&b"\n"[..], &None));
+}
+
+#[test]
+fn a_lone_cr_event_is_released_without_waiting_for_more_bytes() {
+    let mut parser = SseParser::new(1 << 20);
+    let events = parser.push(b"data: {\"a\":1}\rid: 2\r\r").unwrap();
+    assert_eq!(events.len(), 1, "held back until the next chunk");
+    assert_eq!(events[0].data.as_deref(), Some("{\"a\":1}"));
+    // The next event starts with neither CR nor LF: nothing is swallowed.
+    let events = parser.push(b"data: b\r\r").unwrap();
+    assert_eq!(&events[0].raw[..], b"data: b\r\r");
+    assert!(parser.finish().is_empty());
 }
 
 #[test]

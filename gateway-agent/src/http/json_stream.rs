@@ -1,0 +1,95 @@
+//! Streams an upstream JSON body that has no declared length (chunked, or read until the
+//! connection closes) to the client value by value, filtering each value as it completes:
+//! the same masking, tool hiding and audit rows as an SSE event's data, and the same
+//! streaming structure ([`super::stream_pump`]). 2026-07-28's `subscriptions/listen` answers
+//! this way, with an acknowledgement then notifications on a body that never ends, so
+//! waiting for the end would withhold everything.
+//!
+//! The whitespace between values is forwarded as it came, so a stream the filter leaves
+//! unchanged reaches the client byte for byte. What cannot be read as a stream of JSON
+//! values (garbage, a value over the limit, a stream ending inside a value) cuts the
+//! stream: bytes the gateway could not inspect are never released.
+
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+use tracing::warn;
+
+use super::{
+    body::ProxyBody,
+    message_filter::MessageFilter,
+    stream_pump::{self, Downstream, Source},
+};
+use crate::{
+    audit::AuditSink,
+    mcp::json_frames::{JsonFramer, Piece},
+};
+
+/// `status` is the HTTP status the body came with (for the rows); `max_value` bounds each
+/// value (`max_response_body`).
+pub fn filter(
+    upstream: Source,
+    max_value: usize,
+    status: u16,
+    filter: MessageFilter,
+    audit: Option<AuditSink>,
+) -> ProxyBody {
+    let (downstream, body) = stream_pump::channel(audit);
+    tokio::spawn(pump(upstream, max_value, status, filter, downstream));
+    body
+}
+
+async fn pump(
+    mut upstream: Source,
+    max_value: usize,
+    status: u16,
+    filter: MessageFilter,
+    downstream: Downstream,
+) {
+    let mut framer = JsonFramer::new(max_value);
+    while let Some(chunk) = upstream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => return downstream.fail(err).await,
+        };
+        // What completed before a framing error is released first: it was inspected.
+        let mut pieces = Vec::new();
+        let framed = framer.push(chunk, &mut pieces);
+        for piece in pieces {
+            let released = match piece {
+                Piece::Gap(gap) => downstream.send(gap).await,
+                Piece::Value(value) => match release(&filter, value, status) {
+                    Ok((rows, out)) => downstream.release(rows, out).await,
+                    Err(problem) => return cut(&downstream, &problem).await,
+                },
+            };
+            if !released {
+                return;
+            }
+        }
+        if let Err(err) = framed {
+            return cut(&downstream, &err.to_string()).await;
+        }
+    }
+    if let Err(err) = framer.finish() {
+        cut(&downstream, &err.to_string()).await;
+    }
+}
+
+/// One value filtered: its rows and what the client gets. A value that is not valid JSON
+/// is an error (the framer only checked its brackets).
+fn release(
+    filter: &MessageFilter,
+    value: Bytes,
+    status: u16,
+) -> Result<(Vec<crate::audit::AuditRecord>, Bytes), String> {
+    if let Err(err) = serde_json::from_slice::<IgnoredAny>(&value) {
+        return Err(format!("streamed JSON value is not valid JSON: {err}"));
+    }
+    let applied = filter.apply(&value, status);
+    Ok((applied.rows, applied.rewritten.unwrap_or(value)))
+}
+
+async fn cut(downstream: &Downstream, problem: &str) {
+    warn!(%problem, "JSON stream cut");
+    downstream.cut(problem.to_owned()).await;
+}

@@ -1,0 +1,155 @@
+//! What every streamed response filter shares (SSE events, JSON values, bodies passed
+//! through): a [`Source`] that yields the upstream's decoded bytes, and a [`Downstream`]
+//! that is the client's response body.
+//!
+//! A task reads the source and sends what it releases into a bounded channel that the
+//! client's body drains: the upstream is read no faster than the client reads
+//! (backpressure), nothing waits for the stream to end, and there is no idle timeout. When
+//! the client goes away the channel closes, the task ends and the upstream body is dropped.
+//! A message's audit rows are durable before the message is released; a trail that cannot
+//! take them ends the stream rather than release an unrecorded message.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+use super::body::{BodyError, ProxyBody, StreamDecoder};
+use crate::audit::{AuditRecord, AuditSink};
+
+/// Items in flight between the upstream reader and the client.
+const CHANNEL_ITEMS: usize = 16;
+
+/// The upstream body as decoded bytes: first whatever was already read (while deciding
+/// what the body is), then the rest, decoded on the fly when it is compressed.
+pub struct Source {
+    prefix: Option<Bytes>,
+    body: Incoming,
+    decoder: Option<StreamDecoder>,
+}
+
+impl Source {
+    pub fn new(body: Incoming, decoder: Option<StreamDecoder>) -> Self {
+        Self {
+            prefix: None,
+            body,
+            decoder,
+        }
+    }
+
+    /// Puts decoded bytes already read back in front of the rest.
+    pub fn unread(&mut self, prefix: Bytes) {
+        if !prefix.is_empty() {
+            self.prefix = Some(prefix);
+        }
+    }
+
+    /// The next decoded bytes, `None` at the end. Cancel-safe: nothing is lost if the
+    /// future is dropped while it waits.
+    pub async fn next(&mut self) -> Option<Result<Bytes, BodyError>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Some(Ok(prefix));
+        }
+        loop {
+            let data = match self.body.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_trailers) => continue,
+                },
+                Err(err) => return Some(Err(BodyError::Hyper(err))),
+            };
+            return Some(match self.decoder.as_mut().map(|d| d.push(&data)) {
+                None => Ok(data),
+                Some(Ok(decoded)) => Ok(Bytes::from(decoded)),
+                Some(Err(err)) => {
+                    warn!(error = %err, "undecodable compressed stream cut");
+                    Err(BodyError::Cut(format!(
+                        "cannot decode the upstream stream: {err}"
+                    )))
+                }
+            });
+        }
+    }
+}
+
+/// The client's side of a streamed response.
+pub struct Downstream {
+    tx: mpsc::Sender<Result<Bytes, BodyError>>,
+    audit: Option<AuditSink>,
+}
+
+/// A channel-backed response body and the sender that feeds it.
+pub fn channel(audit: Option<AuditSink>) -> (Downstream, ProxyBody) {
+    let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
+    (Downstream { tx, audit }, ChannelBody { rx }.boxed())
+}
+
+impl Downstream {
+    /// Sends bytes that carry no message (gaps, comments); false once the client is gone.
+    pub async fn send(&self, bytes: Bytes) -> bool {
+        self.tx.send(Ok(bytes)).await.is_ok()
+    }
+
+    /// Makes `rows` durable, then sends `bytes`; false when the stream must end (the
+    /// client is gone, or the trail could not take the rows: then the client's body ends
+    /// with an error instead).
+    pub async fn release(&self, rows: Vec<AuditRecord>, bytes: Bytes) -> bool {
+        if let (Some(sink), false) = (&self.audit, rows.is_empty())
+            && let Err(err) = sink.record(rows).await
+        {
+            error!(error = %err, "audit trail unavailable; response stream cut");
+            self.cut(format!("audit trail unavailable: {err}")).await;
+            return false;
+        }
+        self.send(bytes).await
+    }
+
+    /// Ends the client's body with an error (it sees a broken transfer, not a clean end).
+    pub async fn cut(&self, reason: String) {
+        let _ = self.tx.send(Err(BodyError::Cut(reason))).await;
+    }
+
+    /// Ends the client's body with `err` from the source.
+    pub async fn fail(&self, err: BodyError) {
+        let _ = self.tx.send(Err(err)).await;
+    }
+}
+
+/// Copies `source` to the client unchanged (a body that carries no MCP message).
+pub async fn pass_through(mut source: Source, downstream: Downstream) {
+    while let Some(chunk) = source.next().await {
+        match chunk {
+            Ok(bytes) => {
+                if !downstream.send(bytes).await {
+                    return;
+                }
+            }
+            Err(err) => return downstream.fail(err).await,
+        }
+    }
+}
+
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|result| result.map(Frame::data)))
+    }
+}

@@ -1,7 +1,8 @@
 // What the official MCP conformance suite (@modelcontextprotocol/conformance) expects a
-// server to offer: its fixture tools, resources, prompts, completion and logging, built on
-// the TypeScript SDK's low-level Server (the suite's json-schema-2020-12 scenario needs a
-// raw JSON Schema in tools/list, which the high-level McpServer would rewrite).
+// server to offer: its fixture tools, resources, prompts, completion and logging. Served to
+// 2025-era clients here, on the TypeScript SDK 1.x low-level Server (the suite's
+// json-schema-2020-12 scenario needs a raw JSON Schema in tools/list, which the high-level
+// McpServer would rewrite); conformance-modern.mjs serves the same data on 2026-07-28.
 // Names, texts and shapes follow each scenario's description in the suite's dist/index.js.
 import { deflateSync, crc32 } from "node:zlib";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -64,8 +65,8 @@ function silentWav() {
   return Buffer.concat([header, samples]).toString("base64");
 }
 
-const PNG = redPixelPng();
-const WAV = silentWav();
+export const PNG = redPixelPng();
+export const WAV = silentWav();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const text = (t) => ({ content: [{ type: "text", text: t }] });
 const NO_ARGS = { type: "object", properties: {} };
@@ -76,7 +77,7 @@ const stringArg = (name, description) => ({
 });
 
 /** The tools, each with its JSON Schema and its behaviour `(args, extra, server)`. */
-const TOOLS = {
+export const TOOLS = {
   test_simple_text: {
     description: "Returns simple text content",
     inputSchema: NO_ARGS,
@@ -264,16 +265,29 @@ const TOOLS = {
   },
   json_schema_2020_12_tool: {
     description: "Tool with JSON Schema 2020-12 features",
+    // SEP-1613's keywords, and SEP-2106's broader vocabulary ($anchor, allOf/anyOf,
+    // if/then/else) that the 2026-07-28 suite also looks for.
     inputSchema: {
       $schema: "https://json-schema.org/draft/2020-12/schema",
       type: "object",
       $defs: {
         address: {
+          $anchor: "addressDef",
           type: "object",
           properties: { street: { type: "string" }, city: { type: "string" } },
         },
       },
-      properties: { name: { type: "string" }, address: { $ref: "#/$defs/address" } },
+      properties: {
+        name: { type: "string" },
+        address: { $ref: "#/$defs/address" },
+        contactMethod: { type: "string", enum: ["phone", "email"] },
+        phone: { type: "string" },
+        email: { type: "string" },
+      },
+      allOf: [{ anyOf: [{ required: ["phone"] }, { required: ["email"] }] }],
+      if: { properties: { contactMethod: { const: "phone" } }, required: ["contactMethod"] },
+      then: { required: ["phone"] },
+      else: { required: ["email"] },
       additionalProperties: false,
     },
     run: async (args) => text(`Received: ${JSON.stringify(args)}`),
@@ -299,7 +313,7 @@ async function elicit(server, extra, label, params) {
   return text(`${label}: action=${reply.action}, content=${JSON.stringify(reply.content ?? {})}`);
 }
 
-const STATIC_RESOURCES = {
+export const STATIC_RESOURCES = {
   "test://static-text": {
     name: "static-text",
     description: "A static text resource",
@@ -321,7 +335,7 @@ const STATIC_RESOURCES = {
 };
 const TEMPLATE = /^test:\/\/template\/([^/]+)\/data$/;
 
-function readResource(uri) {
+export function readResource(uri) {
   const found = STATIC_RESOURCES[uri];
   if (found) {
     const { mimeType, text: body, blob } = found;
@@ -335,7 +349,7 @@ function readResource(uri) {
   throw new McpError(ErrorCode.InvalidParams, `Resource not found: ${uri}`);
 }
 
-const PROMPTS = {
+export const PROMPTS = {
   test_simple_prompt: {
     description: "A prompt without arguments",
     arguments: [],
@@ -379,7 +393,7 @@ const PROMPTS = {
 };
 
 /** Completion candidates per argument name; the suite only checks the response shape. */
-const COMPLETIONS = { arg1: ["paris", "park", "party"], arg2: ["world", "word"], id: ["123", "456"] };
+export const COMPLETIONS = { arg1: ["paris", "park", "party"], arg2: ["world", "word"], id: ["123", "456"] };
 
 /** One MCP server (one per session): the whole fixture surface on the SDK's Server. */
 export function conformanceServer() {

@@ -1,13 +1,19 @@
-// The MCP server gateway-agent's conformance test runs the official suite against: the
-// fixture surface of conformance-fixtures.mjs behind the TypeScript SDK's Streamable HTTP
-// transport, stateful (one session per initialize) and resumable (an event store, so the
-// suite's SSE polling scenario can close a stream mid-call and resume it).
+// The MCP server gateway-agent's conformance test runs the official suite against, on one
+// endpoint for both protocol generations, as a real deployment would serve them:
+// - 2025-era traffic (initialize handshake, sessions): the fixture surface of
+//   conformance-fixtures.mjs behind the TypeScript SDK 1.x Streamable HTTP transport,
+//   stateful and resumable (an event store, so the suite's SSE polling scenario can close a
+//   stream mid-call and resume it);
+// - 2026-07-28 traffic (per-request `_meta` envelope): conformance-modern.mjs on the SDK v2.
+// Requests are told apart with the v2 SDK's own classifier, `isLegacyRequest`.
 // Usage: node conformance-server.mjs PORT. Serves http://127.0.0.1:PORT/mcp.
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import { isLegacyRequest } from "@modelcontextprotocol/server";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { conformanceServer } from "./conformance-fixtures.mjs";
+import { modernHandler } from "./conformance-modern.mjs";
 
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -77,7 +83,8 @@ function jsonError(res, status, code, message) {
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
 }
 
-async function readJson(req) {
+/** The request body, bounded, as bytes and (when it is JSON) parsed. */
+async function readBody(req) {
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
@@ -85,12 +92,47 @@ async function readJson(req) {
     if (size > MAX_BODY_BYTES) return { tooLarge: true };
     chunks.push(chunk);
   }
+  const raw = Buffer.concat(chunks);
   try {
-    return { body: JSON.parse(Buffer.concat(chunks).toString("utf8")) };
+    return { raw, body: JSON.parse(raw.toString("utf8")) };
   } catch {
-    return { body: undefined };
+    return { raw, body: undefined };
   }
 }
+
+/** The Node request as a fetch `Request` (what the v2 SDK speaks), with the body already read. */
+function webRequest(req, raw) {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  }
+  const hasBody = raw !== undefined && req.method !== "GET" && req.method !== "HEAD";
+  return new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
+    method: req.method,
+    headers,
+    body: hasBody ? raw : undefined,
+  });
+}
+
+/** Streams a fetch `Response` out through Node, chunk by chunk as the SDK produces it. */
+async function sendWeb(res, response) {
+  const headers = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  res.writeHead(response.status, headers);
+  if (!response.body) return res.end();
+  const reader = response.body.getReader();
+  res.on("close", () => reader.cancel().catch(() => {}));
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    res.write(value);
+  }
+  res.end();
+}
+
+const modern = modernHandler();
 
 /** Session id → its transport. */
 const sessions = new Map();
@@ -102,18 +144,29 @@ async function handle(req, res) {
   if (!fromLoopback(req)) {
     return jsonError(res, 403, -32000, "Host or Origin is not the loopback host");
   }
+  let body;
+  let raw;
+  if (req.method === "POST") {
+    const read = await readBody(req);
+    if (read.tooLarge) return jsonError(res, 413, -32000, "Request body too large");
+    ({ body, raw } = read);
+  }
+  const request = webRequest(req, raw);
+  if (!(await isLegacyRequest(request, body))) {
+    return sendWeb(res, await modern.fetch(request, { parsedBody: body }));
+  }
+  return legacy(req, res, body);
+}
+
+/** 2025-era serving: one SDK 1.x transport and server per session. */
+async function legacy(req, res, body) {
   const sessionId = req.headers["mcp-session-id"];
   if (sessionId !== undefined) {
     const transport = sessions.get(sessionId);
     if (!transport) return jsonError(res, 404, -32001, "Session not found");
-    return transport.handleRequest(req, res);
+    return transport.handleRequest(req, res, body);
   }
-  if (req.method !== "POST") {
-    return jsonError(res, 400, -32000, "Bad Request: no session; initialize first");
-  }
-  const { body, tooLarge } = await readJson(req);
-  if (tooLarge) return jsonError(res, 413, -32000, "Request body too large");
-  if (!isInitializeRequest(body)) {
+  if (req.method !== "POST" || !isInitializeRequest(body)) {
     return jsonError(res, 400, -32000, "Bad Request: no session; initialize first");
   }
   if (sessions.size >= MAX_SESSIONS) {

@@ -58,14 +58,6 @@ const FIXTURE_WARNINGS: &[(&str, &str)] = &[
 /// (scenario, check id), `*` for every check of a scenario; anything else not a success
 /// fails the test.
 const FIXTURE_2026_GAPS: &[(&str, &str)] = &[
-    // The tool needs the client's sampling capability and must answer -32021 when it is
-    // not declared, but the SDK v2 2.4.0 McpServer turns every error a tool throws
-    // (but UrlElicitationRequired) into an `isError` tool result.
-    (
-        "server-stateless",
-        "sep-2575-server-rejects-undeclared-capability",
-    ),
-    ("server-stateless", "sep-2575-missing-capability-http-400"),
     // The tasks extension (SEP-2663): optional, run by the suite for visibility but not
     // scored by the 2026-07-28 requirements; the fixture does not implement it.
     ("tasks-lifecycle", "*"),

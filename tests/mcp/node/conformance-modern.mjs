@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import {
   CLIENT_CAPABILITIES_META_KEY,
   McpServer,
-  MissingRequiredClientCapabilityError,
   ResourceTemplate,
   createMcpHandler,
   createRequestStateCodec,
@@ -191,16 +190,24 @@ function registerInputRequiredTools(server) {
 }
 
 /**
- * The server/stateless scenario's diagnostic tools: one needing an undeclared client
- * capability, one whose stream may carry only its input-required result, one logging
+ * The server/stateless scenario's diagnostic tools: one needing a client capability the
+ * request may not declare, one whose stream may carry only its input-required result, one logging
  * (which must stay silent without `_meta` logLevel), and hooks changing the lists.
  */
 function registerDiagnosticTools(server, notify) {
+  // Asks the client's LLM; the SDK itself answers -32021 (MissingRequiredClientCapability)
+  // when the request's client capabilities do not declare sampling.
   noArgTool(server, "test_missing_capability", "Needs the client's sampling capability", async (ctx) => {
-    if (!clientCapabilities(ctx).sampling) {
-      throw new MissingRequiredClientCapabilityError({ requiredCapabilities: { sampling: {} } });
-    }
-    return text("sampling is available");
+    const content = answered(ctx.mcpReq.inputResponses, "sample");
+    if (content !== undefined) return text(`LLM response: ${content?.text ?? JSON.stringify(content)}`);
+    return inputRequired({
+      inputRequests: {
+        sample: inputRequired.createMessage({
+          messages: [{ role: "user", content: { type: "text", text: "Say hello" } }],
+          maxTokens: 20,
+        }),
+      },
+    });
   });
   noArgTool(server, "test_streaming_elicitation", "Asks the user, answering only with that request", async (ctx) => {
     const name = answered(ctx.mcpReq.inputResponses, "user_name")?.name;

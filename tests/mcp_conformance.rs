@@ -1,10 +1,12 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`, on the Node 22
-//! it needs) run directly and through the agent, against two servers: our own fixture
-//! (tests/mcp/node/conformance-server.mjs, the TypeScript SDK offering every tool, resource
-//! and prompt the suite's scenarios ask for) and the reference server-everything. Every
-//! check the suite makes must end the same way both times, but for the intended
-//! differences listed in [`INTENDED_DIFFERENCES`]: the gateway may not break what works,
-//! nor mend what does not. Needs root and `cargo xtask setup`.
+//! it needs) run directly and, from an intercepted cgroup, through the agent, against two
+//! servers: our own fixture (tests/mcp/node/conformance-server.mjs: the TypeScript SDK 1.x
+//! for 2025-era sessions and the SDK v2 for 2026-07-28, offering every tool, resource and
+//! prompt the suite's scenarios ask for) and the reference server-everything. Every check
+//! the suite makes must end the same way both times, but for the intended differences
+//! listed in [`INTENDED_DIFFERENCES`] and [`INTENDED_DIFFERENCES_2026`]: the gateway may
+//! not break what works, nor mend what does not. Directly, the fixture must pass. Needs
+//! root and `cargo xtask setup`.
 
 mod support;
 
@@ -280,6 +282,9 @@ fn fixture_meets_2026_07_28_requirements_directly_and_the_same_through_the_agent
     let (direct, proxied) =
         direct_and_proxied(&server, SUITE_NEXT, &["--requirements", "2026-07-28"]);
     assert_passes(&direct, FIXTURE_2026_GAPS);
+    // 37 required scenarios and 13 run for visibility (pending, or extensions).
+    let scenarios: BTreeSet<&str> = direct.keys().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(scenarios.len(), 50, "scenarios run: {scenarios:?}");
     assert_same(&direct, &proxied, INTENDED_DIFFERENCES_2026, true);
 }
 

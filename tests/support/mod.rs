@@ -693,6 +693,23 @@ impl McpServer {
         Self::spawn(cmd, port, path, true)
     }
 
+    /// tests/mcp/node/conformance-server.mjs: the TypeScript SDK serving every tool,
+    /// resource and prompt the official conformance suite asks for (Streamable HTTP).
+    pub fn conformance_fixture() -> Self {
+        let port = free_port("127.0.0.1");
+        let node_dir = workspace().join("tests/mcp/node");
+        let node = node_dir.join("node_modules/.bin/node");
+        assert!(
+            node.exists(),
+            "{} is missing: run `cargo xtask setup`",
+            node.display()
+        );
+        let mut cmd = Command::new(node);
+        cmd.arg(node_dir.join("conformance-server.mjs"))
+            .arg(port.to_string());
+        Self::spawn(cmd, port, "mcp", true)
+    }
+
     fn spawn(mut cmd: Command, port: u16, path: &'static str, node: bool) -> Self {
         let child = cmd
             .stdin(Stdio::null())

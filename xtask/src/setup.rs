@@ -28,8 +28,10 @@ pub fn ensure_all() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// tests/mcp/node: the TypeScript MCP SDK and server-everything, at the versions its
-/// package-lock.json pins. A copy of the lockfile in node_modules marks an install done.
+/// tests/mcp/node: the TypeScript MCP SDK (1.x and the v2 server package), server-everything
+/// and the conformance suite (pinned, and its 2026-07-28 pre-release as `conformance-next`),
+/// at the versions its package-lock.json pins. A copy of the lockfile in node_modules marks
+/// an install done.
 fn ensure_node_packages() -> anyhow::Result<()> {
     let dir = workspace_root().join("tests/mcp/node");
     let lock = std::fs::read(dir.join("package-lock.json"))

@@ -26,22 +26,10 @@ const INTENDED_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// The same for the `--requirements 2026-07-28` run.
 const INTENDED_DIFFERENCES_2026: &[(&str, &str)] = &[
-    // The agent itself refuses a request whose Mcp-Method / Mcp-Name header disagrees
-    // with its body (a server routing by header would bypass the policy that judged the
-    // body), with HTTP 400 as the server would, but as JSON-RPC -32600 where 2026-07-28
-    // requires HeaderMismatch -32020, which the suite notes as a warning (3 of its 5
-    // cases: those the agent answers before the server).
-    // agent bug: header/body mismatch answered with -32600 instead of HeaderMismatch -32020
-    (
-        "http-header-validation",
-        "sep-2243-server-reject-error-code",
-    ),
-    // The same refusal met by the tasks extension's header check, which fails on the code.
-    // agent bug: header/body mismatch answered with -32600 instead of HeaderMismatch -32020
-    (
-        "tasks-request-headers",
-        "tasks-headers-reject-mismatched-method",
-    ),
+    // None: the agent's own refusal of a request whose Mcp-Method / Mcp-Name header
+    // disagrees with its body (a server routing by header would bypass the policy that
+    // judged the body) is the strict server's answer too: HTTP 400, HeaderMismatch -32020.
+    // Against a lax server that accepts such requests, this would be an intended difference.
 ];
 
 /// Warnings the suite gives our fixture even directly; anything else not a success fails

@@ -31,8 +31,10 @@ pub struct RawEvent {
 
 impl RawEvent {
     /// The wire form of this event with `data` replacing its data lines. Other lines keep
-    /// their order; the data lines go where the first one was.
+    /// their order; the data lines go where the first one was, written the way the
+    /// server wrote its own (`data:` with or without a space, and its line ending).
     pub fn with_data(&self, data: &str) -> Bytes {
+        let eol = line_ending(&self.raw);
         let mut out = BytesMut::with_capacity(self.raw.len() + data.len());
         let mut data_written = false;
         for line in split_lines(&self.raw) {
@@ -41,20 +43,35 @@ impl RawEvent {
             }
             if field_name(line) == b"data" {
                 if !data_written {
+                    let prefix: &[u8] = if line.starts_with(b"data: ") {
+                        b"data: "
+                    } else {
+                        b"data:"
+                    };
                     for data_line in data.split('\n') {
-                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(prefix);
                         out.extend_from_slice(data_line.as_bytes());
-                        out.extend_from_slice(b"\n");
+                        out.extend_from_slice(eol);
                     }
                     data_written = true;
                 }
                 continue;
             }
             out.extend_from_slice(line);
-            out.extend_from_slice(b"\n");
+            out.extend_from_slice(eol);
         }
-        out.extend_from_slice(b"\n");
+        out.extend_from_slice(eol);
         out.freeze()
+    }
+}
+
+/// The line ending an event uses (the first one in it): `\r\n`, `\n` or a lone `\r`.
+fn line_ending(raw: &[u8]) -> &'static [u8] {
+    match raw.iter().position(|&b| b == b'\n' || b == b'\r') {
+        Some(i) if raw[i] == b'\n' => b"\n",
+        Some(i) if raw.get(i + 1) == Some(&b'\n') => b"\r\n",
+        Some(_) => b"\r",
+        None => b"\n",
     }
 }
 

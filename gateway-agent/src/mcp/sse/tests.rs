@@ -78,6 +78,22 @@ fn with_data_rebuilds_in_place() {
 }
 
 #[test]
+fn with_data_keeps_the_servers_line_endings_and_field_style() {
+    // sse-starlette (the Python SDK's) writes CRLF; some servers omit the space.
+    for (raw, expected) in [
+        (
+            &b"event: message\r\ndata: {\"a\":1}\r\n\r\n"[..],
+            &b"event: message\r\ndata: {\"a\":2}\r\n\r\n"[..],
+        ),
+        (b"data:{\"a\":1}\n\n", b"data:{\"a\":2}\n\n"),
+        (b"id:1\rdata: {\"a\":1}\r\r", b"id:1\rdata: {\"a\":2}\r\r"),
+    ] {
+        let events = parse_all(&[raw]);
+        assert_eq!(&events[0].with_data("{\"a\":2}")[..], expected);
+    }
+}
+
+#[test]
 fn a_never_ending_line_is_cut_at_the_limit() {
     let mut parser = SseParser::new(1024);
     let mut result = Ok(Vec::new());

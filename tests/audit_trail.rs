@@ -66,9 +66,15 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     let tools: HashSet<String> = calls.iter().map(|r| text(r, "tool")).collect();
     assert_eq!(
         tools,
-        ["create_user", "echo", "get_config", "read_notes", "shell_exec"]
-            .map(String::from)
-            .into(),
+        [
+            "create_user",
+            "echo",
+            "get_config",
+            "read_notes",
+            "shell_exec"
+        ]
+        .map(String::from)
+        .into(),
         "{calls:#?}"
     );
     for call in &calls {

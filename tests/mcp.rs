@@ -79,16 +79,29 @@ fn run_case(state: &str, response: &str, mode: &str) {
         assert_eq!(schemas, &direct["schemas"][tool], "{case}: {tool}");
     }
     let created = &proxied["create_user"]["structured"];
-    assert_eq!(direct["create_user"]["structured"]["password"], "pw-Zx81-correct");
+    assert_eq!(
+        direct["create_user"]["structured"]["password"],
+        "pw-Zx81-correct"
+    );
     let seen_created = created.to_string();
     for secret in ["pw-Zx81-correct", "ak-1234-5678-90", DB_PASSWORD] {
-        assert!(!seen_created.contains(secret), "{case}: {secret} leaked: {created}");
+        assert!(
+            !seen_created.contains(secret),
+            "{case}: {secret} leaked: {created}"
+        );
     }
     // Masked values keep their JSON types: containers entered, numbers kept.
     assert_eq!(created["username"], "ada", "{case}: {created}");
-    assert_eq!(created["credentials"]["rotation_days"], 30, "{case}: {created}");
+    assert_eq!(
+        created["credentials"]["rotation_days"], 30,
+        "{case}: {created}"
+    );
     assert_eq!(created["session"], 42, "{case}: {created}");
-    assert_eq!(created["tokens"].as_array().unwrap().len(), 2, "{case}: {created}");
+    assert_eq!(
+        created["tokens"].as_array().unwrap().len(),
+        2,
+        "{case}: {created}"
+    );
     assert_eq!(proxied["create_user"]["isError"], false, "{case}");
     // …and everything without a secret is exactly as direct.
     assert_eq!(proxied["echo"], direct["echo"], "{case}");

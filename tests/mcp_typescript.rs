@@ -74,7 +74,9 @@ fn placeholders_as_secrets(text: &str) -> String {
     while let Some(start) = rest.find("[MASKED:") {
         out.push_str(&rest[..start]);
         out.push_str("<secret>");
-        let end = rest[start..].find(']').map_or(rest.len(), |i| start + i + 1);
+        let end = rest[start..]
+            .find(']')
+            .map_or(rest.len(), |i| start + i + 1);
         rest = &rest[end..];
     }
     out.push_str(rest);

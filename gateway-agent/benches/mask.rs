@@ -183,6 +183,29 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // What the gateway runs on a response body: the wire text in, the masked text out
+    // (borrowed when clean). `serde_parse` is the same text parsed into a Value and
+    // serialised back: the floor of any masker that re-serialises, for a ratio in one run.
+    let mut group = c.benchmark_group("mask_json");
+    for (label, target) in sizes {
+        for (kind, secrets) in [("clean", false), ("secrets", true)] {
+            let text = tool_result(target, secrets).to_string();
+            let found = masker.mask_json(&text).expect("JSON").1.masked;
+            assert_eq!(found > 0, secrets, "{kind}/{label}: {found} masked");
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_function(format!("{kind}/{label}"), |b| {
+                b.iter(|| black_box(masker.mask_json(black_box(&text)).map(|(m, _)| m.len())))
+            });
+            group.bench_function(format!("serde_parse/{kind}/{label}"), |b| {
+                b.iter(|| {
+                    let value: Value = serde_json::from_str(black_box(&text)).unwrap();
+                    black_box(value.to_string().len())
+                })
+            });
+        }
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("mask_text");
     for (label, target) in sizes {
         let text = clean_text(target);

@@ -182,10 +182,14 @@ fn decode(inner: &str, escaped: bool) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
+    loop {
+        // Copy the plain run up to the next escape in one go.
+        let rest = chars.as_str();
+        let run = rest.find('\\').unwrap_or(rest.len());
+        out.push_str(&rest[..run]);
+        chars = rest[run..].chars();
+        if chars.next().is_none() {
+            break;
         }
         match chars.next() {
             Some('n') => out.push('\n'),
@@ -225,6 +229,19 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
         acc * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0)
     })
 }
+
+/// Bytes that end a plain run inside a string: `"`, `\` and control characters.
+const STRING_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stop[b] = true;
+        b += 1;
+    }
+    stop[b'"' as usize] = true;
+    stop[b'\\' as usize] = true;
+    stop
+};
 
 struct Parser<'b> {
     bytes: &'b [u8],
@@ -344,6 +361,12 @@ impl Parser<'_> {
         self.pos += 1;
         let mut escaped = false;
         loop {
+            // The plain run up to the next quote, escape or (invalid) control character.
+            let rest = &self.bytes[self.pos..];
+            self.pos += rest
+                .iter()
+                .position(|&b| STRING_STOP[usize::from(b)])
+                .unwrap_or(rest.len());
             let Some(&b) = self.bytes.get(self.pos) else {
                 return Err(self.error());
             };

@@ -18,15 +18,16 @@
 
 mod doc;
 mod edit;
+mod key;
 mod schema;
 
 pub use doc::{Doc, Kind, NodeId, ParseError};
 pub use edit::{Edits, Style, apply_sorted};
 
-use self::schema::Keyword;
+use self::{key::NormKey, schema::Keyword};
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
-    is_placeholder, keys::normalise, values,
+    is_placeholder, values,
 };
 
 /// How a value is read, from where it sits (see the module doc).
@@ -137,7 +138,9 @@ impl Walker<'_> {
             }
             let child_place = match place {
                 Place::Secret => Place::Secret,
-                Place::Data => self.member_place(doc, child, &key, secret_fields),
+                Place::Data => {
+                    self.member_place(doc, child, &key, &NormKey::new(&key), secret_fields)
+                }
                 Place::Schema { secret_name } => self.keyword_place(doc, child, &key, secret_name),
             };
             match (place, schema::keyword(&key)) {
@@ -173,13 +176,12 @@ impl Walker<'_> {
         doc: &Doc<'_>,
         child: NodeId,
         key: &str,
+        norm: &NormKey,
         secret_fields: &[&str],
     ) -> Place {
-        if self.rules.keys.is_sensitive(key)
-            || (!secret_fields.is_empty() && secret_fields.contains(&normalise(key).as_str()))
-        {
+        if self.rules.keys.is_sensitive(key) || norm.is_any(secret_fields) {
             Place::Secret
-        } else if schema::is_schema_key(key) && schema::can_be_schema(doc, child) {
+        } else if schema::is_schema_key(norm) && schema::can_be_schema(doc, child) {
             Place::Schema { secret_name: false }
         } else {
             Place::Data
@@ -196,7 +198,7 @@ impl Walker<'_> {
             Keyword::Instance => Place::Data,
             // Not a keyword that holds a schema, or not shaped like one: read as data, a
             // sensitive key included (a mis-detected schema must not hide a secret).
-            _ => self.member_place(doc, child, key, &[]),
+            _ => self.member_place(doc, child, key, &NormKey::new(key), &[]),
         }
     }
 
@@ -207,21 +209,21 @@ impl Walker<'_> {
         let mut has_value = false;
         for child in doc.children(object) {
             let Some(key) = doc.key(child) else { continue };
-            let key = normalise(&key);
-            let text = doc.str(child);
-            if VALUE_KEYS.contains(&key.as_str()) {
+            let key = NormKey::new(&key);
+            let text = || doc.str(child);
+            if key.is_any(&VALUE_KEYS) {
                 has_value = true;
-            } else if NAME_KEYS.contains(&key.as_str()) {
-                named |= text.is_some_and(|name| self.rules.keys.is_sensitive(&name));
-            } else if key == "type" {
+            } else if key.is_any(&NAME_KEYS) {
+                named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
+            } else if key.is("type") {
                 // AWS SSM parameters.
-                named |= text.is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
-            } else if key == "sensitive" {
+                named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
+            } else if key.is("sensitive") {
                 // Terraform outputs.
                 named |= doc.kind(child) == Kind::Bool(true);
-            } else if key == "kind" {
+            } else if key.is("kind") {
                 // A Kubernetes Secret: everything under `data`/`stringData` is secret.
-                if text.is_some_and(|k| k == "Secret") {
+                if text().is_some_and(|k| k == "Secret") {
                     return &SECRET_DATA_KEYS;
                 }
             }

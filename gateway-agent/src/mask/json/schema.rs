@@ -9,7 +9,7 @@
 //! that hold instance values (`default`, `const`, `enum`, `examples`) carry data.
 
 use super::doc::{Doc, Kind, NodeId};
-use crate::mask::keys::normalise;
+use super::key::NormKey;
 
 /// What a keyword of a schema object holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,8 @@ pub fn keyword(key: &str) -> Keyword {
 /// Does a member named `key` hold a schema (`inputSchema`, `outputSchema`,
 /// `requestedSchema`, `schema`, `jsonSchema`…)? Only when its value is an object or a
 /// boolean: `"schema": "public"` in a database tool's output is data.
-pub fn is_schema_key(key: &str) -> bool {
-    normalise(key).ends_with("schema")
+pub fn is_schema_key(key: &NormKey) -> bool {
+    key.ends_with("schema")
 }
 
 /// Can `node` be a schema (an object, or `true`/`false`)?

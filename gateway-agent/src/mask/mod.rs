@@ -18,9 +18,13 @@
 //! byte regexes, compiled with Unicode off. A string without a keyword is left as it is
 //! and nothing is allocated for it.
 
+mod assign;
+mod decode;
 mod keys;
 mod rules;
 mod scan;
+mod table;
+pub mod values;
 
 use std::{borrow::Cow, collections::BTreeMap};
 

@@ -1,0 +1,470 @@
+//! Secrets known by the name they are assigned to, in the formats tools print.
+//!
+//! `DB_PASS=…` (dotenv, `export`, `env`), `password = "…"` (INI, TOML, properties, code),
+//! `smtp_pass: …` (YAML), `"api_key": "…"` (JSON in text, also JSON-escaped `\"`),
+//! `--client-secret …` / `--password=…` (command lines), `X-Api-Key: …` (HTTP headers),
+//! `<password>…</password>` (XML), `password="…"` (attributes), and name/value pairs:
+//! `<add key="DbPassword" value="…"/>`, `{"name": "DB_PASSWORD", "value": "…"}`,
+//! `- name: DB_PASSWORD` / `value: …` (Kubernetes env), an SSM `SecureString`.
+//!
+//! Driven by the scanner's keyword pass: each keyword hit (`pass`, `token`, `key`…) is
+//! widened to the whole name around it, and only if a delimiter follows is the name
+//! judged by [`SensitiveKeys`] — the same word rules as JSON keys, so `smtp_pass` and
+//! `adminPwd` are secret, `password_policy`, `bypass` and `max_tokens` are not. The value
+//! ends at its quote or, unquoted, at whitespace; never past its line. Values that are
+//! code, references or placeholders ([`is_not_a_secret`]) are left alone.
+
+use super::{keys::SensitiveKeys, values::is_not_a_secret};
+
+/// Prefilter keywords: every sensitive name contains one of them.
+pub const KEYWORDS: &[&str] = &[
+    "pass",
+    "pwd",
+    "pw",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "credential",
+    "cookie",
+    "session",
+    "securestring",
+];
+
+/// Longest name considered, each side of the keyword.
+const NAME_MAX: usize = 96;
+/// Longest value taken.
+const VALUE_MAX: usize = 8192;
+/// How far a name/value pair may spread (`<add key="…" value="…"/>`, a YAML env entry).
+const PAIR_REACH: usize = 320;
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// The value a keyword hit is assigned, if it is a secret: the span to mask.
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+}
+
+pub struct Assignments {
+    keys: SensitiveKeys,
+}
+
+impl Assignments {
+    pub fn new() -> Self {
+        Self {
+            // The built-in names only: operator keys are for JSON (`mask.keys`).
+            keys: SensitiveKeys::new(&[]).unwrap_or_else(|_| unreachable!("no extra keys")),
+        }
+    }
+
+    /// The names judged sensitive (built-in only).
+    pub fn keys(&self) -> &SensitiveKeys {
+        &self.keys
+    }
+
+    /// Looks at the name around the keyword at `start..end`. Returns the end of that
+    /// name (later keywords inside it need no second look) and the value to mask.
+    pub fn at(&self, text: &[u8], start: usize, end: usize) -> (usize, Option<Found>) {
+        let mut name_end = end;
+        while name_end < text.len() && name_end - end < NAME_MAX && is_name_byte(text[name_end]) {
+            name_end += 1;
+        }
+        // `password.` ends a sentence; `key-` a hyphenated word.
+        while name_end > end && matches!(text[name_end - 1], b'.' | b'-') {
+            name_end -= 1;
+        }
+        let delimiter = delimiter(text, name_end);
+        let mut name_start = start;
+        while name_start > 0 && start - name_start < NAME_MAX && is_name_byte(text[name_start - 1])
+        {
+            name_start -= 1;
+        }
+        let dashes = text[name_start..]
+            .iter()
+            .take_while(|&&b| b == b'-')
+            .count();
+        let name = &text[name_start + dashes..name_end];
+        let Ok(name) = std::str::from_utf8(name) else {
+            return (name_end, None);
+        };
+        let found = match delimiter {
+            Some(Delimiter { value_at, kind }) => {
+                let flag = dashes > 0
+                    && name_start.checked_sub(1).is_none_or(|p| {
+                        text[p].is_ascii_whitespace() || matches!(text[p], b'"' | b'\'')
+                    });
+                if kind == Kind::Space && !flag {
+                    None
+                } else if self.is_secret_name(name, kind) {
+                    value(text, value_at, kind)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let found = found.or_else(|| self.pair(text, name_start, name_end, name));
+        let found = found.or_else(|| self.element(text, name_start, name_end, name));
+        (name_end, found)
+    }
+
+    fn is_secret_name(&self, name: &str, kind: Kind) -> bool {
+        // Dedicated rules read these headers scheme and all; a bare word after them
+        // (`Authorization: Bearer …`) is the scheme, not the secret.
+        let bare = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if kind != Kind::Quoted
+            && [
+                "authorization",
+                "proxy-authorization",
+                "cookie",
+                "set-cookie",
+            ]
+            .iter()
+            .any(|h| bare.eq_ignore_ascii_case(h))
+        {
+            return false;
+        }
+        self.keys.is_sensitive(name)
+    }
+
+    /// `<password>…</password>`, `<entry key="x">` is handled by [`Self::pair`].
+    fn element(
+        &self,
+        text: &[u8],
+        name_start: usize,
+        name_end: usize,
+        name: &str,
+    ) -> Option<Found> {
+        if name_start == 0 || text[name_start - 1] != b'<' || text.get(name_end) != Some(&b'>') {
+            return None;
+        }
+        if !self.keys.is_sensitive(name) {
+            return None;
+        }
+        let from = name_end + 1;
+        let rest = &text[from..text.len().min(from + VALUE_MAX)];
+        let close = rest.windows(2).position(|w| w == b"</")?;
+        let raw = &rest[..close];
+        let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let trail = raw
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        if lead + trail >= raw.len() || raw.contains(&b'<') {
+            return None;
+        }
+        let value = &raw[lead..raw.len() - trail];
+        let value = value
+            .strip_prefix(b"<![CDATA[")
+            .and_then(|v| v.strip_suffix(b"]]>"))
+            .map_or((from + lead, from + close - trail), |v| {
+                (from + lead + 9, from + lead + 9 + v.len())
+            });
+        secret(text, value.0, value.1)
+    }
+
+    /// A name held as the value of `name`/`key`/`type` whose secret sits in a sibling
+    /// `value`: XML attributes, JSON name/value objects in text, Kubernetes env entries.
+    fn pair(&self, text: &[u8], name_start: usize, name_end: usize, name: &str) -> Option<Found> {
+        // The name may be the last segment of a path (`/prod/db/password`).
+        let mut start = name_start;
+        while start > 0
+            && name_start - start < NAME_MAX
+            && (is_name_byte(text[start - 1]) || text[start - 1] == b'/')
+        {
+            start -= 1;
+        }
+        let mut at = start;
+        let quoted = at > 0 && matches!(text[at - 1], b'"' | b'\'');
+        if quoted {
+            at -= 1;
+            if at > 0 && text[at - 1] == b'\\' {
+                at -= 1;
+            }
+        }
+        at = skip_back_blank(text, at);
+        if at == 0 || !matches!(text[at - 1], b'=' | b':') {
+            return None;
+        }
+        at = skip_back_blank(text, at - 1);
+        if at > 0 && matches!(text[at - 1], b'"' | b'\'') {
+            at -= 1;
+            if at > 0 && text[at - 1] == b'\\' {
+                at -= 1;
+            }
+        }
+        let attr_end = at;
+        while at > 0
+            && attr_end - at < 24
+            && (text[at - 1].is_ascii_alphanumeric() || text[at - 1] == b'_')
+        {
+            at -= 1;
+        }
+        let attr = &text[at..attr_end];
+        const NAME_ATTRS: &[&str] = &[
+            "name",
+            "key",
+            "id",
+            "type",
+            "parametername",
+            "parameterkey",
+            "variable",
+            "var",
+            "field",
+            "property",
+            "param",
+            "secretname",
+            "envname",
+        ];
+        if !NAME_ATTRS
+            .iter()
+            .any(|a| attr.eq_ignore_ascii_case(a.as_bytes()))
+        {
+            return None;
+        }
+        let secure = name.eq_ignore_ascii_case("securestring");
+        if !secure && !self.keys.is_sensitive_name_value(name) {
+            return None;
+        }
+        // Forward, within the same tag, object or list entry, for `value`.
+        let mut end = name_end + usize::from(quoted);
+        let limit = text.len().min(end + PAIR_REACH);
+        let mut lines = 0;
+        while end < limit {
+            let b = text[end];
+            match b {
+                b'>' | b'}' | b'{' | b'<' => return None,
+                b'\n' => {
+                    lines += 1;
+                    let next = skip_blank(text, end + 1);
+                    if lines > 2 || text.get(next) == Some(&b'-') {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+            let word_start =
+                (b.is_ascii_alphabetic()) && (end == 0 || !is_name_byte(text[end - 1]));
+            if word_start {
+                let len = text[end..limit]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .count();
+                let word = &text[end..end + len];
+                const VALUE_ATTRS: &[&str] = &[
+                    "value",
+                    "val",
+                    "parametervalue",
+                    "secretstring",
+                    "secretvalue",
+                ];
+                if VALUE_ATTRS
+                    .iter()
+                    .any(|a| word.eq_ignore_ascii_case(a.as_bytes()))
+                {
+                    // A pair's value is a secret by position: no prose length guard.
+                    return delimiter(text, end + len)
+                        .filter(|d| d.kind != Kind::Space)
+                        .and_then(|d| value(text, d.value_at, Kind::Quoted));
+                }
+                end += len.max(1);
+                continue;
+            }
+            end += 1;
+        }
+        None
+    }
+}
+
+/// How a name is tied to its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `=`, `:=`, `=>`: dotenv, INI, TOML, properties, code, flags.
+    Equals,
+    /// `:`: YAML, headers, JSON. Prose uses it too, so an unquoted value must be longer.
+    Colon,
+    /// `--password hunter2`: only after a command-line flag.
+    Space,
+    /// The name was quoted (`"password": …`): JSON or a dict literal.
+    Quoted,
+}
+
+struct Delimiter {
+    value_at: usize,
+    kind: Kind,
+}
+
+/// What follows a name: an optional closing quote, blanks, then `=`, `:` (not `::`),
+/// `:=` or `=>` — or, for a flag, a single run of spaces.
+fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
+    let mut p = at;
+    let mut quoted = false;
+    if text.get(p) == Some(&b'\\') && text.get(p + 1) == Some(&b'"') {
+        p += 2;
+        quoted = true;
+    } else if matches!(text.get(p), Some(b'"' | b'\'')) {
+        p += 1;
+        quoted = true;
+    }
+    let blank = skip_blank(text, p);
+    let kind = match text.get(blank) {
+        Some(b'=') => match text.get(blank + 1) {
+            Some(b'=' | b'~') => return None, // `==`, `=~`: a comparison
+            Some(b'>') => {
+                p = blank + 2;
+                Kind::Equals
+            }
+            _ => {
+                p = blank + 1;
+                Kind::Equals
+            }
+        },
+        Some(b':') => match text.get(blank + 1) {
+            Some(b':') => return None,
+            Some(b'=') => {
+                p = blank + 2;
+                Kind::Equals
+            }
+            _ => {
+                p = blank + 1;
+                Kind::Colon
+            }
+        },
+        _ if !quoted && blank > p => {
+            p = blank;
+            Kind::Space
+        }
+        _ => return None,
+    };
+    let kind = if quoted && kind != Kind::Space {
+        Kind::Quoted
+    } else {
+        kind
+    };
+    Some(Delimiter {
+        value_at: skip_blank(text, p),
+        kind,
+    })
+}
+
+/// The value at `at`: quoted (to its closing quote on the same line) or a bare word.
+fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
+    let rest = &text[at..text.len().min(at + VALUE_MAX)];
+    let (open, skip) = match rest {
+        [b'\\', b'"', ..] => (&b"\\\""[..], 2),
+        [b'"', ..] => (&b"\""[..], 1),
+        [b'\'', ..] => (&b"'"[..], 1),
+        [b'`', ..] => (&b"`"[..], 1),
+        _ => (&b""[..], 0),
+    };
+    if !open.is_empty() {
+        let body = &rest[skip..];
+        let mut i = 0;
+        while i < body.len() {
+            match body[i] {
+                b'\n' | b'\r' => return None,
+                b'\\' if open == b"\"" => i += 1, // `\"` inside a JSON string
+                b'\\' if open.len() == 2 => match body.get(i + 1) {
+                    Some(b'"') => return secret(text, at + skip, at + skip + i),
+                    Some(b'n' | b'r') => return None, // an escaped line break
+                    Some(b'\\') => i += 1,
+                    _ => {}
+                },
+                b if open.len() == 1 && b == open[0] => {
+                    return secret(text, at + skip, at + skip + i);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        return None;
+    }
+    if kind == Kind::Space && rest.first() == Some(&b'-') {
+        return None; // the next flag
+    }
+    let mut end = 0;
+    while end < rest.len() {
+        let b = rest[end];
+        if b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'`') {
+            break;
+        }
+        if b == b'\\' && matches!(rest.get(end + 1), Some(b'n' | b'r' | b't' | b'"')) {
+            break; // `\n` in JSON-escaped text
+        }
+        if b == b'<' && rest.get(end + 1) == Some(&b'/') {
+            break; // `</td>`
+        }
+        if matches!(b, b',' | b';' | b'&') && next_is_assignment(&rest[end + 1..]) {
+            break; // `password=x&user=y`, `pwd=x;Server=y`
+        }
+        end += 1;
+    }
+    let mut value = &rest[..end];
+    loop {
+        let trimmed = match value.last() {
+            Some(b',' | b';') => &value[..value.len() - 1],
+            Some(&close @ (b')' | b']' | b'}')) => {
+                let open = match close {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                let opens = value.iter().filter(|&&b| b == open).count();
+                let closes = value.iter().filter(|&&b| b == close).count();
+                if closes > opens {
+                    &value[..value.len() - 1]
+                } else {
+                    break;
+                }
+            }
+            _ => break,
+        };
+        value = trimmed;
+    }
+    let min = match kind {
+        Kind::Colon => 6,
+        _ => 4,
+    };
+    if value.len() < min {
+        return None;
+    }
+    secret(text, at, at + value.len())
+}
+
+/// `name=` or `name:` right after a separator (spaces allowed).
+fn next_is_assignment(rest: &[u8]) -> bool {
+    let rest = &rest[skip_blank(rest, 0)..];
+    let n = rest
+        .iter()
+        .take(64)
+        .take_while(|&&b| is_name_byte(b))
+        .count();
+    n > 0 && matches!(rest.get(n), Some(b'=' | b':'))
+}
+
+/// The span, unless its text is not a secret (code, reference, placeholder, masked).
+fn secret(text: &[u8], start: usize, end: usize) -> Option<Found> {
+    let value = std::str::from_utf8(&text[start..end]).ok()?;
+    if value.starts_with("[MASKED:") {
+        return None;
+    }
+    (!is_not_a_secret(value)).then_some(Found { start, end })
+}
+
+fn skip_blank(text: &[u8], mut at: usize) -> usize {
+    while matches!(text.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    at
+}
+
+fn skip_back_blank(text: &[u8], mut at: usize) -> usize {
+    while at > 0 && matches!(text[at - 1], b' ' | b'\t') {
+        at -= 1;
+    }
+    at
+}

@@ -67,7 +67,7 @@ impl Assignments {
 
     /// Looks at the name around the keyword at `start..end`. Returns the end of that
     /// name (later keywords inside it need no second look) and the value to mask.
-    pub fn at(&self, text: &[u8], start: usize, end: usize) -> (usize, Option<Found>) {
+    pub fn at(&self, text: &[u8], start: usize, end: usize) -> (usize, Vec<Found>) {
         let mut name_end = end;
         while name_end < text.len() && name_end - end < NAME_MAX && is_name_byte(text[name_end]) {
             name_end += 1;
@@ -88,8 +88,32 @@ impl Assignments {
             .count();
         let name = &text[name_start + dashes..name_end];
         let Ok(name) = std::str::from_utf8(name) else {
-            return (name_end, None);
+            return (name_end, Vec::new());
         };
+        // PHP's `define('DB_PASSWORD', '…')`: a quoted name, a comma, the value.
+        let delimiter = delimiter.or_else(|| {
+            let before = &text[name_start.saturating_sub(9)..name_start];
+            let quoted = matches!(text.get(name_end), Some(b'"' | b'\''));
+            let opened = before.ends_with(b"define('")
+                || before.ends_with(b"define(\"")
+                || before.ends_with(b"define( '")
+                || before.ends_with(b"define( \"");
+            (quoted && opened && text.get(name_end + 1) == Some(&b',')).then(|| Delimiter {
+                value_at: skip_blank(text, name_end + 2),
+                kind: Kind::Quoted,
+            })
+        });
+        if let Some(Delimiter { value_at, kind }) = &delimiter
+            && text.get(*value_at) == Some(&b'[')
+            && kind != &Kind::Space
+        {
+            let found = if self.keys.is_sensitive(name) {
+                array(text, *value_at)
+            } else {
+                Vec::new()
+            };
+            return (name_end, found);
+        }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
                 let flag = dashes > 0
@@ -108,7 +132,7 @@ impl Assignments {
         };
         let found = found.or_else(|| self.pair(text, name_start, name_end, name));
         let found = found.or_else(|| self.element(text, name_start, name_end, name));
-        (name_end, found)
+        (name_end, found.into_iter().collect())
     }
 
     fn is_secret_name(&self, name: &str, kind: Kind) -> bool {
@@ -138,13 +162,48 @@ impl Assignments {
         name_end: usize,
         name: &str,
     ) -> Option<Found> {
-        if name_start == 0 || text[name_start - 1] != b'<' || text.get(name_end) != Some(&b'>') {
+        // `<password>`, `<wsse:Password Type="…">`: the name opens a tag.
+        let mut open = name_start;
+        if open > 0 && text[open - 1] == b':' {
+            open -= 1;
+            while open > 0 && name_start - open < 16 && text[open - 1].is_ascii_alphanumeric() {
+                open -= 1;
+            }
+        }
+        if open == 0 || text[open - 1] != b'<' {
             return None;
         }
+        let tag_end = match text.get(name_end) {
+            Some(b'>') => name_end,
+            Some(b' ') => {
+                let reach = &text[name_end..text.len().min(name_end + 256)];
+                let close = reach
+                    .iter()
+                    .position(|&b| matches!(b, b'>' | b'<' | b'\n'))?;
+                if reach[close] != b'>' || reach[close - 1] == b'/' {
+                    return None;
+                }
+                name_end + close
+            }
+            _ => return None,
+        };
         if !self.keys.is_sensitive(name) {
             return None;
         }
-        let from = name_end + 1;
+        body(text, tag_end + 1)
+    }
+
+    /// A name held as the value of `name`/`key`/`type` whose secret sits in a sibling
+    /// `value`: XML attributes, JSON name/value objects in text, Kubernetes env entries.
+    fn pair(&self, text: &[u8], name_start: usize, name_end: usize, name: &str) -> Option<Found> {
+        self.pair_inner(text, name_start, name_end, name)
+    }
+}
+
+/// The text of an element from `from` to its closing tag, if that is a secret.
+fn body(text: &[u8], from: usize) -> Option<Found> {
+    {
+        let from = from;
         let rest = &text[from..text.len().min(from + VALUE_MAX)];
         let close = rest.windows(2).position(|w| w == b"</")?;
         let raw = &rest[..close];
@@ -166,10 +225,16 @@ impl Assignments {
             });
         secret(text, value.0, value.1)
     }
+}
 
-    /// A name held as the value of `name`/`key`/`type` whose secret sits in a sibling
-    /// `value`: XML attributes, JSON name/value objects in text, Kubernetes env entries.
-    fn pair(&self, text: &[u8], name_start: usize, name_end: usize, name: &str) -> Option<Found> {
+impl Assignments {
+    fn pair_inner(
+        &self,
+        text: &[u8],
+        name_start: usize,
+        name_end: usize,
+        name: &str,
+    ) -> Option<Found> {
         // The name may be the last segment of a path (`/prod/db/password`).
         let mut start = name_start;
         while start > 0
@@ -237,6 +302,10 @@ impl Assignments {
         while end < limit {
             let b = text[end];
             match b {
+                // `<entry key="password">…</entry>`, `<Setting Name="ApiKey">…`.
+                b'>' if text[end - 1] != b'/' && text[end - 1] != b'-' => {
+                    return body(text, end + 1);
+                }
                 b'>' | b'}' | b'{' | b'<' => return None,
                 b'\n' => {
                     lines += 1;
@@ -257,6 +326,7 @@ impl Assignments {
                 let word = &text[end..end + len];
                 const VALUE_ATTRS: &[&str] = &[
                     "value",
+                    "content",
                     "val",
                     "parametervalue",
                     "secretstring",
@@ -309,6 +379,9 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
     } else if matches!(text.get(p), Some(b'"' | b'\'')) {
         p += 1;
         quoted = true;
+        if text.get(p) == Some(&b']') {
+            p += 1; // `os.environ["API_KEY"] = …`, `ENV['DB_PASSWORD'] = …`
+        }
     }
     let blank = skip_blank(text, p);
     let kind = match text.get(blank) {
@@ -433,6 +506,45 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
         return None;
     }
     secret(text, at, at + value.len())
+}
+
+/// `["…", "…"]` under a sensitive name: each quoted item that is a secret.
+fn array(text: &[u8], at: usize) -> Vec<Found> {
+    let mut found = Vec::new();
+    let limit = text.len().min(at + VALUE_MAX);
+    let mut i = at + 1;
+    while i < limit {
+        match text[i] {
+            b']' => break,
+            b'[' | b'{' => return Vec::new(), // nested structure: not a list of secrets
+            b'"' | b'\'' => match value(text, i, Kind::Quoted) {
+                Some(item) => {
+                    i = item.end + 1;
+                    found.push(item);
+                    continue;
+                }
+                None => {
+                    let quote = text[i];
+                    let close = text[i + 1..limit]
+                        .iter()
+                        .position(|&b| b == quote || b == b'\n');
+                    i += close.map_or(limit, |c| c + 2);
+                    continue;
+                }
+            },
+            b'\\' if text.get(i + 1) == Some(&b'"') => match value(text, i, Kind::Quoted) {
+                Some(item) => {
+                    i = item.end + 2;
+                    found.push(item);
+                    continue;
+                }
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 /// `name=` or `name:` right after a separator (spaces allowed).

@@ -164,9 +164,9 @@ impl Scanner {
                     }
                 }
                 Target::Assignment if found.start() >= named_to => {
-                    let (name_end, value) = self.assignments.at(bytes, found.start(), found.end());
+                    let (name_end, values) = self.assignments.at(bytes, found.start(), found.end());
                     named_to = name_end;
-                    if let Some(value) = value {
+                    for value in values {
                         spans.push(Span::named(
                             text,
                             value.start,

@@ -146,6 +146,17 @@ pub const RULES: &[Rule] = &[
         ["smbclient"],
         r#"^[^\n|;&]*?[ \t]-U[ \t]*['"]?[^\s%'"]+%([^\s'"\[][^\s'"]*)"#
     ),
+    // Config formats that separate the password by a space: `.netrc` and Redis.
+    rule!(
+        "netrc_password",
+        ["machine"],
+        r"\bmachine[ \t]+\S+(?:[ \t]+login[ \t]+\S+)?[ \t]+password[ \t]+([^\s\[]\S*)"
+    ),
+    after!(
+        "directive_password",
+        ["requirepass", "masterauth"],
+        r#"^[ \t]+(?:"([^"\r\n]+)"|([^\s"\[]\S*))"#
+    ),
     // Oracle's thin JDBC URL carries `user/password@host`.
     rule!(
         "jdbc_password",

@@ -133,6 +133,8 @@ fn contextual() -> Vec<(&'static str, String, String, String)> {
         ("password_assignment", s("login with password=hunter2-horse now"), s("hunter2-horse"), s("The password policy requires 12 characters.")),
         ("cli_password", s("$ mysql -h db -u root -p'Fake#Pass1' app"), s("Fake#Pass1"), s("$ mysql -h db -P 3306 -u root -p app")),
         ("jdbc_password", s("url=jdbc:oracle:thin:scott/FakeTiger9@db.internal:1521/ORCL"), s("FakeTiger9"), s("url=jdbc:oracle:thin:@db.internal:1521/ORCL")),
+        ("netrc_password", s("machine api.example.com login deploy password Fake-Netrc-77"), s("Fake-Netrc-77"), s("machine api.example.com login deploy")),
+        ("directive_password", s("bind 0.0.0.0\nrequirepass Fake-Redis-88\n"), s("Fake-Redis-88"), s("127.0.0.1:6379> CONFIG GET requirepass")),
         ("secret_column", s("User name,Password,Access key ID\nalice,Fake-Pass-99,AKIA\n"), s("Fake-Pass-99"), s("User name,Password last used\nalice,2024-05-01\n")),
     ]
 }

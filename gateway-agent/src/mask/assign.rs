@@ -114,16 +114,25 @@ impl Assignments {
             };
             return (name_end, found);
         }
+        // YAML: `passwords:` then `  - …` items.
+        if let Some(Delimiter { value_at, kind }) = &delimiter
+            && matches!(kind, Kind::Colon | Kind::Quoted)
+            && matches!(text.get(*value_at), Some(b'\n' | b'\r'))
+            && self.keys.is_sensitive(name)
+        {
+            return (name_end, yaml_list(text, *value_at));
+        }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
                 let flag = dashes > 0
                     && name_start.checked_sub(1).is_none_or(|p| {
                         text[p].is_ascii_whitespace() || matches!(text[p], b'"' | b'\'')
                     });
-                if kind == Kind::Space && !flag {
+                if (kind == Kind::Space && !flag) || (kind == Kind::Prose && dashes > 0) {
                     None
                 } else if self.is_secret_name(name, kind) {
                     value(text, value_at, kind)
+                        .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
                 } else {
                     None
                 }
@@ -133,6 +142,18 @@ impl Assignments {
         let found = found.or_else(|| self.pair(text, name_start, name_end, name));
         let found = found.or_else(|| self.element(text, name_start, name_end, name));
         (name_end, found.into_iter().collect())
+    }
+
+    /// An identifier that is itself a secret's name is a variable holding it
+    /// (`self.password = password`, `api_key = api_key or …`).
+    fn names_a_secret(&self, value: &[u8]) -> bool {
+        value
+            .first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+            && value
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            && std::str::from_utf8(value).is_ok_and(|v| self.keys.is_sensitive(v))
     }
 
     fn is_secret_name(&self, name: &str, kind: Kind) -> bool {
@@ -202,29 +223,30 @@ impl Assignments {
 
 /// The text of an element from `from` to its closing tag, if that is a secret.
 fn body(text: &[u8], from: usize) -> Option<Found> {
-    {
-        let from = from;
-        let rest = &text[from..text.len().min(from + VALUE_MAX)];
-        let close = rest.windows(2).position(|w| w == b"</")?;
-        let raw = &rest[..close];
-        let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        let trail = raw
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-        if lead + trail >= raw.len() || raw.contains(&b'<') {
-            return None;
-        }
-        let value = &raw[lead..raw.len() - trail];
-        let value = value
-            .strip_prefix(b"<![CDATA[")
-            .and_then(|v| v.strip_suffix(b"]]>"))
-            .map_or((from + lead, from + close - trail), |v| {
-                (from + lead + 9, from + lead + 9 + v.len())
-            });
-        secret(text, value.0, value.1)
+    let rest = &text[from..text.len().min(from + VALUE_MAX)];
+    let close = rest.windows(2).position(|w| w == b"</")?;
+    let raw = &rest[..close];
+    let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let trail = raw
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    if lead + trail >= raw.len() {
+        return None;
     }
+    let value = &raw[lead..raw.len() - trail];
+    if let Some(inner) = value
+        .strip_prefix(b"<![CDATA[")
+        .and_then(|v| v.strip_suffix(b"]]>"))
+    {
+        let start = from + lead + 9;
+        return secret(text, start, start + inner.len());
+    }
+    if value.contains(&b'<') {
+        return None;
+    }
+    secret(text, from + lead, from + lead + value.len())
 }
 
 impl Assignments {
@@ -295,59 +317,78 @@ impl Assignments {
         if !secure && !self.keys.is_sensitive_name_value(name) {
             return None;
         }
-        // Forward, within the same tag, object or list entry, for `value`.
-        let mut end = name_end + usize::from(quoted);
-        let limit = text.len().min(end + PAIR_REACH);
-        let mut lines = 0;
-        while end < limit {
-            let b = text[end];
-            match b {
-                // `<entry key="password">…</entry>`, `<Setting Name="ApiKey">…`.
-                b'>' if text[end - 1] != b'/' && text[end - 1] != b'-' => {
-                    return body(text, end + 1);
-                }
-                b'>' | b'}' | b'{' | b'<' => return None,
-                b'\n' => {
-                    lines += 1;
-                    let next = skip_blank(text, end + 1);
-                    if lines > 2 || text.get(next) == Some(&b'-') {
-                        return None;
-                    }
-                }
-                _ => {}
-            }
-            let word_start =
-                (b.is_ascii_alphabetic()) && (end == 0 || !is_name_byte(text[end - 1]));
-            if word_start {
-                let len = text[end..limit]
-                    .iter()
-                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-                    .count();
-                let word = &text[end..end + len];
-                const VALUE_ATTRS: &[&str] = &[
-                    "value",
-                    "content",
-                    "val",
-                    "parametervalue",
-                    "secretstring",
-                    "secretvalue",
-                ];
-                if VALUE_ATTRS
-                    .iter()
-                    .any(|a| word.eq_ignore_ascii_case(a.as_bytes()))
-                {
-                    // A pair's value is a secret by position: no prose length guard.
-                    return delimiter(text, end + len)
-                        .filter(|d| d.kind != Kind::Space)
-                        .and_then(|d| value(text, d.value_at, Kind::Quoted));
-                }
-                end += len.max(1);
-                continue;
-            }
-            end += 1;
+        // Forward, within the same tag, object or list entry, for `value`; else
+        // backward to the tag's or object's start (`<add value="…" key="…"/>`).
+        let after = name_end + usize::from(quoted);
+        if let Some(found) = find_value(text, after, text.len().min(after + PAIR_REACH), true) {
+            return Some(found);
         }
-        None
+        let floor = at.saturating_sub(PAIR_REACH);
+        let open = text[floor..at]
+            .iter()
+            .rposition(|&b| matches!(b, b'<' | b'{'))?;
+        if text[floor + open..at]
+            .iter()
+            .any(|&b| matches!(b, b'>' | b'}' | b'\n'))
+        {
+            return None;
+        }
+        find_value(text, floor + open + 1, at, false)
     }
+}
+
+/// The first `value`-like attribute or key in `text[from..limit]` and its value. With
+/// `body`, the body of an element whose start tag closes first is the value too.
+fn find_value(text: &[u8], from: usize, limit: usize, body_ok: bool) -> Option<Found> {
+    let mut end = from;
+    let mut lines = 0;
+    while end < limit {
+        let b = text[end];
+        match b {
+            // `<entry key="password">…</entry>`, `<Setting Name="ApiKey">…`.
+            b'>' if body_ok && end > 0 && text[end - 1] != b'/' && text[end - 1] != b'-' => {
+                return body(text, end + 1);
+            }
+            b'>' | b'}' | b'{' | b'<' => return None,
+            b'\n' => {
+                lines += 1;
+                let next = skip_blank(text, end + 1);
+                if lines > 2 || text.get(next) == Some(&b'-') {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        let word_start = b.is_ascii_alphabetic() && (end == 0 || !is_name_byte(text[end - 1]));
+        if word_start {
+            let len = text[end..limit]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            let word = &text[end..end + len];
+            const VALUE_ATTRS: &[&str] = &[
+                "value",
+                "content",
+                "val",
+                "parametervalue",
+                "secretstring",
+                "secretvalue",
+            ];
+            if VALUE_ATTRS
+                .iter()
+                .any(|a| word.eq_ignore_ascii_case(a.as_bytes()))
+            {
+                // A pair's value is a secret by position: no prose length guard.
+                return delimiter(text, end + len)
+                    .filter(|d| d.kind != Kind::Space)
+                    .and_then(|d| value(text, d.value_at, Kind::Quoted));
+            }
+            end += len.max(1);
+            continue;
+        }
+        end += 1;
+    }
+    None
 }
 
 /// How a name is tied to its value.
@@ -361,6 +402,8 @@ enum Kind {
     Space,
     /// The name was quoted (`"password": …`): JSON or a dict literal.
     Quoted,
+    /// `the password is …`: only a value that looks made, not a word.
+    Prose,
 }
 
 struct Delimiter {
@@ -407,6 +450,23 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
                 Kind::Colon
             }
         },
+        Some(b'i' | b'w') if !quoted && blank > p => {
+            let rest = &text[blank..text.len().min(blank + 8)];
+            match rest {
+                [b'i', b's', b' ', ..] => {
+                    p = blank + 3;
+                    Kind::Prose
+                }
+                [b'w', b'a', b's', b' ', ..] => {
+                    p = blank + 4;
+                    Kind::Prose
+                }
+                _ => {
+                    p = blank;
+                    Kind::Space
+                }
+            }
+        }
         _ if !quoted && blank > p => {
             p = blank;
             Kind::Space
@@ -499,11 +559,22 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
         value = trimmed;
     }
     let min = match kind {
-        Kind::Colon => 6,
+        Kind::Colon | Kind::Prose => 6,
         _ => 4,
     };
     if value.len() < min {
         return None;
+    }
+    if kind == Kind::Prose {
+        // Prose goes on with words ("is required", "is stored in Vault"); a password
+        // mixes letters with digits or symbols. A sentence's full stop is not part of it.
+        let value = value.strip_suffix(b".").unwrap_or(value);
+        let letters = value.iter().any(u8::is_ascii_alphabetic);
+        let others = value.iter().any(|b| !b.is_ascii_alphabetic());
+        if !letters || !others || value.len() < min {
+            return None;
+        }
+        return secret(text, at, at + value.len());
     }
     secret(text, at, at + value.len())
 }
@@ -543,6 +614,27 @@ fn array(text: &[u8], at: usize) -> Vec<Found> {
             _ => {}
         }
         i += 1;
+    }
+    found
+}
+
+/// The `- item` lines right below a YAML key, each item a secret unless it is not.
+fn yaml_list(text: &[u8], line_end: usize) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut at = line_end;
+    for _ in 0..256 {
+        let Some(newline) = text[at..].iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let start = at + newline + 1;
+        let indent = skip_blank(text, start);
+        if indent == start || text.get(indent) != Some(&b'-') || text.get(indent + 1) != Some(&b' ')
+        {
+            break;
+        }
+        let item = skip_blank(text, indent + 1);
+        found.extend(value(text, item, Kind::Quoted));
+        at = item;
     }
     found
 }

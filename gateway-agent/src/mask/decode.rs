@@ -231,3 +231,45 @@ fn is_escape(bytes: &[u8], at: usize) -> bool {
         && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
         && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
 }
+
+/// Text holding JSON string escapes (`\n`, `\"`, `\t`, `\\`, `\/`, `\uXXXX`) —
+/// a JSON document or a multi-line value printed inside a log line — unescaped, with for
+/// each decoded byte its offset in `text` (and `text.len()` at the end). `None` when
+/// there is nothing to unescape.
+pub fn unescape(text: &str) -> Option<(String, Vec<usize>)> {
+    let bytes = text.as_bytes();
+    let first = bytes
+        .windows(2)
+        .position(|w| w[0] == b'\\' && matches!(w[1], b'n' | b'"' | b't' | b'r'))?;
+    let mut decoded: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut map = Vec::with_capacity(bytes.len() + 1);
+    decoded.extend_from_slice(&bytes[..first]);
+    map.extend(0..first);
+    let mut i = first;
+    while i < bytes.len() {
+        map.push(i);
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            let replacement = match bytes[i + 1] {
+                b'n' => Some(b'\n'),
+                b't' => Some(b'\t'),
+                b'r' => Some(b'\r'),
+                b'"' => Some(b'"'),
+                b'\\' => Some(b'\\'),
+                b'/' => Some(b'/'),
+                _ => None,
+            };
+            if let Some(byte) = replacement {
+                decoded.push(byte);
+                i += 2;
+                continue;
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    map.push(bytes.len());
+    // Escapes only produce ASCII, so the result is UTF-8 whenever the input was.
+    String::from_utf8(decoded)
+        .ok()
+        .map(|decoded| (decoded, map))
+}

@@ -21,7 +21,7 @@ use super::{
     decode::{self, Encoding},
     is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
-    table,
+    table, values,
 };
 
 /// Rule name of a value assigned to a sensitive name (`DB_PASS=…`, `"token": "…"`).
@@ -219,6 +219,24 @@ impl Scanner {
                 }
             }
         }
+        // JSON-escaped text (`output: "DB_PASS=…\nTOKEN=…"`): lines and quotes are
+        // escapes, so names and values are read again unescaped.
+        if depth < decode::MAX_DEPTH
+            && bytes.contains(&b'\\')
+            && let Some((decoded, map)) = decode::unescape(text)
+        {
+            let mut inner = Vec::new();
+            self.find(&decoded, depth + 1, &mut inner);
+            for span in inner {
+                spans.push(Span::named(
+                    text,
+                    map[span.start],
+                    map[span.end],
+                    span.rank,
+                    span.rule,
+                ));
+            }
+        }
         if !candidates.any && self.entropy.is_none() {
             return;
         }
@@ -308,10 +326,18 @@ impl Span {
 /// `from`: where an anchored rule starts (just after its keyword); 0 for a search.
 fn collect(rule: &Compiled, text: &str, from: usize, spans: &mut Vec<Span>) {
     for caps in rule.regex.captures_iter(&text.as_bytes()[from..]) {
-        let Some(span) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
+        let group = caps.iter().skip(1).flatten().next();
+        let Some(span) = group.or_else(|| caps.get(0)) else {
             continue;
         };
         if span.is_empty() || is_placeholder(span.as_bytes()) {
+            continue;
+        }
+        // A captured value in its context (`Password="…"`, `?token=…`) may be code or
+        // a reference rather than a secret (`"$(cat /run/secrets/db)"`).
+        if group.is_some()
+            && std::str::from_utf8(span.as_bytes()).is_ok_and(values::is_not_a_secret)
+        {
             continue;
         }
         spans.push(Span::new(

@@ -29,7 +29,9 @@ fn split(line: &[u8], delim: u8) -> Option<Cells> {
     let mut start = 0;
     let mut quoted = false;
     for (i, &b) in line.iter().enumerate() {
-        if b == b'"' && delim != b'|' {
+        // A quote opens a CSV field only at the field's start.
+        let at_start = line[start..i].iter().all(u8::is_ascii_whitespace);
+        if b == b'"' && delim != b'|' && (quoted || at_start) {
             quoted = !quoted;
         } else if b == delim && !quoted {
             if cells.count == MAX_CELLS {
@@ -104,7 +106,13 @@ pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut
     if line.len() > MAX_LINE {
         return;
     }
-    let Some(delim) = [b'\t', b'|', b','].into_iter().find(|d| line.contains(d)) else {
+    if sql(keys, text, line_start, line_end, at, &mut mask) {
+        return;
+    }
+    let Some(delim) = [b'\t', b'|', b',', b';']
+        .into_iter()
+        .find(|d| line.contains(d))
+    else {
         return;
     };
     let Some(header) = split(line, delim) else {
@@ -117,6 +125,15 @@ pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut
     }) else {
         return;
     };
+    // A table printed inside a JSON string in a log line: `output: "id,password\n…`.
+    let mut header = header;
+    if let Some(quote) = line[header.ranges[0].0..header.ranges[0].1]
+        .iter()
+        .rposition(|&b| b == b'"')
+        && line[header.ranges[0].0] != b'"'
+    {
+        header.ranges[0].0 += quote + 1;
+    }
     let header_like = (0..header.count).all(|i| {
         let (s, e) = trim(line, header.ranges[i]);
         let cell = &line[s..e];
@@ -171,4 +188,117 @@ pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut
         rows += 1;
         row_start = row_end + 1;
     }
+}
+
+/// SQL dumps: `INSERT INTO t (a, password) VALUES (…, '…'), (…)` and PostgreSQL's
+/// `COPY t (a, password) FROM stdin;` followed by tab-separated rows up to `\.`.
+/// Returns whether the line was such a statement.
+fn sql(
+    keys: &SensitiveKeys,
+    text: &[u8],
+    line_start: usize,
+    line_end: usize,
+    at: usize,
+    mask: &mut impl FnMut(usize, usize),
+) -> bool {
+    let line = &text[line_start..line_end];
+    let upper = |word: &[u8]| {
+        line.windows(word.len())
+            .position(|w| w.eq_ignore_ascii_case(word))
+    };
+    let copy = upper(b"COPY ").is_some_and(|p| p < 4) && upper(b" FROM STDIN").is_some();
+    let insert = upper(b"INSERT INTO ").is_some();
+    if !copy && !insert {
+        return false;
+    }
+    let hit = at - line_start;
+    let Some(open) = line[..hit].iter().rposition(|&b| b == b'(') else {
+        return true;
+    };
+    let Some(close) = line[hit..].iter().position(|&b| b == b')').map(|p| hit + p) else {
+        return true;
+    };
+    let columns = &line[open + 1..close];
+    let Some(cells) = split(columns, b',') else {
+        return true;
+    };
+    let Some(column) = (0..cells.count).find(|&i| {
+        let (s, e) = cells.ranges[i];
+        open + 1 + s <= hit && hit < open + 1 + e
+    }) else {
+        return true;
+    };
+    let (s, e) = trim(columns, cells.ranges[column]);
+    let name = std::str::from_utf8(&columns[s..e]).unwrap_or("");
+    if !keys.is_sensitive(name.trim_matches(|c| matches!(c, '`' | '"' | '[' | ']'))) {
+        return true;
+    }
+    if copy {
+        let mut row_start = line_end + 1;
+        for _ in 0..MAX_ROWS {
+            let Some((_, row_end)) = line_at(text, row_start.min(text.len())) else {
+                break;
+            };
+            let row = strip_cr(&text[row_start.min(row_end)..row_end]);
+            if row_start >= text.len() || row == b"\\." {
+                break;
+            }
+            match split(row, b'\t') {
+                Some(fields) if fields.count == cells.count => {
+                    let (s, e) = fields.ranges[column];
+                    let value = std::str::from_utf8(&row[s..e]).unwrap_or("");
+                    if value != "\\N" && !is_not_a_secret(value) {
+                        mask(row_start + s, row_start + e);
+                    }
+                }
+                _ => break,
+            }
+            row_start = row_end + 1;
+        }
+        return true;
+    }
+    // INSERT: tuples after VALUES, on this line or the following ones.
+    let from = line_start + close;
+    let end = text.len().min(from + 64 * MAX_LINE);
+    let Some(values) = text[from..end]
+        .windows(6)
+        .position(|w| w.eq_ignore_ascii_case(b"VALUES"))
+    else {
+        return true;
+    };
+    let mut i = from + values + 6;
+    let mut field = 0;
+    let mut depth = 0;
+    while i < end {
+        match text[i] {
+            b'(' if depth == 0 => {
+                depth = 1;
+                field = 0;
+            }
+            b')' if depth == 1 => depth = 0,
+            b',' if depth == 1 => field += 1,
+            b';' if depth == 0 => break,
+            quote @ (b'\'' | b'"') if depth == 1 => {
+                let start = i + 1;
+                let mut j = start;
+                while j < end && text[j] != quote {
+                    j += if text[j] == b'\\' { 2 } else { 1 };
+                    if j < end && text[j] == quote && text.get(j + 1) == Some(&quote) {
+                        j += 2; // `''` inside a literal
+                    }
+                }
+                let j = j.min(end);
+                if field == column {
+                    let value = std::str::from_utf8(&text[start..j]).unwrap_or("");
+                    if !is_not_a_secret(value) {
+                        mask(start, j);
+                    }
+                }
+                i = j;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }

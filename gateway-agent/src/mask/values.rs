@@ -133,7 +133,8 @@ fn is_status_word(v: &str) -> bool {
 /// `%s`, `%(name)s`, `?`, `:name` (SQL parameters), `!vault`/`!Ref` (YAML tags).
 fn is_reference(v: &[u8]) -> bool {
     match v {
-        [b'$', b'{' | b'(', ..] => return v.ends_with(b"}") || v.ends_with(b")"),
+        // A substitution; its end may lie past the word a caller cut (`$(cat /run/x)`).
+        [b'$', b'{' | b'(', ..] => return true,
         [b'$', rest @ ..] if !rest.is_empty() => {
             // `$TOKEN`, `$db_pass`, `$_POST['x']`: one case only. `$ecretP4ss` mixes.
             let ident = ident_len(rest);
@@ -198,8 +199,15 @@ fn is_code(v: &[u8]) -> bool {
         match v.get(at) {
             Some(b'.') => at += 1,
             Some(b'(' | b'[') => return true,
+            // A generic type: `Option<String>`, `Vec<u8>`.
+            Some(b'<') if v.get(at + 1).is_some_and(|b| b.is_ascii_alphabetic()) => return true,
             Some(b' ') if matches!(v.get(at + 1), Some(b'(')) => return true,
-            None | Some(b';') => return segments >= 3 || (segments >= 2 && code_root(v)),
+            // `a.b.c` is code when no segment has a digit (`req.headers.authorization`);
+            // random tokens with dots (`q9_1fJ.CVBo…`) have digits.
+            None | Some(b';') => {
+                let wordy = !v[..at].iter().any(u8::is_ascii_digit);
+                return (segments >= 3 && wordy) || (segments >= 2 && code_root(v));
+            }
             Some(b':') if v.get(at + 1) == Some(&b':') => {
                 at += 2; // `Rails.application.credentials` / `std::env::var("X")`
             }

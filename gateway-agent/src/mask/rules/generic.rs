@@ -12,11 +12,12 @@ use super::{Rule, after, rule};
 pub const RULES: &[Rule] = &[
     // Header and payload are base64url JSON objects, so both segments start with `eyJ`.
     // A JWT wrapped over lines (a terminal, `fold`, a JSON-escaped `\n`) is followed
-    // across a break only after a long unbroken run, so prose after a JWT is not taken in.
+    // across a break between runs of 8+ base64url characters; its two dots keep prose
+    // out of the header and payload.
     rule!(
         "jwt",
         ["eyJ"],
-        r"\beyJ(?:[A-Za-z0-9_\-]{32,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:\r?\n|\\n)?[ \t]*eyJ(?:[A-Za-z0-9_\-]{32,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:(?:\r?\n|\\n)?[ \t]*[A-Za-z0-9_\-]{32,}(?:(?:\r?\n|\\n)[ \t]*[A-Za-z0-9_\-]+)+|[A-Za-z0-9_\-]*)"
+        r"\beyJ(?:[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:\r?\n|\\n)?[ \t]*eyJ(?:[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:[A-Za-z0-9_\-]{8,}(?:(?:\r?\n|\\n)[ \t]*[A-Za-z0-9_\-]{8,})+|[A-Za-z0-9_\-]*)"
     ),
     // The whole block, BEGIN to END (RSA, EC, DSA, OPENSSH, ENCRYPTED, PGP … BLOCK, or
     // plain PKCS#8). A block cut off before its END line is masked to the end of its
@@ -85,7 +86,7 @@ pub const RULES: &[Rule] = &[
     after!(
         "authorization_header",
         ["authorization"],
-        r#"(?i)^["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|api-key|sso-key|ssws|splunk|geniekey|zoho-oauthtoken|klaviyo-api-key|jwt|pat|key)[ \t]+([^\s"'\[][^\s"']{5,})|(?:digest|oauth|hawk|aws4-hmac-sha256|signature|vapid|mac)[ \t]+([^\s"'\[][^"'\r\n]{5,})|([A-Za-z0-9._~+/\-]{20,}=*))"#
+        r#"(?i)^["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|api-key|sso-key|ssws|splunk|geniekey|zoho-oauthtoken|klaviyo-api-key|jwt|pat|key)[ \t]+([^\s"'\[][^\s"']{5,})|(?:digest|oauth|hawk|aws4-hmac-sha256|signature|vapid|mac)[ \t]+([^\s"'\[][^'\r\n]{5,})|([A-Za-z0-9._~+/\-]{20,}=*))"#
     ),
     after!(
         "bearer_token",
@@ -98,7 +99,7 @@ pub const RULES: &[Rule] = &[
     rule!(
         "cookie_header",
         ["cookie"],
-        r"(?im)^[ \t]*(?:set-)?cookie[ \t]*:[ \t]*([^\s\[][^\r\n]{7,})"
+        r#"(?im)(?:^|["'])[ \t]*(?:set-)?cookie[ \t]*:[ \t]*([^\s\[][^\r\n"']{7,})"#
     ),
     // Command lines whose password flag is short or glued (`mysql -p'…'`, `-psecret`);
     // long flags (`--password …`) are assignments (see `assign.rs`).

@@ -3,6 +3,7 @@ use serde_json::json;
 use super::*;
 
 mod corpus;
+mod detection;
 mod keys;
 
 fn masker() -> Masker {

@@ -128,8 +128,30 @@ impl Assignments {
                     && name_start.checked_sub(1).is_none_or(|p| {
                         text[p].is_ascii_whitespace() || matches!(text[p], b'"' | b'\'')
                     });
-                if (kind == Kind::Space && !flag) || (kind == Kind::Prose && dashes > 0) {
+                if kind == Kind::Space && !flag {
+                    // `password    s3cret` as the last word of its line: a key/value listing
+                    // (`vault kv get`, `kubectl describe`), names at the line's start.
+                    if self.keys.is_sensitive(name) && aligned(text, name_start, name_end, value_at)
+                    {
+                        value(text, value_at, Kind::Equals)
+                    } else {
+                        None
+                    }
+                } else if kind == Kind::Prose && dashes > 0 {
                     None
+                } else if text.get(value_at) == Some(&b'{')
+                    && text
+                        .get(value_at + 1)
+                        .is_some_and(|b| b.is_ascii_whitespace() || *b == b'"')
+                    && kind != Kind::Prose
+                {
+                    // `"db_password": {"sensitive": true, "value": "…"}` (Terraform).
+                    if self.keys.is_sensitive(name) {
+                        let limit = text.len().min(value_at + 2 * PAIR_REACH);
+                        find_value(text, value_at + 1, limit, false, 8)
+                    } else {
+                        None
+                    }
                 } else if self.is_secret_name(name, kind) {
                     value(text, value_at, kind)
                         .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
@@ -320,7 +342,7 @@ impl Assignments {
         // Forward, within the same tag, object or list entry, for `value`; else
         // backward to the tag's or object's start (`<add value="…" key="…"/>`).
         let after = name_end + usize::from(quoted);
-        if let Some(found) = find_value(text, after, text.len().min(after + PAIR_REACH), true) {
+        if let Some(found) = find_value(text, after, text.len().min(after + PAIR_REACH), true, 2) {
             return Some(found);
         }
         let floor = at.saturating_sub(PAIR_REACH);
@@ -333,13 +355,19 @@ impl Assignments {
         {
             return None;
         }
-        find_value(text, floor + open + 1, at, false)
+        find_value(text, floor + open + 1, at, false, 2)
     }
 }
 
 /// The first `value`-like attribute or key in `text[from..limit]` and its value. With
 /// `body`, the body of an element whose start tag closes first is the value too.
-fn find_value(text: &[u8], from: usize, limit: usize, body_ok: bool) -> Option<Found> {
+fn find_value(
+    text: &[u8],
+    from: usize,
+    limit: usize,
+    body_ok: bool,
+    max_lines: usize,
+) -> Option<Found> {
     let mut end = from;
     let mut lines = 0;
     while end < limit {
@@ -353,7 +381,7 @@ fn find_value(text: &[u8], from: usize, limit: usize, body_ok: bool) -> Option<F
             b'\n' => {
                 lines += 1;
                 let next = skip_blank(text, end + 1);
-                if lines > 2 || text.get(next) == Some(&b'-') {
+                if lines > max_lines || text.get(next) == Some(&b'-') {
                     return None;
                 }
             }
@@ -426,7 +454,12 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
             p += 1; // `os.environ["API_KEY"] = …`, `ENV['DB_PASSWORD'] = …`
         }
     }
-    let blank = skip_blank(text, p);
+    // A quoted name is JSON-like, where line breaks around `:` are mere layout.
+    let blank = if quoted {
+        skip_space(text, skip_blank(text, p))
+    } else {
+        skip_blank(text, p)
+    };
     let kind = match text.get(blank) {
         Some(b'=') => match text.get(blank + 1) {
             Some(b'=' | b'~') => return None, // `==`, `=~`: a comparison
@@ -478,6 +511,15 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
     } else {
         kind
     };
+    if kind == Kind::Quoted {
+        let next = skip_space(text, p);
+        if text.get(next) == Some(&b'"') {
+            return Some(Delimiter {
+                value_at: next,
+                kind,
+            });
+        }
+    }
     Some(Delimiter {
         value_at: skip_blank(text, p),
         kind,
@@ -639,6 +681,21 @@ fn yaml_list(text: &[u8], line_end: usize) -> Vec<Found> {
     found
 }
 
+/// Is the name first on its line, followed by a gap of two or more blanks and one word
+/// that ends the line?
+fn aligned(text: &[u8], name_start: usize, name_end: usize, value_at: usize) -> bool {
+    let line_start = skip_back_blank(text, name_start);
+    let first = line_start == 0 || text[line_start - 1] == b'\n';
+    let gap = value_at - name_end >= 2 || text[name_end] == b'\t';
+    let word = text[value_at..]
+        .iter()
+        .take(VALUE_MAX)
+        .take_while(|b| !b.is_ascii_whitespace())
+        .count();
+    let after = skip_blank(text, value_at + word);
+    first && gap && matches!(text.get(after), None | Some(b'\n' | b'\r'))
+}
+
 /// `name=` or `name:` right after a separator (spaces allowed).
 fn next_is_assignment(rest: &[u8]) -> bool {
     let rest = &rest[skip_blank(rest, 0)..];
@@ -659,8 +716,21 @@ fn secret(text: &[u8], start: usize, end: usize) -> Option<Found> {
     (!is_not_a_secret(value)).then_some(Found { start, end })
 }
 
+/// Past spaces, tabs and no-break spaces (U+00A0, as pasted from documents).
 fn skip_blank(text: &[u8], mut at: usize) -> usize {
-    while matches!(text.get(at), Some(b' ' | b'\t')) {
+    loop {
+        match text.get(at) {
+            Some(b' ' | b'\t') => at += 1,
+            Some(0xC2) if text.get(at + 1) == Some(&0xA0) => at += 2,
+            _ => return at,
+        }
+    }
+}
+
+/// Past any whitespace, line breaks included, at most a few lines' worth.
+fn skip_space(text: &[u8], mut at: usize) -> usize {
+    let limit = text.len().min(at + 64);
+    while at < limit && text[at].is_ascii_whitespace() {
         at += 1;
     }
     at

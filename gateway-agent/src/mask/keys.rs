@@ -95,6 +95,8 @@ const SUFFIXES: &[&str] = &[
     "basicauth",
     "httpauth",
     "proxyauth",
+    // MySQL's `mysql.user` password hash column.
+    "authenticationstring",
 ];
 
 /// Last words that name a password on their own but are too short to be an ending:

@@ -159,7 +159,11 @@ pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut
             return;
         };
         let above = strip_cr(&text[above_start..above_end]);
-        if !is_rule_line(above) && split(above, delim).is_some_and(|c| c.count == header.count) {
+        let json = above.first() == Some(&b'{') || above.first() == Some(&b'[');
+        if !is_rule_line(above)
+            && !json
+            && split(above, delim).is_some_and(|c| c.count == header.count)
+        {
             return;
         }
     }

@@ -86,7 +86,7 @@ pub const RULES: &[Rule] = &[
     after!(
         "authorization_header",
         ["authorization"],
-        r#"(?i)^["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|api-key|sso-key|ssws|splunk|geniekey|zoho-oauthtoken|klaviyo-api-key|jwt|pat|key)[ \t]+([^\s"'\[][^\s"']{5,})|(?:digest|oauth|hawk|aws4-hmac-sha256|signature|vapid|mac)[ \t]+([^\s"'\[][^'\r\n]{5,})|([A-Za-z0-9._~+/\-]{20,}=*))"#
+        r#"(?i)^["']?(?:[ \t]*[:=][ \t]*["']?|[ \t]+["'])(?:(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|api-key|sso-key|ssws|splunk|geniekey|zoho-oauthtoken|klaviyo-api-key|jwt|pat|key)[ \t]+([^\s"'\[][^\s"']{5,})|(?:digest|oauth|hawk|aws4-hmac-sha256|signature|vapid|mac)[ \t]+([^\s"'\[][^'\r\n]{5,})|([A-Za-z0-9._~+/\-]{20,}=*))"#
     ),
     after!(
         "bearer_token",
@@ -155,8 +155,26 @@ pub const RULES: &[Rule] = &[
     ),
     after!(
         "directive_password",
-        ["requirepass", "masterauth"],
+        ["requirepass", "masterauth", "insecure-password"],
         r#"^[ \t]+(?:"([^"\r\n]+)"|([^\s"\[]\S*))"#
+    ),
+    // `redis-cli CONFIG GET requirepass` answers on the next line.
+    after!(
+        "directive_password",
+        ["\"requirepass\"", "\"masterauth\""],
+        r#"^\r?\n2\) "([^"\r\n]+)""#
+    ),
+    // A password piped into `sudo -S`.
+    rule!(
+        "cli_password",
+        ["sudo -S"],
+        r#"\becho[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*sudo[ \t]+(?:-[A-Za-z]+[ \t]+)*-S\b"#
+    ),
+    // The private parts of a JSON Web Key (`d`; `k` of a symmetric key).
+    after!(
+        "jwk_private_key",
+        ["\"d\"", "\"k\""],
+        r#"^[ \t]*:[ \t]*"([A-Za-z0-9_\-]{40,})""#
     ),
     // Oracle's thin JDBC URL carries `user/password@host`.
     rule!(

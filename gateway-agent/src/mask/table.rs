@@ -91,6 +91,29 @@ fn line_at(text: &[u8], at: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
+/// A cheap first look, so that prose and long lines cost nothing more: the keyword sits
+/// in a short cell, within 64 bytes of a cell separator on one side and of a separator
+/// or line end on the other.
+fn in_a_cell(text: &[u8], at: usize) -> bool {
+    let boundary = |b: &u8| matches!(b, b',' | b'\t' | b'|' | b';' | b'\n' | b'(');
+    let before = text[at.saturating_sub(64)..at].iter().rev().position(boundary);
+    let before = match before {
+        Some(p) => Some(text[at - p - 1]),
+        None if at <= 64 => Some(b'\n'),
+        None => None,
+    };
+    let after = text[at..text.len().min(at + 64)].iter().position(boundary);
+    let after = match after {
+        Some(p) => Some(text[at + p]),
+        None if text.len() - at <= 64 => Some(b'\n'),
+        None => None,
+    };
+    match (before, after) {
+        (Some(b), Some(a)) => !(matches!(b, b'\n') && matches!(a, b'\n')),
+        _ => false,
+    }
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -99,6 +122,9 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 /// Returns the end of the header line (later keywords on it are looked at too, for a
 /// second secret column, by the caller calling again).
 pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut(usize, usize)) {
+    if !in_a_cell(text, at) {
+        return;
+    }
     let Some((line_start, line_end)) = line_at(text, at) else {
         return;
     };

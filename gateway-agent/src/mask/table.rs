@@ -96,7 +96,10 @@ fn line_at(text: &[u8], at: usize) -> Option<(usize, usize)> {
 /// or line end on the other.
 fn in_a_cell(text: &[u8], at: usize) -> bool {
     let boundary = |b: &u8| matches!(b, b',' | b'\t' | b'|' | b';' | b'\n' | b'(');
-    let before = text[at.saturating_sub(64)..at].iter().rev().position(boundary);
+    let before = text[at.saturating_sub(64)..at]
+        .iter()
+        .rev()
+        .position(boundary);
     let before = match before {
         Some(p) => Some(text[at - p - 1]),
         None if at <= 64 => Some(b'\n'),

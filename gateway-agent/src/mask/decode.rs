@@ -58,6 +58,13 @@ const PREFIXES: &[&str] = &[
     "npm_",
     "hvs.",
     "dop_v1_",
+    "postgres://",
+    "postgresql://",
+    "mysql://",
+    "mongodb+srv://",
+    "mongodb://",
+    "redis://",
+    "amqp://",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

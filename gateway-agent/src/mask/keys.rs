@@ -97,6 +97,9 @@ const SUFFIXES: &[&str] = &[
     "proxyauth",
     // MySQL's `mysql.user` password hash column.
     "authenticationstring",
+    // Java keytool's `-storepass`, `-srcstorepass`, `-keypass`.
+    "storepass",
+    "keypass",
 ];
 
 /// Last words that name a password on their own but are too short to be an ending:

@@ -176,6 +176,12 @@ pub const RULES: &[Rule] = &[
         ["\"d\"", "\"k\""],
         r#"^[ \t]*:[ \t]*"([A-Za-z0-9_\-]{40,})""#
     ),
+    // Password hashes (`/etc/shadow`, database dumps): crackable offline, so not released.
+    rule!(
+        "password_hash",
+        ["$6$", "$5$", "$y$", "$2a$", "$2b$", "$2y$", "$argon2"],
+        r"\$(?:6|5|y|2[aby]|argon2(?:id|i|d)\$v=[0-9]+)\$[./A-Za-z0-9$=,]{20,}"
+    ),
     // Oracle's thin JDBC URL carries `user/password@host`.
     rule!(
         "jdbc_password",

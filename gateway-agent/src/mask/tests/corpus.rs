@@ -136,6 +136,7 @@ fn contextual() -> Vec<(&'static str, String, String, String)> {
         ("netrc_password", s("machine api.example.com login deploy password Fake-Netrc-77"), s("Fake-Netrc-77"), s("machine api.example.com login deploy")),
         ("directive_password", s("bind 0.0.0.0\nrequirepass Fake-Redis-88\n"), s("Fake-Redis-88"), s("127.0.0.1:6379> CONFIG GET requirepass")),
         ("jwk_private_key", format!("{{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"{}\"}}", alnum(86)), alnum(86), s("{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"short\"}")),
+        ("password_hash", s("root:$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE:19000:0:99999:7:::"), s("$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE"), s("daemon:*:19000:0:99999:7:::")),
         ("secret_column", s("User name,Password,Access key ID\nalice,Fake-Pass-99,AKIA\n"), s("Fake-Pass-99"), s("User name,Password last used\nalice,2024-05-01\n")),
     ]
 }

@@ -155,7 +155,7 @@ impl Assignments {
                     } else {
                         None
                     }
-                } else if self.is_secret_name(name, kind) {
+                } else if self.is_secret_label(text, name_start, name, kind) {
                     value(text, value_at, kind)
                         .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
                 } else {
@@ -172,13 +172,54 @@ impl Assignments {
     /// An identifier that is itself a secret's name is a variable holding it
     /// (`self.password = password`, `api_key = api_key or …`).
     fn names_a_secret(&self, value: &[u8]) -> bool {
-        value
+        let ident = value
             .first()
             .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
             && value
                 .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            && std::str::from_utf8(value).is_ok_and(|v| self.keys.is_sensitive(v))
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        if !ident {
+            return false;
+        }
+        // `PASSWORD_ENV_VAR`, `db_token_name`: a compound identifier naming one.
+        let compound = value.contains(&b'_')
+            && ["pass", "pwd", "secret", "token", "key", "auth", "cred"]
+                .iter()
+                .any(|w| {
+                    value
+                        .windows(w.len())
+                        .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+                });
+        compound || std::str::from_utf8(value).is_ok_and(|v| self.keys.is_sensitive(v))
+    }
+
+    /// A label of two words, `API key: …`, `Client secret = …`, judged whole when its
+    /// last word alone names nothing.
+    fn is_secret_label(&self, text: &[u8], name_start: usize, name: &str, kind: Kind) -> bool {
+        if self.is_secret_name(name, kind) {
+            return true;
+        }
+        if kind == Kind::Space || name_start < 2 || text[name_start - 1] != b' ' {
+            return false;
+        }
+        let end = name_start - 1;
+        let mut start = end;
+        while start > 0 && end - start < 24 && text[start - 1].is_ascii_alphabetic() {
+            start -= 1;
+        }
+        if start == end || (start > 0 && is_name_byte(text[start - 1])) {
+            return false;
+        }
+        let mut label = [0u8; 64];
+        let first = &text[start..end];
+        let len = first.len() + 1 + name.len();
+        if len > label.len() {
+            return false;
+        }
+        label[..first.len()].copy_from_slice(first);
+        label[first.len()] = b' ';
+        label[first.len() + 1..len].copy_from_slice(name.as_bytes());
+        std::str::from_utf8(&label[..len]).is_ok_and(|l| self.keys.is_sensitive(l))
     }
 
     fn is_secret_name(&self, name: &str, kind: Kind) -> bool {
@@ -234,6 +275,11 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
         quoted = true;
         if text.get(p) == Some(&b']') {
             p += 1; // `os.environ["API_KEY"] = …`, `ENV['DB_PASSWORD'] = …`
+        }
+    } else {
+        // Markdown emphasis around a label: `**Password**: …`, `__Token:__ …`.
+        while matches!(text.get(p), Some(b'*' | b'_')) && p - at < 2 {
+            p += 1;
         }
     }
     // A quoted name is JSON-like, where line breaks around `:` are mere layout.
@@ -302,10 +348,23 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
             });
         }
     }
-    Some(Delimiter {
-        value_at: skip_blank(text, p),
-        kind,
-    })
+    let mut value_at = skip_blank(text, p);
+    if kind == Kind::Colon {
+        // `**Password:** hunter2`: the closing emphasis is not the value.
+        let stars = text[value_at..]
+            .iter()
+            .take(2)
+            .take_while(|b| matches!(b, b'*' | b'_'))
+            .count();
+        if stars > 0
+            && text
+                .get(value_at + stars)
+                .is_some_and(|b| *b == b' ' || *b == b'\t')
+        {
+            value_at = skip_blank(text, value_at + stars);
+        }
+    }
+    Some(Delimiter { value_at, kind })
 }
 
 /// The value at `at`: quoted (to its closing quote on the same line) or a bare word.

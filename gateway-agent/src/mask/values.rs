@@ -204,7 +204,8 @@ fn is_code(v: &[u8]) -> bool {
             Some(b' ') if matches!(v.get(at + 1), Some(b'(')) => return true,
             // `a.b.c` is code when no segment has a digit (`req.headers.authorization`);
             // random tokens with dots (`q9_1fJ.CVBo…`) have digits.
-            None | Some(b';') => {
+            // `;` ends a statement; `!`/`?` are TypeScript's non-null/optional marks.
+            None | Some(b';' | b'!' | b'?' | b',') => {
                 let wordy = !v[..at].iter().any(u8::is_ascii_digit);
                 return (segments >= 3 && wordy) || (segments >= 2 && code_root(v));
             }

@@ -38,6 +38,14 @@ fn assignments_mask_the_value_only_and_never_past_its_line_or_quote() {
             "- name: DB_PASSWORD\n  value: [MASKED:password_assignment]\n- name: DB_HOST\n  value: db",
         ),
         (
+            "- **Password:** Zq8!rT5#kW",
+            "- **Password:** [MASKED:password_assignment]",
+        ),
+        (
+            "**API key**: Zq8rT5kW2xYv",
+            "**API key**: [MASKED:password_assignment]",
+        ),
+        (
             "\"api_keys\": [\"k-0123456789\", \"k-9876543210\"]",
             "\"api_keys\": [\"[MASKED:password_assignment]\", \"[MASKED:password_assignment]\"]",
         ),
@@ -58,6 +66,9 @@ fn values_that_are_not_secrets_are_left_byte_identical() {
         "api_key=<your-api-key>",
         "password: Option<String>,",
         "max_tokens: 4096, bypass_cache=true, passenger_count: 3",
+        "apiKey: process.env.OPENAI_API_KEY!,",
+        "password = PASSWORD_ENV_VAR",
+        "const password = req.body.password;",
     ] {
         let (masked, report) = masked_text(text);
         assert_eq!(masked, text, "{report:?}");

@@ -4,7 +4,8 @@
 //! `structuredContent` — so the JSON-in-string path is exercised as much as the tree
 //! walk. Sizes: ~4 KiB (a typical call) and ~256 KiB (a large listing). "clean" holds no
 //! secret (the common case, which should run at keyword-prefilter speed); "secrets" has a
-//! handful planted by key and by pattern.
+//! handful planted by key and by pattern (tool results) or by context (log text: dotenv,
+//! YAML, a header, a command line).
 //!
 //! `cargo bench -p gateway-agent --bench mask -- --warm-up-time 1 --measurement-time 3`
 
@@ -142,12 +143,25 @@ fn tool_result(target: usize, secrets: bool) -> Value {
     })
 }
 
-/// Log-like free text of about `target` bytes, no secret.
-fn clean_text(target: usize) -> String {
+/// Log-like free text of about `target` bytes; with `secrets`, one line in twenty is a
+/// credential as tools print them (dotenv, YAML, a header, a command line).
+fn log_text(target: usize, secrets: bool) -> String {
+    const PLANTED: &[&str] = &[
+        "DB_PASSWORD=FAKEpassw0rd&x#1",
+        "  smtp_pass: FAKEsmtp-pass-99",
+        "X-Api-Key: FAKEfake0123456789EXAMPLEexample",
+        "mysql -h db -u root -p'FAKEpassw0rd' app",
+    ];
     let mut filler = Filler(7);
     let mut text = String::with_capacity(target + 256);
     let mut line = 0;
     while text.len() < target {
+        if secrets && line % 20 == 19 {
+            text.push_str(PLANTED[line / 20 % PLANTED.len()]);
+            text.push('\n');
+            line += 1;
+            continue;
+        }
         text.push_str(&format!(
             "2024-05-01T12:{:02}:{:02}Z INFO req={} {}\n",
             line / 60 % 60,
@@ -208,12 +222,15 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("mask_text");
     for (label, target) in sizes {
-        let text = clean_text(target);
-        assert_eq!(masker.mask_text(&text).1.masked, 0);
-        group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_function(format!("clean/{label}"), |b| {
-            b.iter(|| black_box(masker.mask_text(black_box(&text))))
-        });
+        for (kind, secrets) in [("clean", false), ("secrets", true)] {
+            let text = log_text(target, secrets);
+            let found = masker.mask_text(&text).1.masked;
+            assert_eq!(found > 0, secrets, "{kind}/{label}: {found} masked");
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_function(format!("{kind}/{label}"), |b| {
+                b.iter(|| black_box(masker.mask_text(black_box(&text))))
+            });
+        }
     }
     group.finish();
 }

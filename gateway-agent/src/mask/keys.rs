@@ -1,13 +1,19 @@
-//! Which JSON keys hold secrets, whatever their spelling.
+//! Which names hold secrets, whatever their spelling: JSON keys, and the names of
+//! assignments in text (`DB_PASS=…`, `--client-secret …`, `<password>…`).
 //!
-//! A key is normalised to lowercase ASCII letters and digits (`apiKey`, `API_KEY`,
-//! `api-key` and `Api Key` all become `apikey`) and is secret when the normalised form
+//! A key is split into words at separators and camelCase humps (`adminPwd` → admin pwd,
+//! `APIKey` → api key), trailing words that still name the secret itself are dropped
+//! ([`SAME_THING`]: `password_hash`, `client-key-data`), and the rest, lowercased and
+//! joined (`apiKey`, `API_KEY`, `api-key` and `Api Key` all become `apikey`), is secret
+//! when it
 //!
 //! - equals a name in [`EXACT`] (or one the operator configured), or
 //! - ends with a suffix in [`SUFFIXES`] (`db_password`, `githubToken`,
-//!   `aws_secret_access_key`), unless it is one of the few [`NOT_SECRET`] names that end
-//!   like a secret but are protocol state a client needs back (`nextPageToken`, MCP's
-//!   `progressToken`).
+//!   `aws_secret_access_key`), unless it ends like one of the few [`NOT_SECRET`] names
+//!   that are protocol state a client needs back (`nextPageToken`, MCP's
+//!   `progressToken`), or
+//! - its last word is a short password word ([`SHORT_WORDS`]: `smtp_pass`, `DB_PASS`,
+//!   `adminPwd`) — as a word, so `bypass`, `compass` and `passenger` stay.
 //!
 //! Suffixes, not prefixes or substrings: the word that names a secret comes last in
 //! English compound keys, while a leading one names something *about* the secret
@@ -43,6 +49,8 @@ const EXACT: &[&str] = &[
     "sessionkey",
     "connectionstring",
     "connstr",
+    // docker `config.json` `auths.*.auth` (base64 `user:password`), `requests`' `auth`.
+    "auth",
     "dsn",
     "credential",
     "credentials",
@@ -54,11 +62,13 @@ const EXACT: &[&str] = &[
 /// Normalised endings that make a key secret.
 const SUFFIXES: &[&str] = &[
     "password",
+    "passwords",
     "passwd",
     "passphrase",
     "secret",
     "token",
     "apikey",
+    "apikeys",
     "accesskey",
     "secretkey",
     "privatekey",
@@ -68,24 +78,80 @@ const SUFFIXES: &[&str] = &[
     "credential",
     "credentials",
     "cookie",
+    // `X_KEY` names whose first word says the key is a credential.
+    "appkey",
+    "authkey",
+    "clientkey",
+    "accountkey",
+    "masterkey",
+    "serverkey",
+    "licensekey",
+    "sharedkey",
+    "subscriptionkey",
+    "accesstokens",
+    "apitokens",
+    "authtokens",
+    "refreshtokens",
+    "basicauth",
+    "httpauth",
+    "proxyauth",
+    // MySQL's `mysql.user` password hash column.
+    "authenticationstring",
+    // Java keytool's `-storepass`, `-srcstorepass`, `-keypass`.
+    "storepass",
+    "keypass",
 ];
 
-/// End like a secret, but are pagination cursors or protocol state: masking them breaks
-/// the client (it cannot fetch the next page or match progress notifications) and hides
-/// nothing an attacker could use.
+/// Last words that name a password on their own but are too short to be an ending:
+/// `smtp_pass`, `adminPwd`, `DB_PASS` — yet `bypass`, `compass`, `passenger` are single
+/// words and stay.
+const SHORT_WORDS: &[&str] = &["pass", "pwd", "pw", "passwd", "pword"];
+
+/// Trailing words that still name the secret itself (`password_hash`, `secret_value`,
+/// kubeconfig's `client-key-data`, Rails' `secret_key_base`): dropped before matching.
+/// Any other trailing word names something *about* it (`password_policy`,
+/// `token_count`, `secret_name`) and makes the key not secret.
+const SAME_THING: &[&str] = &[
+    "value",
+    "hash",
+    "digest",
+    "b64",
+    "base64",
+    "base",
+    "hex",
+    "enc",
+    "encrypted",
+    "plain",
+    "plaintext",
+    "raw",
+    "data",
+    "bytes",
+];
+
+/// End like a secret, but are pagination cursors, protocol state or counts: masking them
+/// breaks the client (it cannot fetch the next page or match progress notifications) and
+/// hides nothing an attacker could use. Matched as endings of the normalised key.
 const NOT_SECRET: &[&str] = &[
     "pagetoken",
     "nextpagetoken",
     "prevpagetoken",
     "previouspagetoken",
+    "paginationtoken",
     "continuationtoken",
+    "cancellationtoken",
+    "idempotencytoken",
     "nexttoken",
     "synctoken",
     "resumetoken",
     "progresstoken",
     "maxtoken",
+    "mintoken",
+    "numtoken",
     "tokentype",
 ];
+
+/// Words a key is split into (at separators and camelCase humps), at most this many.
+const MAX_WORDS: usize = 16;
 
 /// Longest normalised key checked without allocating; longer keys are rare and take a
 /// slower path.
@@ -93,9 +159,9 @@ const INLINE: usize = 64;
 
 pub struct SensitiveKeys {
     extra: Vec<String>,
-    /// The last three characters of every name and suffix: a key ending otherwise
-    /// (`type`, `text`, `id`, `url` — nearly all keys) is rejected after one lookup in
-    /// this short list instead of ~60 comparisons.
+    /// The last three characters of every built-in name and suffix: a key ending
+    /// otherwise (`type`, `text`, `id`, `url` — nearly all keys) is rejected after one
+    /// lookup in this short list instead of ~70 comparisons.
     endings: Vec<[u8; 3]>,
 }
 
@@ -115,9 +181,7 @@ impl SensitiveKeys {
         let mut endings: Vec<[u8; 3]> = EXACT
             .iter()
             .chain(SUFFIXES)
-            .map(|name| name.as_bytes())
-            .chain(normalised.iter().map(String::as_bytes))
-            .filter_map(ending)
+            .filter_map(|name| name.as_bytes().last_chunk().copied())
             .collect();
         endings.sort_unstable();
         endings.dedup();
@@ -129,35 +193,151 @@ impl SensitiveKeys {
 
     /// Called for every key of every object, so the common case does not allocate.
     pub fn is_sensitive(&self, key: &str) -> bool {
-        let mut buf = [0u8; INLINE];
-        let mut len = 0;
-        for b in key.bytes().filter(u8::is_ascii_alphanumeric) {
-            if len == INLINE {
-                return self.matches(normalise(key).as_bytes());
-            }
-            buf[len] = b.to_ascii_lowercase();
-            len += 1;
-        }
-        self.matches(&buf[..len])
-    }
-
-    fn matches(&self, key: &[u8]) -> bool {
-        // Names shorter than three characters (only an operator's) have no ending.
-        let Some(end) = ending(key) else {
-            return self.extra.iter().any(|e| e.as_bytes() == key);
+        let Some(words) = Words::split(key) else {
+            // Longer than any real key: the normalised form alone decides.
+            let norm = normalise(key);
+            return self.extra.contains(&norm)
+                || (!NOT_SECRET.iter().any(|n| norm.ends_with(n))
+                    && SUFFIXES.iter().any(|s| norm.ends_with(s)));
         };
-        let is = |name: &&str| name.as_bytes() == key;
-        if !self.endings.contains(&end) || NOT_SECRET.iter().any(is) {
+        if !self.extra.is_empty() && self.extra.iter().any(|e| e.as_bytes() == words.all()) {
+            return true;
+        }
+        let core = words.core();
+        if core.is_empty() {
             return false;
         }
-        EXACT.iter().any(is)
-            || SUFFIXES.iter().any(|s| key.ends_with(s.as_bytes()))
-            || self.extra.iter().any(|e| e.as_bytes() == key)
+        if !self.extra.is_empty() && self.extra.iter().any(|e| e.as_bytes() == core) {
+            return true;
+        }
+        if SHORT_WORDS
+            .iter()
+            .any(|w| w.as_bytes() == words.last_core_word())
+        {
+            return true;
+        }
+        let Some(end) = core.last_chunk::<3>() else {
+            return false;
+        };
+        if !self.endings.contains(end) || NOT_SECRET.iter().any(|n| core.ends_with(n.as_bytes())) {
+            return false;
+        }
+        EXACT.iter().any(|name| name.as_bytes() == core)
+            || SUFFIXES.iter().any(|s| core.ends_with(s.as_bytes()))
+    }
+
+    /// For the name of a name/value pair (`{"name": "DB_PASSWORD", "value": …}`, an
+    /// XML `<add key="DbPassword" value="…"/>`, an SSM parameter `/prod/db/password`):
+    /// the name is judged like a key; for a path, by its last segment.
+    pub fn is_sensitive_name_value(&self, name: &str) -> bool {
+        let name = name.trim().trim_end_matches('/');
+        let last = name.rsplit(['/', ':']).next().unwrap_or(name);
+        self.is_sensitive(last)
     }
 }
 
-fn ending(name: &[u8]) -> Option<[u8; 3]> {
-    name.last_chunk().copied()
+/// A key's words, lowercased and concatenated, with where each word ends.
+struct Words {
+    buf: [u8; INLINE],
+    len: usize,
+    ends: [u8; MAX_WORDS],
+    count: usize,
+    /// Words left after dropping trailing [`SAME_THING`] and all-digit words.
+    kept: usize,
+}
+
+impl Words {
+    /// `None` when the key is longer than [`INLINE`] letters or [`MAX_WORDS`] words.
+    fn split(key: &str) -> Option<Self> {
+        let mut words = Words {
+            buf: [0; INLINE],
+            len: 0,
+            ends: [0; MAX_WORDS],
+            count: 0,
+            kept: 0,
+        };
+        let bytes = key.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            if !b.is_ascii_alphanumeric() {
+                words.close()?;
+                continue;
+            }
+            let prev = i.checked_sub(1).map(|p| bytes[p]);
+            let next = bytes.get(i + 1).copied();
+            // A hump: `adminPwd` (lower→Upper) or `APIKey` (the K of UPPER→Upper lower).
+            let hump = b.is_ascii_uppercase()
+                && prev.is_some_and(|p| {
+                    p.is_ascii_lowercase()
+                        || p.is_ascii_digit()
+                        || (p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                });
+            if hump {
+                words.close()?;
+            }
+            if words.len == INLINE {
+                return None;
+            }
+            words.buf[words.len] = b.to_ascii_lowercase();
+            words.len += 1;
+        }
+        words.close()?;
+        words.kept = words.count;
+        while words.kept > 1 {
+            let last = words.word(words.kept - 1);
+            if last.iter().all(u8::is_ascii_digit)
+                || SAME_THING.iter().any(|s| s.as_bytes() == last)
+            {
+                words.kept -= 1;
+            } else {
+                break;
+            }
+        }
+        Some(words)
+    }
+
+    /// Ends the current word, if one is open.
+    fn close(&mut self) -> Option<()> {
+        let start = self
+            .count
+            .checked_sub(1)
+            .map_or(0, |i| usize::from(self.ends[i]));
+        if self.len > start {
+            if self.count == MAX_WORDS {
+                return None;
+            }
+            self.ends[self.count] = u8::try_from(self.len).ok()?;
+            self.count += 1;
+        }
+        Some(())
+    }
+
+    fn word(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |p| usize::from(self.ends[p]));
+        &self.buf[start..usize::from(self.ends[i])]
+    }
+
+    /// Every letter and digit: the classic normalised form.
+    fn all(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The normalised form without trailing same-thing words.
+    fn core(&self) -> &[u8] {
+        match self.kept {
+            0 => &[],
+            n => &self.buf[..usize::from(self.ends[n - 1])],
+        }
+    }
+
+    /// The last kept word without trailing digits (`pass2` → `pass`).
+    fn last_core_word(&self) -> &[u8] {
+        if self.kept == 0 {
+            return &[];
+        }
+        let word = self.word(self.kept - 1);
+        let digits = word.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        &word[..word.len() - digits]
+    }
 }
 
 /// Lowercase ASCII letters and digits only.

@@ -24,11 +24,14 @@
 //! present; only the rules those keywords point to run their byte regexes. A string
 //! without a keyword is left as it is and nothing is allocated for it.
 
+mod assign;
+mod decode;
 mod json;
 mod keys;
 mod rules;
 mod scan;
-mod values;
+mod table;
+pub mod values;
 
 use std::{borrow::Cow, collections::BTreeMap};
 

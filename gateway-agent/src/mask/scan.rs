@@ -4,6 +4,11 @@
 //! regex runs and nothing is allocated. A keyword that is a common word (`token` in
 //! "max_tokens") costs one anchored regex attempt right after it, which fails within a
 //! byte or two, still without allocating.
+//!
+//! The same pass feeds three detectors that are code rather than regexes: assignments to
+//! sensitive names ([`super::assign`]), table columns under a sensitive header
+//! ([`super::table`]) and encoded secrets ([`super::decode`], whose keywords are the
+//! encoded spellings of trigger words). Each looks only at its keyword's surroundings.
 
 use std::{borrow::Cow, cmp::Reverse};
 
@@ -11,9 +16,33 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::{
-    MaskError, MaskReport, is_placeholder,
+    MaskError, MaskReport,
+    assign::{self, Assignments},
+    decode::{self, Encoding},
+    is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
+    table, values,
 };
+
+/// Rule name of a value assigned to a sensitive name (`DB_PASS=…`, `"token": "…"`).
+pub const ASSIGNMENT_RULE: &str = "password_assignment";
+/// Rule name of a value in a table column whose header names a secret.
+pub const COLUMN_RULE: &str = "secret_column";
+/// Rule name of a base64 or hex run that decodes to a secret.
+pub const ENCODED_RULE: &str = "encoded_secret";
+
+/// Among identical spans, vendor and structural rules name them before these.
+const ASSIGNMENT_RANK: usize = usize::MAX - 3;
+const COLUMN_RANK: usize = usize::MAX - 2;
+const ENCODED_RANK: usize = usize::MAX - 1;
+
+/// What a prefilter keyword belongs to.
+#[derive(Clone, Copy)]
+enum Target {
+    Rule(usize),
+    Assignment,
+    Encoded(Encoding),
+}
 
 /// Rules fit in a fixed bit set so that the per-string candidate set lives on the stack.
 const MAX_RULES: usize = 256;
@@ -48,10 +77,11 @@ struct Compiled {
 
 pub struct Scanner {
     prefilter: AhoCorasick,
-    /// For each prefilter pattern, the rule it belongs to.
-    keyword_rule: Vec<usize>,
+    /// For each prefilter pattern, what it belongs to.
+    targets: Vec<Target>,
     rules: Vec<Compiled>,
     entropy: Option<Compiled>,
+    assignments: Assignments,
 }
 
 impl Scanner {
@@ -63,9 +93,20 @@ impl Scanner {
         if rules.len() > MAX_RULES {
             return Err(MaskError::TooManyRules(rules.len()));
         }
-        let (keywords, keyword_rule): (Vec<&str>, Vec<usize>) = rules::all()
+        let encoded = decode::keywords();
+        let (keywords, targets): (Vec<&str>, Vec<Target>) = rules::all()
             .enumerate()
-            .flat_map(|(index, rule)| rule.keywords.iter().map(move |kw| (*kw, index)))
+            .flat_map(|(index, rule)| {
+                rule.keywords
+                    .iter()
+                    .map(move |kw| (*kw, Target::Rule(index)))
+            })
+            .chain(assign::KEYWORDS.iter().map(|kw| (*kw, Target::Assignment)))
+            .chain(
+                encoded
+                    .iter()
+                    .map(|(kw, encoding)| (kw.as_str(), Target::Encoded(*encoding))),
+            )
             .unzip();
         // A DFA: some hundreds of KiB built once; the fastest of the automata on the hot
         // path (≈2.5× the contiguous NFA on English text here). Overlapping, because
@@ -77,8 +118,9 @@ impl Scanner {
             .build(&keywords)?;
         Ok(Self {
             prefilter,
-            keyword_rule,
+            targets,
             rules,
+            assignments: Assignments::new(),
             entropy: entropy
                 .then(|| compile(usize::MAX, &ENTROPY_RULE))
                 .transpose()?,
@@ -91,39 +133,129 @@ impl Scanner {
 
     /// Replaces every secret the rules (and the entropy rule, when on) find in `text`.
     pub fn mask<'a>(&self, text: &'a str, report: &mut MaskReport) -> Cow<'a, str> {
+        let mut spans: Vec<Span> = Vec::new();
+        self.find(text, 0, &mut spans);
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(replace(text, spans, report))
+    }
+
+    /// Collects the spans to mask in `text`; `depth` counts decodings already undone.
+    fn find(&self, text: &str, depth: usize, spans: &mut Vec<Span>) {
         let bytes = text.as_bytes();
         let mut candidates = Candidates::default();
+        // End of the last name / encoded run looked at: keywords inside it add nothing.
+        let mut named_to = 0;
+        let mut decoded_to = 0;
         for found in self.prefilter.find_overlapping_iter(bytes) {
-            let index = self.keyword_rule[found.pattern().as_usize()];
-            let rule = &self.rules[index];
-            match rule.anchor {
-                Anchor::Search => candidates.set(index),
-                Anchor::AfterKeyword => {
-                    if !candidates.has(index) && rule.regex.is_match(&bytes[found.end()..]) {
-                        candidates.set(index);
-                        candidates.anchored = true;
+            match self.targets[found.pattern().as_usize()] {
+                Target::Rule(index) => {
+                    let rule = &self.rules[index];
+                    match rule.anchor {
+                        Anchor::Search => candidates.set(index),
+                        Anchor::AfterKeyword => {
+                            if !candidates.has(index) && rule.regex.is_match(&bytes[found.end()..])
+                            {
+                                candidates.set(index);
+                                candidates.anchored = true;
+                            }
+                        }
+                    }
+                }
+                Target::Assignment if found.start() >= named_to => {
+                    let (name_end, values) = self.assignments.at(bytes, found.start(), found.end());
+                    named_to = name_end;
+                    for value in values {
+                        spans.push(Span::named(
+                            text,
+                            value.start,
+                            value.end,
+                            ASSIGNMENT_RANK,
+                            ASSIGNMENT_RULE,
+                        ));
+                    }
+                    table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
+                        spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
+                    });
+                }
+                Target::Assignment => {}
+                Target::Encoded(encoding) => {
+                    if depth < decode::MAX_DEPTH
+                        && found.start() >= decoded_to
+                        && let Some((start, end)) =
+                            decode::run(bytes, found.start(), found.end(), encoding)
+                    {
+                        decoded_to = end;
+                        if let Some(decoded) = decode::decode(&bytes[start..end], encoding) {
+                            let mut inner = Vec::new();
+                            self.find(&decoded, depth + 1, &mut inner);
+                            if !inner.is_empty() {
+                                spans.push(Span::named(
+                                    text,
+                                    start,
+                                    end,
+                                    ENCODED_RANK,
+                                    ENCODED_RULE,
+                                ));
+                            }
+                        }
                     }
                 }
             }
         }
-        if !candidates.any && self.entropy.is_none() {
-            return Cow::Borrowed(text);
+        if depth < decode::MAX_DEPTH && bytes.contains(&b'%') {
+            for (start, _, decoded, map) in decode::percent_runs(text) {
+                let mut inner = Vec::new();
+                self.find(&decoded, depth + 1, &mut inner);
+                for span in inner {
+                    spans.push(Span::named(
+                        text,
+                        start + map[span.start],
+                        start + map[span.end],
+                        span.rank,
+                        span.rule,
+                    ));
+                }
+            }
         }
-        let mut spans: Vec<Span> = Vec::new();
+        // JSON-escaped text (`output: "DB_PASS=…\nTOKEN=…"`): lines and quotes are
+        // escapes, so names and values are read again unescaped.
+        if depth < decode::MAX_DEPTH
+            && bytes.contains(&b'\\')
+            && let Some((decoded, map)) = decode::unescape(text)
+        {
+            let mut inner = Vec::new();
+            self.find(&decoded, depth + 1, &mut inner);
+            for span in inner {
+                spans.push(Span::named(
+                    text,
+                    map[span.start],
+                    map[span.end],
+                    span.rank,
+                    span.rule,
+                ));
+            }
+        }
+        if !candidates.any && self.entropy.is_none() {
+            return;
+        }
         for (index, rule) in self.rules.iter().enumerate() {
             // `is_match` first: it needs no capture slots, so a keyword without a secret
             // (the word "aws" in prose) still allocates nothing.
             if rule.anchor == Anchor::Search && candidates.has(index) && rule.regex.is_match(bytes)
             {
-                collect(rule, text, 0, &mut spans);
+                collect(rule, text, 0, spans);
             }
         }
         if candidates.anchored {
             for found in self.prefilter.find_overlapping_iter(bytes) {
-                let index = self.keyword_rule[found.pattern().as_usize()];
+                let Target::Rule(index) = self.targets[found.pattern().as_usize()] else {
+                    continue;
+                };
                 let rule = &self.rules[index];
                 if rule.anchor == Anchor::AfterKeyword && candidates.has(index) {
-                    collect(rule, text, found.end(), &mut spans);
+                    collect(rule, text, found.end(), spans);
                 }
             }
         }
@@ -134,10 +266,6 @@ impl Scanner {
                 }
             }
         }
-        if spans.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        Cow::Owned(replace(text, spans, report))
     }
 }
 
@@ -167,18 +295,28 @@ struct Span {
 impl Span {
     /// Byte regexes can stop inside a multi-byte character (a length cap reached
     /// mid-character): widen to whole characters, masking a little more, never less.
-    fn new(text: &str, mut start: usize, mut end: usize, rule: &Compiled) -> Self {
+    fn new(text: &str, start: usize, end: usize, rule: &Compiled) -> Self {
+        Self::named(text, start, end, rule.rank, rule.name)
+    }
+
+    fn named(
+        text: &str,
+        mut start: usize,
+        mut end: usize,
+        rank: usize,
+        rule: &'static str,
+    ) -> Self {
         while !text.is_char_boundary(start) {
             start -= 1;
         }
-        while !text.is_char_boundary(end) {
+        while end < text.len() && !text.is_char_boundary(end) {
             end += 1;
         }
         Self {
             start,
-            end,
-            rank: rule.rank,
-            rule: rule.name,
+            end: end.min(text.len()),
+            rank,
+            rule,
         }
     }
 }
@@ -188,10 +326,18 @@ impl Span {
 /// `from`: where an anchored rule starts (just after its keyword); 0 for a search.
 fn collect(rule: &Compiled, text: &str, from: usize, spans: &mut Vec<Span>) {
     for caps in rule.regex.captures_iter(&text.as_bytes()[from..]) {
-        let Some(span) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
+        let group = caps.iter().skip(1).flatten().next();
+        let Some(span) = group.or_else(|| caps.get(0)) else {
             continue;
         };
         if span.is_empty() || is_placeholder(span.as_bytes()) {
+            continue;
+        }
+        // A captured value in its context (`Password="…"`, `?token=…`) may be code or
+        // a reference rather than a secret (`"$(cat /run/secrets/db)"`).
+        if group.is_some()
+            && std::str::from_utf8(span.as_bytes()).is_ok_and(values::is_not_a_secret)
+        {
             continue;
         }
         spans.push(Span::new(

@@ -46,6 +46,9 @@ enum Place {
 const VALUE_KEYS: [&str; 4] = ["value", "parametervalue", "outputvalue", "secretvalue"];
 /// Keys of a Kubernetes Secret's fields that hold its values.
 const SECRET_DATA_KEYS: [&str; 2] = ["data", "stringdata"];
+/// Private members of a JSON Web Key (RFC 7518 §6.2.2, §6.3.2, §6.4): a JWK with a
+/// `kty` is a key, and these hold its secret part (a public JWK has none of them).
+const JWK_PRIVATE_KEYS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 /// Keys of the field that names it.
 const NAME_KEYS: [&str; 6] = [
     "name",
@@ -203,7 +206,7 @@ impl Walker<'_> {
     }
 
     /// The (normalised) keys of an object's fields that hold a secret because another
-    /// field says so: a name/value pair naming a secret, or a Kubernetes Secret.
+    /// field says so: a name/value pair naming a secret, a Kubernetes Secret, a JWK.
     fn secret_fields(&self, doc: &Doc<'_>, object: NodeId) -> &'static [&'static str] {
         let mut named = false;
         let mut has_value = false;
@@ -221,6 +224,8 @@ impl Walker<'_> {
             } else if key.is("sensitive") {
                 // Terraform outputs.
                 named |= doc.kind(child) == Kind::Bool(true);
+            } else if key.is("kty") {
+                return &JWK_PRIVATE_KEYS;
             } else if key.is("kind") {
                 // A Kubernetes Secret: everything under `data`/`stringData` is secret.
                 if text().is_some_and(|k| k == "Secret") {

@@ -11,10 +11,13 @@ use super::{Rule, after, rule};
 
 pub const RULES: &[Rule] = &[
     // Header and payload are base64url JSON objects, so both segments start with `eyJ`.
+    // A JWT wrapped over lines (a terminal, `fold`, a JSON-escaped `\n`) is followed
+    // across a break between runs of 8+ base64url characters; its two dots keep prose
+    // out of the header and payload.
     rule!(
         "jwt",
         ["eyJ"],
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
+        r"\beyJ(?:[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:\r?\n|\\n)?[ \t]*eyJ(?:[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)[ \t]*)*[A-Za-z0-9_\-]{8,}(?:\r?\n|\\n)?[ \t]*\.(?:[A-Za-z0-9_\-]{8,}(?:(?:\r?\n|\\n)[ \t]*[A-Za-z0-9_\-]{8,})+|[A-Za-z0-9_\-]*)"
     ),
     // The whole block, BEGIN to END (RSA, EC, DSA, OPENSSH, ENCRYPTED, PGP … BLOCK, or
     // plain PKCS#8). A block cut off before its END line is masked to the end of its
@@ -77,47 +80,112 @@ pub const RULES: &[Rule] = &[
         ["password", "pwd"],
         r#"^\s*=\s*(?:"([^"\r\n]+)"|'([^'\r\n]+)'|([^\s;"'\[][^;\r\n"']*?)\s*;)"#
     ),
+    // Every common scheme. Schemes with parameters (`Digest username=…, response=…`,
+    // `AWS4-HMAC-SHA256 Credential=…, Signature=…`) are masked to the end of the value;
+    // a bare credential (`Authorization: ghp_…`, FCM's `key=…`) without a scheme too.
     after!(
         "authorization_header",
         ["authorization"],
-        r#"(?i)^["']?\s*[:=]\s*["']?(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|sso-key)\s+([^\s"'\[][^\s"']{7,})"#
+        r#"(?i)^["']?(?:[ \t]*[:=][ \t]*["']?|[ \t]+["'])(?:(?:bearer|basic|token|bot|negotiate|ntlm|dpop|apikey|api-key|sso-key|ssws|splunk|geniekey|zoho-oauthtoken|klaviyo-api-key|jwt|pat|key)[ \t]+([^\s"'\[][^\s"']{5,})|(?:digest|oauth|hawk|aws4-hmac-sha256|signature|vapid|mac)[ \t]+([^\s"'\[][^'\r\n]{5,})|([A-Za-z0-9._~+/\-]{20,}=*))"#
     ),
     after!(
         "bearer_token",
         ["bearer"],
         r"^\s+([A-Za-z0-9._~+/\-]{20,}=*)"
     ),
+    // Okta's API token scheme, wherever the header is written.
+    after!("bearer_token", ["ssws"], r"^[ \t]+([A-Za-z0-9_\-]{20,})"),
     // A raw HTTP exchange in a tool's output: session cookies are credentials.
     rule!(
         "cookie_header",
         ["cookie"],
-        r"(?im)^[ \t]*(?:set-)?cookie[ \t]*:[ \t]*([^\s\[][^\r\n]{7,})"
+        r#"(?im)(?:^|["'])[ \t]*(?:set-)?cookie[ \t]*:[ \t]*([^\s\[][^\r\n"']{7,})"#
     ),
-    // `password: hunter2`, `"api_key": "…"`, `export GITHUB_TOKEN=…` in free text: the
-    // label is any keyword (so `GITHUB_TOKEN` is caught through `token`). An unquoted
-    // value must be 6+ characters so prose like "the secret: true" survives.
+    // Command lines whose password flag is short or glued (`mysql -p'…'`, `-psecret`);
+    // long flags (`--password …`) are assignments (see `assign.rs`).
     after!(
-        "password_assignment",
-        [
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "secret",
-            "token",
-            "api_key",
-            "apikey",
-            "api-key",
-            "access_key",
-            "access-key",
-            "accesskey",
-            "secret_key",
-            "secret-key",
-            "secretkey",
-            "private_key",
-            "private-key",
-            "privatekey",
-        ],
-        r#"^["']?\s*[:=]\s*(?:"([^"\r\n]+)"|'([^'\r\n]+)'|([^\s"',;&<>\[][^\s"',;&<>]{5,}))"#
+        "cli_password",
+        ["mysql", "mariadb", "mysqldump", "mysqladmin"],
+        r#"^[a-z]*[ \t](?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["sshpass", "docker login", "az login", "mongosh", "mongo "],
+        r#"^[^\n|;&]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["redis-cli"],
+        r#"^[^\n|;&]*?[ \t]-a[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["sqlcmd"],
+        r#"^[^\n|;&]*?[ \t]-P[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["ldapsearch", "ldapmodify", "ldapadd", "ldapwhoami"],
+        r#"^[^\n|;&]*?[ \t]-w[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    // `curl -u user:password`, `--user`, `--proxy-user`; wget's `--http-password` is an
+    // assignment.
+    after!(
+        "cli_password",
+        ["curl"],
+        r#"^[ \t](?:[^\n|;&]*?[ \t])?(?:-u|-U|--user|--proxy-user)(?:[ \t]+|=)['"]?[^\s:'"]*:([^\s'"\[][^\s'"]*)"#
+    ),
+    // OpenSSL's `-passin pass:…` / `-passout pass:…`.
+    after!(
+        "cli_password",
+        ["-passin", "-passout", "-pass "],
+        r#"^[ \t]*pass:([^\s'"\[][^\s'"]*)"#
+    ),
+    // `smbclient -U user%password`.
+    after!(
+        "cli_password",
+        ["smbclient"],
+        r#"^[^\n|;&]*?[ \t]-U[ \t]*['"]?[^\s%'"]+%([^\s'"\[][^\s'"]*)"#
+    ),
+    // Config formats that separate the password by a space: `.netrc` and Redis.
+    rule!(
+        "netrc_password",
+        ["machine"],
+        r"\bmachine[ \t]+\S+(?:[ \t]+login[ \t]+\S+)?[ \t]+password[ \t]+([^\s\[]\S*)"
+    ),
+    after!(
+        "directive_password",
+        ["requirepass", "masterauth", "insecure-password"],
+        r#"^[ \t]+(?:"([^"\r\n]+)"|([^\s"\[]\S*))"#
+    ),
+    // `redis-cli CONFIG GET requirepass` answers on the next line.
+    after!(
+        "directive_password",
+        ["\"requirepass\"", "\"masterauth\""],
+        r#"^\r?\n2\) "([^"\r\n]+)""#
+    ),
+    // A password piped into `sudo -S`.
+    rule!(
+        "cli_password",
+        ["sudo -S"],
+        r#"\becho[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*sudo[ \t]+(?:-[A-Za-z]+[ \t]+)*-S\b"#
+    ),
+    // The private parts of a JSON Web Key (`d`; `k` of a symmetric key).
+    after!(
+        "jwk_private_key",
+        ["\"d\"", "\"k\""],
+        r#"^[ \t]*:[ \t]*"([A-Za-z0-9_\-]{40,})""#
+    ),
+    // Password hashes (`/etc/shadow`, database dumps): crackable offline, so not released.
+    rule!(
+        "password_hash",
+        ["$6$", "$5$", "$y$", "$2a$", "$2b$", "$2y$", "$argon2"],
+        r"\$(?:6|5|y|2[aby]|argon2(?:id|i|d)\$v=[0-9]+)\$[./A-Za-z0-9$=,]{20,}"
+    ),
+    // Oracle's thin JDBC URL carries `user/password@host`.
+    rule!(
+        "jdbc_password",
+        ["thin:"],
+        r#"(?i)jdbc:oracle:thin:[A-Za-z0-9_$#"]+/([^@\s/"'\[][^@\s/"']*)@"#
     ),
 ];

@@ -18,9 +18,12 @@ pub const RULES: &[Rule] = &[
             "aws",
             "secretaccesskey",
             "secret_access_key",
-            "secret-access-key"
+            "secret-access-key",
+            "secret access key",
+            "AKIA",
+            "ASIA"
         ],
-        r#"(?i)(?:aws.{0,24}?(?:secret|private)|secret[_\-]?access[_\-]?key).{0,24}?[=:"'\s]{1,6}([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"#
+        r#"(?i)(?:(?:aws.{0,24}?(?:secret|private)|secret[_\-\s]?access[_\-\s]?key).{0,24}?[=:"'\s,]{1,6}|(?-i:\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)[^\r\n]{0,40}?[^A-Za-z0-9/+\r\n])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"#
     ),
     // STS session tokens are base64 of a protobuf whose first bytes are fixed.
     rule!(
@@ -118,6 +121,12 @@ pub const RULES: &[Rule] = &[
         "fly_io_token",
         ["FlyV1 fm"],
         r"\bFlyV1 fm[0-9]_[A-Za-z0-9+/=_\-]{50,}"
+    ),
+    // Firebase Cloud Messaging legacy server keys: an instance id, `:APA91b`, a tail.
+    rule!(
+        "fcm_server_key",
+        [":APA91b"],
+        r"\bAAAA[A-Za-z0-9_\-]{7}:APA91b[A-Za-z0-9_\-]{100,}"
     ),
     rule!(
         "okta_api_token",

@@ -105,8 +105,14 @@ fn values_named_by_a_sibling_field_are_masked() {
         "Parameters": [{"Name": "/prod/app/db-url", "Type": "SecureString", "Value": "sensitive-1"}],
         "outputs": {"db_pw": {"sensitive": true, "type": "string", "value": "tf-out-secret"}},
         "manifest": {"kind": "Secret", "data": {"tls.key": "LS0tLS1CRUdJTg==", "ca.crt": "Q0E="}},
-        "cfn": [{"ParameterKey": "MasterUserPassword", "ParameterValue": "cfn-pass-1"}]
+        "cfn": [{"ParameterKey": "MasterUserPassword", "ParameterValue": "cfn-pass-1"}],
+        "jwk": {"kty": "RSA", "kid": "k1", "n": "i6pKaMP4", "e": "AQAB", "d": "i8tmH5Vd", "p": "LSBu", "q": "3bzt"}
     }));
+    assert_eq!(
+        masked["jwk"],
+        json!({"kty": "RSA", "kid": "k1", "n": "i6pKaMP4", "e": "AQAB",
+            "d": KEY_PLACEHOLDER, "p": KEY_PLACEHOLDER, "q": KEY_PLACEHOLDER})
+    );
     assert_eq!(masked["env"][0]["value"], KEY_PLACEHOLDER);
     assert_eq!(masked["env"][0]["name"], "DB_PASSWORD");
     assert_eq!(masked["env"][1]["value"], "debug");

@@ -127,3 +127,68 @@ fn long_keys_take_the_slow_path_correctly() {
     assert!(keys.is_sensitive(&long));
     assert!(!keys.is_sensitive(&format!("{}_count", "token_".repeat(20))));
 }
+
+#[test]
+fn sensitive_words_inside_compound_names_match() {
+    let keys = builtin();
+    for key in [
+        "smtp_pass",
+        "adminPwd",
+        "DB_PASS",
+        "db_pw",
+        "ldapBindPw",
+        "root_pass2",
+        "Ocp-Apim-Subscription-Key",
+        "APP_KEY",
+        "SECRET_KEY_BASE",
+        "client-key-data",
+        "password_hash",
+        "secret_value",
+        "api_keys",
+        "accessTokens",
+        "fcm_server_key",
+        "AccountKey",
+        "auth",
+        "basic_auth",
+        "mysqlRootPassword",
+        "APIKey",
+    ] {
+        assert!(keys.is_sensitive(key), "{key} should be secret");
+    }
+}
+
+#[test]
+fn safe_compounds_stay() {
+    let keys = builtin();
+    for key in [
+        "passenger",
+        "passenger_count",
+        "pass_through",
+        "passport",
+        "bypass_cache",
+        "compass_heading",
+        "password_changed_at",
+        "password_reset_required",
+        "client-certificate-data",
+        "private_key_id",
+        "access_key_id",
+        "token_endpoint",
+        "authorization_endpoint",
+        "cancellationToken",
+        "author",
+        "oauth_provider",
+        "secret_ref",
+    ] {
+        assert!(!keys.is_sensitive(key), "{key} should not be secret");
+    }
+}
+
+#[test]
+fn name_value_names_are_judged_by_their_last_segment() {
+    let keys = builtin();
+    assert!(keys.is_sensitive_name_value("DB_PASSWORD"));
+    assert!(keys.is_sensitive_name_value("/prod/billing/db/password"));
+    assert!(keys.is_sensitive_name_value("DbPassword"));
+    assert!(!keys.is_sensitive_name_value("/prod/billing/db/host"));
+    assert!(!keys.is_sensitive_name_value("password/policy"));
+}

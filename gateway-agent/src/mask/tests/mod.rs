@@ -2,9 +2,12 @@ use serde_json::json;
 
 use super::*;
 
+mod context;
 mod corpus;
+mod detection;
 mod json;
 mod keys;
+mod values;
 
 fn masker() -> Masker {
     Masker::new(&MaskConfig::default()).unwrap()

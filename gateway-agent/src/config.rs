@@ -55,6 +55,8 @@ pub struct Config {
     /// The audit trail: on by default.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// Just-in-time human approval of `approve` rules; without it they refuse.
+    pub approval: Option<crate::approval::ApprovalConfig>,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -383,6 +385,11 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(approval) = &self.approval
+            && let Some((key, problem)) = approval.problems().into_iter().next()
+        {
+            return Err(invalid(key, problem));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use tokio::{net::TcpListener, signal::unix::SignalKind, sync::Semaphore};
 use tracing::{info, warn};
 
 use crate::{
+    approval::{self, Approvals},
     audit::AuditSink,
     cgroup,
     config::Config,
@@ -104,13 +105,16 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             warn!("auditing is off ([audit] enabled = false): MCP traffic is not recorded");
             None
         };
-        let pipeline = Arc::new(build_pipeline(
+        let approvals = start_approvals(&config, sink.clone())?;
+        let mut pipeline = build_pipeline(
             &config,
             path,
             Arc::clone(&servers),
             authenticator,
             sink.clone(),
-        )?);
+        )?;
+        pipeline.approvals = approvals.clone();
+        let pipeline = Arc::new(pipeline);
         let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
             .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
         info!(
@@ -159,6 +163,12 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             .await;
         info!(signal, "stopping");
         listeners.abort_all();
+        if let Some(approvals) = &approvals {
+            // Held exchanges answer "pending" now; their approvals stay in the journal.
+            approvals.stop();
+            approvals.drained(Duration::from_secs(2)).await;
+            let _ = std::fs::remove_file(&approvals.config().socket);
+        }
         // Files closed and the WAL retired: what was recorded is readable now.
         if let Some(sink) = sink {
             let closer = tokio::task::spawn_blocking(move || sink.close());
@@ -249,6 +259,27 @@ async fn discover_issuers(
     }
 }
 
+/// `[approval]`: the journal reloaded, the admin socket listening, expiry running.
+fn start_approvals(
+    config: &Config,
+    sink: Option<AuditSink>,
+) -> anyhow::Result<Option<Arc<Approvals>>> {
+    let Some(settings) = &config.approval else {
+        return Ok(None);
+    };
+    let approvals = Approvals::open(settings.clone(), &config.audit.dir, sink)?;
+    let listener = approval::admin::bind(&settings.socket, settings.socket_group.as_deref())?;
+    tokio::spawn(approval::admin::serve(Arc::clone(&approvals), listener));
+    approvals.spawn_expiry();
+    info!(
+        socket = %settings.socket.display(),
+        journal = %settings.journal_path(&config.audit.dir).display(),
+        hold_secs = settings.hold_secs,
+        "approvals ready"
+    );
+    Ok(Some(approvals))
+}
+
 /// The policy directory's files, or the shipped default policy.
 fn load_policy(config: &Config) -> anyhow::Result<PolicySet> {
     Ok(match &config.policy.dir {
@@ -289,6 +320,7 @@ fn build_pipeline(
             max_response_body: config.http.max_response_body_bytes,
             max_sse_event: config.http.max_sse_event_bytes,
         },
+        approvals: None,
     })
 }
 

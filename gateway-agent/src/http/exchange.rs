@@ -87,6 +87,8 @@ pub struct Pipeline {
     pub authenticator: Arc<std::sync::OnceLock<Arc<Authenticator>>>,
     pub recorder: Recorder,
     pub limits: HttpLimits,
+    /// The approval workflow (`[approval]`); without it `approve` rules refuse.
+    pub approvals: Option<Arc<crate::approval::Approvals>>,
 }
 
 /// What the request filter decided.
@@ -100,6 +102,8 @@ enum Inbound {
     },
     /// Answer the client ourselves.
     Respond(Response<ProxyBody>, Vec<AuditRecord>),
+    /// One request an `approve` rule matched: hold it for a decision (`approval::hold`).
+    Hold(Box<crate::approval::Call>, Vec<AuditRecord>),
 }
 
 impl Pipeline {
@@ -187,6 +191,27 @@ impl Pipeline {
                                     return audit_unavailable(&err, "request not forwarded");
                                 }
                                 return response;
+                            }
+                            Inbound::Hold(call, request_rows) => {
+                                // Until answered: a stopping agent waits for held exchanges.
+                                let _holding = self.approvals.as_ref().map(|a| a.holding());
+                                if let Err(err) = self.recorder.commit(request_rows).await {
+                                    return audit_unavailable(&err, "request not forwarded");
+                                }
+                                let body = call.message.clone();
+                                match self.hold(*call).await {
+                                    crate::approval::Held::Release => {
+                                        (jsonrpc::method(&body).map(str::to_owned), true)
+                                    }
+                                    crate::approval::Held::Answer(answer) => {
+                                        let (response, answer_rows) =
+                                            self.answer(&parts.uri, &scope, &rows, &answer, &body);
+                                        if let Err(err) = self.recorder.commit(answer_rows).await {
+                                            return audit_unavailable(&err, "request not forwarded");
+                                        }
+                                        return response;
+                                    }
+                                }
                             }
                         }
                     };
@@ -352,6 +377,7 @@ impl Pipeline {
         let mut refusals = Vec::new();
         let mut verdicts = Vec::with_capacity(messages.len());
         let mut masked = false;
+        let mut approve = None;
         for message in &messages {
             if jsonrpc::kind(message) != Kind::Request {
                 verdicts.push(Verdict {
@@ -391,14 +417,18 @@ impl Pipeline {
                     },
                     Some((rule, reason)),
                 ),
-                // The approval workflow is a later stage; until then approval means no.
-                Decision::Approve { rule, reason } => (
-                    Verdict {
-                        decision: Some("approve"),
-                        rule: Some(rule.clone()),
-                    },
-                    Some((rule, format!("approval required: {reason}"))),
-                ),
+                // Held for a decision when the body is this one request and approvals are
+                // configured; otherwise approval means no.
+                Decision::Approve { rule, reason } => {
+                    approve = Some((rule.clone(), reason.clone()));
+                    (
+                        Verdict {
+                            decision: Some("approve"),
+                            rule: Some(rule.clone()),
+                        },
+                        Some((rule, format!("approval required: {reason}"))),
+                    )
+                }
             };
             verdicts.push(verdict);
             if let Some((rule, reason)) = refusal {
@@ -439,10 +469,46 @@ impl Pipeline {
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.
         let modern = header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28");
+        if let (Some(_), Some((rule, reason)), [single]) =
+            (&self.approvals, approve, messages.as_slice())
+        {
+            let call = crate::approval::Call {
+                message: (*single).clone(),
+                principal: scope.principal.clone(),
+                server_addr: scope.orig_dst,
+                rule,
+                reason,
+                policy_version: policy.version().to_owned(),
+                origin: crate::approval::Origin {
+                    session: rows.session.clone(),
+                    transport: rows.transport.to_owned(),
+                    protocol_version: rows.protocol_version.clone(),
+                    server_name: rows.server_name.clone(),
+                    request_id: single.get("id").map(Value::to_string),
+                },
+                modern,
+                masked_arguments: crate::approval::hold::masked_arguments(single, &self.masker),
+            };
+            return Inbound::Hold(Box::new(call), request_rows);
+        }
         let answers = denial_answers(&body, &refusals, modern);
-        // Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
+        let (response, answer_rows) = self.answer(uri, scope, rows, &answers, &body);
+        request_rows.extend(answer_rows);
+        Inbound::Respond(response, request_rows)
+    }
+
+    /// The response carrying the gateway's own `answers` to `body`, and their rows.
+    /// Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
+    fn answer(
+        &self,
+        uri: &http::Uri,
+        scope: &Scope,
+        rows: &RowContext,
+        answers: &Value,
+        body: &Value,
+    ) -> (Response<ProxyBody>, Vec<AuditRecord>) {
         let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-        let on_stream = jsonrpc::messages(&answers)
+        let on_stream = jsonrpc::messages(answers)
             .iter()
             .all(|answer| self.legacy.inject(scope.orig_dst, target, answer));
         let (response, status) = if on_stream && !answers.is_null() {
@@ -450,12 +516,22 @@ impl Pipeline {
             *accepted.status_mut() = StatusCode::ACCEPTED;
             (accepted, 202)
         } else {
-            (json_response(StatusCode::OK, &answers), 200)
+            (json_response(StatusCode::OK, answers), 200)
         };
-        if audited {
-            request_rows.extend(audit_rows::gateway_rows(rows, &answers, &body, status));
+        let answer_rows = if self.recorder.enabled() {
+            audit_rows::gateway_rows(rows, answers, body, status)
+        } else {
+            Vec::new()
+        };
+        (response, answer_rows)
+    }
+
+    /// Holds a request for approval (see `approval::hold`).
+    async fn hold(&self, call: crate::approval::Call) -> crate::approval::Held {
+        match &self.approvals {
+            Some(approvals) => approvals.hold(call).await,
+            None => crate::approval::Held::Answer(Value::Null),
         }
-        Inbound::Respond(response, request_rows)
     }
 
     async fn filter_response(

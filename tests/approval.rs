@@ -1,0 +1,388 @@
+//! Just-in-time approval end to end: the Python SDK's real client, intercepted in a child
+//! cgroup, calls a tool an `approve` rule holds; `gateway-agent approvals …` run as other
+//! uids (setpriv) decides over the admin socket; the client gets the real result or the
+//! reason. Needs root and the test virtualenv (`cargo xtask setup`).
+
+mod support;
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+};
+
+use serde_json::Value;
+use support::{AGENT, Agent, McpServer, Scenario, audit_rows, python, require_root, workspace};
+
+const APPROVE_SHELL: &str = r#"
+[[rule]]
+id = "approve-shell"
+action = "approve"
+reason = "shell commands need a second pair of eyes"
+[rule.match]
+method = ["tools/call"]
+tool = ["shell_*"]
+"#;
+
+/// The approvers' group (gid 50 on Debian): uids connect with it as their gid.
+const APPROVERS: (&str, u32) = ("staff", 50);
+/// `daemon` and `sys`: approvers by group; `bin`: can open the socket but is no approver.
+const DAEMON: u32 = 1;
+const BIN: u32 = 2;
+const SYS: u32 = 3;
+
+struct Gate {
+    server: McpServer,
+    scenario: Scenario,
+    config: PathBuf,
+    socket: PathBuf,
+}
+
+impl Gate {
+    /// The test server (stateless, JSON) and an agent config holding `shell_*` calls;
+    /// `approval` is added to `[approval]`, `more` appended after it.
+    fn new(approval: &str, more: &str) -> Self {
+        let server = McpServer::start("stateless", "json");
+        let scenario = Scenario::new();
+        // Other uids must reach the socket below the scenario's private temp dir.
+        std::fs::set_permissions(scenario.dir.path(), std::fs::Permissions::from_mode(0o711))
+            .unwrap();
+        let policies = scenario.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        std::fs::write(policies.join("10-approve.toml"), APPROVE_SHELL).unwrap();
+        let socket = scenario.dir.path().join("admin/approvals.sock");
+        let config = scenario.config_with(
+            &[server.port],
+            &format!(
+                "\n[policy]\ndir = \"{}\"\n\n[approval]\nsocket = \"{}\"\nsocket_group = \"{}\"\n{approval}\n\
+                 [approval.approvers]\nusers = [\"root\"]\ngroups = [\"{}\"]\n{more}\n",
+                policies.display(),
+                socket.display(),
+                APPROVERS.0,
+                APPROVERS.0,
+            ),
+        );
+        Self {
+            server,
+            scenario,
+            config,
+            socket,
+        }
+    }
+
+    fn start(&self) -> Agent {
+        self.scenario.start_agent(&self.config)
+    }
+
+    /// The SDK client calling `tool` with `arguments` in the intercepted cgroup (running).
+    fn spawn_call(&self, mode: &str, tool: &str, arguments: &str) -> Child {
+        let client = workspace().join("tests/mcp/approval_client.py");
+        let (python, client, url) = (
+            python().display().to_string(),
+            client.display().to_string(),
+            self.server.url(),
+        );
+        self.scenario
+            .spawn_in_cgroup(&[&python, &client, &url, mode, tool, arguments])
+    }
+
+    fn call(&self, mode: &str, tool: &str, arguments: &str) -> Value {
+        result(self.spawn_call(mode, tool, arguments))
+    }
+
+    /// `gateway-agent approvals ARGS` as root (`as_uid` None) or as `uid` with gid `gid`
+    /// and the supplementary `groups`.
+    fn cli(&self, as_uid: Option<(u32, u32, &str)>, args: &[&str]) -> Output {
+        let mut cmd = match as_uid {
+            Some((uid, gid, groups)) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={gid}"),
+                    if groups.is_empty() {
+                        "--clear-groups".to_owned()
+                    } else {
+                        format!("--groups={groups}")
+                    },
+                ])
+                .arg(AGENT);
+                cmd
+            }
+            None => Command::new(AGENT),
+        };
+        cmd.arg("approvals")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run gateway-agent approvals")
+    }
+
+    fn approve_as(&self, uid: u32, id: &str) -> Output {
+        self.cli(Some((uid, APPROVERS.1, "")), &["approve", id])
+    }
+
+    fn list(&self) -> Vec<Value> {
+        let out = self.cli(None, &["list", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn state(&self, id: &str) -> String {
+        let out = self.cli(None, &["show", id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let approval: Value = serde_json::from_slice(&out.stdout).unwrap();
+        approval["state"].as_str().unwrap().to_owned()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn refused(out: &Output, why: &str) {
+    assert!(!out.status.success(), "expected a refusal ({why})");
+    assert!(stderr(out).contains(why), "{}", stderr(out));
+}
+
+#[track_caller]
+fn accepted(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+}
+
+/// The client's one JSON line (it exits when its call is answered).
+fn result(child: Child) -> Value {
+    let out = child.wait_with_output().expect("wait for the MCP client");
+    assert!(out.status.success(), "MCP client failed");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "client printed no JSON ({err}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The id of the next "approval requested" log line not in `seen`.
+fn requested(agent: &Agent, seen: &[&str]) -> String {
+    let line = agent.wait_for("approval requested", |l| {
+        !seen.contains(&l["id"].as_str().unwrap_or(""))
+    });
+    line["id"].as_str().unwrap().to_owned()
+}
+
+fn text(result: &Value) -> String {
+    result["text"][0].as_str().unwrap_or("").to_owned()
+}
+
+/// The pending answer's approval id.
+fn pending_id(result: &Value) -> String {
+    let text = text(result);
+    assert_eq!(result["isError"], true, "{result}");
+    let id = text
+        .strip_prefix("approval pending: ")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("not a pending answer: {text}"));
+    assert!(text.contains("retry the same call"), "{text}");
+    id.to_owned()
+}
+
+#[test]
+fn held_call_is_released_by_another_approver_and_a_denial_reaches_the_client() {
+    if !require_root("held_call_is_released_by_another_approver_and_a_denial_reaches_the_client") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 20", "");
+    let agent = gate.start();
+    let held = gate.spawn_call("2026-07-28", "shell_exec", r#"{"command": "id"}"#);
+    let id = requested(&agent, &[]);
+    let listed = gate.list();
+    let mine = listed
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(mine["state"], "pending");
+    assert_eq!(mine["key"]["tool"], "shell_exec");
+    assert_eq!(mine["arguments"], r#"{"command":"id"}"#);
+    assert_eq!(mine["requester"]["uid"], 0);
+
+    // root asked (the client runs as root): listed as an approver, still not for this.
+    refused(&gate.cli(None, &["approve", &id]), "no self-approval");
+    // bin can open the socket (supplementary staff) but is not an approver (gid bin).
+    refused(
+        &gate.cli(Some((BIN, BIN, "50")), &["approve", &id]),
+        "may not decide",
+    );
+    assert_eq!(gate.state(&id), "pending");
+    accepted(&gate.approve_as(DAEMON, &id));
+    let released = result(held);
+    assert_eq!(released["isError"], false, "{released}");
+    assert_eq!(text(&released), "would run: id");
+    assert_eq!(gate.state(&id), "used");
+    refused(&gate.approve_as(SYS, &id), "not pending");
+
+    let held = gate.spawn_call("2026-07-28", "shell_exec", r#"{"command": "rm -rf /srv"}"#);
+    let second = requested(&agent, &[&id]);
+    refused(
+        &gate.cli(Some((SYS, APPROVERS.1, "")), &["deny", &second]),
+        "--reason",
+    );
+    accepted(&gate.cli(
+        Some((SYS, APPROVERS.1, "")),
+        &["deny", &second, "--reason", "not on the billing hosts"],
+    ));
+    let denied = result(held);
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert!(
+        text(&denied).contains("denied by sys: not on the billing hosts"),
+        "{denied}"
+    );
+
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&gate.scenario.audit_dir());
+    let events = |decision: &str| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r["decision"] == decision)
+            .map(|r| serde_json::from_str(r["payload"].as_str().unwrap()).unwrap())
+            .collect()
+    };
+    let requested_rows = events("approval_requested");
+    assert_eq!(requested_rows.len(), 2, "{rows:?}");
+    let granted = events("approval_granted");
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0]["approval"], id.as_str());
+    assert_eq!(granted[0]["approver"]["user"], "daemon");
+    assert_eq!(granted[0]["approver"]["uid"], DAEMON);
+    let denials = events("approval_denied");
+    assert_eq!(denials[0]["approver"]["user"], "sys");
+    assert_eq!(denials[0]["reason"], "not on the billing hosts");
+    assert_eq!(events("approval_used")[0]["approval"], id.as_str());
+    for row in rows.iter().filter(|r| {
+        r["decision"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("approval_"))
+    }) {
+        assert_eq!(row["tool"], "shell_exec", "{row}");
+        assert_eq!(row["uid"], 0, "the requester is the row's principal: {row}");
+        assert_eq!(row["rules"], serde_json::json!(["approve-shell"]), "{row}");
+    }
+    // The README's DuckDB question: which approvals did daemon grant, for which tools.
+    let out = Command::new(python())
+        .arg(workspace().join("tests/audit/approvals.py"))
+        .arg(gate.scenario.audit_dir())
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let grants: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0]["approval"], id.as_str());
+    assert_eq!(grants[0]["tool"], "shell_exec");
+}
+
+#[test]
+fn a_retry_uses_the_approval_once_and_only_for_the_same_arguments() {
+    if !require_root("a_retry_uses_the_approval_once_and_only_for_the_same_arguments") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 1", "");
+    let agent = gate.start();
+    // Session-era client this time: the hold ends and the answer says what to do.
+    let args = r#"{"command": "uptime"}"#;
+    let first = pending_id(&gate.call("legacy", "shell_exec", args));
+    assert!(
+        text(&gate.call("legacy", "shell_exec", args)).contains(&first),
+        "a retry waits on the same approval"
+    );
+    accepted(&gate.approve_as(DAEMON, &first));
+    // A new process, session and JSON-RPC id, same caller and call: released.
+    let retried = gate.call("legacy", "shell_exec", args);
+    assert_eq!(text(&retried), "would run: uptime", "{retried}");
+    assert_eq!(retried["isError"], false);
+    // Used once: the next identical call needs a new approval.
+    let again = pending_id(&gate.call("legacy", "shell_exec", args));
+    assert_ne!(again, first);
+    // A changed argument never matches an approval for another.
+    accepted(&gate.approve_as(SYS, &again));
+    let changed = pending_id(&gate.call("legacy", "shell_exec", r#"{"command": "uptime; id"}"#));
+    assert_ne!(changed, again);
+    assert_eq!(
+        gate.state(&again),
+        "approved",
+        "still waiting for its own call"
+    );
+    agent.wait_for("approval used; call forwarded", |l| {
+        l["id"] == first.as_str()
+    });
+}
+
+#[test]
+fn expiry_is_a_denial() {
+    if !require_root("expiry_is_a_denial") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 1\nttl_secs = 2", "");
+    let agent = gate.start();
+    let id = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "id"}"#));
+    agent.wait_for("approval expired", |l| l["id"] == id.as_str());
+    assert_eq!(gate.state(&id), "expired");
+    refused(&gate.approve_as(DAEMON, &id), "not pending");
+    let next = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "id"}"#));
+    assert_ne!(next, id, "an expired approval is not revived by a retry");
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&gate.scenario.audit_dir());
+    assert!(
+        rows.iter()
+            .any(|r| r["decision"] == "approval_expired"
+                && r["payload"].as_str().unwrap().contains(&id)),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn a_pending_approval_survives_a_restart() {
+    if !require_root("a_pending_approval_survives_a_restart") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 20", "");
+    let agent = gate.start();
+    let held = gate.spawn_call("2026-07-28", "shell_exec", r#"{"command": "id"}"#);
+    let id = requested(&agent, &[]);
+    // The agent stops while the call is held: the client is told it is pending.
+    assert!(agent.stop(libc::SIGTERM).success());
+    assert_eq!(pending_id(&result(held)), id);
+    let agent = gate.start();
+    assert_eq!(gate.state(&id), "pending");
+    accepted(&gate.approve_as(DAEMON, &id));
+    let retried = gate.call("2026-07-28", "shell_exec", r#"{"command": "id"}"#);
+    assert_eq!(text(&retried), "would run: id", "{retried}");
+    agent.wait_for("approval used; call forwarded", |l| l["id"] == id.as_str());
+}
+
+#[test]
+fn a_quorum_of_two_needs_two_distinct_approvers() {
+    if !require_root("a_quorum_of_two_needs_two_distinct_approvers") {
+        return;
+    }
+    let gate = Gate::new(
+        "hold_secs = 20",
+        "[approval.rule.approve-shell]\napprovals_required = 2\n",
+    );
+    let agent = gate.start();
+    let held = gate.spawn_call("2026-07-28", "shell_exec", r#"{"command": "id"}"#);
+    let id = requested(&agent, &[]);
+    accepted(&gate.approve_as(DAEMON, &id));
+    assert_eq!(gate.state(&id), "pending");
+    refused(&gate.approve_as(DAEMON, &id), "already approved");
+    accepted(&gate.approve_as(SYS, &id));
+    let released = result(held);
+    assert_eq!(text(&released), "would run: id", "{released}");
+}

@@ -210,3 +210,25 @@ fn a_quorum_of_two_needs_two_distinct_approvers() {
     let released = result(held);
     assert_eq!(text(&released), "would run: id", "{released}");
 }
+
+#[test]
+fn a_ttl_grant_covers_repeats_of_the_same_call_for_its_window() {
+    if !require_root("a_ttl_grant_covers_repeats_of_the_same_call_for_its_window") {
+        return;
+    }
+    let gate = Gate::new(
+        "hold_secs = 1",
+        "[approval.rule.approve-shell]\ngrant = { ttl_secs = 600 }\n",
+    );
+    let _agent = gate.start();
+    let args = r#"{"command": "df -h"}"#;
+    let id = pending_id(&gate.call("2026-07-28", "shell_exec", args));
+    accepted(&gate.approve_as(DAEMON, &id));
+    for _ in 0..2 {
+        let repeated = gate.call("2026-07-28", "shell_exec", args);
+        assert_eq!(text(&repeated), "would run: df -h", "{repeated}");
+    }
+    assert_eq!(gate.state(&id), "approved", "still covering repeats");
+    let other = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "df"}"#));
+    assert_ne!(other, id);
+}

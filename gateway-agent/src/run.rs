@@ -30,7 +30,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     Masker::new(&config.mask).context(origin(path))?;
     let servers = ServerTable::load(&config)?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {})",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
@@ -45,6 +45,10 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
         } else {
             "off".to_owned()
         },
+        config.approval.as_ref().map_or_else(
+            || "off (approve rules refuse)".to_owned(),
+            |a| format!("held {} s, socket {}", a.hold_secs, a.socket.display())
+        ),
     );
     Ok(())
 }

@@ -185,3 +185,67 @@ impl ApprovalConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const MINIMAL: &str = "[intercept]\nports = [18080]\nlisten = \"127.0.0.1:15001\"\n";
+
+    fn parse(approval: &str) -> Result<Config, String> {
+        Config::parse(&format!("{MINIMAL}\n{approval}"), "test.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn absent_means_approve_rules_refuse() {
+        assert!(parse("").unwrap().approval.is_none());
+    }
+
+    #[test]
+    fn defaults_and_per_rule_overrides() {
+        let config = parse(
+            "[approval]\n[approval.approvers]\ngroups = [\"secops\"]\n\
+             [approval.rule.creds]\napprovers = { users = [\"vault\"] }\napprovals_required = 2\n\
+             grant = { ttl_secs = 600 }\n[approval.rule.shell]\ngrant = \"session\"\n",
+        )
+        .unwrap();
+        let approval = config.approval.unwrap();
+        assert_eq!(approval.hold_secs, 45);
+        assert_eq!(approval.grant, Grant::Once);
+        let creds = approval.for_rule("creds");
+        assert_eq!(creds.approvers.users, ["vault"]);
+        assert_eq!(creds.approvals_required, 2);
+        assert_eq!(creds.grant, Grant::Ttl { ttl_secs: 600 });
+        let shell = approval.for_rule("shell");
+        assert_eq!(shell.approvers.groups, ["secops"]);
+        assert_eq!(shell.grant, Grant::Session);
+        assert_eq!(approval.for_rule("other").grant, Grant::Once);
+        assert_eq!(
+            approval.journal_path(std::path::Path::new("/var/lib/gateway-agent/audit")),
+            PathBuf::from("/var/lib/gateway-agent/approvals.jsonl")
+        );
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_its_key() {
+        let nobody = parse("[approval]\n").unwrap_err();
+        assert!(nobody.contains("approval.approvers"), "{nobody}");
+        let quorum =
+            parse("[approval]\napprovals_required = 0\n[approval.approvers]\nusers = [\"a\"]\n")
+                .unwrap_err();
+        assert!(quorum.contains("approvals_required"), "{quorum}");
+        let ttl = parse(
+            "[approval]\nhold_secs = 60\nttl_secs = 30\n[approval.approvers]\nusers = [\"a\"]\n",
+        )
+        .unwrap_err();
+        assert!(ttl.contains("approval.ttl_secs"), "{ttl}");
+        let grant = parse("[approval]\ngrant = \"forever\"\n").unwrap_err();
+        assert!(grant.contains("grant"), "{grant}");
+        let hook = parse(
+            "[approval]\n[approval.approvers]\nusers = [\"a\"]\n[[approval.channel]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\n",
+        )
+        .unwrap_err();
+        assert!(hook.contains("secret_file"), "{hook}");
+    }
+}

@@ -201,7 +201,11 @@ impl Pipeline {
                                 let body = call.message.clone();
                                 match self.hold(*call).await {
                                     crate::approval::Held::Release => {
-                                        (jsonrpc::method(&body).map(str::to_owned), true)
+                                        let method = jsonrpc::method(&body).unwrap_or_default();
+                                        let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+                                        let id = body.get("id").into_iter().map(|id| (id, method));
+                                        self.legacy.note_requests(scope.orig_dst, target, id);
+                                        (Some(method.to_owned()), true)
                                     }
                                     crate::approval::Held::Answer(answer) => {
                                         let (response, answer_rows) =

@@ -95,6 +95,26 @@ fn held_call_is_released_by_another_approver_and_a_denial_reaches_the_client() {
         assert_eq!(row["uid"], 0, "the requester is the row's principal: {row}");
         assert_eq!(row["rules"], serde_json::json!(["approve-shell"]), "{row}");
     }
+    // `audit replay` shows the approval's life in the requester's session.
+    let session = rows
+        .iter()
+        .find(|r| r["decision"] == "approval_granted")
+        .and_then(|r| r["session"].as_str())
+        .unwrap();
+    let replay = Command::new(support::AGENT)
+        .args(["audit", "replay", session, "--dir"])
+        .arg(gate.scenario.audit_dir())
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    for event in ["approval_requested", "approval_granted", "approval_used"] {
+        assert!(replay.contains(event), "{event} missing: {replay}");
+    }
+    assert!(
+        replay.contains("would run: id"),
+        "the released response: {replay}"
+    );
     // The README's DuckDB question: which approvals did daemon grant, for which tools.
     let out = Command::new(python())
         .arg(workspace().join("tests/audit/approvals.py"))

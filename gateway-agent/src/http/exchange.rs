@@ -193,28 +193,9 @@ impl Pipeline {
                                 return response;
                             }
                             Inbound::Hold(call, request_rows) => {
-                                // Until answered: a stopping agent waits for held exchanges.
-                                let _holding = self.approvals.as_ref().map(|a| a.holding());
-                                if let Err(err) = self.recorder.commit(request_rows).await {
-                                    return audit_unavailable(&err, "request not forwarded");
-                                }
-                                let body = call.message.clone();
-                                match self.hold(*call).await {
-                                    crate::approval::Held::Release => {
-                                        let method = jsonrpc::method(&body).unwrap_or_default();
-                                        let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
-                                        let id = body.get("id").into_iter().map(|id| (id, method));
-                                        self.legacy.note_requests(scope.orig_dst, target, id);
-                                        (Some(method.to_owned()), true)
-                                    }
-                                    crate::approval::Held::Answer(answer) => {
-                                        let (response, answer_rows) =
-                                            self.answer(&parts.uri, &scope, &rows, &answer, &body);
-                                        if let Err(err) = self.recorder.commit(answer_rows).await {
-                                            return audit_unavailable(&err, "request not forwarded");
-                                        }
-                                        return response;
-                                    }
+                                match self.held(*call, request_rows, &parts.uri, &scope, &rows).await {
+                                    Ok(method) => (Some(method), true),
+                                    Err(response) => return response,
                                 }
                             }
                         }
@@ -530,11 +511,43 @@ impl Pipeline {
         (response, answer_rows)
     }
 
-    /// Holds a request for approval (see `approval::hold`).
-    async fn hold(&self, call: crate::approval::Call) -> crate::approval::Held {
-        match &self.approvals {
-            Some(approvals) => approvals.hold(call).await,
-            None => crate::approval::Held::Answer(Value::Null),
+    /// Holds a request for approval (see `approval::hold`): `Ok(method)` to forward it,
+    /// or the answer to send instead.
+    async fn held(
+        &self,
+        call: crate::approval::Call,
+        request_rows: Vec<AuditRecord>,
+        uri: &http::Uri,
+        scope: &Scope,
+        rows: &RowContext,
+    ) -> Result<String, Response<ProxyBody>> {
+        let Some(approvals) = &self.approvals else {
+            let message = "approval required, but approvals are not configured";
+            return Err(self
+                .refuse(rows, StatusCode::FORBIDDEN, codes::DENIED, message)
+                .await);
+        };
+        // Until answered: a stopping agent waits for held exchanges.
+        let _holding = approvals.holding();
+        if let Err(err) = self.recorder.commit(request_rows).await {
+            return Err(audit_unavailable(&err, "request not forwarded"));
+        }
+        let body = call.message.clone();
+        match approvals.hold(call).await {
+            crate::approval::Held::Release => {
+                let method = jsonrpc::method(&body).unwrap_or_default();
+                let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+                let id = body.get("id").into_iter().map(|id| (id, method));
+                self.legacy.note_requests(scope.orig_dst, target, id);
+                Ok(method.to_owned())
+            }
+            crate::approval::Held::Answer(answer) => {
+                let (response, answer_rows) = self.answer(uri, scope, rows, &answer, &body);
+                if let Err(err) = self.recorder.commit(answer_rows).await {
+                    return Err(audit_unavailable(&err, "request not forwarded"));
+                }
+                Err(response)
+            }
         }
     }
 

@@ -252,3 +252,25 @@ fn a_ttl_grant_covers_repeats_of_the_same_call_for_its_window() {
     let other = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "df"}"#));
     assert_ne!(other, id);
 }
+
+#[test]
+fn nobody_floods_the_approvers() {
+    if !require_root("nobody_floods_the_approvers") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 1\nmax_pending_per_principal = 1", "");
+    let _agent = gate.start();
+    let first = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "a"}"#));
+    let flood = gate.call("2026-07-28", "shell_exec", r#"{"command": "b"}"#);
+    assert_eq!(flood["isError"], true, "{flood}");
+    assert!(
+        text(&flood).contains("approval refused: you already have 1 approvals waiting"),
+        "{flood}"
+    );
+    assert_eq!(gate.list().len(), 1, "no second approval was opened");
+    // The same call again is not a new request: it waits on the open one.
+    assert_eq!(
+        pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "a"}"#)),
+        first
+    );
+}

@@ -325,3 +325,60 @@ fn requester(principal: &Principal) -> Requester {
         groups: principal.groups().to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(message: Value, modern: bool) -> Call {
+        Call {
+            message,
+            principal: Principal::default(),
+            server_addr: "127.0.0.1:8000".parse().unwrap(),
+            rule: "r".into(),
+            reason: "why".into(),
+            policy_version: "v".into(),
+            origin: Origin::default(),
+            modern,
+            masked_arguments: Value::Null,
+        }
+    }
+
+    fn answered(held: Held) -> Value {
+        match held {
+            Held::Answer(answer) => answer,
+            Held::Release => panic!("released"),
+        }
+    }
+
+    #[test]
+    fn tool_calls_get_a_tool_error_result_other_methods_an_error() {
+        let tool = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}});
+        let legacy = answered(answer(
+            &call(tool.clone(), false),
+            "approval pending: a".into(),
+        ));
+        assert_eq!(legacy["id"], 7);
+        assert_eq!(legacy["result"]["isError"], true);
+        assert_eq!(
+            legacy["result"]["content"][0]["text"],
+            "approval pending: a"
+        );
+        assert!(legacy["result"].get("resultType").is_none());
+        let modern = answered(answer(&call(tool, true), "approval pending: a".into()));
+        assert_eq!(modern["result"]["resultType"], "complete");
+        let read = json!({"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"file:///x"}});
+        let error = answered(answer(&call(read, true), "approval pending: b".into()));
+        assert_eq!(error["id"], "r1");
+        assert_eq!(error["error"]["code"], codes::APPROVAL_PENDING);
+        assert_eq!(error["error"]["message"], "approval pending: b");
+    }
+
+    #[test]
+    fn shown_arguments_are_bounded() {
+        let long = Value::String("x".repeat(MAX_SHOWN_ARGUMENTS * 2));
+        let text = shown(&long);
+        assert!(text.len() < MAX_SHOWN_ARGUMENTS + 32);
+        assert!(text.ends_with("(truncated)"));
+    }
+}

@@ -90,3 +90,43 @@ fn requester(r: &Value) -> String {
         _ => "unknown".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_names_who_asked_for_what_where() {
+        let approvals = serde_json::json!([{
+            "id": "0123456789abcdef0123456789abcdef",
+            "state": "pending",
+            "created_us": 1_000_000,
+            "requester": {"user": "alice", "uid": 1000, "comm": "python3"},
+            "origin": {"server_name": "billing-mcp"},
+            "key": {"server_addr": "127.0.0.1:8000", "method": "tools/call",
+                    "tool": "shell_exec", "rule": "approve-shell"},
+        }]);
+        let table = render_list(&approvals, 61_000_000);
+        let row = table.lines().nth(1).unwrap();
+        for field in [
+            "0123456789abcdef0123456789abcdef",
+            "pending",
+            "60s",
+            "alice (python3)",
+            "billing-mcp",
+            "shell_exec",
+            "approve-shell",
+        ] {
+            assert!(row.contains(field), "{field} missing: {row}");
+        }
+    }
+
+    #[test]
+    fn a_missing_socket_is_named() {
+        let err = call(Path::new("/nonexistent/approvals.sock"), &Request::List).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("/nonexistent/approvals.sock"),
+            "{err:#}"
+        );
+    }
+}

@@ -386,10 +386,16 @@ impl Config {
                 ));
             }
         }
-        if let Some(approval) = &self.approval
-            && let Some((key, problem)) = approval.problems().into_iter().next()
-        {
-            return Err(invalid(key, problem));
+        if let Some(approval) = &self.approval {
+            if let Some((key, problem)) = approval.problems().into_iter().next() {
+                return Err(invalid(key, problem));
+            }
+            if approval.http_listen.is_some() && self.identity.issuers.is_empty() {
+                return Err(invalid(
+                    "approval.http_listen",
+                    "needs [[identity.issuer]]: its approvers are identified by token".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -109,7 +109,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             warn!("auditing is off ([audit] enabled = false): MCP traffic is not recorded");
             None
         };
-        let approvals = start_approvals(&config, sink.clone())?;
+        let approvals = start_approvals(&config, sink.clone(), &authenticator).await?;
         let mut pipeline = build_pipeline(
             &config,
             path,
@@ -264,9 +264,10 @@ async fn discover_issuers(
 }
 
 /// `[approval]`: the journal reloaded, the admin socket listening, expiry running.
-fn start_approvals(
+async fn start_approvals(
     config: &Config,
     sink: Option<AuditSink>,
+    authenticator: &Arc<std::sync::OnceLock<Arc<Authenticator>>>,
 ) -> anyhow::Result<Option<Arc<Approvals>>> {
     let Some(settings) = &config.approval else {
         return Ok(None);
@@ -275,6 +276,17 @@ fn start_approvals(
     let listener = approval::admin::bind(&settings.socket, settings.socket_group.as_deref())?;
     tokio::spawn(approval::admin::serve(Arc::clone(&approvals), listener));
     approvals.spawn_expiry();
+    if let Some(addr) = settings.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding approval.http_listen {addr}"))?;
+        tokio::spawn(approval::http_admin::serve(
+            Arc::clone(&approvals),
+            listener,
+            Arc::clone(authenticator),
+        ));
+        info!(%addr, "approval HTTP endpoint listening");
+    }
     info!(
         socket = %settings.socket.display(),
         journal = %settings.journal_path(&config.audit.dir).display(),

@@ -138,11 +138,11 @@ async fn serve_one(approvals: &Approvals, stream: UnixStream) -> std::io::Result
     write.shutdown().await
 }
 
-async fn handle(approvals: &Approvals, peer: &Peer, request: Request) -> Value {
+pub(super) async fn handle(approvals: &Approvals, peer: &Peer, request: Request) -> Value {
     let decision = |id: &str, verdict, reason: Option<String>| {
         info!(
             id,
-            uid = peer.uid,
+            uid = peer.uid.unwrap_or(u32::MAX),
             user = peer.user.as_deref().unwrap_or(""),
             ?verdict,
             "approval decision asked"
@@ -184,10 +184,12 @@ pub fn resolve_peer(uid: u32, gid: u32, pid: Option<i32>) -> Peer {
     groups.sort();
     groups.dedup();
     Peer {
-        uid,
-        gid,
+        uid: Some(uid),
+        gid: Some(gid),
         pid,
         user: user.map(|u| u.name),
+        subject: None,
+        email: None,
         groups,
     }
 }

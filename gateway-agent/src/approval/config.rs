@@ -31,6 +31,9 @@ pub struct ApprovalConfig {
     pub socket: PathBuf,
     /// The group the socket belongs to (mode 0660); default: the agent's group (root).
     pub socket_group: Option<String>,
+    /// Also serve the admin API over HTTP here, for approvers identified by an OIDC
+    /// token (needs `[[identity.issuer]]`). Off by default.
+    pub http_listen: Option<std::net::SocketAddr>,
     /// The append-only journal approvals survive restarts in. Default:
     /// `approvals.jsonl` next to the audit directory.
     pub journal: Option<PathBuf>,
@@ -53,6 +56,7 @@ impl Default for ApprovalConfig {
             approvers: Approvers::default(),
             socket: PathBuf::from("/run/gateway-agent/approvals.sock"),
             socket_group: None,
+            http_listen: None,
             journal: None,
             rule: BTreeMap::new(),
             channels: Vec::new(),
@@ -73,9 +77,9 @@ impl Approvers {
         self.users.is_empty() && self.groups.is_empty()
     }
 
-    /// `user` is listed, or one of `groups` is.
-    pub fn admits(&self, user: Option<&str>, groups: &[String]) -> bool {
-        user.is_some_and(|u| self.users.iter().any(|x| x == u))
+    /// One of `names` is listed as a user, or one of `groups` as a group.
+    pub fn admits(&self, names: &[&str], groups: &[String]) -> bool {
+        names.iter().any(|n| self.users.iter().any(|u| u == n))
             || groups.iter().any(|g| self.groups.contains(g))
     }
 

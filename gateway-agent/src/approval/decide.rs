@@ -1,10 +1,11 @@
 //! Approving and denying: who may, and what a decision does.
 //!
 //! The approver is whoever is at the other end of the admin socket, as the kernel says
-//! (SO_PEERCRED); their user name and groups come from NSS, plus the gid they connected
-//! with. They may decide when the approval's approvers (the rule's, else `[approval]`'s)
-//! list their user or one of their groups. They may never approve their own request: not
-//! with the uid that made it, nor as the user its token or process names. With
+//! (SO_PEERCRED), their user name and groups from NSS plus the gid they connected with; or,
+//! on the HTTP admin endpoint, the subject, e-mail and groups of a validated OIDC token.
+//! They may decide when the approval's approvers (the rule's, else `[approval]`'s) list
+//! one of their names or groups. They may never approve their own request: not with the
+//! uid that made it, nor under any name its process or token carried. With
 //! `approvals_required = N`, N distinct approvers must approve; one denial ends it.
 //!
 //! A decision is recorded in the audit trail before it takes effect, then journalled,
@@ -18,13 +19,16 @@ use super::{
     store::{self, Approval, Decider, State},
 };
 
-/// The admin socket's peer, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is deciding: the admin socket's peer (uid, gid, user resolved), or a token's
+/// holder on the HTTP admin endpoint (subject, e-mail).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub pid: Option<i32>,
     pub user: Option<String>,
+    pub subject: Option<String>,
+    pub email: Option<String>,
     pub groups: Vec<String>,
 }
 
@@ -59,43 +63,88 @@ pub enum Refusal {
 }
 
 impl Peer {
-    fn who(&self) -> String {
-        match &self.user {
-            Some(user) => format!("{user} (uid {})", self.uid),
-            None => format!("uid {}", self.uid),
+    pub fn who(&self) -> String {
+        let name = self
+            .user
+            .as_deref()
+            .or(self.email.as_deref())
+            .or(self.subject.as_deref());
+        match (name, self.uid) {
+            (Some(name), Some(uid)) => format!("{name} (uid {uid})"),
+            (Some(name), None) => name.to_owned(),
+            (None, Some(uid)) => format!("uid {uid}"),
+            (None, None) => "an unnamed approver".to_owned(),
         }
+    }
+
+    /// The names `approvers.users` may list for this peer, exactly: the local user, the
+    /// token's subject and e-mail (never an e-mail's local part: `bob@elsewhere` is not
+    /// `bob`).
+    pub fn exact_names(&self) -> Vec<&str> {
+        [
+            self.user.as_deref(),
+            self.subject.as_deref(),
+            self.email.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|n| !n.is_empty())
+        .collect()
+    }
+
+    /// Every name the peer might go by, for refusing self-approval (broad on purpose):
+    /// user, token subject, e-mail and its local part.
+    pub fn names(&self) -> Vec<&str> {
+        names(
+            self.user.as_deref(),
+            self.subject.as_deref(),
+            self.email.as_deref(),
+        )
     }
 
     fn decider(&self) -> Decider {
         Decider {
             uid: self.uid,
             user: self.user.clone(),
+            sub: self.subject.clone(),
+            email: self.email.clone(),
             groups: self.groups.clone(),
             time_us: store::now_us(),
         }
     }
+
+    /// Is `decider` this peer (same uid, or a shared name)?
+    fn is(&self, decider: &Decider) -> bool {
+        if decider.uid.is_some() && decider.uid == self.uid {
+            return true;
+        }
+        let theirs = names(
+            decider.user.as_deref(),
+            decider.sub.as_deref(),
+            decider.email.as_deref(),
+        );
+        self.names().iter().any(|n| theirs.contains(n))
+    }
+}
+
+fn names<'a>(user: Option<&'a str>, sub: Option<&'a str>, email: Option<&'a str>) -> Vec<&'a str> {
+    let local = email.and_then(|e| e.split('@').next());
+    [user, sub, email, local]
+        .into_iter()
+        .flatten()
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// Is `peer` the one who asked? Any identity the request carried counts: its uid, its
 /// user name, its token subject or e-mail (or the e-mail's local part).
 pub fn is_requester(peer: &Peer, approval: &Approval) -> bool {
     let r = &approval.requester;
-    if r.uid == Some(peer.uid) {
+    if r.uid.is_some() && r.uid == peer.uid {
         return true;
     }
-    let Some(name) = peer.user.as_deref() else {
-        return false;
-    };
-    let email_local = r.email.as_deref().and_then(|e| e.split('@').next());
-    [
-        r.user.as_deref(),
-        r.sub.as_deref(),
-        r.email.as_deref(),
-        email_local,
-    ]
-    .into_iter()
-    .flatten()
-    .any(|id| id == name)
+    let theirs = names(r.user.as_deref(), r.sub.as_deref(), r.email.as_deref());
+    peer.names().iter().any(|n| theirs.contains(n))
 }
 
 /// May `peer` take `verdict` on `approval` now?
@@ -106,10 +155,7 @@ pub fn authorise(peer: &Peer, approval: &Approval, verdict: Verdict) -> Result<(
             state: approval.state.as_str(),
         });
     }
-    if !approval
-        .approvers
-        .admits(peer.user.as_deref(), &peer.groups)
-    {
+    if !approval.approvers.admits(&peer.exact_names(), &peer.groups) {
         return Err(Refusal::NotApprover {
             who: peer.who(),
             id: approval.id.clone(),
@@ -120,7 +166,7 @@ pub fn authorise(peer: &Peer, approval: &Approval, verdict: Verdict) -> Result<(
         if is_requester(peer, approval) {
             return Err(Refusal::SelfApproval { who: peer.who() });
         }
-        if approval.approved_by.iter().any(|d| d.uid == peer.uid) {
+        if approval.approved_by.iter().any(|d| peer.is(d)) {
             return Err(Refusal::AlreadyApproved {
                 who: peer.who(),
                 id: approval.id.clone(),

@@ -21,6 +21,7 @@
 //! - [`hold`]: what the exchange calls: use an approval, or open one and wait.
 //! - [`decide`]: approve/deny with authorisation, no self-approval, quorum.
 //! - [`admin`]: the Unix-socket admin API (peer credentials are the approver's identity).
+//! - [`http_admin`]: the same over HTTP for remote approvers, identified by OIDC token.
 //! - [`client`]: `gateway-agent approvals …`, the CLI side of the socket.
 //! - [`notify`]: webhooks (HMAC-signed JSON, Slack format) announcing new approvals.
 //! - [`rows`]: the audit rows of each event.
@@ -31,6 +32,7 @@ pub mod client;
 pub mod config;
 pub mod decide;
 pub mod hold;
+pub mod http_admin;
 pub mod journal;
 pub mod notify;
 pub mod rows;

@@ -54,5 +54,11 @@ pub fn event(approval: &Approval, event: &str, extra: Value) -> AuditRecord {
 }
 
 pub fn decider(decider: &Decider) -> Value {
-    json!({ "uid": decider.uid, "user": decider.user, "groups": decider.groups })
+    json!({
+        "uid": decider.uid,
+        "user": decider.user,
+        "sub": decider.sub,
+        "email": decider.email,
+        "groups": decider.groups,
+    })
 }

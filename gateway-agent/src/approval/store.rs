@@ -66,8 +66,14 @@ pub struct Requester {
 /// Who decided: the admin socket peer's credentials, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decider {
-    pub uid: u32,
+    /// On the admin socket; `None` on the HTTP endpoint.
+    pub uid: Option<u32>,
     pub user: Option<String>,
+    /// A token's subject and e-mail, on the HTTP endpoint.
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
     pub groups: Vec<String>,
     pub time_us: i64,
 }

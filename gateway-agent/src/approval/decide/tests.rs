@@ -3,11 +3,20 @@ use crate::approval::store::tests::approval;
 
 fn peer(uid: u32, user: &str, groups: &[&str]) -> Peer {
     Peer {
-        uid,
-        gid: uid,
-        pid: None,
+        uid: Some(uid),
+        gid: Some(uid),
         user: Some(user.to_owned()),
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..Peer::default()
+    }
+}
+
+fn token(sub: &str, email: &str, groups: &[&str]) -> Peer {
+    Peer {
+        subject: Some(sub.to_owned()),
+        email: Some(email.to_owned()),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..Peer::default()
     }
 }
 
@@ -61,8 +70,10 @@ fn one_vote_per_approver_and_only_while_pending() {
     let mut a = approval("a", "p", "d");
     a.approvals_required = 2;
     a.approved_by.push(Decider {
-        uid: 2000,
+        uid: Some(2000),
         user: Some("bob".into()),
+        sub: None,
+        email: None,
         groups: Vec::new(),
         time_us: 1,
     });
@@ -75,4 +86,57 @@ fn one_vote_per_approver_and_only_while_pending() {
     a.state = State::Used;
     let used = authorise(&peer(2001, "carol", &["secops"]), &a, Verdict::Approve);
     assert!(matches!(used, Err(Refusal::NotPending { .. })), "{used:?}");
+}
+
+#[test]
+fn token_holders_are_approvers_by_name_or_group_and_never_for_themselves() {
+    let mut a = approval("a", "p", "d");
+    authorise(
+        &token("u-1", "carol@example.com", &["secops"]),
+        &a,
+        Verdict::Approve,
+    )
+    .unwrap();
+    // Users are matched exactly: `bob` is listed, bob@example.com is not (until listed).
+    let local_part = authorise(&token("u-2", "bob@example.com", &[]), &a, Verdict::Approve);
+    assert!(
+        matches!(local_part, Err(Refusal::NotApprover { .. })),
+        "{local_part:?}"
+    );
+    a.approvers.users.push("bob@example.com".into());
+    authorise(&token("u-2", "bob@example.com", &[]), &a, Verdict::Approve).unwrap();
+    let stranger = authorise(
+        &token("u-3", "eve@example.com", &["dev"]),
+        &a,
+        Verdict::Approve,
+    );
+    assert!(
+        matches!(stranger, Err(Refusal::NotApprover { .. })),
+        "{stranger:?}"
+    );
+    // The local user alice asked: her token (alice@…) may not approve it.
+    let herself = authorise(
+        &token("u-4", "alice@example.com", &["secops"]),
+        &a,
+        Verdict::Approve,
+    );
+    assert!(
+        matches!(herself, Err(Refusal::SelfApproval { .. })),
+        "{herself:?}"
+    );
+    // bob approved on the socket; his token is the same person, not a second vote.
+    a.approvals_required = 2;
+    a.approved_by.push(Decider {
+        uid: Some(2000),
+        user: Some("bob".into()),
+        sub: None,
+        email: None,
+        groups: Vec::new(),
+        time_us: 1,
+    });
+    let twice = authorise(&token("u-2", "bob@example.com", &[]), &a, Verdict::Approve);
+    assert!(
+        matches!(twice, Err(Refusal::AlreadyApproved { .. })),
+        "{twice:?}"
+    );
 }

@@ -43,8 +43,13 @@ fn held_call_is_released_by_another_approver_and_a_denial_reaches_the_client() {
         "may not decide",
     );
     assert_eq!(gate.state(&id), "pending");
+    let deciding = std::time::Instant::now();
     accepted(&gate.approve_as(DAEMON, &id));
     let released = result(held);
+    eprintln!(
+        "approve command started → client printed the result: {:?}",
+        deciding.elapsed()
+    );
     assert_eq!(released["isError"], false, "{released}");
     assert_eq!(text(&released), "would run: id");
     assert_eq!(gate.state(&id), "used");

@@ -178,7 +178,7 @@ fn expiry_is_a_denial() {
     if !require_root("expiry_is_a_denial") {
         return;
     }
-    let gate = Gate::new("hold_secs = 1\nttl_secs = 2", "");
+    let gate = Gate::new("hold_secs = 1\nttl_secs = 2\ninput_required_rounds = 0", "");
     let agent = gate.start();
     let id = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "id"}"#));
     agent.wait_for("approval expired", |l| l["id"] == id.as_str());
@@ -242,7 +242,7 @@ fn a_ttl_grant_covers_repeats_of_the_same_call_for_its_window() {
         return;
     }
     let gate = Gate::new(
-        "hold_secs = 1",
+        "hold_secs = 1\ninput_required_rounds = 0",
         "[approval.rule.approve-shell]\ngrant = { ttl_secs = 600 }\n",
     );
     let _agent = gate.start();
@@ -263,7 +263,10 @@ fn nobody_floods_the_approvers() {
     if !require_root("nobody_floods_the_approvers") {
         return;
     }
-    let gate = Gate::new("hold_secs = 1\nmax_pending_per_principal = 1", "");
+    let gate = Gate::new(
+        "hold_secs = 1\nmax_pending_per_principal = 1\ninput_required_rounds = 0",
+        "",
+    );
     let _agent = gate.start();
     let first = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "a"}"#));
     let flood = gate.call("2026-07-28", "shell_exec", r#"{"command": "b"}"#);
@@ -277,5 +280,47 @@ fn nobody_floods_the_approvers() {
     assert_eq!(
         pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "a"}"#)),
         first
+    );
+}
+
+#[test]
+fn a_2026_client_keeps_coming_back_until_the_decision_then_gets_the_result() {
+    if !require_root("a_2026_client_keeps_coming_back_until_the_decision_then_gets_the_result") {
+        return;
+    }
+    // One-second holds: the SDK is answered input_required and sends the call again,
+    // held again, without the caller seeing anything but a slow call.
+    let gate = Gate::new("hold_secs = 1\ninput_required_rounds = 8", "");
+    let agent = gate.start();
+    let held = gate.spawn_call("2026-07-28", "shell_exec", r#"{"command": "id"}"#);
+    let id = requested(&agent, &[]);
+    agent.wait_for("approval pending; client asked to come back", |l| {
+        l["id"] == id.as_str() && l["round"] == 2
+    });
+    accepted(&gate.approve_as(DAEMON, &id));
+    let released = result(held);
+    assert_eq!(released["isError"], false, "{released}");
+    assert_eq!(text(&released), "would run: id");
+    assert_eq!(gate.state(&id), "used");
+    assert_eq!(gate.list().len(), 1, "the retries joined one approval");
+}
+
+#[test]
+fn after_its_rounds_a_2026_client_is_told_the_approval_is_pending() {
+    if !require_root("after_its_rounds_a_2026_client_is_told_the_approval_is_pending") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 1\ninput_required_rounds = 1", "");
+    let agent = gate.start();
+    let id = pending_id(&gate.call("2026-07-28", "shell_exec", r#"{"command": "id"}"#));
+    agent.wait_for("approval pending; client asked to come back", |l| {
+        l["id"] == id.as_str() && l["round"] == 1
+    });
+    assert!(
+        agent
+            .lines("approval pending; client asked to come back")
+            .iter()
+            .all(|l| l["round"] == 1),
+        "exactly one come-back round"
     );
 }

@@ -14,6 +14,10 @@ pub struct ApprovalConfig {
     /// How long a request waits for a decision before it is answered "approval pending".
     /// Below common client request timeouts (the SDKs default to 60 s or more).
     pub hold_secs: u64,
+    /// 2026-07-28 clients: holds that end undecided are answered `input_required` (the
+    /// client sends the call again at once, held again) this many times before the
+    /// "approval pending" tool error. 0: answer the tool error after the first hold.
+    pub input_required_rounds: u32,
     /// How long an approval is open: undecided by then it expires (a denial); approved,
     /// it must be used by then.
     pub ttl_secs: u64,
@@ -48,6 +52,7 @@ impl Default for ApprovalConfig {
     fn default() -> Self {
         Self {
             hold_secs: 45,
+            input_required_rounds: 3,
             ttl_secs: 900,
             max_pending: 100,
             max_pending_per_principal: 5,
@@ -152,6 +157,12 @@ impl ApprovalConfig {
         let mut problems = Vec::new();
         if self.hold_secs == 0 || self.hold_secs > 3600 {
             problems.push(("approval.hold_secs", "must be 1..=3600".to_owned()));
+        }
+        if self.input_required_rounds > 8 {
+            problems.push((
+                "approval.input_required_rounds",
+                "must be 0..=8 (the SDKs give up after 10 rounds)".to_owned(),
+            ));
         }
         if self.ttl_secs < self.hold_secs {
             problems.push((

@@ -47,8 +47,9 @@ pub struct Call {
 /// What the exchange does with the held request.
 #[derive(Debug)]
 pub enum Held {
-    /// An approval covers it: forward it (the use is already recorded).
-    Release,
+    /// An approval covers it: forward it (the use is already recorded), as `body` when
+    /// the gateway's own come-back state had to be taken out of it.
+    Release { body: Option<Vec<u8>> },
     /// Answer the client with this JSON-RPC message instead.
     Answer(Value),
 }
@@ -102,7 +103,21 @@ impl Approvals {
                 "approval {} was used by an identical call; retry to ask for a new approval",
                 now.id
             ),
-            State::Pending | State::Approved => pending_text(&now, &effective),
+            State::Pending | State::Approved => {
+                let stopping = *self.stopping.borrow();
+                if !stopping
+                    && super::comeback::applies(&call.message, call.modern)
+                    && super::comeback::round(&call.message) < self.config.input_required_rounds
+                {
+                    info!(
+                        id = %now.id,
+                        round = super::comeback::round(&call.message) + 1,
+                        "approval pending; client asked to come back"
+                    );
+                    return Held::Answer(super::comeback::answer(&call.message));
+                }
+                pending_text(&now, &effective)
+            }
         };
         answer(&call, text)
     }
@@ -141,7 +156,9 @@ impl Approvals {
         drop(store);
         info!(id = %approval.id, uses = approval.uses, "approval used; call forwarded");
         self.bump();
-        Some(Held::Release)
+        Some(Held::Release {
+            body: super::comeback::unwrap(&call.message),
+        })
     }
 
     /// The pending approval for this exact call, or a new one (within the caps), its
@@ -347,7 +364,7 @@ mod tests {
     fn answered(held: Held) -> Value {
         match held {
             Held::Answer(answer) => answer,
-            Held::Release => panic!("released"),
+            Held::Release { .. } => panic!("released"),
         }
     }
 

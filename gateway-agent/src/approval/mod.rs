@@ -19,6 +19,7 @@
 //! - [`store`]: approvals, their states and the caps on open ones.
 //! - [`journal`]: the fsynced JSON-lines journal approvals survive restarts in.
 //! - [`hold`]: what the exchange calls: use an approval, or open one and wait.
+//! - [`comeback`]: 2026-07-28 `input_required` answers that make a held client come back.
 //! - [`decide`]: approve/deny with authorisation, no self-approval, quorum.
 //! - [`admin`]: the Unix-socket admin API (peer credentials are the approver's identity).
 //! - [`http_admin`]: the same over HTTP for remote approvers, identified by OIDC token.
@@ -29,6 +30,7 @@
 pub mod admin;
 pub mod binding;
 pub mod client;
+pub mod comeback;
 pub mod config;
 pub mod decide;
 pub mod hold;

@@ -174,17 +174,19 @@ impl Pipeline {
                         return self.refuse(&rows, StatusCode::BAD_REQUEST, codes::PARSE_ERROR, &message).await;
                     }
                 };
-                let (method, masked) =
+                // `rewritten`: the body to forward instead (approval: the gateway's own
+                // 2026-07-28 come-back state taken out).
+                let (method, masked, rewritten) =
                     if inspection == Inspection::IfJsonRpc && !looks_like_json_rpc(&bytes) {
                         // Not JSON-RPC under another content type: ordinary HTTP, untouched.
-                        (None, true)
+                        (None, true, None)
                     } else {
                         match self.inspect_request(&parts.uri, &parts.headers, &bytes, &scope, &rows) {
                             Inbound::Forward { method, masked, rows: request_rows } => {
                                 if let Err(err) = self.recorder.commit(request_rows).await {
                                     return audit_unavailable(&err, "request not forwarded");
                                 }
-                                (method, masked)
+                                (method, masked, None)
                             }
                             Inbound::Respond(response, answer_rows) => {
                                 if let Err(err) = self.recorder.commit(answer_rows).await {
@@ -194,7 +196,11 @@ impl Pipeline {
                             }
                             Inbound::Hold(call, request_rows) => {
                                 match self.held(*call, request_rows, &parts.uri, &scope, &rows).await {
-                                    Ok(method) => (Some(method), true),
+                                    Ok((method, Some(rewritten))) => {
+                                        parts.headers.remove(header::CONTENT_LENGTH);
+                                        (Some(method), true, Some(Bytes::from(rewritten)))
+                                    }
+                                    Ok((method, None)) => (Some(method), true, None),
                                     Err(response) => return response,
                                 }
                             }
@@ -202,7 +208,7 @@ impl Pipeline {
                     };
                 // The body is already here: the upstream needs no 100-continue dance.
                 parts.headers.remove(header::EXPECT);
-                (full(bytes), method, masked)
+                (full(rewritten.unwrap_or(bytes)), method, masked)
             } else {
                 (body::forward(incoming), None, true)
             };
@@ -511,8 +517,8 @@ impl Pipeline {
         (response, answer_rows)
     }
 
-    /// Holds a request for approval (see `approval::hold`): `Ok(method)` to forward it,
-    /// or the answer to send instead.
+    /// Holds a request for approval (see `approval::hold`): `Ok(method, rewritten body)`
+    /// to forward it, or the answer to send instead.
     async fn held(
         &self,
         call: crate::approval::Call,
@@ -520,7 +526,7 @@ impl Pipeline {
         uri: &http::Uri,
         scope: &Scope,
         rows: &RowContext,
-    ) -> Result<String, Response<ProxyBody>> {
+    ) -> Result<(String, Option<Vec<u8>>), Response<ProxyBody>> {
         let Some(approvals) = &self.approvals else {
             let message = "approval required, but approvals are not configured";
             return Err(self
@@ -534,12 +540,12 @@ impl Pipeline {
         }
         let body = call.message.clone();
         match approvals.hold(call).await {
-            crate::approval::Held::Release => {
+            crate::approval::Held::Release { body: rewritten } => {
                 let method = jsonrpc::method(&body).unwrap_or_default();
                 let target = uri.path_and_query().map_or("", |pq| pq.as_str());
                 let id = body.get("id").into_iter().map(|id| (id, method));
                 self.legacy.note_requests(scope.orig_dst, target, id);
-                Ok(method.to_owned())
+                Ok((method.to_owned(), rewritten))
             }
             crate::approval::Held::Answer(answer) => {
                 let (response, answer_rows) = self.answer(uri, scope, rows, &answer, &body);

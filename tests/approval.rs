@@ -324,3 +324,18 @@ fn after_its_rounds_a_2026_client_is_told_the_approval_is_pending() {
         "exactly one come-back round"
     );
 }
+
+#[test]
+fn the_typescript_sdk_waits_out_a_hold_and_gets_the_result() {
+    if !require_root("the_typescript_sdk_waits_out_a_hold_and_gets_the_result") {
+        return;
+    }
+    let gate = Gate::new("hold_secs = 20", "");
+    let agent = gate.start();
+    let held = gate.spawn_node_call("shell_exec", r#"{"command": "id"}"#);
+    let id = requested(&agent, &[]);
+    accepted(&gate.approve_as(SYS, &id));
+    let released = result(held);
+    assert_eq!(released["isError"], false, "{released}");
+    assert_eq!(text(&released), "would run: id");
+}

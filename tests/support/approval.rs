@@ -85,6 +85,18 @@ impl Gate {
             .spawn_in_cgroup(&[&python, &client, &url, mode, tool, arguments])
     }
 
+    /// The TypeScript SDK's client (tests/mcp/node/approval_client.mjs), running.
+    pub fn spawn_node_call(&self, tool: &str, arguments: &str) -> Child {
+        let client = workspace().join("tests/mcp/node/approval_client.mjs");
+        let (node, client, url) = (
+            crate::support::oidc::node().display().to_string(),
+            client.display().to_string(),
+            self.server.url(),
+        );
+        self.scenario
+            .spawn_in_cgroup(&[&node, &client, &url, tool, arguments])
+    }
+
     pub fn call(&self, mode: &str, tool: &str, arguments: &str) -> Value {
         result(self.spawn_call(mode, tool, arguments))
     }

@@ -55,6 +55,8 @@ pub struct Config {
     /// The audit trail: on by default.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// Just-in-time human approval of `approve` rules; without it they refuse.
+    pub approval: Option<crate::approval::ApprovalConfig>,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -381,6 +383,17 @@ impl Config {
                         "server {} wants tokens but no [[identity.issuer]] is configured",
                         server.name
                     ),
+                ));
+            }
+        }
+        if let Some(approval) = &self.approval {
+            if let Some((key, problem)) = approval.problems().into_iter().next() {
+                return Err(invalid(key, problem));
+            }
+            if approval.http_listen.is_some() && self.identity.issuers.is_empty() {
+                return Err(invalid(
+                    "approval.http_listen",
+                    "needs [[identity.issuer]]: its approvers are identified by token".into(),
                 ));
             }
         }

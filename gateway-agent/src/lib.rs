@@ -4,6 +4,7 @@
 //! One module per stage of the data path (see README.md, Data path); `run` composes them.
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
 pub mod cgroup;
 pub mod config;

@@ -43,6 +43,43 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Decide MCP calls held for approval, through the running agent's admin socket (you
+    /// are identified by your uid; you can never approve your own request).
+    Approvals {
+        /// The admin socket. Default: `[approval] socket` of --config, else
+        /// /run/gateway-agent/approvals.sock.
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Read the socket path from this agent config.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Open approvals (oldest first), then recently closed ones.
+    List {
+        /// The approvals as one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One approval, every field, as JSON.
+    Show { id: String },
+    /// Approve: the held call goes through (once the quorum is reached).
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny: the caller is told the reason.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +151,11 @@ fn main() -> std::process::ExitCode {
         Command::Audit {
             command: AuditCommand::Replay { session, dir, json },
         } => audit_replay(&dir, &session, json),
+        Command::Approvals {
+            socket,
+            config,
+            command,
+        } => approvals(socket, config.as_deref(), command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -158,6 +200,45 @@ fn audit_replay(dir: &Path, session: &str, json: bool) -> anyhow::Result<()> {
         }
     } else {
         print!("{}", replay::render_replay(&rows));
+    }
+    Ok(())
+}
+
+fn approvals(
+    socket: Option<PathBuf>,
+    config: Option<&Path>,
+    command: ApprovalsCommand,
+) -> anyhow::Result<()> {
+    use gateway_agent::approval::{admin::Request, client};
+    let socket = match (socket, config) {
+        (Some(socket), _) => socket,
+        (None, Some(path)) => {
+            gateway_agent::config::Config::load(Some(path))?
+                .approval
+                .unwrap_or_default()
+                .socket
+        }
+        (None, None) => gateway_agent::approval::ApprovalConfig::default().socket,
+    };
+    let (request, list_json) = match command {
+        ApprovalsCommand::List { json } => (Request::List, Some(json)),
+        ApprovalsCommand::Show { id } => (Request::Show { id }, None),
+        ApprovalsCommand::Approve { id, reason } => (Request::Approve { id, reason }, None),
+        ApprovalsCommand::Deny { id, reason } => (
+            Request::Deny {
+                id,
+                reason: Some(reason),
+            },
+            None,
+        ),
+    };
+    let answer = client::call(&socket, &request)?;
+    match list_json {
+        Some(false) => print!(
+            "{}",
+            client::render_list(&answer, gateway_agent::approval::store::now_us())
+        ),
+        _ => println!("{}", serde_json::to_string_pretty(&answer)?),
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use tokio::{net::TcpListener, signal::unix::SignalKind, sync::Semaphore};
 use tracing::{info, warn};
 
 use crate::{
+    approval::{self, Approvals},
     audit::AuditSink,
     cgroup,
     config::Config,
@@ -29,7 +30,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     Masker::new(&config.mask).context(origin(path))?;
     let servers = ServerTable::load(&config)?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {})",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
@@ -44,6 +45,10 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
         } else {
             "off".to_owned()
         },
+        config.approval.as_ref().map_or_else(
+            || "off (approve rules refuse)".to_owned(),
+            |a| format!("held {} s, socket {}", a.hold_secs, a.socket.display())
+        ),
     );
     Ok(())
 }
@@ -104,13 +109,16 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             warn!("auditing is off ([audit] enabled = false): MCP traffic is not recorded");
             None
         };
-        let pipeline = Arc::new(build_pipeline(
+        let approvals = start_approvals(&config, sink.clone(), &authenticator).await?;
+        let mut pipeline = build_pipeline(
             &config,
             path,
             Arc::clone(&servers),
             authenticator,
             sink.clone(),
-        )?);
+        )?;
+        pipeline.approvals = approvals.clone();
+        let pipeline = Arc::new(pipeline);
         let interception = Interception::establish(&config.intercept.pin_dir, &cgroup, &target)
             .with_context(|| format!("attaching interception to cgroup {}", cgroup.display()))?;
         info!(
@@ -159,6 +167,12 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             .await;
         info!(signal, "stopping");
         listeners.abort_all();
+        if let Some(approvals) = &approvals {
+            // Held exchanges answer "pending" now; their approvals stay in the journal.
+            approvals.stop();
+            approvals.drained(Duration::from_secs(2)).await;
+            let _ = std::fs::remove_file(&approvals.config().socket);
+        }
         // Files closed and the WAL retired: what was recorded is readable now.
         if let Some(sink) = sink {
             let closer = tokio::task::spawn_blocking(move || sink.close());
@@ -249,6 +263,39 @@ async fn discover_issuers(
     }
 }
 
+/// `[approval]`: the journal reloaded, the admin socket listening, expiry running.
+async fn start_approvals(
+    config: &Config,
+    sink: Option<AuditSink>,
+    authenticator: &Arc<std::sync::OnceLock<Arc<Authenticator>>>,
+) -> anyhow::Result<Option<Arc<Approvals>>> {
+    let Some(settings) = &config.approval else {
+        return Ok(None);
+    };
+    let approvals = Approvals::open(settings.clone(), &config.audit.dir, sink)?;
+    let listener = approval::admin::bind(&settings.socket, settings.socket_group.as_deref())?;
+    tokio::spawn(approval::admin::serve(Arc::clone(&approvals), listener));
+    approvals.spawn_expiry();
+    if let Some(addr) = settings.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding approval.http_listen {addr}"))?;
+        tokio::spawn(approval::http_admin::serve(
+            Arc::clone(&approvals),
+            listener,
+            Arc::clone(authenticator),
+        ));
+        info!(%addr, "approval HTTP endpoint listening");
+    }
+    info!(
+        socket = %settings.socket.display(),
+        journal = %settings.journal_path(&config.audit.dir).display(),
+        hold_secs = settings.hold_secs,
+        "approvals ready"
+    );
+    Ok(Some(approvals))
+}
+
 /// The policy directory's files, or the shipped default policy.
 fn load_policy(config: &Config) -> anyhow::Result<PolicySet> {
     Ok(match &config.policy.dir {
@@ -289,6 +336,7 @@ fn build_pipeline(
             max_response_body: config.http.max_response_body_bytes,
             max_sse_event: config.http.max_sse_event_bytes,
         },
+        approvals: None,
     })
 }
 

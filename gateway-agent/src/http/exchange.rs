@@ -87,6 +87,8 @@ pub struct Pipeline {
     pub authenticator: Arc<std::sync::OnceLock<Arc<Authenticator>>>,
     pub recorder: Recorder,
     pub limits: HttpLimits,
+    /// The approval workflow (`[approval]`); without it `approve` rules refuse.
+    pub approvals: Option<Arc<crate::approval::Approvals>>,
 }
 
 /// What the request filter decided.
@@ -100,6 +102,8 @@ enum Inbound {
     },
     /// Answer the client ourselves.
     Respond(Response<ProxyBody>, Vec<AuditRecord>),
+    /// One request an `approve` rule matched: hold it for a decision (`approval::hold`).
+    Hold(Box<crate::approval::Call>, Vec<AuditRecord>),
 }
 
 impl Pipeline {
@@ -170,17 +174,19 @@ impl Pipeline {
                         return self.refuse(&rows, StatusCode::BAD_REQUEST, codes::PARSE_ERROR, &message).await;
                     }
                 };
-                let (method, masked) =
+                // `rewritten`: the body to forward instead (approval: the gateway's own
+                // 2026-07-28 come-back state taken out).
+                let (method, masked, rewritten) =
                     if inspection == Inspection::IfJsonRpc && !looks_like_json_rpc(&bytes) {
                         // Not JSON-RPC under another content type: ordinary HTTP, untouched.
-                        (None, true)
+                        (None, true, None)
                     } else {
                         match self.inspect_request(&parts.uri, &parts.headers, &bytes, &scope, &rows) {
                             Inbound::Forward { method, masked, rows: request_rows } => {
                                 if let Err(err) = self.recorder.commit(request_rows).await {
                                     return audit_unavailable(&err, "request not forwarded");
                                 }
-                                (method, masked)
+                                (method, masked, None)
                             }
                             Inbound::Respond(response, answer_rows) => {
                                 if let Err(err) = self.recorder.commit(answer_rows).await {
@@ -188,11 +194,21 @@ impl Pipeline {
                                 }
                                 return response;
                             }
+                            Inbound::Hold(call, request_rows) => {
+                                match self.held(*call, request_rows, &parts.uri, &scope, &rows).await {
+                                    Ok((method, Some(rewritten))) => {
+                                        parts.headers.remove(header::CONTENT_LENGTH);
+                                        (Some(method), true, Some(Bytes::from(rewritten)))
+                                    }
+                                    Ok((method, None)) => (Some(method), true, None),
+                                    Err(response) => return response,
+                                }
+                            }
                         }
                     };
                 // The body is already here: the upstream needs no 100-continue dance.
                 parts.headers.remove(header::EXPECT);
-                (full(bytes), method, masked)
+                (full(rewritten.unwrap_or(bytes)), method, masked)
             } else {
                 (body::forward(incoming), None, true)
             };
@@ -352,6 +368,7 @@ impl Pipeline {
         let mut refusals = Vec::new();
         let mut verdicts = Vec::with_capacity(messages.len());
         let mut masked = false;
+        let mut approve = None;
         for message in &messages {
             if jsonrpc::kind(message) != Kind::Request {
                 verdicts.push(Verdict {
@@ -391,14 +408,18 @@ impl Pipeline {
                     },
                     Some((rule, reason)),
                 ),
-                // The approval workflow is a later stage; until then approval means no.
-                Decision::Approve { rule, reason } => (
-                    Verdict {
-                        decision: Some("approve"),
-                        rule: Some(rule.clone()),
-                    },
-                    Some((rule, format!("approval required: {reason}"))),
-                ),
+                // Held for a decision when the body is this one request and approvals are
+                // configured; otherwise approval means no.
+                Decision::Approve { rule, reason } => {
+                    approve = Some((rule.clone(), reason.clone()));
+                    (
+                        Verdict {
+                            decision: Some("approve"),
+                            rule: Some(rule.clone()),
+                        },
+                        Some((rule, format!("approval required: {reason}"))),
+                    )
+                }
             };
             verdicts.push(verdict);
             if let Some((rule, reason)) = refusal {
@@ -439,10 +460,46 @@ impl Pipeline {
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.
         let modern = header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28");
+        if let (Some(_), Some((rule, reason)), [single]) =
+            (&self.approvals, approve, messages.as_slice())
+        {
+            let call = crate::approval::Call {
+                message: (*single).clone(),
+                principal: scope.principal.clone(),
+                server_addr: scope.orig_dst,
+                rule,
+                reason,
+                policy_version: policy.version().to_owned(),
+                origin: crate::approval::Origin {
+                    session: rows.session.clone(),
+                    transport: rows.transport.to_owned(),
+                    protocol_version: rows.protocol_version.clone(),
+                    server_name: rows.server_name.clone(),
+                    request_id: single.get("id").map(Value::to_string),
+                },
+                modern,
+                masked_arguments: crate::approval::hold::masked_arguments(single, &self.masker),
+            };
+            return Inbound::Hold(Box::new(call), request_rows);
+        }
         let answers = denial_answers(&body, &refusals, modern);
-        // Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
+        let (response, answer_rows) = self.answer(uri, scope, rows, &answers, &body);
+        request_rows.extend(answer_rows);
+        Inbound::Respond(response, request_rows)
+    }
+
+    /// The response carrying the gateway's own `answers` to `body`, and their rows.
+    /// Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
+    fn answer(
+        &self,
+        uri: &http::Uri,
+        scope: &Scope,
+        rows: &RowContext,
+        answers: &Value,
+        body: &Value,
+    ) -> (Response<ProxyBody>, Vec<AuditRecord>) {
         let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-        let on_stream = jsonrpc::messages(&answers)
+        let on_stream = jsonrpc::messages(answers)
             .iter()
             .all(|answer| self.legacy.inject(scope.orig_dst, target, answer));
         let (response, status) = if on_stream && !answers.is_null() {
@@ -450,12 +507,54 @@ impl Pipeline {
             *accepted.status_mut() = StatusCode::ACCEPTED;
             (accepted, 202)
         } else {
-            (json_response(StatusCode::OK, &answers), 200)
+            (json_response(StatusCode::OK, answers), 200)
         };
-        if audited {
-            request_rows.extend(audit_rows::gateway_rows(rows, &answers, &body, status));
+        let answer_rows = if self.recorder.enabled() {
+            audit_rows::gateway_rows(rows, answers, body, status)
+        } else {
+            Vec::new()
+        };
+        (response, answer_rows)
+    }
+
+    /// Holds a request for approval (see `approval::hold`): `Ok(method, rewritten body)`
+    /// to forward it, or the answer to send instead.
+    async fn held(
+        &self,
+        call: crate::approval::Call,
+        request_rows: Vec<AuditRecord>,
+        uri: &http::Uri,
+        scope: &Scope,
+        rows: &RowContext,
+    ) -> Result<(String, Option<Vec<u8>>), Response<ProxyBody>> {
+        let Some(approvals) = &self.approvals else {
+            let message = "approval required, but approvals are not configured";
+            return Err(self
+                .refuse(rows, StatusCode::FORBIDDEN, codes::DENIED, message)
+                .await);
+        };
+        // Until answered: a stopping agent waits for held exchanges.
+        let _holding = approvals.holding();
+        if let Err(err) = self.recorder.commit(request_rows).await {
+            return Err(audit_unavailable(&err, "request not forwarded"));
         }
-        Inbound::Respond(response, request_rows)
+        let body = call.message.clone();
+        match approvals.hold(call).await {
+            crate::approval::Held::Release { body: rewritten } => {
+                let method = jsonrpc::method(&body).unwrap_or_default();
+                let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+                let id = body.get("id").into_iter().map(|id| (id, method));
+                self.legacy.note_requests(scope.orig_dst, target, id);
+                Ok((method.to_owned(), rewritten))
+            }
+            crate::approval::Held::Answer(answer) => {
+                let (response, answer_rows) = self.answer(uri, scope, rows, &answer, &body);
+                if let Err(err) = self.recorder.commit(answer_rows).await {
+                    return Err(audit_unavailable(&err, "request not forwarded"));
+                }
+                Err(response)
+            }
+        }
     }
 }
 

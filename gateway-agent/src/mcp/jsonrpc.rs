@@ -99,6 +99,8 @@ pub mod codes {
     pub const AUDIT_UNAVAILABLE: i64 = -32013;
     /// The caller presented no valid token (sent with HTTP 401/403).
     pub const UNAUTHORIZED: i64 = -32014;
+    /// The request waits for a human's approval (or was denied or expired waiting).
+    pub const APPROVAL_PENDING: i64 = -32015;
     /// Spec-defined (2026-07-28): the `Mcp-Method`/`Mcp-Name` headers disagree with the
     /// body (sent with HTTP 400).
     pub const HEADER_MISMATCH: i64 = -32020;

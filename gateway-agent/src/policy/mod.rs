@@ -177,6 +177,9 @@ pub struct RequestFacts<'a> {
 pub struct PolicySet {
     rules: Vec<Rule>,
     default: Decision,
+    /// SHA-256 (first 16 hex digits) of the files' names and contents: which policy an
+    /// approval or audit row was decided under.
+    version: String,
 }
 
 impl PolicySet {
@@ -226,9 +229,15 @@ impl PolicySet {
     fn from_files<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, PolicyError> {
+        use sha2::Digest as _;
         let mut rules: Vec<Rule> = Vec::new();
         let mut default: Option<(&str, Decision)> = None;
+        let mut hasher = sha2::Sha256::new();
         for (origin, text) in files {
+            hasher.update((origin.len() as u64).to_le_bytes());
+            hasher.update(origin.as_bytes());
+            hasher.update((text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
             let file: PolicyFile = toml::from_str(text).map_err(|error| PolicyError::Parse {
                 origin: origin.to_owned(),
                 error: Box::new(error),
@@ -263,7 +272,16 @@ impl PolicySet {
                 },
                 |(_, decision)| decision,
             ),
+            version: hasher.finalize()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         })
+    }
+
+    /// Identifies the policy files this set was loaded from (changes with any edit).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The number of rules (not counting `[defaults]`).

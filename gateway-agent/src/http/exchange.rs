@@ -1,9 +1,11 @@
-//! One HTTP exchange through the gateway, in the order a reader expects:
-//! identity (per the server's auth mode) → request filter (parse JSON-RPC, check
-//! header/body agreement, policy) → audit (durable before forwarding) → upstream (held
-//! credential in place of the caller's token) → response filter (`response.rs`: mask and
-//! hide tools, buffered JSON, streamed JSON or SSE, whatever the Content-Type says; audit
-//! durable before release).
+//! One HTTP exchange through the gateway, composed in [`Pipeline::handle`] from named
+//! stages in the order a reader expects:
+//! 1. identity (`auth.rs`, per the server's auth mode);
+//! 2. request (`request.rs`: parse JSON-RPC, header/body agreement, policy, approval hold;
+//!    audit durable before forwarding);
+//! 3. upstream (here: the held credential in place of the caller's token, then the send);
+//! 4. response (`response.rs`: mask and hide tools in buffered JSON, streamed JSON or SSE,
+//!    whatever the Content-Type says; audit durable before release).
 //!
 //! Fail closed: a JSON POST the gateway cannot parse, or that is not JSON-RPC, is not
 //! forwarded (a lenient server might act on what policy could not see); a response the
@@ -17,23 +19,20 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::Value;
-use tracing::{Instrument as _, error, info, info_span, warn};
+use tracing::{Instrument as _, error, info_span, warn};
 
 use super::{
-    audit_rows::{self, Recorder, RowContext, Verdict},
+    audit_rows::{self, Recorder, RowContext},
     auth::{self, Admission},
-    body::{self, CollectError, ProxyBody, collect_limited, full},
+    body::{self, ProxyBody, full},
     legacy::LegacySessions,
 };
 use crate::{
-    audit::{AuditRecord, PrincipalColumns},
+    audit::PrincipalColumns,
     identity::Authenticator,
     mask::Masker,
-    mcp::{
-        headers,
-        jsonrpc::{self, Kind, codes},
-    },
-    policy::{Decision, MaskProfile, PolicySet, RequestFacts, ServerRef},
+    mcp::jsonrpc::{self, codes},
+    policy::{PolicySet, ServerRef},
     principal::Principal,
     process::ProcessIdentity,
     servers::{ServerSettings, ServerTable},
@@ -91,21 +90,6 @@ pub struct Pipeline {
     pub approvals: Option<Arc<crate::approval::Approvals>>,
 }
 
-/// What the request filter decided.
-enum Inbound {
-    /// Forward; `method` is set when the body held exactly one request. `masked` is
-    /// false only when policy allowed every request in the body with `mask = "none"`.
-    Forward {
-        method: Option<String>,
-        masked: bool,
-        rows: Vec<AuditRecord>,
-    },
-    /// Answer the client ourselves.
-    Respond(Response<ProxyBody>, Vec<AuditRecord>),
-    /// One request an `approve` rule matched: hold it for a decision (`approval::hold`).
-    Hold(Box<crate::approval::Call>, Vec<AuditRecord>),
-}
-
 impl Pipeline {
     pub(super) fn policy(&self) -> Arc<PolicySet> {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
@@ -160,57 +144,9 @@ impl Pipeline {
             });
             rows.principal = PrincipalColumns::from_principal(&scope.principal);
             let is_head = parts.method == http::Method::HEAD;
-            let inspection = post_inspection(&parts.method, &parts.headers);
-            let (upstream_body, method, masked) = if inspection != Inspection::None {
-                let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
-                    Ok(bytes) => bytes,
-                    Err(CollectError::TooLarge { limit }) => {
-                        warn!(limit, "request body over the limit; refused");
-                        let message = format!("request body exceeds the gateway limit of {limit} bytes");
-                        return self.refuse(&rows, StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE, &message).await;
-                    }
-                    Err(CollectError::Read(err)) => {
-                        let message = format!("reading request body: {err}");
-                        return self.refuse(&rows, StatusCode::BAD_REQUEST, codes::PARSE_ERROR, &message).await;
-                    }
-                };
-                // `rewritten`: the body to forward instead (approval: the gateway's own
-                // 2026-07-28 come-back state taken out).
-                let (method, masked, rewritten) =
-                    if inspection == Inspection::IfJsonRpc && !looks_like_json_rpc(&bytes) {
-                        // Not JSON-RPC under another content type: ordinary HTTP, untouched.
-                        (None, true, None)
-                    } else {
-                        match self.inspect_request(&parts.uri, &parts.headers, &bytes, &scope, &rows) {
-                            Inbound::Forward { method, masked, rows: request_rows } => {
-                                if let Err(err) = self.recorder.commit(request_rows).await {
-                                    return audit_unavailable(&err, "request not forwarded");
-                                }
-                                (method, masked, None)
-                            }
-                            Inbound::Respond(response, answer_rows) => {
-                                if let Err(err) = self.recorder.commit(answer_rows).await {
-                                    return audit_unavailable(&err, "request not forwarded");
-                                }
-                                return response;
-                            }
-                            Inbound::Hold(call, request_rows) => {
-                                match self.held(*call, request_rows, &parts.uri, &scope, &rows).await {
-                                    Ok((method, Some(rewritten))) => {
-                                        parts.headers.remove(header::CONTENT_LENGTH);
-                                        (Some(method), true, Some(Bytes::from(rewritten)))
-                                    }
-                                    Ok((method, None)) => (Some(method), true, None),
-                                    Err(response) => return response,
-                                }
-                            }
-                        }
-                    };
-                // The body is already here: the upstream needs no 100-continue dance.
-                parts.headers.remove(header::EXPECT);
-                (full(rewritten.unwrap_or(bytes)), method, masked)
-            } else {
-                (body::forward(incoming), None, true)
+            let forward = match self.read_request(&mut parts, incoming, &scope, &rows).await {
+                Ok(forward) => forward,
+                Err(answer) => return answer,
             };
             // A server with a held credential gets that, never the caller's token (MCP
             // forbids passthrough; in token modes the identity stage already removed it).
@@ -226,18 +162,9 @@ impl Pipeline {
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
             );
-            let mut response = match send(Request::from_parts(parts, upstream_body)).await {
+            let mut response = match send(Request::from_parts(parts, forward.body)).await {
                 Ok(response) => response,
-                Err(err) => {
-                    warn!(error = %err, "upstream request failed");
-                    let message = format!("gateway: upstream MCP server failed: {err}");
-                    let answer = jsonrpc::error_response(&Value::Null, codes::UPSTREAM, &message);
-                    let gateway_rows = audit_rows::gateway_rows(&rows, &answer, &Value::Null, 502);
-                    if let Err(err) = self.recorder.commit(gateway_rows).await {
-                        error!(error = %err, "audit trail unavailable; upstream failure not recorded");
-                    }
-                    return json_response(StatusCode::BAD_GATEWAY, &answer);
-                }
+                Err(err) => return self.upstream_failed(&err, &forward.id, &rows).await,
             };
             if let Some(client_upgrade) = client_upgrade
                 && response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -260,7 +187,8 @@ impl Pipeline {
             if let Some(session) = header_str(response.headers(), "mcp-session-id") {
                 rows.session = session.to_owned();
             }
-            self.filter_response(response, method, masked, scope, rows).await
+            self.filter_response(response, forward.method, forward.masked, scope, rows)
+                .await
         }
         .instrument(span)
         .await
@@ -299,262 +227,22 @@ impl Pipeline {
         }
     }
 
-    /// Answers a request the gateway could not read as JSON-RPC, recording why.
-    async fn refuse(
+    /// The upstream could not be asked: the client gets a JSON-RPC error for its request
+    /// (with its id, so an SDK can match it), and the failure is recorded.
+    async fn upstream_failed(
         &self,
+        err: &hyper::Error,
+        id: &Value,
         rows: &RowContext,
-        status: StatusCode,
-        code: i64,
-        message: &str,
     ) -> Response<ProxyBody> {
-        let row = audit_rows::refusal_row(rows, status.as_u16(), Some(code), message);
-        if let Err(err) = self.recorder.commit(vec![row]).await {
-            error!(error = %err, "audit trail unavailable; refusal not recorded");
+        warn!(error = %err, "upstream request failed");
+        let message = format!("gateway: upstream MCP server failed: {err}");
+        let answer = jsonrpc::error_response(id, codes::UPSTREAM, &message);
+        let gateway_rows = audit_rows::gateway_rows(rows, &answer, &Value::Null, 502);
+        if let Err(err) = self.recorder.commit(gateway_rows).await {
+            error!(error = %err, "audit trail unavailable; upstream failure not recorded");
         }
-        rpc_error(status, &Value::Null, code, &format!("gateway: {message}"))
-    }
-
-    /// Parses a JSON POST and applies policy to each request in it.
-    fn inspect_request(
-        &self,
-        uri: &http::Uri,
-        headers: &HeaderMap,
-        bytes: &[u8],
-        scope: &Scope,
-        rows: &RowContext,
-    ) -> Inbound {
-        let refused = |status: StatusCode, id: &Value, code: i64, message: String| {
-            let answer = jsonrpc::error_response(id, code, &message);
-            let row = audit_rows::refusal_row(rows, status.as_u16(), Some(code), &message);
-            Inbound::Respond(json_response(status, &answer), vec![row])
-        };
-        let body: Value = match serde_json::from_slice(bytes) {
-            Ok(body) => body,
-            Err(err) => {
-                warn!(error = %err, "request body is not valid JSON; refused");
-                return refused(
-                    StatusCode::BAD_REQUEST,
-                    &Value::Null,
-                    codes::PARSE_ERROR,
-                    format!("gateway: request body is not valid JSON: {err}"),
-                );
-            }
-        };
-        let messages = jsonrpc::messages(&body);
-        if messages.is_empty() || messages.iter().any(|m| jsonrpc::kind(m) == Kind::Invalid) {
-            warn!("request body is not JSON-RPC 2.0; refused");
-            return refused(
-                StatusCode::BAD_REQUEST,
-                &Value::Null,
-                codes::INVALID_REQUEST,
-                "gateway: request body is not a JSON-RPC 2.0 message".into(),
-            );
-        }
-        if let Err(problem) = headers::agree(
-            header_str(headers, "mcp-method"),
-            header_str(headers, "mcp-name"),
-            &body,
-        ) {
-            warn!(%problem, "MCP headers disagree with the body; refused");
-            let id = body.get("id").cloned().unwrap_or(Value::Null);
-            return refused(
-                StatusCode::BAD_REQUEST,
-                &id,
-                codes::HEADER_MISMATCH,
-                format!("gateway: {problem}"),
-            );
-        }
-        let policy = self.policy();
-        let mut refusals = Vec::new();
-        let mut verdicts = Vec::with_capacity(messages.len());
-        let mut masked = false;
-        let mut approve = None;
-        for message in &messages {
-            if jsonrpc::kind(message) != Kind::Request {
-                verdicts.push(Verdict {
-                    decision: None,
-                    rule: None,
-                });
-                continue;
-            }
-            let method = jsonrpc::method(message).unwrap_or_default();
-            let tool = (method == "tools/call")
-                .then(|| jsonrpc::tool_name(message))
-                .flatten();
-            let decision = policy.evaluate(&RequestFacts {
-                server: scope.server_ref(),
-                method,
-                tool,
-                arguments: (method == "tools/call")
-                    .then(|| jsonrpc::tool_arguments(message))
-                    .flatten(),
-                principal: &scope.principal,
-            });
-            let (verdict, refusal) = match decision {
-                Decision::Allow { mask, rule } => {
-                    masked |= mask == MaskProfile::Default;
-                    (
-                        Verdict {
-                            decision: Some("allow"),
-                            rule,
-                        },
-                        None,
-                    )
-                }
-                Decision::Deny { rule, reason } => (
-                    Verdict {
-                        decision: Some("deny"),
-                        rule: Some(rule.clone()),
-                    },
-                    Some((rule, reason)),
-                ),
-                // Held for a decision when the body is this one request and approvals are
-                // configured; otherwise approval means no.
-                Decision::Approve { rule, reason } => {
-                    approve = Some((rule.clone(), reason.clone()));
-                    (
-                        Verdict {
-                            decision: Some("approve"),
-                            rule: Some(rule.clone()),
-                        },
-                        Some((rule, format!("approval required: {reason}"))),
-                    )
-                }
-            };
-            verdicts.push(verdict);
-            if let Some((rule, reason)) = refusal {
-                info!(rpc_method = method, tool = tool.unwrap_or(""), %rule, %reason, "request denied by policy");
-                refusals.push(((*message).clone(), rule, reason));
-            }
-        }
-        let audited = self.recorder.enabled();
-        let mut request_rows = if audited {
-            audit_rows::client_rows(rows, &body, &verdicts, &self.masker)
-        } else {
-            Vec::new()
-        };
-        if refusals.is_empty() {
-            let method = match messages.as_slice() {
-                [single] if jsonrpc::kind(single) == Kind::Request => {
-                    jsonrpc::method(single).map(str::to_owned)
-                }
-                _ => None,
-            };
-            // On the legacy transport the answers come back on the session's stream.
-            let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-            self.legacy.note_requests(
-                scope.orig_dst,
-                target,
-                messages
-                    .iter()
-                    .filter(|m| jsonrpc::kind(m) == Kind::Request)
-                    .filter_map(|m| Some((m.get("id")?, jsonrpc::method(m)?))),
-            );
-            // A body of notifications/responses only has no decision: mask by default.
-            let any_request = messages.iter().any(|m| jsonrpc::kind(m) == Kind::Request);
-            return Inbound::Forward {
-                method,
-                masked: masked || !any_request,
-                rows: request_rows,
-            };
-        }
-        // 2026-07-28 results carry a resultType; earlier eras have none.
-        let modern = header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28");
-        if let (Some(_), Some((rule, reason)), [single]) =
-            (&self.approvals, approve, messages.as_slice())
-        {
-            let call = crate::approval::Call {
-                message: (*single).clone(),
-                principal: scope.principal.clone(),
-                server_addr: scope.orig_dst,
-                rule,
-                reason,
-                policy_version: policy.version().to_owned(),
-                origin: crate::approval::Origin {
-                    session: rows.session.clone(),
-                    transport: rows.transport.to_owned(),
-                    protocol_version: rows.protocol_version.clone(),
-                    server_name: rows.server_name.clone(),
-                    request_id: single.get("id").map(Value::to_string),
-                },
-                modern,
-                masked_arguments: crate::approval::hold::masked_arguments(single, &self.masker),
-            };
-            return Inbound::Hold(Box::new(call), request_rows);
-        }
-        let answers = denial_answers(&body, &refusals, modern);
-        let (response, answer_rows) = self.answer(uri, scope, rows, &answers, &body);
-        request_rows.extend(answer_rows);
-        Inbound::Respond(response, request_rows)
-    }
-
-    /// The response carrying the gateway's own `answers` to `body`, and their rows.
-    /// Legacy HTTP+SSE: answers belong on the session's stream; the POST gets 202.
-    fn answer(
-        &self,
-        uri: &http::Uri,
-        scope: &Scope,
-        rows: &RowContext,
-        answers: &Value,
-        body: &Value,
-    ) -> (Response<ProxyBody>, Vec<AuditRecord>) {
-        let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-        let on_stream = jsonrpc::messages(answers)
-            .iter()
-            .all(|answer| self.legacy.inject(scope.orig_dst, target, answer));
-        let (response, status) = if on_stream && !answers.is_null() {
-            let mut accepted = Response::new(body::empty());
-            *accepted.status_mut() = StatusCode::ACCEPTED;
-            (accepted, 202)
-        } else {
-            (json_response(StatusCode::OK, answers), 200)
-        };
-        let answer_rows = if self.recorder.enabled() {
-            audit_rows::gateway_rows(rows, answers, body, status)
-        } else {
-            Vec::new()
-        };
-        (response, answer_rows)
-    }
-
-    /// Holds a request for approval (see `approval::hold`): `Ok(method, rewritten body)`
-    /// to forward it, or the answer to send instead.
-    async fn held(
-        &self,
-        call: crate::approval::Call,
-        request_rows: Vec<AuditRecord>,
-        uri: &http::Uri,
-        scope: &Scope,
-        rows: &RowContext,
-    ) -> Result<(String, Option<Vec<u8>>), Response<ProxyBody>> {
-        let Some(approvals) = &self.approvals else {
-            let message = "approval required, but approvals are not configured";
-            return Err(self
-                .refuse(rows, StatusCode::FORBIDDEN, codes::DENIED, message)
-                .await);
-        };
-        // Until answered: a stopping agent waits for held exchanges.
-        let _holding = approvals.holding();
-        if let Err(err) = self.recorder.commit(request_rows).await {
-            return Err(audit_unavailable(&err, "request not forwarded"));
-        }
-        let body = call.message.clone();
-        match approvals.hold(call).await {
-            crate::approval::Held::Release { body: rewritten } => {
-                let method = jsonrpc::method(&body).unwrap_or_default();
-                let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-                let id = body.get("id").into_iter().map(|id| (id, method));
-                self.legacy.note_requests(scope.orig_dst, target, id);
-                Ok((method.to_owned(), rewritten))
-            }
-            crate::approval::Held::Answer(answer) => {
-                let (response, answer_rows) = self.answer(uri, scope, rows, &answer, &body);
-                if let Err(err) = self.recorder.commit(answer_rows).await {
-                    return Err(audit_unavailable(&err, "request not forwarded"));
-                }
-                Err(response)
-            }
-        }
+        json_response(StatusCode::BAD_GATEWAY, &answer)
     }
 }
 
@@ -567,92 +255,6 @@ pub(super) fn audit_unavailable(err: &crate::audit::SinkError, what: &str) -> Re
         codes::AUDIT_UNAVAILABLE,
         &format!("gateway: audit trail unavailable ({err}); {what}"),
     )
-}
-
-/// The answers to a body the gateway refuses: one per request, in order. In a batch,
-/// requests that were not themselves denied are refused too (nothing is forwarded).
-fn denial_answers(body: &Value, refusals: &[(Value, String, String)], modern: bool) -> Value {
-    let answer = |message: &Value| -> Option<Value> {
-        let id = message.get("id")?;
-        let refusal = refusals.iter().find(|(denied, _, _)| denied == message);
-        Some(match refusal {
-            Some((_, rule, reason)) if jsonrpc::method(message) == Some("tools/call") => {
-                let mut answer = jsonrpc::tool_error_result(
-                    id,
-                    &format!("Denied by gateway policy (rule {rule}): {reason}"),
-                );
-                if modern {
-                    answer["result"]["resultType"] = "complete".into();
-                }
-                answer
-            }
-            Some((_, rule, reason)) => jsonrpc::error_response(
-                id,
-                codes::DENIED,
-                &format!("denied by gateway policy (rule {rule}): {reason}"),
-            ),
-            None => jsonrpc::error_response(
-                id,
-                codes::DENIED,
-                "not forwarded: the batch contained a request denied by gateway policy",
-            ),
-        })
-    };
-    match body {
-        Value::Array(batch) => Value::Array(batch.iter().filter_map(answer).collect()),
-        single => answer(single).unwrap_or(Value::Null),
-    }
-}
-
-/// How much of a request the gateway must read before forwarding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Inspection {
-    /// Streamed through unread.
-    None,
-    /// A JSON POST: must be JSON-RPC, judged by policy.
-    JsonRpc,
-    /// A POST under some other text-ish content type: judged like JSON-RPC if it parses as
-    /// a JSON-RPC message (a server that ignores Content-Type must not receive a tools/call
-    /// policy never saw), forwarded untouched otherwise.
-    IfJsonRpc,
-}
-
-fn post_inspection(method: &http::Method, headers: &HeaderMap) -> Inspection {
-    if method != http::Method::POST {
-        return Inspection::None;
-    }
-    let content_type = header_str(headers, header::CONTENT_TYPE.as_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/json") {
-        return Inspection::JsonRpc;
-    }
-    // Bulk and binary uploads are not where JSON-RPC travels; do not buffer them.
-    const STREAMED: [&str; 6] = [
-        "multipart/",
-        "application/octet-stream",
-        "image/",
-        "audio/",
-        "video/",
-        "application/grpc",
-    ];
-    if STREAMED
-        .iter()
-        .any(|prefix| content_type.starts_with(prefix))
-    {
-        Inspection::None
-    } else {
-        Inspection::IfJsonRpc
-    }
-}
-
-/// Parses as JSON with a `method` member (one message or a batch)?
-fn looks_like_json_rpc(bytes: &[u8]) -> bool {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(object)) => object.contains_key("method"),
-        Ok(Value::Array(batch)) => batch.iter().any(|m| m.get("method").is_some()),
-        _ => false,
-    }
 }
 
 pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -70,6 +70,27 @@ impl MessageFilter {
         sessions.take_method(*server, session, message.get("id")?)
     }
 
+    /// The legacy transport's `endpoint` event: the URL the client must post to, with
+    /// the session id the server chose. It is protocol state the client needs verbatim
+    /// (masking its `session_id=` broke the transport), and the same id is every row's
+    /// `session` already: recorded, not masked.
+    pub fn apply_endpoint(&self, payload: &[u8]) -> Applied {
+        let text = String::from_utf8_lossy(payload);
+        let rows = if self.audited {
+            vec![audit_rows::server_text_row(
+                &self.rows,
+                &text,
+                &MaskReport::default(),
+            )]
+        } else {
+            Vec::new()
+        };
+        Applied {
+            rewritten: None,
+            rows,
+        }
+    }
+
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
     pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
         let text = String::from_utf8_lossy(payload);

@@ -13,6 +13,7 @@ mod exchange;
 mod json_stream;
 mod legacy;
 mod message_filter;
+mod request;
 mod response;
 mod sniff;
 mod sse_stream;

@@ -81,7 +81,11 @@ async fn pump(
             }
             let released = match &event.data {
                 Some(data) => {
-                    let applied = filter.apply(data.as_bytes(), 200);
+                    let applied = if event.event.as_deref() == Some("endpoint") {
+                        filter.apply_endpoint(data.as_bytes())
+                    } else {
+                        filter.apply(data.as_bytes(), 200)
+                    };
                     let out = match applied.rewritten {
                         Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
                         None => event.raw,

@@ -2,9 +2,10 @@
 //! hide tools the caller may not use from `tools/list`, and mask secrets everywhere the
 //! message carries data (results, errors, server→client requests and notifications).
 //!
-//! `jsonrpc`, `id` and `method` are never touched, and neither is a 2026-07-28
-//! `requestState`: it is opaque to everyone but the server that minted it, and the client
-//! must echo it back unaltered for the multi-round-trip flow to work.
+//! `jsonrpc`, `id` and `method` are never touched, and neither are the opaque tokens a
+//! client must hand back to the server unaltered: a 2026-07-28 `requestState` (the
+//! multi-round-trip flow) and a list's `nextCursor` (pagination; cursors are often
+//! base64 of the server's own state, which decoding detectors could take for a secret).
 
 use serde_json::Value;
 
@@ -126,7 +127,7 @@ fn filter_message(
     };
     filtered
         .mask
-        .merge(&masker.mask_members(doc, result, &["requestState"], edits));
+        .merge(&masker.mask_members(doc, result, &["requestState", "nextCursor"], edits));
     if jsonrpc::kind(message) == Kind::Response
         && (request_method == Some("tools/list")
             || (request_method.is_none() && looks_like_tools_list(doc, result)))

@@ -75,6 +75,10 @@ fn request_state_is_never_altered() {
         "inputRequests":{"q":{"method":"elicitation/create","params":{"message":format!("token {state}")}}}}});
     filter(&mut body, Some("tools/call"));
     assert_eq!(body["result"]["requestState"], state);
+    // A cursor is handed back to the server as it came, whatever it looks like.
+    let mut list = json!({"jsonrpc":"2.0","id":2,"result":{"resources":[],"nextCursor":state}});
+    filter(&mut list, Some("resources/list"));
+    assert_eq!(list["result"]["nextCursor"], state);
     assert!(!body["result"]["inputRequests"].to_string().contains(state));
 }
 

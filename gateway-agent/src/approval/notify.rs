@@ -204,7 +204,7 @@ impl Channel {
             match request.body(body.clone()).send().await {
                 Ok(response) if response.status().is_success() => return Ok(attempt),
                 Ok(response) => last = format!("HTTP {}", response.status()),
-                Err(err) => last = chain(&err),
+                Err(err) => last = crate::identity::error_chain(&err),
             }
             if attempt < self.config.max_attempts {
                 tokio::time::sleep(backoff).await;
@@ -216,19 +216,6 @@ impl Channel {
             self.config.max_attempts
         ))
     }
-}
-
-/// An error with its causes: reqwest's own message ("error sending request") does not
-/// say the receiver refused the connection.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.

@@ -16,6 +16,9 @@ mod error;
 mod jwt;
 mod keys;
 
+/// Also used by other HTTP clients of the agent (approval webhooks).
+pub(crate) use keys::error_chain;
+
 use std::{
     sync::{Arc, Weak},
     time::{Duration, SystemTime, UNIX_EPOCH},

@@ -20,6 +20,7 @@ use crate::{
     process::IdentityResolver,
     proxy::Proxy,
     servers::ServerTable,
+    tls::TlsSetup,
 };
 
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
@@ -28,8 +29,9 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let policy = load_policy(&config)?;
     Masker::new(&config.mask).context(origin(path))?;
     let servers = ServerTable::load(&config)?;
+    let tls = TlsSetup::load(&config).context(origin(path))?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, TLS terminated for {} servers)",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
@@ -44,6 +46,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
         } else {
             "off".to_owned()
         },
+        tls.terminating(),
     );
     Ok(())
 }
@@ -90,6 +93,8 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen6,
         };
         let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
+        let tls = Arc::new(TlsSetup::load(&config).context(origin(path))?);
+        info!(terminating = tls.terminating(), default_mode = config.tls.mode.as_str(), "TLS ready");
         let authenticator = Arc::new(std::sync::OnceLock::new());
         if !config.identity.issuers.is_empty() {
             discover_issuers(config.identity.issuers.clone(), Arc::clone(&authenticator)).await;
@@ -130,6 +135,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             own_listeners: vec![listen4, listen6],
             pipeline: Some(Arc::clone(&pipeline)),
             servers: Arc::clone(&servers),
+            tls: Some(Arc::clone(&tls)),
         });
         let mut listeners = tokio::task::JoinSet::new();
         listeners.spawn(Arc::clone(&proxy).serve(listener4));

@@ -70,6 +70,10 @@ pub fn describe(err: &std::io::Error, server_name: &str) -> String {
             CertificateError::UnknownIssuer => {
                 "upstream certificate is not issued by a trusted CA (unknown issuer)".to_owned()
             }
+            CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                "upstream certificate's signature does not verify against a trusted CA".to_owned()
+            }
             other => format!("upstream certificate rejected: {other:?}"),
         },
         rustls::Error::PeerIncompatible(why) => {

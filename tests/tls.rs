@@ -1,0 +1,566 @@
+//! TLS termination end to end, loopback only, with real parts: HTTPS MCP servers (the
+//! Python SDK's behind uvicorn, and a Node h2/HTTP/1.1 TLS server) with certificates from
+//! a test CA (tests/tls/pki.py), real clients in the intercepted cgroup (the Python SDK
+//! with `SSL_CERT_FILE`, curl trusting the bundle `gateway-agent ca install` built in a
+//! scratch store, and tests/tls/probe.py for the bad input), and the agent's own CA.
+//! Needs root and the test virtualenv (`cargo xtask setup`).
+
+mod support;
+
+use std::{
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{
+    AGENT, Agent, DENY_SHELL_POLICY, GITHUB_TOKEN, SERVER_SECRETS, Scenario, WAIT, audit_rows,
+    free_port, python, require_root, workspace,
+};
+
+/// The secret tests/tls/h2_server.mjs plants in every answer.
+const H2_SECRET: &str = "ghp_Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8";
+
+/// A process killed (by PID) on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits (bounded) until it listens on `port`.
+fn spawn_listening(mut cmd: Command, port: u16) -> Proc {
+    let mut proc = Proc(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn test server"),
+    );
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = proc.0.try_wait().expect("poll test server") {
+            panic!("test server exited early: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "test server never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proc
+}
+
+/// The test PKI (tests/tls/pki.py) in `dir`.
+fn make_pki(dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    let status = Command::new(python())
+        .arg(workspace().join("tests/tls/pki.py"))
+        .arg(&pki)
+        .status()
+        .expect("run pki.py");
+    assert!(status.success(), "pki.py failed");
+    pki
+}
+
+/// tests/mcp/server.py over HTTPS with `pki/<stem>.pem`.
+fn https_mcp_server(pki: &Path, state: &str, response: &str) -> (Proc, u16) {
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new(python());
+    cmd.arg(workspace().join("tests/mcp/server.py"))
+        .args([&port.to_string(), state, response])
+        .arg(pki.join("good.pem"))
+        .arg(pki.join("good.key"));
+    (spawn_listening(cmd, port), port)
+}
+
+/// tests/tls/h2_server.mjs with `pki/<stem>.pem`; its request log is `log`.
+fn h2_server(pki: &Path, stem: &str, log: &Path) -> (Proc, u16) {
+    let port = free_port("127.0.0.1");
+    let mut cmd = Command::new("node");
+    cmd.arg(workspace().join("tests/tls/h2_server.mjs"))
+        .arg(port.to_string())
+        .arg(pki.join(format!("{stem}.pem")))
+        .arg(pki.join(format!("{stem}.key")))
+        .arg(log);
+    (spawn_listening(cmd, port), port)
+}
+
+/// `gateway-agent ca …` with the scenario's CA directory.
+fn ca_command(scenario: &Scenario, args: &[&str]) -> Output {
+    let out = Command::new(AGENT)
+        .arg("ca")
+        .args(args)
+        .arg("--dir")
+        .arg(scenario.dir.path().join("ca"))
+        .output()
+        .expect("run gateway-agent ca");
+    assert!(
+        out.status.success(),
+        "gateway-agent ca {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The agent's CA made and installed into a scratch system store; returns the bundle
+/// (system roots + the agent's CA) that `ca install` says to use.
+fn install_ca(scenario: &Scenario) -> PathBuf {
+    ca_command(scenario, &["init"]);
+    let store = scenario.dir.path().join("store");
+    let etc = scenario.dir.path().join("etc-certs");
+    let out = ca_command(
+        scenario,
+        &[
+            "install",
+            "--store",
+            store.to_str().unwrap(),
+            "--etc-certs",
+            etc.to_str().unwrap(),
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let bundle = etc.join("ca-certificates.crt");
+    assert!(
+        printed.contains(&format!("export SSL_CERT_FILE={}", bundle.display()))
+            && printed.contains("NODE_EXTRA_CA_CERTS=")
+            && printed.contains("keytool -importcert"),
+        "{printed}"
+    );
+    bundle
+}
+
+/// An agent intercepting `ports` with `servers` (TOML) and the deny-shell policy.
+fn start_agent(scenario: &Scenario, ports: &[u16], servers: &str) -> Agent {
+    let policies = scenario.dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("10-test.toml"), DENY_SHELL_POLICY).unwrap();
+    let extra = format!(
+        "\n[policy]\ndir = \"{}\"\n\n[tls]\nca_dir = \"{}\"\nhandshake_timeout_ms = 1500\n{servers}",
+        policies.display(),
+        scenario.dir.path().join("ca").display()
+    );
+    let config = scenario.config_with(ports, &extra);
+    scenario.start_agent(&config)
+}
+
+/// curl in the test cgroup trusting `cafile`, POSTing a `tools/call`; returns (status,
+/// http version, body).
+fn curl_call(
+    scenario: &Scenario,
+    cafile: &Path,
+    url: &str,
+    extra: &[&str],
+) -> (u16, String, String) {
+    let body = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"lookup","arguments":{}}}"#;
+    let mut args = vec![
+        "--cacert",
+        cafile.to_str().unwrap(),
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "-d",
+        body,
+        "-w",
+        "\n%{http_code} %{http_version}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let out = scenario.curl_output(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let mut tail = tail.split(' ');
+    let code = tail.next().unwrap_or("0").parse().unwrap_or(0);
+    let version = tail.next().unwrap_or("").to_owned();
+    (code, version, body.to_owned())
+}
+
+fn python_client(
+    argv_prefix: Vec<String>,
+    url: &str,
+    mode: &str,
+    run: impl FnOnce(&[&str]) -> Output,
+) -> Value {
+    let mut argv = argv_prefix;
+    argv.extend([
+        python().display().to_string(),
+        workspace()
+            .join("tests/mcp/client.py")
+            .display()
+            .to_string(),
+        url.to_owned(),
+        mode.to_owned(),
+    ]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = run(&argv);
+    assert!(
+        out.status.success(),
+        "MCP client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("client prints JSON")
+}
+
+fn probe(scenario: &Scenario, args: &[&str]) -> Value {
+    let mut argv = vec![
+        python().display().to_string(),
+        workspace().join("tests/tls/probe.py").display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = scenario.output_in_cgroup(&argv);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "probe {args:?} printed no JSON ({err}): {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The connection rows whose payload names `tls` mode and `sni`.
+fn tls_rows<'a>(rows: &'a [Value], mode: &str, sni: Option<&str>) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r["kind"] == "connection")
+        .filter(|r| {
+            let payload: Value =
+                serde_json::from_str(r["payload"].as_str().unwrap_or("null")).unwrap_or_default();
+            payload["tls"] == mode && payload["sni"] == sni.map_or(Value::Null, Value::from)
+        })
+        .collect()
+}
+
+fn python_sdk_case(state: &str, response: &str, mode: &str) {
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let (_server, port) = https_mcp_server(&pki, state, response);
+    let servers = format!(
+        "\n[[server]]\nname = \"mcp-tls\"\naddr = \"127.0.0.1:{port}\"\nsni = [\"localhost\"]\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
+        pki.join("test-ca.pem").display()
+    );
+    let agent = start_agent(&scenario, &[port], &servers);
+    let url = format!("https://localhost:{port}/mcp");
+    let case = format!("{state}/{response}/{mode}");
+
+    let direct = python_client(vec![], &url, mode, |argv| {
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .env("SSL_CERT_FILE", pki.join("test-ca.pem"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run client")
+    });
+    let proxied = python_client(
+        vec!["env".into(), format!("SSL_CERT_FILE={}", bundle.display())],
+        &url,
+        mode,
+        |argv| scenario.output_in_cgroup(argv),
+    );
+    assert!(
+        direct.to_string().contains(GITHUB_TOKEN),
+        "{case}: {direct}"
+    );
+    assert_eq!(
+        proxied["tools"],
+        serde_json::json!(["echo", "get_config", "read_notes"]),
+        "{case}: {proxied}"
+    );
+    assert_eq!(proxied["shell_exec"]["isError"], true, "{case}: {proxied}");
+    assert!(
+        proxied["shell_exec"]["text"][0]
+            .as_str()
+            .unwrap()
+            .contains("deny-shell"),
+        "{case}: {proxied}"
+    );
+    let seen = proxied.to_string();
+    for secret in SERVER_SECRETS {
+        assert!(!seen.contains(secret), "{case}: {secret} leaked: {seen}");
+    }
+    assert!(seen.contains("[MASKED:"), "{case}: {seen}");
+    assert_eq!(proxied["echo"], direct["echo"], "{case}");
+    assert_eq!(
+        proxied["get_config"]["structured"]["database"]["host"],
+        direct["get_config"]["structured"]["database"]["host"]
+    );
+    agent.wait_for("TLS terminated", |l| {
+        l["sni"] == "localhost" && l["server"] == "mcp-tls"
+    });
+    agent.wait_for("request denied by policy", |l| l["rule"] == "deny-shell");
+
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    assert!(
+        !tls_rows(&rows, "terminate", Some("localhost")).is_empty(),
+        "{case}: no terminate connection row with the SNI"
+    );
+    assert!(
+        rows.iter().any(|r| r["tool"] == "shell_exec"
+            && r["decision"] == "deny"
+            && r["server_name"] == "mcp-tls"),
+        "{case}: no denied shell_exec row"
+    );
+}
+
+#[test]
+fn python_sdk_session_era_over_https() {
+    if require_root("python_sdk_session_era_over_https") {
+        python_sdk_case("stateful", "sse", "legacy");
+    }
+}
+
+#[test]
+fn python_sdk_2026_stateless_over_https() {
+    if require_root("python_sdk_2026_stateless_over_https") {
+        python_sdk_case("stateless", "json", "2026-07-28");
+    }
+}
+
+#[test]
+fn curl_h2_and_http1_by_alpn_and_bad_input_is_contained() {
+    if !require_root("curl_h2_and_http1_by_alpn_and_bad_input_is_contained") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let log = scenario.dir.path().join("h2-requests.log");
+    let (_server, port) = h2_server(&pki, "good", &log);
+    let servers = format!(
+        "\n[[server]]\nname = \"h2-tls\"\naddr = \"127.0.0.1:{port}\"\nsni = [\"localhost\"]\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
+        pki.join("test-ca.pem").display()
+    );
+    let agent = start_agent(&scenario, &[port], &servers);
+    let url = format!("https://localhost:{port}/mcp");
+
+    // h2 end to end: ALPN h2 to the client because the upstream chose it.
+    let (code, version, body) = curl_call(&scenario, &bundle, &url, &["--http2"]);
+    assert_eq!((code, version.as_str()), (200, "2"), "{body}");
+    assert!(body.contains("http 2.0"), "the upstream spoke h2: {body}");
+    assert!(
+        !body.contains(H2_SECRET) && body.contains("[MASKED:"),
+        "{body}"
+    );
+    // HTTP/1.1 when that is all the client offers.
+    let (code, version, body) = curl_call(&scenario, &bundle, &url, &["--http1.1"]);
+    assert_eq!((code, version.as_str()), (200, "1.1"), "{body}");
+    assert!(
+        body.contains("http 1.1") && !body.contains(H2_SECRET),
+        "{body}"
+    );
+    // No SNI (an IP URL): the destination decides, the leaf names the IP.
+    let (code, _, body) = curl_call(
+        &scenario,
+        &bundle,
+        &format!("https://127.0.0.1:{port}/mcp"),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains(H2_SECRET), "{body}");
+    agent.wait_for("TLS terminated", |l| l["sni"] == "");
+
+    // A ClientHello in 5-byte segments is read whole; the session works.
+    let split = probe(
+        &scenario,
+        &[
+            "split",
+            &port.to_string(),
+            "localhost",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(split["status"], "HTTP/1.1 200 OK", "{split}");
+    assert!(
+        !split["body"].as_str().unwrap().contains(H2_SECRET),
+        "{split}"
+    );
+
+    // Garbage after a record header: closed, logged, never relayed to an inspected server.
+    let requests_before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let garbage = probe(&scenario, &["garbage", &port.to_string()]);
+    assert!(
+        matches!(garbage["outcome"].as_str(), Some("eof" | "reset")),
+        "{garbage}"
+    );
+    agent.wait_for(
+        "no usable ClientHello for an inspected server; resetting client",
+        |l| l["reason"].as_str().unwrap_or("").contains("malformed"),
+    );
+    // A stalled handshake is cut at handshake_timeout_ms (1.5 s), not held open.
+    let stall = probe(&scenario, &["stall", &port.to_string()]);
+    assert!(
+        matches!(stall["outcome"].as_str(), Some("eof" | "reset")),
+        "{stall}"
+    );
+    assert!(stall["seconds"].as_f64().unwrap() < 10.0, "{stall}");
+    agent.wait_for(
+        "no usable ClientHello for an inspected server; resetting client",
+        |l| {
+            l["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no complete ClientHello")
+        },
+    );
+    // A client that does not trust the agent's CA fails its handshake; logged.
+    let (code, _, _) = curl_call(&scenario, &pki.join("test-ca.pem"), &url, &[]);
+    assert_eq!(
+        code, 0,
+        "a client without the agent's CA must not get through"
+    );
+    agent.wait_for("client TLS handshake failed", |_| true);
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count(),
+        requests_before,
+        "nothing from the bad clients reached the server"
+    );
+    // …and everyone else is still served.
+    let (code, version, _) = curl_call(&scenario, &bundle, &url, &["--http2"]);
+    assert_eq!((code, version.as_str()), (200, "2"));
+}
+
+#[test]
+fn upstream_certificate_failures_are_502_and_never_forwarded() {
+    if !require_root("upstream_certificate_failures_are_502_and_never_forwarded") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let cases = [
+        ("expired", "upstream certificate has expired"),
+        (
+            "wrongname",
+            "upstream certificate is not valid for localhost",
+        ),
+        ("selfsigned", "unknown issuer"),
+    ];
+    let mut servers = Vec::new();
+    let mut config = String::new();
+    for (stem, _) in cases {
+        let log = scenario.dir.path().join(format!("{stem}.log"));
+        let (proc, port) = h2_server(&pki, stem, &log);
+        config.push_str(&format!(
+            "\n[[server]]\nname = \"{stem}\"\naddr = \"127.0.0.1:{port}\"\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
+            pki.join("test-ca.pem").display()
+        ));
+        servers.push((proc, port, log));
+    }
+    let ports: Vec<u16> = servers.iter().map(|s| s.1).collect();
+    let agent = start_agent(&scenario, &ports, &config);
+    for ((stem, reason), (_, port, log)) in cases.iter().zip(&servers) {
+        let (code, _, body) = curl_call(
+            &scenario,
+            &bundle,
+            &format!("https://localhost:{port}/mcp"),
+            &[],
+        );
+        assert_eq!(code, 502, "{stem}: {body}");
+        let answer: Value = serde_json::from_str(&body).expect("a JSON-RPC error body");
+        assert_eq!(answer["error"]["code"], -32012, "{stem}: {answer}");
+        assert_eq!(answer["id"], 9, "{stem}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{stem}: {message}");
+        assert!(
+            !log.exists(),
+            "{stem}: the request reached the unverified server"
+        );
+        agent.wait_for(
+            "upstream TLS verification or handshake failed; refusing the client's requests (502)",
+            |l| l["server"] == *stem,
+        );
+    }
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    for (stem, reason) in cases {
+        assert!(
+            rows.iter().any(|r| r["server_name"] == stem
+                && r["status"] == 502
+                && r["decision"] == "deny"
+                && r["payload"].as_str().unwrap_or("").contains(reason)),
+            "{stem}: no 502 audit row"
+        );
+    }
+}
+
+#[test]
+fn an_unconfigured_sni_passes_through_byte_for_byte() {
+    if !require_root("an_unconfigured_sni_passes_through_byte_for_byte") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let log = scenario.dir.path().join("other.log");
+    let (_other, other_port) = h2_server(&pki, "other", &log);
+    let inspected = free_port("127.0.0.1");
+    // One inspected server elsewhere; the `other` server is nobody's business.
+    let servers = format!(
+        "\n[[server]]\nname = \"inspected\"\naddr = \"127.0.0.1:{inspected}\"\nsni = [\"localhost\"]\ntls = \"terminate\"\n"
+    );
+    let agent = start_agent(&scenario, &[other_port, inspected], &servers);
+
+    let direct = Command::new(python())
+        .arg(workspace().join("tests/tls/probe.py"))
+        .args(["fingerprint", &other_port.to_string(), "other.test.example"])
+        .output()
+        .expect("probe directly");
+    let direct: Value = serde_json::from_slice(&direct.stdout).unwrap();
+    let proxied = probe(
+        &scenario,
+        &["fingerprint", &other_port.to_string(), "other.test.example"],
+    );
+    assert_eq!(
+        proxied["sha256"], direct["sha256"],
+        "the client saw the real server's certificate"
+    );
+
+    // Not opened: the server's answer arrives unmasked, with the real certificate.
+    let resolve = format!("other.test.example:{other_port}:127.0.0.1");
+    let (code, _, body) = curl_call(
+        &scenario,
+        &pki.join("test-ca.pem"),
+        &format!("https://other.test.example:{other_port}/mcp"),
+        &["--resolve", &resolve],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(H2_SECRET),
+        "passthrough must not alter a byte: {body}"
+    );
+    // The agent's CA is not what that client saw (it would fail without test-ca).
+    let (code, _, _) = curl_call(
+        &scenario,
+        &bundle,
+        &format!("https://other.test.example:{other_port}/mcp"),
+        &["--resolve", &resolve],
+    );
+    assert_eq!(code, 0);
+    agent.wait_for("TLS passthrough (not inspected)", |l| {
+        l["sni"] == "other.test.example"
+    });
+
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    let opened = tls_rows(&rows, "passthrough", Some("other.test.example"));
+    assert!(
+        opened
+            .iter()
+            .any(|r| r["comm"] == "python" || r["comm"] == "python3" || r["comm"] == "curl"),
+        "passthrough connection rows name the SNI and the process: {opened:?}"
+    );
+    assert!(opened.iter().all(|r| r["transport"] == "tls"), "{opened:?}");
+}

@@ -16,8 +16,8 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    AGENT, Agent, DENY_SHELL_POLICY, GITHUB_TOKEN, SERVER_SECRETS, Scenario, WAIT, audit_rows,
-    free_port, python, require_root, workspace,
+    AGENT, Agent, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, PLANTED_ENV, SERVER_SECRETS,
+    Scenario, WAIT, audit_rows, free_port, python, require_root, workspace,
 };
 
 /// The secret tests/tls/h2_server.mjs plants in every answer.
@@ -81,13 +81,18 @@ fn https_mcp_server(pki: &Path, state: &str, response: &str) -> (Proc, u16) {
 
 /// tests/tls/h2_server.mjs with `pki/<stem>.pem`; its request log is `log`.
 fn h2_server(pki: &Path, stem: &str, log: &Path) -> (Proc, u16) {
+    h2_server_with(pki, stem, log, &[])
+}
+
+fn h2_server_with(pki: &Path, stem: &str, log: &Path, extra: &[&str]) -> (Proc, u16) {
     let port = free_port("127.0.0.1");
     let mut cmd = Command::new("node");
     cmd.arg(workspace().join("tests/tls/h2_server.mjs"))
         .arg(port.to_string())
         .arg(pki.join(format!("{stem}.pem")))
         .arg(pki.join(format!("{stem}.key")))
-        .arg(log);
+        .arg(log)
+        .args(extra);
     (spawn_listening(cmd, port), port)
 }
 
@@ -137,9 +142,18 @@ fn install_ca(scenario: &Scenario) -> PathBuf {
 
 /// An agent intercepting `ports` with `servers` (TOML) and the deny-shell policy.
 fn start_agent(scenario: &Scenario, ports: &[u16], servers: &str) -> Agent {
+    start_agent_with_policy(scenario, ports, servers, DENY_SHELL_POLICY)
+}
+
+fn start_agent_with_policy(
+    scenario: &Scenario,
+    ports: &[u16],
+    servers: &str,
+    policy: &str,
+) -> Agent {
     let policies = scenario.dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("10-test.toml"), DENY_SHELL_POLICY).unwrap();
+    std::fs::write(policies.join("10-test.toml"), policy).unwrap();
     let extra = format!(
         "\n[policy]\ndir = \"{}\"\n\n[tls]\nca_dir = \"{}\"\nhandshake_timeout_ms = 1500\n{servers}",
         policies.display(),
@@ -433,8 +447,8 @@ fn curl_h2_and_http1_by_alpn_and_bad_input_is_contained() {
 }
 
 #[test]
-fn upstream_certificate_failures_are_502_and_never_forwarded() {
-    if !require_root("upstream_certificate_failures_are_502_and_never_forwarded") {
+fn upstream_tls_failures_are_502_and_never_forwarded() {
+    if !require_root("upstream_tls_failures_are_502_and_never_forwarded") {
         return;
     }
     let scenario = Scenario::new();
@@ -563,4 +577,55 @@ fn an_unconfigured_sni_passes_through_byte_for_byte() {
         "passthrough connection rows name the SNI and the process: {opened:?}"
     );
     assert!(opened.iter().all(|r| r["transport"] == "tls"), "{opened:?}");
+}
+
+/// The TypeScript SDK (Node trusts the agent's CA through `NODE_EXTRA_CA_CERTS`, as
+/// `ca install` says) over HTTPS to the agent, which fronts the plain-HTTP
+/// server-everything (`upstream_tls = false`: allowed because it is configured).
+#[test]
+fn typescript_sdk_over_https_to_a_plain_http_server() {
+    if !require_root("typescript_sdk_over_https_to_a_plain_http_server") {
+        return;
+    }
+    let policy = "[[rule]]\nid = \"no-remote-fetch\"\naction = \"deny\"\nreason = \"no remote fetches\"\n[rule.match]\ntool = [\"gzip-file-as-resource\"]\n";
+    let server = McpServer::everything("streamableHttp");
+    let scenario = Scenario::new();
+    install_ca(&scenario);
+    let ca_cert = scenario.dir.path().join("store/gateway-agent-ca.crt");
+    let servers = format!(
+        "\n[[server]]\nname = \"everything\"\naddr = \"127.0.0.1:{}\"\nsni = [\"localhost\"]\ntls = \"terminate\"\nupstream_tls = false\n",
+        server.port
+    );
+    let agent = start_agent_with_policy(&scenario, &[server.port], &servers, policy);
+
+    let direct = server.client_direct("streamable");
+    let client = workspace().join("tests/mcp/node/client.mjs");
+    let url = format!("https://localhost:{}/mcp", server.port);
+    let extra = format!("NODE_EXTRA_CA_CERTS={}", ca_cert.display());
+    let out = scenario.output_in_cgroup(&[
+        "env",
+        &extra,
+        "node",
+        client.to_str().unwrap(),
+        &url,
+        "streamable",
+    ]);
+    assert!(
+        out.status.success(),
+        "TypeScript client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proxied: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    let seen = proxied.to_string();
+    for (name, secret) in PLANTED_ENV {
+        assert!(
+            direct.to_string().contains(secret),
+            "control run lacks {name}"
+        );
+        assert!(!seen.contains(secret), "{name} leaked: {seen}");
+    }
+    assert_eq!(proxied["denied"]["isError"], true, "{proxied}");
+    assert_eq!(proxied["echo"], direct["echo"]);
+    assert_eq!(proxied["sum"], direct["sum"]);
+    agent.wait_for("TLS terminated", |l| l["server"] == "everything");
 }

@@ -1,17 +1,21 @@
 // A TLS server for the TLS end-to-end tests that speaks h2 and HTTP/1.1 (ALPN), answers
 // every POST with a JSON-RPC result naming the HTTP version it saw and carrying a planted
 // secret, and appends one line per request to REQUEST_LOG (so a test can tell whether
-// anything reached it). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG
+// anything reached it). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG [tls1.0]
+// (`tls1.0`: speak TLS 1.0 only, like a server nobody has upgraded).
 import { appendFileSync, readFileSync } from "node:fs";
 import { createSecureServer } from "node:http2";
 
-const [port, cert, key, requestLog] = process.argv.slice(2);
+const [port, cert, key, requestLog, legacy] = process.argv.slice(2);
 const SECRET = "ghp_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8";
 
 const server = createSecureServer({
   cert: readFileSync(cert),
   key: readFileSync(key),
   allowHTTP1: true,
+  ...(legacy === "tls1.0"
+    ? { minVersion: "TLSv1", maxVersion: "TLSv1", ciphers: "DEFAULT@SECLEVEL=0" }
+    : {}),
 });
 server.on("request", (req, res) => {
   let body = "";

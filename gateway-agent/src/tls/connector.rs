@@ -79,6 +79,9 @@ pub fn describe(err: &std::io::Error, server_name: &str) -> String {
         rustls::Error::PeerIncompatible(why) => {
             format!("upstream TLS is incompatible (TLS 1.2+ required): {why:?}")
         }
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
+            "upstream does not speak TLS 1.2 or 1.3 (alert ProtocolVersion)".to_owned()
+        }
         rustls::Error::AlertReceived(alert) => {
             format!("upstream refused the TLS handshake: alert {alert:?}")
         }

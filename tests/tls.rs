@@ -441,6 +441,23 @@ fn curl_h2_and_http1_by_alpn_and_bad_input_is_contained() {
         requests_before,
         "nothing from the bad clients reached the server"
     );
+    // Renegotiation (TLS 1.2; 1.3 has none): rustls refuses it with a no_renegotiation
+    // alert and the connection goes on as it was.
+    let connect = format!("127.0.0.1:{port}");
+    let reneg = scenario.output_in_cgroup(&[
+        "sh",
+        "-c",
+        "(sleep 1; printf 'R\\n'; sleep 2) | timeout 20 openssl s_client -connect \"$1\" -servername localhost -tls1_2 -CAfile \"$2\" 2>&1",
+        "sh",
+        &connect,
+        bundle.to_str().unwrap(),
+    ]);
+    // (s_client takes commands from stdin once connected; the pauses order them.)
+    let reneg = String::from_utf8_lossy(&reneg.stdout);
+    assert!(
+        reneg.contains("RENEGOTIATING") && reneg.contains("no renegotiation"),
+        "{reneg}"
+    );
     // …and everyone else is still served.
     let (code, version, _) = curl_call(&scenario, &bundle, &url, &["--http2"]);
     assert_eq!((code, version.as_str()), (200, "2"));

@@ -421,3 +421,57 @@ fn typescript_sdk_over_https_to_a_plain_http_server() {
     assert_eq!(proxied["sum"], direct["sum"]);
     agent.wait_for("TLS terminated", |l| l["server"] == "everything");
 }
+
+/// mTLS to the upstream: the agent presents the client certificate it holds for a server
+/// that requires one; a server configured without one is a 502 naming why.
+#[test]
+fn upstream_mtls_with_a_held_client_certificate() {
+    if !require_root("upstream_mtls_with_a_held_client_certificate") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let mtls = format!("mtls:{}", pki.join("test-ca.pem").display());
+    let with_log = scenario.dir.path().join("with.log");
+    let without_log = scenario.dir.path().join("without.log");
+    let (_with, with_port) = h2_server_with(&pki, "good", &with_log, &[&mtls]);
+    let (_without, without_port) = h2_server_with(&pki, "good", &without_log, &[&mtls]);
+    let ca = pki.join("test-ca.pem");
+    let servers = format!(
+        "\n[[server]]\nname = \"with-cert\"\naddr = \"127.0.0.1:{with_port}\"\ntls = \"terminate\"\n\
+         upstream_ca = [\"{ca}\"]\nupstream_client_cert = \"{cert}\"\nupstream_client_key = \"{key}\"\n\
+         \n[[server]]\nname = \"without-cert\"\naddr = \"127.0.0.1:{without_port}\"\ntls = \"terminate\"\n\
+         upstream_ca = [\"{ca}\"]\n",
+        ca = ca.display(),
+        cert = pki.join("client.pem").display(),
+        key = pki.join("client.key").display(),
+    );
+    let _agent = start_agent(&scenario, &[with_port, without_port], &servers);
+    let (code, _, body) = curl_call(
+        &scenario,
+        &bundle,
+        &format!("https://localhost:{with_port}/mcp"),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains(H2_SECRET), "{body}");
+    assert_eq!(
+        std::fs::read_to_string(&with_log).unwrap().lines().count(),
+        1
+    );
+    let (code, _, body) = curl_call(
+        &scenario,
+        &bundle,
+        &format!("https://localhost:{without_port}/mcp"),
+        &[],
+    );
+    assert_eq!(code, 502, "{body}");
+    // TLS 1.3 servers judge the client certificate after the client's handshake is done,
+    // so the refusal surfaces at the first request (the upstream closes the connection).
+    assert!(body.contains("-32012"), "{body}");
+    assert!(
+        !without_log.exists(),
+        "nothing reached the server that refused us"
+    );
+}

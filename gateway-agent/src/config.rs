@@ -138,6 +138,10 @@ pub struct ServerConfig {
     /// PEM files of CAs trusted for this server's certificate, on top of the system roots.
     #[serde(default)]
     pub upstream_ca: Vec<PathBuf>,
+    /// A client certificate chain (PEM) the agent presents to this server (mTLS), with
+    /// `upstream_client_key`: the agent holds it, like the other upstream credentials.
+    pub upstream_client_cert: Option<PathBuf>,
+    pub upstream_client_key: Option<PathBuf>,
 }
 
 fn yes() -> bool {

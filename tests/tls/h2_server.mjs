@@ -1,8 +1,9 @@
 // A TLS server for the TLS end-to-end tests that speaks h2 and HTTP/1.1 (ALPN), answers
 // every POST with a JSON-RPC result naming the HTTP version it saw and carrying a planted
 // secret, and appends one line per request to REQUEST_LOG (so a test can tell whether
-// anything reached it). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG [tls1.0]
-// (`tls1.0`: speak TLS 1.0 only, like a server nobody has upgraded).
+// anything reached it). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG [tls1.0|mtls:CA]
+// (`tls1.0`: speak TLS 1.0 only, like a server nobody has upgraded; `mtls:CA`: require a
+// client certificate issued by the PEM file CA).
 import { appendFileSync, readFileSync } from "node:fs";
 import { createSecureServer } from "node:http2";
 
@@ -15,6 +16,9 @@ const server = createSecureServer({
   allowHTTP1: true,
   ...(legacy === "tls1.0"
     ? { minVersion: "TLSv1", maxVersion: "TLSv1", ciphers: "DEFAULT@SECLEVEL=0" }
+    : {}),
+  ...(legacy?.startsWith("mtls:")
+    ? { requestCert: true, rejectUnauthorized: true, ca: readFileSync(legacy.slice(5)) }
     : {}),
 });
 server.on("request", (req, res) => {

@@ -7,6 +7,7 @@ Usage: pki.py DIR. Writes PEM files into DIR:
   wrongname.pem/.key          signed by test-ca for elsewhere.example only
   selfsigned.pem/.key         localhost, self-signed (nobody trusts it)
   other.pem/.key              other.test.example, signed by test-ca (a server nobody inspects)
+  client.pem/.key             a client certificate (clientAuth) signed by test-ca, for mTLS
 """
 
 import datetime
@@ -37,7 +38,7 @@ def write(out, stem, cert, key):
     )
 
 
-def leaf(cn, sans, issuer_name, issuer_key, not_before, not_after, key=None):
+def leaf(cn, sans, issuer_name, issuer_key, not_before, not_after, key=None, usage=ExtendedKeyUsageOID.SERVER_AUTH):
     key = key or ec.generate_private_key(ec.SECP256R1())
     alt = []
     for san in sans:
@@ -55,7 +56,7 @@ def leaf(cn, sans, issuer_name, issuer_key, not_before, not_after, key=None):
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
@@ -91,6 +92,7 @@ def main(out):
     write(out, "expired", *leaf("localhost", names, ca.subject, ca_key, NOW - 10 * day, NOW - day))
     write(out, "wrongname", *leaf("elsewhere.example", ["elsewhere.example"], ca.subject, ca_key, NOW - day, NOW + 30 * day))
     write(out, "other", *leaf("other.test.example", ["other.test.example"], ca.subject, ca_key, NOW - day, NOW + 30 * day))
+    write(out, "client", *leaf("gateway-agent e2e client", ["client.test.example"], ca.subject, ca_key, NOW - day, NOW + 30 * day, usage=ExtendedKeyUsageOID.CLIENT_AUTH))
     self_key = ec.generate_private_key(ec.SECP256R1())
     # A subject of its own: a self-signed "CN=localhost" could collide with a root some
     # host's store happens to hold under that name.

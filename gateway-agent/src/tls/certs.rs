@@ -156,6 +156,19 @@ pub fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// A PEM chain and its private key, as read (for a client certificate to the upstream).
+pub fn load_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CertError> {
+    let certified = load_configured(cert, key)?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|err| CertError::File {
+        path: key.display().to_string(),
+        problem: err.to_string(),
+    })?;
+    Ok((certified.cert.clone(), private))
+}
+
 /// A configured certificate chain and its key (PEM files).
 pub fn load_configured(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
     let file_err = |path: &Path, problem: String| CertError::File {

@@ -118,12 +118,33 @@ pub fn validate(tls: &TlsConfig, servers: &[ServerConfig]) -> Result<(), (&'stat
                 ),
             ));
         }
+        if server.upstream_client_cert.is_some() != server.upstream_client_key.is_some() {
+            return Err((
+                "server.upstream_client_cert",
+                format!(
+                    "{}: `upstream_client_cert` and `upstream_client_key` go together",
+                    server.name
+                ),
+            ));
+        }
         for (key, path) in server
             .cert
             .iter()
             .map(|p| ("server.cert", p))
             .chain(server.key.iter().map(|p| ("server.key", p)))
             .chain(server.upstream_ca.iter().map(|p| ("server.upstream_ca", p)))
+            .chain(
+                server
+                    .upstream_client_cert
+                    .iter()
+                    .map(|p| ("server.upstream_client_cert", p)),
+            )
+            .chain(
+                server
+                    .upstream_client_key
+                    .iter()
+                    .map(|p| ("server.upstream_client_key", p)),
+            )
         {
             if !path.is_absolute() {
                 return Err((

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use rustls::{CertificateError, ClientConfig, RootCertStore};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The system's trusted roots, read once at start. A root the platform store holds but
 /// rustls cannot parse is skipped (and counted), as every other rustls user does.
@@ -23,21 +23,28 @@ pub fn system_roots() -> (RootCertStore, usize) {
     (roots, skipped)
 }
 
-/// The client config for one server: `roots` plus its extra CAs; ALPN is set per
-/// connection (see [`with_alpn`]).
+/// A client certificate chain and key for mTLS to the upstream.
+pub type ClientAuth = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The client config for one server: `roots` plus its extra CAs, and its client
+/// certificate if it has one; ALPN is set per connection (see [`with_alpn`]).
 pub fn client_config(
     roots: &RootCertStore,
     extra: Vec<CertificateDer<'static>>,
+    client_auth: Option<ClientAuth>,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut store = roots.clone();
     for ca in extra {
         store.add(ca)?;
     }
-    let config =
+    let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
-            .with_root_certificates(store)
-            .with_no_client_auth();
+            .with_root_certificates(store);
+    let config = match client_auth {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -81,6 +88,9 @@ pub fn describe(err: &std::io::Error, server_name: &str) -> String {
         }
         rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
             "upstream does not speak TLS 1.2 or 1.3 (alert ProtocolVersion)".to_owned()
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+            "upstream requires a client certificate (configure upstream_client_cert)".to_owned()
         }
         rustls::Error::AlertReceived(alert) => {
             format!("upstream refused the TLS handshake: alert {alert:?}")

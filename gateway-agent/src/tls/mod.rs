@@ -142,21 +142,29 @@ impl TlsSetup {
                 let validity = Duration::from_secs(u64::from(tls.leaf_validity_hours) * 3600);
                 minter = Some(LeafMinter::new(ca, validity, tls.leaf_cache).map_err(cert_err)?);
             }
-            let upstream = match (&roots, mode, server.upstream_tls) {
-                (Some(roots), TlsMode::Terminate, true) => {
-                    let mut extra = Vec::new();
-                    for path in &server.upstream_ca {
-                        extra.extend(certs::load_cas(path).map_err(cert_err)?);
-                    }
-                    Some(connector::client_config(roots, extra).map_err(|source| {
-                        TlsError::Upstream {
-                            server: server.name.clone(),
-                            source,
+            let upstream =
+                match (&roots, mode, server.upstream_tls) {
+                    (Some(roots), TlsMode::Terminate, true) => {
+                        let mut extra = Vec::new();
+                        for path in &server.upstream_ca {
+                            extra.extend(certs::load_cas(path).map_err(cert_err)?);
                         }
-                    })?)
-                }
-                _ => None,
-            };
+                        let client_auth =
+                            match (&server.upstream_client_cert, &server.upstream_client_key) {
+                                (Some(cert), Some(key)) => {
+                                    Some(certs::load_pair(cert, key).map_err(cert_err)?)
+                                }
+                                _ => None,
+                            };
+                        Some(connector::client_config(roots, extra, client_auth).map_err(
+                            |source| TlsError::Upstream {
+                                server: server.name.clone(),
+                                source,
+                            },
+                        )?)
+                    }
+                    _ => None,
+                };
             servers.push(TlsServer {
                 name: server.name.clone(),
                 addr: canonical(server.addr),

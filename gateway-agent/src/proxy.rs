@@ -35,8 +35,9 @@ pub struct Proxy {
     /// Server names, auth modes and held credentials (shared with the pipeline, replaced
     /// on SIGHUP).
     pub servers: Arc<std::sync::RwLock<Arc<ServerTable>>>,
-    /// TLS termination for inspected servers; `None` relays all TLS unseen.
-    pub tls: Option<Arc<TlsSetup>>,
+    /// TLS termination for inspected servers (replaced on SIGHUP: certificate files
+    /// re-read); `None` relays all TLS unseen.
+    pub tls: Option<Arc<std::sync::RwLock<Arc<TlsSetup>>>>,
 }
 
 impl Proxy {
@@ -185,12 +186,13 @@ impl Proxy {
             return;
         }
         if let (Some(pipeline), Some(tls), Protocol::Tls) = (&self.pipeline, &self.tls, protocol) {
+            let tls = Arc::clone(&tls.read().unwrap_or_else(|p| p.into_inner()));
             let origin = session::Origin {
                 orig_dst,
                 identity,
                 server_name,
             };
-            session::handle(tls, pipeline, client, upstream, origin).await;
+            session::handle(&tls, pipeline, client, upstream, origin).await;
             return;
         }
         if protocol == Protocol::Tls {

@@ -93,8 +93,9 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen6,
         };
         let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
-        let tls = Arc::new(TlsSetup::load(&config).context(origin(path))?);
-        info!(terminating = tls.terminating(), default_mode = config.tls.mode.as_str(), "TLS ready");
+        let tls_setup = TlsSetup::load(&config).context(origin(path))?;
+        info!(terminating = tls_setup.terminating(), default_mode = config.tls.mode.as_str(), "TLS ready");
+        let tls = Arc::new(std::sync::RwLock::new(Arc::new(tls_setup)));
         let authenticator = Arc::new(std::sync::OnceLock::new());
         if !config.identity.issuers.is_empty() {
             discover_issuers(config.identity.issuers.clone(), Arc::clone(&authenticator)).await;
@@ -160,6 +161,15 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
                         info!(credentials, "SIGHUP: credentials re-read");
                     }
                     Err(err) => warn!(error = %err, "SIGHUP: re-reading credentials failed; keeping the previous ones"),
+                }
+                // Rotated certificate files (and the CA) for the next TLS connection.
+                match TlsSetup::load(&config) {
+                    Ok(setup) => {
+                        let terminating = setup.terminating();
+                        *tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(setup);
+                        info!(terminating, "SIGHUP: TLS certificates re-read");
+                    }
+                    Err(err) => warn!(error = %err, "SIGHUP: re-reading TLS certificates failed; keeping the previous ones"),
                 }
             })
             .await;

@@ -241,3 +241,18 @@ pub fn tls_rows<'a>(rows: &'a [Value], mode: &str, sni: Option<&str>) -> Vec<&'a
         })
         .collect()
 }
+
+/// SHA-256 of a PEM certificate's DER, lower-case hex (what probe.py prints).
+pub fn cert_fingerprint(pem: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .expect("run openssl x509");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, hex) = text
+        .trim()
+        .split_once('=')
+        .expect("openssl prints a fingerprint");
+    hex.replace(':', "").to_ascii_lowercase()
+}

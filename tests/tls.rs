@@ -291,6 +291,20 @@ fn an_unconfigured_sni_passes_through_byte_for_byte() {
     });
 
     assert!(agent.stop(libc::SIGTERM).success());
+    // Fail closed, TLS or not: with the agent down the connect is refused (curl exit 7).
+    let down = scenario.curl_output(&[
+        "--cacert",
+        pki.join("test-ca.pem").to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        &format!("https://other.test.example:{other_port}/mcp"),
+    ]);
+    assert_eq!(
+        down.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let rows = audit_rows(&scenario.audit_dir());
     let opened = tls_rows(&rows, "passthrough", Some("other.test.example"));
     assert!(

@@ -1,7 +1,7 @@
 //! gateway-agent: transparently intercepts connections to MCP servers on this host (via
 //! eBPF cgroup programs) and proxies them, knowing which process opened each one.
 //!
-//! One module per stage of the data path (see ../shared/DESIGN.md); `run` composes them.
+//! One module per stage of the data path (README: "Data path"); `run` composes them.
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -57,6 +57,9 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     /// Just-in-time human approval of `approve` rules; without it they refuse.
     pub approval: Option<crate::approval::ApprovalConfig>,
+    /// TLS termination: the default mode and the local CA.
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -119,6 +122,32 @@ pub struct ServerConfig {
     /// The server's canonical URI, the `resource` of its RFC 9728 metadata document.
     /// Default: `http://HOST/PATH` of the request, as the client addressed it.
     pub resource: Option<String>,
+    /// TLS server names (ClientHello SNI) that are this server: `host.example` or
+    /// `*.example`. A TLS connection naming one is attributed to it wherever it goes.
+    #[serde(default)]
+    pub sni: Vec<String>,
+    /// `terminate` or `passthrough`; default `[tls] mode`.
+    pub tls: Option<crate::tls::TlsMode>,
+    /// PEM certificate chain to present to clients instead of a leaf from the local CA
+    /// (for a server on this host the agent fronts with its real certificate).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// Speak TLS to the server after terminating the client's (default). `false`: the
+    /// server behind is plain HTTP, allowed only because it is configured.
+    #[serde(default = "yes")]
+    pub upstream_tls: bool,
+    /// PEM files of CAs trusted for this server's certificate, on top of the system roots.
+    #[serde(default)]
+    pub upstream_ca: Vec<PathBuf>,
+    /// A client certificate chain (PEM) the agent presents to this server (mTLS), with
+    /// `upstream_client_key`: the agent holds it, like the other upstream credentials.
+    pub upstream_client_cert: Option<PathBuf>,
+    pub upstream_client_key: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Limits on what the gateway buffers while inspecting MCP over HTTP.
@@ -321,6 +350,8 @@ impl Config {
             }
         }
         self.validate_identity(origin)?;
+        crate::tls::config::validate(&self.tls, &self.servers)
+            .map_err(|(key, problem)| invalid(key, problem))?;
         if self.proxy.connect_timeout_ms == 0 {
             return Err(invalid(
                 "proxy.connect_timeout_ms",

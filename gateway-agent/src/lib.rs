@@ -21,3 +21,4 @@ pub mod process;
 pub mod proxy;
 pub mod run;
 pub mod servers;
+pub mod tls;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gateway_agent::{audit::replay, logging, run};
+use gateway_agent::{audit::replay, config::Config, logging, run, tls};
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +56,17 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// The local CA that signs the certificates of terminated TLS servers.
+    Ca {
+        /// Config whose `[tls] ca_dir` holds the CA; without it, the embedded default's.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// The CA directory, overriding the config's `[tls] ca_dir`.
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: CaCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +90,23 @@ enum ApprovalsCommand {
         id: String,
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create the CA (ECDSA P-256; key file 0600) unless one exists; never overwrites.
+    Init,
+    /// Print the CA certificate (PEM) to stdout.
+    Export,
+    /// Add the CA to the system trust store and print what other runtimes need.
+    Install {
+        /// Local certificate directory `update-ca-certificates` reads.
+        #[arg(long, default_value = tls::install::DEFAULT_STORE)]
+        store: PathBuf,
+        /// Where `update-ca-certificates` writes the bundle and links.
+        #[arg(long, default_value = tls::install::DEFAULT_ETC_CERTS)]
+        etc_certs: PathBuf,
     },
 }
 
@@ -156,6 +184,11 @@ fn main() -> std::process::ExitCode {
             config,
             command,
         } => approvals(socket, config.as_deref(), command),
+        Command::Ca {
+            config,
+            dir,
+            command,
+        } => ca(config.as_deref(), dir, command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -188,6 +221,39 @@ fn audit_sessions(
         }
     } else {
         print!("{}", replay::render_sessions(&sessions));
+    }
+    Ok(())
+}
+
+fn ca(config: Option<&Path>, dir: Option<PathBuf>, command: CaCommand) -> anyhow::Result<()> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => Config::load(config)?.tls.ca_dir,
+    };
+    match command {
+        CaCommand::Init => match tls::ca::init(&dir)? {
+            tls::ca::Init::Created => println!(
+                "created the local CA in {} (key {} is readable by root only)",
+                dir.display(),
+                tls::ca::key_path(&dir).display()
+            ),
+            tls::ca::Init::AlreadyThere => {
+                println!(
+                    "a local CA already exists in {}; left as it is",
+                    dir.display()
+                )
+            }
+        },
+        CaCommand::Export => print!("{}", tls::ca::load(&dir)?.cert_pem),
+        CaCommand::Install { store, etc_certs } => {
+            let installed = tls::install::install(&dir, &store, &etc_certs)?;
+            println!(
+                "installed {} into the system store; bundle: {}",
+                installed.cert.display(),
+                installed.bundle.display()
+            );
+            print!("{}", tls::install::runtime_lines(&installed));
+        }
     }
     Ok(())
 }

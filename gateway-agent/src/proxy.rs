@@ -20,6 +20,7 @@ use crate::{
     principal::Principal,
     process::{IdentityResolver, ProcessIdentity},
     servers::ServerTable,
+    tls::{TlsSetup, session},
 };
 
 pub struct Proxy {
@@ -34,6 +35,9 @@ pub struct Proxy {
     /// Server names, auth modes and held credentials (shared with the pipeline, replaced
     /// on SIGHUP).
     pub servers: Arc<std::sync::RwLock<Arc<ServerTable>>>,
+    /// TLS termination for inspected servers (replaced on SIGHUP: certificate files
+    /// re-read); `None` relays all TLS unseen.
+    pub tls: Option<Arc<std::sync::RwLock<Arc<TlsSetup>>>>,
 }
 
 impl Proxy {
@@ -168,6 +172,7 @@ impl Proxy {
                 orig_dst,
                 process: Some(identity),
                 conn_id,
+                server: None,
             });
             http::serve(
                 client,
@@ -180,9 +185,18 @@ impl Proxy {
             pipeline.recorder.note(rows.connection("close")).await;
             return;
         }
+        if let (Some(pipeline), Some(tls), Protocol::Tls) = (&self.pipeline, &self.tls, protocol) {
+            let tls = Arc::clone(&tls.read().unwrap_or_else(|p| p.into_inner()));
+            let origin = session::Origin {
+                orig_dst,
+                identity,
+                server_name,
+            };
+            session::handle(&tls, pipeline, client, upstream, origin).await;
+            return;
+        }
         if protocol == Protocol::Tls {
-            // TLS termination is a later stage; until then the bytes are relayed unseen.
-            warn!("TLS on an MCP port is relayed without inspection");
+            warn!("TLS on an MCP port is relayed without inspection (TLS handling is off)");
         }
         match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             Ok((to_upstream, to_client)) => {

@@ -21,6 +21,7 @@ use crate::{
     process::IdentityResolver,
     proxy::Proxy,
     servers::ServerTable,
+    tls::TlsSetup,
 };
 
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
@@ -29,8 +30,9 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let policy = load_policy(&config)?;
     Masker::new(&config.mask).context(origin(path))?;
     let servers = ServerTable::load(&config)?;
+    let tls = TlsSetup::load(&config).context(origin(path))?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {})",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {}, TLS terminated for {} servers)",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
@@ -49,6 +51,7 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
             || "off (approve rules refuse)".to_owned(),
             |a| format!("held {} s, socket {}", a.hold_secs, a.socket.display())
         ),
+        tls.terminating(),
     );
     Ok(())
 }
@@ -95,6 +98,9 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             listen6,
         };
         let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
+        let tls_setup = TlsSetup::load(&config).context(origin(path))?;
+        info!(terminating = tls_setup.terminating(), default_mode = config.tls.mode.as_str(), "TLS ready");
+        let tls = Arc::new(std::sync::RwLock::new(Arc::new(tls_setup)));
         let authenticator = Arc::new(std::sync::OnceLock::new());
         if !config.identity.issuers.is_empty() {
             discover_issuers(config.identity.issuers.clone(), Arc::clone(&authenticator)).await;
@@ -138,6 +144,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             own_listeners: vec![listen4, listen6],
             pipeline: Some(Arc::clone(&pipeline)),
             servers: Arc::clone(&servers),
+            tls: Some(Arc::clone(&tls)),
         });
         let mut listeners = tokio::task::JoinSet::new();
         listeners.spawn(Arc::clone(&proxy).serve(listener4));
@@ -162,6 +169,15 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
                         info!(credentials, "SIGHUP: credentials re-read");
                     }
                     Err(err) => warn!(error = %err, "SIGHUP: re-reading credentials failed; keeping the previous ones"),
+                }
+                // Rotated certificate files (and the CA) for the next TLS connection.
+                match TlsSetup::load(&config) {
+                    Ok(setup) => {
+                        let terminating = setup.terminating();
+                        *tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(setup);
+                        info!(terminating, "SIGHUP: TLS certificates re-read");
+                    }
+                    Err(err) => warn!(error = %err, "SIGHUP: re-reading TLS certificates failed; keeping the previous ones"),
                 }
             })
             .await;

@@ -66,6 +66,14 @@ impl ServerTable {
         Arc::clone(self.by_addr.get(&canonical(addr)).unwrap_or(&self.default))
     }
 
+    /// The settings of the server configured under `name`.
+    pub fn named(&self, name: &str) -> Option<Arc<ServerSettings>> {
+        self.by_addr
+            .values()
+            .find(|s| s.name.as_deref() == Some(name))
+            .map(Arc::clone)
+    }
+
     pub fn credentials(&self) -> usize {
         self.by_addr
             .values()

@@ -1,8 +1,9 @@
 """A real MCP server (the Python SDK's MCPServer) for the gateway's end-to-end tests.
 
 Its tools return planted, obviously fake secrets, so a test can see whether they reach
-the caller. Usage: server.py PORT {stateful|stateless|legacy-sse} {sse|json}
-(legacy-sse serves the deprecated HTTP+SSE transport at /sse).
+the caller. Usage: server.py PORT {stateful|stateless|legacy-sse} {sse|json} [CERT KEY]
+(legacy-sse serves the deprecated HTTP+SSE transport at /sse; CERT and KEY, PEM files,
+make the Streamable HTTP server speak HTTPS).
 """
 
 import sys
@@ -83,6 +84,23 @@ if __name__ == "__main__":
     port, state, response = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     if state == "legacy-sse":
         server.run("sse", host="127.0.0.1", port=port)
+        sys.exit(0)
+    if len(sys.argv) > 5:
+        import uvicorn
+
+        app = server.streamable_http_app(
+            stateless_http=(state == "stateless"),
+            json_response=(response == "json"),
+            host="127.0.0.1",
+        )
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ssl_certfile=sys.argv[4],
+            ssl_keyfile=sys.argv[5],
+        )
         sys.exit(0)
     server.run(
         "streamable-http",

@@ -12,11 +12,14 @@ use anyhow::{Context as _, bail};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "zlib1g-dev", "libzstd-dev"];
 /// Tools the end-to-end tests run: curl as the client, setpriv to change uid, mount for
-/// bpffs.
-const TEST_PACKAGES: [(&str, &str); 3] = [
+/// bpffs; for the TLS tests openssl (s_client, fingerprints) and update-ca-certificates
+/// (which `gateway-agent ca install` runs).
+const TEST_PACKAGES: [(&str, &str); 5] = [
     ("curl", "curl"),
     ("setpriv", "util-linux"),
     ("mount", "mount"),
+    ("openssl", "openssl"),
+    ("update-ca-certificates", "ca-certificates"),
 ];
 
 pub fn ensure_all() -> anyhow::Result<()> {

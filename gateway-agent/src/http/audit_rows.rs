@@ -98,8 +98,19 @@ impl RowContext {
 
     /// A connection opened or closed.
     pub fn connection(&self, event: &str) -> AuditRecord {
+        self.connection_with(event, serde_json::Map::new())
+    }
+
+    /// A connection event with more facts in its payload (a TLS connection's SNI, ALPN and
+    /// mode), next to `event`.
+    pub fn connection_with(
+        &self,
+        event: &str,
+        mut detail: serde_json::Map<String, Value>,
+    ) -> AuditRecord {
         let mut row = self.row(Direction::Gateway, Kind::Connection);
-        row.payload = Some(serde_json::json!({ "event": event }).to_string());
+        detail.insert("event".to_owned(), Value::from(event));
+        row.payload = Some(Value::Object(detail).to_string());
         if event == "close" {
             row.latency_us = Some(self.elapsed_us());
         }

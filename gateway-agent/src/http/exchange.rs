@@ -53,6 +53,9 @@ pub struct ConnFacts {
     pub process: Option<ProcessIdentity>,
     /// The session of rows recorded before (or without) an MCP session.
     pub conn_id: String,
+    /// The configured server a TLS connection was attributed to by its SNI (its settings
+    /// apply wherever the connection goes); `None`: the server at `orig_dst`.
+    pub server: Option<String>,
 }
 
 /// Who is asking whom, for one exchange: the connection's process plus this request's
@@ -95,11 +98,14 @@ impl Pipeline {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn server(&self, addr: SocketAddr) -> Arc<ServerSettings> {
-        self.servers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(addr)
+    fn server(&self, facts: &ConnFacts) -> Arc<ServerSettings> {
+        let table = self.servers.read().unwrap_or_else(|p| p.into_inner());
+        match &facts.server {
+            Some(name) => table
+                .named(name)
+                .unwrap_or_else(|| table.get(facts.orig_dst)),
+            None => table.get(facts.orig_dst),
+        }
     }
 
     pub async fn handle<F, Fut>(
@@ -119,7 +125,7 @@ impl Pipeline {
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);
             let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
             let (mut parts, incoming) = request.into_parts();
-            let server = self.server(facts.orig_dst);
+            let server = self.server(facts);
             let mut rows = self.row_context(&parts, facts, &server, started);
             let token = match auth::admit(&mut parts, &server, self.authenticator.get().map(Arc::as_ref)).await {
                 Admission::Admit(token) => token,

@@ -13,6 +13,7 @@ mod exchange;
 mod json_stream;
 mod legacy;
 mod message_filter;
+mod refuse;
 mod request;
 mod response;
 mod sniff;
@@ -24,13 +25,17 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::{net::TcpStream, sync::Mutex};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::Mutex,
+};
 use tracing::debug;
 
-pub use audit_rows::{Recorder, RowContext, connection_id};
+pub use audit_rows::{Recorder, RowContext, connection_id, refusal_row};
 pub use body::ProxyBody;
 pub use exchange::{ConnFacts, HttpLimits, Pipeline};
 pub use legacy::LegacySessions;
+pub use refuse::refuse_all;
 
 /// The first bytes of an h2 prior-knowledge connection.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -73,10 +78,14 @@ impl Upstream {
     }
 }
 
+/// A byte stream HTTP can run on: a TCP socket, or a TLS stream over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
 /// Serves HTTP on `client`, forwarding each exchange to `upstream` through `pipeline`.
 pub async fn serve(
-    client: TcpStream,
-    upstream: TcpStream,
+    client: impl Stream,
+    upstream: impl Stream,
     http2: bool,
     pipeline: Arc<Pipeline>,
     facts: Arc<ConnFacts>,

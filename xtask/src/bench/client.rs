@@ -42,6 +42,13 @@ pub struct ClientArgs {
     /// Time before measuring starts (connections open, caches and pools warm up).
     #[arg(long, default_value_t = 1_000)]
     pub warmup_ms: u64,
+    /// `https` URLs: PEM CA files to trust (repeatable).
+    #[arg(long)]
+    pub ca: Vec<std::path::PathBuf>,
+    /// A new connection for every request, its set-up (TCP, TLS) inside the measured
+    /// latency: connections/s rather than requests/s on a warm connection.
+    #[arg(long)]
+    pub fresh_connections: bool,
 }
 
 /// The one JSON line the client prints.
@@ -63,6 +70,12 @@ pub struct ClientReport {
 struct Target {
     authority: String,
     path: String,
+    /// For `https`: the connector and the name the server must prove.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+    fresh: bool,
 }
 
 /// The measured window: requests count only if they start at or after `from` and finish
@@ -91,12 +104,23 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
     let authority = uri
         .authority()
         .with_context(|| format!("--url {} has no host:port", args.url))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => {
+            let config = super::tls::client(&args.ca)?;
+            let name = rustls_pki_types::ServerName::try_from(authority.host().to_owned())
+                .with_context(|| format!("--url {}: not a TLS server name", args.url))?;
+            Some((tokio_rustls::TlsConnector::from(config), name))
+        }
+        _ => None,
+    };
     let target = Arc::new(Target {
         authority: authority.to_string(),
         path: uri
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_owned(),
+        tls,
+        fresh: args.fresh_connections,
     });
     // No more workers than cores: with one connection, a single thread avoids cross-thread
     // wake-ups that would add latency of the client's own making.
@@ -162,6 +186,10 @@ async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
         first_error: None,
     };
     let body = Bytes::from_static(REQUEST_BODY);
+    if target.fresh {
+        fresh_connections(&target, window, &body, &mut stats).await;
+        return stats;
+    }
     'connections: while Instant::now() < window.until {
         let connected = tokio::time::timeout(REQUEST_TIMEOUT, connect(&target))
             .await
@@ -207,6 +235,39 @@ async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
     stats
 }
 
+/// One request per connection; the latency includes the connect (and TLS handshake).
+async fn fresh_connections(target: &Target, window: Window, body: &Bytes, stats: &mut WorkerStats) {
+    loop {
+        let started = Instant::now();
+        if started >= window.until {
+            return;
+        }
+        let attempt = async {
+            let mut sender = connect(target).await?;
+            exchange(&mut sender, target, body)
+                .await
+                .map_err(|e| e.error)
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
+            Ok(Ok(())) => {
+                stats.connections += 1;
+                let done = Instant::now();
+                if started >= window.from && done <= window.until {
+                    let micros = (done - started).as_micros().max(1);
+                    stats
+                        .latencies
+                        .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+                }
+            }
+            Ok(Err(err)) => {
+                stats.record_error(format!("{err:#}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(_) => stats.record_error("request timed out".to_owned()),
+        }
+    }
+}
+
 impl WorkerStats {
     fn record_error(&mut self, error: String) {
         self.errors += 1;
@@ -219,6 +280,17 @@ async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
         .await
         .with_context(|| format!("connecting to {}", target.authority))?;
     stream.set_nodelay(true)?;
+    if let Some((connector, name)) = &target.tls {
+        let stream = connector
+            .connect(name.clone(), stream)
+            .await
+            .context("TLS handshake")?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        tokio::spawn(connection);
+        return Ok(sender);
+    }
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("HTTP/1.1 handshake")?;

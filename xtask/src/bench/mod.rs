@@ -14,6 +14,7 @@ pub mod client;
 mod fixture;
 mod report;
 mod server;
+mod tls;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -47,6 +48,11 @@ pub struct BenchArgs {
     /// Each gets its own agent; the direct baseline is measured again next to each.
     #[arg(long, value_delimiter = ',', default_value = "off,sync")]
     audit: Vec<AuditMode>,
+    /// Also measure TLS: a TLS backend the agent terminates (its local CA towards the
+    /// client, verified TLS to the backend), on kept-alive connections and with a new
+    /// connection per request, next to plain HTTP in the same run.
+    #[arg(long)]
+    tls: bool,
     /// Set-up and release build are done: measure in this process.
     #[arg(long, hide = true)]
     prebuilt: bool,
@@ -56,7 +62,7 @@ impl BenchArgs {
     /// The arguments that reproduce this run, as a user would type them.
     fn options(&self) -> Vec<String> {
         let levels: Vec<String> = self.concurrency.iter().map(usize::to_string).collect();
-        vec![
+        let mut options = vec![
             "--concurrency".into(),
             levels.join(","),
             "--duration-ms".into(),
@@ -69,7 +75,11 @@ impl BenchArgs {
                 .map(|mode| mode.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
-        ]
+        ];
+        if self.tls {
+            options.push("--tls".into());
+        }
+        options
     }
 
     fn command_line(&self) -> String {
@@ -82,7 +92,9 @@ impl BenchArgs {
 
     /// Upper bound for the whole measurement process.
     fn total_limit(&self) -> Duration {
-        let runs = 2 * u32::try_from(self.concurrency.len() * self.audit.len()).unwrap_or(u32::MAX);
+        let transports = if self.tls { 3 } else { 1 };
+        let runs = 2 * u32::try_from(self.concurrency.len() * self.audit.len() * transports)
+            .unwrap_or(u32::MAX);
         let agents = u32::try_from(self.audit.len()).unwrap_or(u32::MAX);
         AGENT_READY * agents + self.client_limit() * runs + Duration::from_secs(60)
     }
@@ -156,6 +168,48 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     fixture::catch_interrupts(&runtime)?;
     let backend = server::start(&runtime)?;
     let url = format!("http://{backend}/mcp");
+    let tls_dir = tempfile::Builder::new()
+        .prefix("gateway-bench-tls-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let backend_ca = tls_dir.path().join("backend-ca.pem");
+    let agent_ca_dir = tls_dir.path().join("agent-ca");
+    // (label, url, extra client arguments) for each kind of traffic measured.
+    let mut transports = vec![("http", url.clone(), Vec::new())];
+    let mut tls_config = String::new();
+    let mut ports = vec![backend.port()];
+    if args.tls {
+        let tls_backend = server::start_tls(&runtime, tls::backend(&backend_ca)?)?;
+        let init = Command::new(&agent_bin)
+            .args(["ca", "init", "--dir"])
+            .arg(&agent_ca_dir)
+            .output()
+            .context("running gateway-agent ca init")?;
+        if !init.status.success() {
+            bail!(
+                "gateway-agent ca init: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+        }
+        let tls_url = format!("https://localhost:{}/mcp", tls_backend.port());
+        let cas = vec![
+            "--ca".to_owned(),
+            backend_ca.display().to_string(),
+            "--ca".to_owned(),
+            agent_ca_dir.join("ca.pem").display().to_string(),
+        ];
+        let mut fresh = cas.clone();
+        fresh.push("--fresh-connections".to_owned());
+        transports.push(("tls", tls_url.clone(), cas));
+        transports.push(("tls-new", tls_url, fresh));
+        ports.push(tls_backend.port());
+        tls_config = format!(
+            "\n[tls]\nca_dir = \"{}\"\n\n[[server]]\nname = \"bench-tls\"\naddr = \"{tls_backend}\"\n\
+             tls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
+            agent_ca_dir.display(),
+            backend_ca.display()
+        );
+    }
 
     // Declared in set-up order, so they are dropped in reverse: agent stopped, then
     // interception detached (needs the config), then the config dir and the cgroup.
@@ -174,10 +228,9 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
         std::fs::write(
             &config,
             format!(
-                "[intercept]\nports = [{backend_port}]\nlisten = \"127.0.0.1:{listen_port}\"\n\
+                "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{listen_port}\"\n\
                  listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\
-                 \n[audit]\n{audit_settings}dir = \"{audit_dir}\"\n",
-                backend_port = backend.port(),
+                 {tls_config}\n[audit]\n{audit_settings}dir = \"{audit_dir}\"\n",
                 cgroup = cgroup.path.display(),
                 pins = pins.path.display(),
                 audit_settings = audit.settings(),
@@ -192,50 +245,54 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
             cgroup.path.display()
         );
         for &concurrency in &args.concurrency {
-            let client_args = [
-                "bench-client".to_owned(),
-                "--url".to_owned(),
-                url.clone(),
-                "--concurrency".to_owned(),
-                concurrency.to_string(),
-                "--duration-ms".to_owned(),
-                args.duration_ms.to_string(),
-                "--warmup-ms".to_owned(),
-                args.warmup_ms.to_string(),
-            ];
-            eprintln!("xtask bench: c={concurrency} direct");
-            let mut direct = Command::new(&exe);
-            direct.args(&client_args);
-            let (_, direct) = run_client(direct, args)?;
+            for (transport, url, extra) in &transports {
+                let mut client_args = vec![
+                    "bench-client".to_owned(),
+                    "--url".to_owned(),
+                    url.clone(),
+                    "--concurrency".to_owned(),
+                    concurrency.to_string(),
+                    "--duration-ms".to_owned(),
+                    args.duration_ms.to_string(),
+                    "--warmup-ms".to_owned(),
+                    args.warmup_ms.to_string(),
+                ];
+                client_args.extend(extra.iter().cloned());
+                eprintln!("xtask bench: c={concurrency} {transport} direct");
+                let mut direct = Command::new(&exe);
+                direct.args(&client_args);
+                let (_, direct) = run_client(direct, args)?;
 
-            eprintln!(
-                "xtask bench: c={concurrency} through the agent (audit {})",
-                audit.as_str()
-            );
-            // sh moves itself into the cgroup, then execs the client: same PID, so the
-            // client's connects are the cgroup's from its first instruction.
-            let mut proxied = Command::new("sh");
-            proxied
-                .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
-                .arg(cgroup.procs())
-                .arg(&exe)
-                .args(&client_args);
-            let (pid, proxied) = run_client(proxied, args)?;
-            let intercepted = agent.intercepted_from(pid, LOG_LAG);
-            if intercepted == 0 {
-                bail!(
-                    "the proxied client (pid {pid}) never went through the agent: no \
-                     \"intercepted connection\" line for it; agent log tail:\n{}",
-                    agent.tail()
+                eprintln!(
+                    "xtask bench: c={concurrency} {transport} through the agent (audit {})",
+                    audit.as_str()
                 );
+                // sh moves itself into the cgroup, then execs the client: same PID, so the
+                // client's connects are the cgroup's from its first instruction.
+                let mut proxied = Command::new("sh");
+                proxied
+                    .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
+                    .arg(cgroup.procs())
+                    .arg(&exe)
+                    .args(&client_args);
+                let (pid, proxied) = run_client(proxied, args)?;
+                let intercepted = agent.intercepted_from(pid, LOG_LAG);
+                if intercepted == 0 {
+                    bail!(
+                        "the proxied client (pid {pid}) never went through the agent: no \
+                         \"intercepted connection\" line for it; agent log tail:\n{}",
+                        agent.tail()
+                    );
+                }
+                scenarios.push(Scenario::new(
+                    concurrency,
+                    audit.as_str(),
+                    transport,
+                    direct,
+                    proxied,
+                    intercepted,
+                ));
             }
-            scenarios.push(Scenario::new(
-                concurrency,
-                audit.as_str(),
-                direct,
-                proxied,
-                intercepted,
-            ));
         }
         // Stopped (SIGTERM) before the next agent binds the same listener.
         drop(agent);

@@ -14,6 +14,9 @@ pub struct Scenario {
     pub concurrency: usize,
     /// The agent's audit setting: `off`, `sync` or `interval`.
     pub audit: &'static str,
+    /// `http`, `tls` (kept-alive TLS connections) or `tls-new` (a new TLS connection per
+    /// request: connections/s).
+    pub transport: &'static str,
     pub direct: ClientReport,
     pub proxied: ClientReport,
     /// "intercepted connection" lines the agent logged for the proxied client's PID: the
@@ -30,6 +33,7 @@ impl Scenario {
     pub fn new(
         concurrency: usize,
         audit: &'static str,
+        transport: &'static str,
         direct: ClientReport,
         proxied: ClientReport,
         intercepted_connections: usize,
@@ -38,6 +42,7 @@ impl Scenario {
         Self {
             concurrency,
             audit,
+            transport,
             rps_ratio: if direct.rps > 0.0 {
                 proxied.rps / direct.rps
             } else {
@@ -72,7 +77,7 @@ impl Report {
         );
         println!();
         println!(
-            "{:<20} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
+            "{:<28} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
             "scenario",
             "direct rps",
             "p50 µs",
@@ -84,11 +89,11 @@ impl Report {
             "+p50 µs",
             "+p99 µs"
         );
-        println!("{}", "-".repeat(117));
+        println!("{}", "-".repeat(125));
         for s in &self.scenarios {
             println!(
-                "{:<20} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
-                format!("c={} audit={}", s.concurrency, s.audit),
+                "{:<28} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
+                format!("c={} audit={} {}", s.concurrency, s.audit, s.transport),
                 s.direct.rps,
                 s.direct.p50_us,
                 s.direct.p99_us,

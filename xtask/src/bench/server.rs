@@ -29,6 +29,22 @@ pub fn start(runtime: &tokio::runtime::Runtime) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Like [`start`], speaking TLS with `config` (`bench --tls`).
+pub fn start_tls(
+    runtime: &tokio::runtime::Runtime,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = runtime
+        .block_on(TcpListener::bind(("127.0.0.1", 0)))
+        .context("binding the TLS bench backend on 127.0.0.1")?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(tls_accept_loop(
+        listener,
+        tokio_rustls::TlsAcceptor::from(config),
+    ));
+    Ok(addr)
+}
+
 async fn accept_loop(listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -36,13 +52,30 @@ async fn accept_loop(listener: TcpListener) {
         };
         // Small request/response pairs must not wait for Nagle and delayed ACKs.
         let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
+}
+
+async fn tls_accept_loop(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
-                .await;
+            if let Ok(stream) = acceptor.accept(stream).await {
+                serve(stream).await;
+            }
         });
     }
+}
+
+async fn serve(stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static) {
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service_fn(answer))
+        .await;
 }
 
 async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -1,0 +1,351 @@
+//! One intercepted TLS connection, from its ClientHello to its end: pass it through,
+//! refuse it, or terminate it and run the MCP pipeline on the plaintext.
+//!
+//! Every outcome is logged with a reason and recorded as `connection` rows whose payload
+//! carries the TLS facts (`tls` mode, `sni`, `alpn`), so an operator sees which
+//! processes talk TLS to what even when nothing was opened. A failure on one connection
+//! ends that connection only.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use rustls_pki_types::ServerName;
+use serde_json::{Map, Value};
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+use tokio_rustls::{TlsConnector, server::StartHandshake};
+use tracing::{debug, info, warn};
+
+use super::{
+    Decision, TlsServer, TlsSetup, acceptor,
+    certs::LeafName,
+    connector,
+    peek::{self, Hello},
+};
+use crate::{
+    audit::PrincipalColumns,
+    http::{self, ConnFacts, Pipeline, RowContext},
+    mcp::jsonrpc::codes,
+    principal::Principal,
+    process::ProcessIdentity,
+};
+
+const H2: &[u8] = b"h2";
+const HTTP11: &[u8] = b"http/1.1";
+
+/// Who opened the connection and where it was going.
+pub struct Origin {
+    pub orig_dst: SocketAddr,
+    pub identity: ProcessIdentity,
+    /// The configured name of the server at `orig_dst`, if any.
+    pub server_name: Option<String>,
+}
+
+/// Handles a connection whose first byte is a TLS handshake record.
+pub async fn handle(
+    setup: &TlsSetup,
+    pipeline: &Arc<Pipeline>,
+    mut client: TcpStream,
+    upstream: TcpStream,
+    origin: Origin,
+) {
+    let hello = match peek::read_client_hello(&mut client, setup.handshake_timeout).await {
+        Ok(hello) => hello,
+        Err(no) => {
+            let mut detail = tls_detail("passthrough", None, &[]);
+            detail.insert("reason".into(), Value::from(no.reason.to_string()));
+            if setup.inspects(origin.orig_dst) {
+                warn!(reason = %no.reason, "no usable ClientHello for an inspected server; resetting client");
+                detail.insert("tls".into(), Value::from("refused"));
+                let rows = row_context(&origin, origin.server_name.clone(), "tls");
+                pipeline
+                    .recorder
+                    .note(rows.connection_with("refused", detail))
+                    .await;
+                reset(client);
+            } else {
+                // Not ours to judge: relay what arrived as it arrived.
+                warn!(reason = %no.reason, "no usable ClientHello; relaying the connection unseen");
+                passthrough(
+                    pipeline,
+                    client,
+                    upstream,
+                    &origin,
+                    origin.server_name.clone(),
+                    no.bytes,
+                    detail,
+                )
+                .await;
+            }
+            return;
+        }
+    };
+    let sni = hello.sni.clone();
+    match setup.decide(sni.as_deref(), origin.orig_dst) {
+        Decision::Passthrough(server) => {
+            let name = server
+                .map(|s| s.name.clone())
+                .or(origin.server_name.clone());
+            info!(
+                sni = sni.as_deref().unwrap_or(""),
+                server = name.as_deref().unwrap_or(""),
+                "TLS passthrough (not inspected)"
+            );
+            let detail = tls_detail("passthrough", sni.as_deref(), &hello.alpn);
+            passthrough(
+                pipeline,
+                client,
+                upstream,
+                &origin,
+                name,
+                hello.bytes,
+                detail,
+            )
+            .await;
+        }
+        Decision::Refuse(server) => {
+            warn!(sni = sni.as_deref().unwrap_or(""), server = %server.name, "SNI is not one of the inspected server's names; resetting client");
+            let mut detail = tls_detail("refused", sni.as_deref(), &hello.alpn);
+            detail.insert(
+                "reason".into(),
+                Value::from("SNI not configured for this server"),
+            );
+            let rows = row_context(&origin, Some(server.name.clone()), "tls");
+            pipeline
+                .recorder
+                .note(rows.connection_with("refused", detail))
+                .await;
+            reset(client);
+        }
+        Decision::Terminate(server) => {
+            terminate(setup, pipeline, client, upstream, origin, server, hello).await;
+        }
+    }
+}
+
+async fn passthrough(
+    pipeline: &Pipeline,
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    origin: &Origin,
+    server_name: Option<String>,
+    replay: Vec<u8>,
+    detail: Map<String, Value>,
+) {
+    let rows = row_context(origin, server_name, "tls");
+    pipeline
+        .recorder
+        .note(rows.connection_with("open", detail.clone()))
+        .await;
+    let relayed = async {
+        upstream.write_all(&replay).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+    }
+    .await;
+    match relayed {
+        Ok((to_upstream, to_client)) => debug!(to_upstream, to_client, "TLS passthrough closed"),
+        Err(err) => debug!(error = %err, "TLS passthrough ended with an error"),
+    }
+    pipeline
+        .recorder
+        .note(rows.connection_with("close", detail))
+        .await;
+}
+
+async fn terminate(
+    setup: &TlsSetup,
+    pipeline: &Arc<Pipeline>,
+    client: TcpStream,
+    upstream: TcpStream,
+    origin: Origin,
+    server: &TlsServer,
+    hello: Hello,
+) {
+    let sni = hello.sni.clone();
+    let (upstream_name, leaf_name) = match &sni {
+        Some(host) => match ServerName::try_from(host.clone()) {
+            Ok(name) => (name, LeafName::Dns(host.to_ascii_lowercase())),
+            Err(_) => {
+                warn!(sni = %host, "SNI is not a valid DNS name; resetting client");
+                reset(client);
+                return;
+            }
+        },
+        None => (
+            ServerName::IpAddress(origin.orig_dst.ip().to_canonical().into()),
+            LeafName::Ip(origin.orig_dst.ip().to_canonical()),
+        ),
+    };
+    let offered: Vec<Vec<u8>> = hello
+        .alpn
+        .iter()
+        .filter(|p| p.as_slice() == H2 || p.as_slice() == HTTP11)
+        .cloned()
+        .collect();
+    let upstream =
+        connect_upstream(setup, server, upstream, upstream_name, &offered, &leaf_name).await;
+    // The client gets the upstream's protocol, if it offered it; else HTTP/1.1 if it did.
+    let chosen = match &upstream {
+        Ok((_, Some(alpn))) if offered.contains(alpn) => Some(alpn.clone()),
+        Ok((_, _)) | Err(_) => offered
+            .iter()
+            .find(|p| p.as_slice() == HTTP11)
+            .or(offered.first())
+            .cloned(),
+    };
+    let cert = match setup.certificate(server, &leaf_name) {
+        Ok(cert) => cert,
+        Err(err) => {
+            warn!(error = %err, "no certificate for the client; resetting client");
+            reset(client);
+            return;
+        }
+    };
+    let config = match acceptor::server_config(cert, chosen.as_deref(), setup.sessions()) {
+        Ok(config) => config,
+        Err(err) => {
+            warn!(error = %err, "building the client TLS config failed; resetting client");
+            reset(client);
+            return;
+        }
+    };
+    let handshake = StartHandshake::from_parts(hello.accepted, client).into_stream(config);
+    let client = match tokio::time::timeout(setup.handshake_timeout, handshake).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(err)) => {
+            // Typically a client that does not trust the agent's CA (yet).
+            warn!(sni = sni.as_deref().unwrap_or(""), error = %err, "client TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            warn!(
+                sni = sni.as_deref().unwrap_or(""),
+                "client TLS handshake timed out"
+            );
+            return;
+        }
+    };
+    let http2 = chosen.as_deref() == Some(H2);
+    let alpn: Vec<Vec<u8>> = chosen.into_iter().collect();
+    let detail = tls_detail("terminate", sni.as_deref(), &alpn);
+    let rows = row_context(&origin, Some(server.name.clone()), "streamable_http");
+    pipeline
+        .recorder
+        .note(rows.connection_with("open", detail.clone()))
+        .await;
+    info!(sni = sni.as_deref().unwrap_or(""), server = %server.name, http2, "TLS terminated");
+    match upstream {
+        Err(reason) => {
+            let row = http::refusal_row(&rows, 502, Some(codes::UPSTREAM), &reason);
+            if let Err(err) = pipeline.recorder.commit(vec![row]).await {
+                tracing::error!(error = %err, "audit trail unavailable; upstream TLS failure not recorded");
+            }
+            http::refuse_all(client, http2, reason, pipeline.limits.max_request_body).await;
+        }
+        Ok((upstream, _)) => {
+            let facts = Arc::new(ConnFacts {
+                orig_dst: origin.orig_dst,
+                process: Some(origin.identity),
+                conn_id: rows.session.clone(),
+                server: Some(server.name.clone()),
+            });
+            match upstream {
+                Upstream::Tls(stream) => {
+                    http::serve(client, *stream, http2, Arc::clone(pipeline), facts).await
+                }
+                Upstream::Plain(stream) => {
+                    http::serve(client, stream, http2, Arc::clone(pipeline), facts).await
+                }
+            }
+        }
+    }
+    pipeline
+        .recorder
+        .note(rows.connection_with("close", detail))
+        .await;
+}
+
+enum Upstream {
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Plain(TcpStream),
+}
+
+/// TLS to the server (or plain TCP when so configured) and the protocol it chose; `Err`
+/// is the reason the client will read.
+async fn connect_upstream(
+    setup: &TlsSetup,
+    server: &TlsServer,
+    tcp: TcpStream,
+    name: ServerName<'static>,
+    offered: &[Vec<u8>],
+    leaf_name: &LeafName,
+) -> Result<(Upstream, Option<Vec<u8>>), String> {
+    let Some(base) = &server.upstream else {
+        // Plain HTTP behind: HTTP/1.1 unless the client only speaks h2.
+        let alpn = if offered.is_empty() || offered.iter().any(|p| p == HTTP11) {
+            HTTP11.to_vec()
+        } else {
+            H2.to_vec()
+        };
+        return Ok((Upstream::Plain(tcp), Some(alpn)));
+    };
+    let alpn = if offered.is_empty() {
+        vec![HTTP11.to_vec()]
+    } else {
+        offered.to_vec()
+    };
+    let connector = TlsConnector::from(connector::with_alpn(base, alpn));
+    match tokio::time::timeout(setup.handshake_timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => {
+            let chosen = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            Ok((Upstream::Tls(Box::new(stream)), chosen))
+        }
+        Ok(Err(err)) => {
+            let reason = connector::describe(&err, &leaf_name.to_string());
+            warn!(server = %server.name, %reason, "upstream TLS verification or handshake failed; refusing the client's requests (502)");
+            Err(reason)
+        }
+        Err(_) => {
+            warn!(server = %server.name, "upstream TLS handshake timed out; refusing the client's requests (502)");
+            Err("upstream TLS handshake timed out".to_owned())
+        }
+    }
+}
+
+/// The TLS facts of a connection row.
+fn tls_detail(mode: &str, sni: Option<&str>, alpn: &[Vec<u8>]) -> Map<String, Value> {
+    let mut detail = Map::new();
+    detail.insert("tls".into(), Value::from(mode));
+    detail.insert("sni".into(), sni.map_or(Value::Null, Value::from));
+    detail.insert(
+        "alpn".into(),
+        Value::from(
+            alpn.iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect::<Vec<_>>(),
+        ),
+    );
+    detail
+}
+
+fn row_context(
+    origin: &Origin,
+    server_name: Option<String>,
+    transport: &'static str,
+) -> RowContext {
+    RowContext {
+        session: http::connection_id(),
+        transport,
+        protocol_version: None,
+        server_name,
+        server_addr: origin.orig_dst.to_string(),
+        principal: PrincipalColumns::from_principal(&Principal::from_process(
+            origin.identity.clone(),
+        )),
+        started: std::time::Instant::now(),
+    }
+}
+
+/// Closes with RST: the client sees an error at once.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}

@@ -31,6 +31,9 @@ pub(crate) struct KeySet {
 }
 
 /// The outcome of a refresh, for the caller's log.
+/// The longest a caller with an unknown `kid` waits for the refresh rate limit to pass.
+pub(crate) const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
+
 pub(crate) enum Refreshed {
     /// The provider's set differs from the one held (rotation): verified tokens must be
     /// checked again.
@@ -69,9 +72,14 @@ impl KeySet {
         select(&self.current(), &self.issuer, kid, alg)
     }
 
-    /// Fetches the set again unless the last attempt is younger than `min_interval` or
-    /// another caller refreshed after this one read `seen_attempts`. A failed fetch keeps
-    /// the keys held: an IdP outage must not lock out callers with valid tokens.
+    /// Fetches the set again unless another caller refreshed after this one read
+    /// `seen_attempts`. Fetches are at most one per `min_interval`: a caller arriving
+    /// sooner waits out the rest of the interval when that is at most [`MAX_RATE_WAIT`]
+    /// (holding the single-flight lock), else is refused. So a token signed with a key
+    /// the provider rotated in just after the last fetch is not refused for a moment's
+    /// difference, and an attacker sending random `kid`s still causes no more than one
+    /// fetch per interval. A failed fetch keeps the keys held: an IdP outage must not lock
+    /// out callers with valid tokens.
     pub async fn refresh(
         &self,
         client: &reqwest::Client,
@@ -82,8 +90,13 @@ impl KeySet {
         if self.attempts() != seen_attempts {
             return Refreshed::Skipped;
         }
-        if last.is_some_and(|at| at.elapsed() < min_interval) {
-            return Refreshed::Skipped;
+        if let Some(at) = *last
+            && let Some(rest) = min_interval.checked_sub(at.elapsed())
+        {
+            if rest > MAX_RATE_WAIT {
+                return Refreshed::Skipped;
+            }
+            tokio::time::sleep(rest).await;
         }
         *last = Some(Instant::now());
         let fetched = CoreJsonWebKeySet::fetch_async(&self.url, client).await;

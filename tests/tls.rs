@@ -53,7 +53,7 @@ fn python_sdk_case(state: &str, response: &str, mode: &str) {
     );
     assert_eq!(
         proxied["tools"],
-        serde_json::json!(["echo", "get_config", "read_notes"]),
+        serde_json::json!(["create_user", "echo", "get_config", "read_notes"]),
         "{case}: {proxied}"
     );
     assert_eq!(proxied["shell_exec"]["isError"], true, "{case}: {proxied}");

@@ -164,7 +164,8 @@ impl Scanner {
                     }
                 }
                 Target::Assignment if found.start() >= named_to => {
-                    let (name_end, values) = self.assignments.at(bytes, found.start(), found.end());
+                    let (name_end, values, prose) =
+                        self.assignments.at(bytes, found.start(), found.end());
                     named_to = name_end;
                     for value in values {
                         spans.push(Span::named(
@@ -175,9 +176,11 @@ impl Scanner {
                             ASSIGNMENT_RULE,
                         ));
                     }
-                    table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
-                        spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
-                    });
+                    if !prose {
+                        table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
+                            spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
+                        });
+                    }
                 }
                 Target::Assignment => {}
                 Target::Encoded(encoding) => {

@@ -30,7 +30,8 @@ pub const KEYWORDS: &[&str] = &[
     "auth",
     "credential",
     "cookie",
-    "session",
+    // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
+    // `/messages/?session_id=…`); session *secrets* and *tokens* are caught by their word.
     "securestring",
 ];
 

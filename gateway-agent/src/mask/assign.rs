@@ -30,7 +30,8 @@ pub const KEYWORDS: &[&str] = &[
     "auth",
     "credential",
     "cookie",
-    "session",
+    // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
+    // `/messages/?session_id=…`); session *secrets* and *tokens* are caught by their word.
     "securestring",
 ];
 
@@ -69,8 +70,9 @@ impl Assignments {
     }
 
     /// Looks at the name around the keyword at `start..end`. Returns the end of that
-    /// name (later keywords inside it need no second look) and the value to mask.
-    pub fn at(&self, text: &[u8], start: usize, end: usize) -> (usize, Vec<Found>) {
+    /// name (later keywords inside it need no second look), the values to mask, and
+    /// whether the name is prose (a word followed by another), which no table heads.
+    pub fn at(&self, text: &[u8], start: usize, end: usize) -> (usize, Vec<Found>, bool) {
         let mut name_end = end;
         while name_end < text.len() && name_end - end < NAME_MAX && is_name_byte(text[name_end]) {
             name_end += 1;
@@ -79,19 +81,22 @@ impl Assignments {
         while name_end > end && matches!(text[name_end - 1], b'.' | b'-') {
             name_end -= 1;
         }
-        let delimiter = delimiter(text, name_end);
         let mut name_start = start;
         while name_start > 0 && start - name_start < NAME_MAX && is_name_byte(text[name_start - 1])
         {
             name_start -= 1;
         }
+        if is_prose(text, name_start, name_end) {
+            return (name_end, Vec::new(), true);
+        }
+        let delimiter = delimiter(text, name_end);
         let dashes = text[name_start..]
             .iter()
             .take_while(|&&b| b == b'-')
             .count();
         let name = &text[name_start + dashes..name_end];
         let Ok(name) = std::str::from_utf8(name) else {
-            return (name_end, Vec::new());
+            return (name_end, Vec::new(), false);
         };
         // PHP's `define('DB_PASSWORD', '…')`: a quoted name, a comma, the value.
         let delimiter = delimiter.or_else(|| {
@@ -115,7 +120,7 @@ impl Assignments {
             } else {
                 Vec::new()
             };
-            return (name_end, found);
+            return (name_end, found, false);
         }
         // YAML: `passwords:` then `  - …` items.
         if let Some(Delimiter { value_at, kind }) = &delimiter
@@ -123,7 +128,7 @@ impl Assignments {
             && matches!(text.get(*value_at), Some(b'\n' | b'\r'))
             && self.keys.is_sensitive(name)
         {
-            return (name_end, yaml_list(text, *value_at));
+            return (name_end, yaml_list(text, *value_at), false);
         }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
@@ -134,7 +139,7 @@ impl Assignments {
                 if kind == Kind::Space && !flag {
                     // `password    s3cret` as the last word of its line: a key/value listing
                     // (`vault kv get`, `kubectl describe`), names at the line's start.
-                    if self.keys.is_sensitive(name) && aligned(text, name_start, name_end, value_at)
+                    if aligned(text, name_start, name_end, value_at) && self.keys.is_sensitive(name)
                     {
                         value(text, value_at, Kind::Equals)
                     } else {
@@ -166,7 +171,7 @@ impl Assignments {
         };
         let found = found.or_else(|| self.pair(text, name_start, name_end, name));
         let found = found.or_else(|| self.element(text, name_start, name_end, name));
-        (name_end, found.into_iter().collect())
+        (name_end, found.into_iter().collect(), false)
     }
 
     /// An identifier that is itself a secret's name is a variable holding it
@@ -460,6 +465,32 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
         return secret(text, at, at + value.len());
     }
     secret(text, at, at + value.len())
+}
+
+/// The common case, decided in a few bytes: a word inside a sentence (`the password
+/// policy`, `max_tokens and`), followed by a space and a lowercase word other than
+/// `is`/`was`, not a flag (`--token x`), not an element (`<Password Type=…>`), not at
+/// its line's start (`password    s3cret` listings).
+fn is_prose(text: &[u8], name_start: usize, name_end: usize) -> bool {
+    if text.get(name_end) != Some(&b' ') || text[name_start] == b'-' {
+        return false;
+    }
+    let next = &text[name_end + 1..text.len().min(name_end + 5)];
+    if !next.first().is_some_and(u8::is_ascii_lowercase)
+        || next.starts_with(b"is ")
+        || next.starts_with(b"was ")
+    {
+        return false;
+    }
+    match name_start.checked_sub(1).map(|p| text[p]) {
+        Some(b' ') => {
+            // Not first on its line.
+            let line = skip_back_blank(text, name_start);
+            line > 0 && text[line - 1] != b'\n'
+        }
+        Some(b'-' | b'<' | b':' | b'\n') | None => false,
+        Some(_) => true,
+    }
 }
 
 /// Is the name first on its line, followed by a gap of two or more blanks and one word

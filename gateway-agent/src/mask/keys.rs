@@ -181,7 +181,11 @@ impl SensitiveKeys {
         let mut endings: Vec<[u8; 3]> = EXACT
             .iter()
             .chain(SUFFIXES)
-            .filter_map(|name| name.as_bytes().last_chunk().copied())
+            .chain(SHORT_WORDS)
+            .chain(SAME_THING)
+            .map(|name| name.as_bytes())
+            .chain(normalised.iter().map(String::as_bytes))
+            .filter_map(|name| name.last_chunk().copied())
             .collect();
         endings.sort_unstable();
         endings.dedup();
@@ -193,6 +197,9 @@ impl SensitiveKeys {
 
     /// Called for every key of every object, so the common case does not allocate.
     pub fn is_sensitive(&self, key: &str) -> bool {
+        if self.cannot_match(key) {
+            return false;
+        }
         let Some(words) = Words::split(key) else {
             // Longer than any real key: the normalised form alone decides.
             let norm = normalise(key);
@@ -224,6 +231,28 @@ impl SensitiveKeys {
         }
         EXACT.iter().any(|name| name.as_bytes() == core)
             || SUFFIXES.iter().any(|s| core.ends_with(s.as_bytes()))
+    }
+
+    /// The fast "no" for nearly every key: its last three letters or digits end no
+    /// name, suffix, short word or same-thing word (a trailing digit or `pw` always takes
+    /// the full look, and so do operator names shorter than three).
+    fn cannot_match(&self, key: &str) -> bool {
+        let mut end = [0u8; 3];
+        let mut n = 0;
+        for b in key.bytes().rev().filter(u8::is_ascii_alphanumeric) {
+            if n == 0 && b.is_ascii_digit() {
+                return false;
+            }
+            n += 1;
+            end[3 - n] = b.to_ascii_lowercase();
+            if n == 3 {
+                break;
+            }
+        }
+        if n < 3 || end[1..] == *b"pw" || self.extra.iter().any(|e| e.len() < 3) {
+            return false;
+        }
+        !self.endings.contains(&end)
     }
 
     /// For the name of a name/value pair (`{"name": "DB_PASSWORD", "value": …}`, an

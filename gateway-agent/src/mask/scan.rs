@@ -42,6 +42,10 @@ enum Target {
     Rule(usize),
     Assignment,
     Encoded(Encoding),
+    /// `%XX` (URL-encoding) or `\n`, `\"` (JSON escapes): seen in the same pass, so
+    /// text without them pays nothing for their decoders.
+    Percent,
+    Escape,
 }
 
 /// Rules fit in a fixed bit set so that the per-string candidate set lives on the stack.
@@ -102,6 +106,7 @@ impl Scanner {
                     .map(move |kw| (*kw, Target::Rule(index)))
             })
             .chain(assign::KEYWORDS.iter().map(|kw| (*kw, Target::Assignment)))
+            .chain([("%", Target::Percent), ("\\", Target::Escape)])
             .chain(
                 encoded
                     .iter()
@@ -148,6 +153,7 @@ impl Scanner {
         // End of the last name / encoded run looked at: keywords inside it add nothing.
         let mut named_to = 0;
         let mut decoded_to = 0;
+        let (mut percent, mut escape) = (false, false);
         for found in self.prefilter.find_overlapping_iter(bytes) {
             match self.targets[found.pattern().as_usize()] {
                 Target::Rule(index) => {
@@ -164,7 +170,8 @@ impl Scanner {
                     }
                 }
                 Target::Assignment if found.start() >= named_to => {
-                    let (name_end, values) = self.assignments.at(bytes, found.start(), found.end());
+                    let (name_end, values, prose) =
+                        self.assignments.at(bytes, found.start(), found.end());
                     named_to = name_end;
                     for value in values {
                         spans.push(Span::named(
@@ -175,11 +182,15 @@ impl Scanner {
                             ASSIGNMENT_RULE,
                         ));
                     }
-                    table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
-                        spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
-                    });
+                    if !prose {
+                        table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
+                            spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
+                        });
+                    }
                 }
                 Target::Assignment => {}
+                Target::Percent => percent = true,
+                Target::Escape => escape = true,
                 Target::Encoded(encoding) => {
                     if depth < decode::MAX_DEPTH
                         && found.start() >= decoded_to
@@ -204,7 +215,7 @@ impl Scanner {
                 }
             }
         }
-        if depth < decode::MAX_DEPTH && bytes.contains(&b'%') {
+        if depth < decode::MAX_DEPTH && percent {
             for (start, _, decoded, map) in decode::percent_runs(text) {
                 let mut inner = Vec::new();
                 self.find(&decoded, depth + 1, &mut inner);
@@ -222,7 +233,7 @@ impl Scanner {
         // JSON-escaped text (`output: "DB_PASS=…\nTOKEN=…"`): lines and quotes are
         // escapes, so names and values are read again unescaped.
         if depth < decode::MAX_DEPTH
-            && bytes.contains(&b'\\')
+            && escape
             && let Some((decoded, map)) = decode::unescape(text)
         {
             let mut inner = Vec::new();

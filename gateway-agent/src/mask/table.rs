@@ -91,29 +91,31 @@ fn line_at(text: &[u8], at: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// A cheap first look, so that prose and long lines cost nothing more: the keyword sits
-/// in a short cell, within 64 bytes of a cell separator on one side and of a separator
-/// or line end on the other.
+/// A cheap first look, so that prose costs a few bytes: the keyword's word ends its cell
+/// (a separator or the line's end follows, after blanks or a closing quote), and a
+/// separator or the line's start comes before it within a short cell.
 fn in_a_cell(text: &[u8], at: usize) -> bool {
-    let boundary = |b: &u8| matches!(b, b',' | b'\t' | b'|' | b';' | b'\n' | b'(');
-    let before = text[at.saturating_sub(64)..at]
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let mut end = at;
+    while end < text.len() && end - at < 64 && word(text[end]) {
+        end += 1;
+    }
+    while end < text.len() && matches!(text[end], b' ' | b'"' | b'`' | b']') {
+        end += 1;
+    }
+    if !matches!(
+        text.get(end),
+        None | Some(b',' | b'\t' | b'|' | b';' | b')' | b'\n' | b'\r')
+    ) {
+        return false;
+    }
+    let from = at.saturating_sub(64);
+    match text[from..at]
         .iter()
-        .rev()
-        .position(boundary);
-    let before = match before {
-        Some(p) => Some(text[at - p - 1]),
-        None if at <= 64 => Some(b'\n'),
-        None => None,
-    };
-    let after = text[at..text.len().min(at + 64)].iter().position(boundary);
-    let after = match after {
-        Some(p) => Some(text[at + p]),
-        None if text.len() - at <= 64 => Some(b'\n'),
-        None => None,
-    };
-    match (before, after) {
-        (Some(b), Some(a)) => !(matches!(b, b'\n') && matches!(a, b'\n')),
-        _ => false,
+        .rposition(|&b| !(word(b) || matches!(b, b' ' | b'"' | b'`' | b'[')))
+    {
+        Some(p) => matches!(text[from + p], b',' | b'\t' | b'|' | b';' | b'(' | b'\n'),
+        None => from == 0,
     }
 }
 

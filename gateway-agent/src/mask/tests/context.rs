@@ -69,6 +69,7 @@ fn values_that_are_not_secrets_are_left_byte_identical() {
         "apiKey: process.env.OPENAI_API_KEY!,",
         "password = PASSWORD_ENV_VAR",
         "const password = req.body.password;",
+        "event: endpoint\ndata: /messages/?session_id=4f0c8a52d3e94b7a9f1e2d3c4b5a6978\n",
     ] {
         let (masked, report) = masked_text(text);
         assert_eq!(masked, text, "{report:?}");

@@ -1,10 +1,18 @@
 //! Secret masking for everything that flows back to an MCP caller.
 //!
-//! Two detectors. By key: a string held under a sensitive JSON key (`password`, `apiKey`,
-//! `DB_PASSWORD`…, see [`keys`]) is replaced whole. By pattern: a known credential format
-//! inside any string (see [`rules`]) is replaced, and only it. Strings that hold JSON —
-//! MCP tools often return their result serialised into a `text` block — are parsed and
-//! masked as JSON, so a credential in there is caught by key too.
+//! Detectors, all driven by one keyword pass per string:
+//! - by key: a string held under a sensitive JSON key (`password`, `apiKey`,
+//!   `DB_PASSWORD`, `smtp_pass`…, see [`keys`]) is replaced whole;
+//! - by format: a known credential format inside any string (see [`rules`]) is replaced,
+//!   and only it;
+//! - by context: a value assigned to a sensitive name in the formats tools print (dotenv,
+//!   YAML, flags, headers, XML, name/value pairs: [`assign`]) or held in a table column
+//!   whose header names a secret ([`table`]);
+//! - encoded: base64, hex and URL-encoded runs that hide one of the above ([`decode`]).
+//!
+//! Values that are no secret (code, references, placeholders: [`values`]) are left alone.
+//! Strings that hold JSON — MCP tools often return their result serialised into a `text`
+//! block — are masked as JSON, so a credential in there is caught by key too.
 //!
 //! Masking must not break a strict client ([`json`]): JSON is masked as text, so nothing
 //! but the masked values changes (key order, whitespace, escapes stay the server's); a

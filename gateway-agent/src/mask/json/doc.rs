@@ -69,7 +69,8 @@ impl<'a> Doc<'a> {
         let mut parser = Parser {
             bytes: text.as_bytes(),
             pos: 0,
-            nodes: Vec::new(),
+            // About one value per 16 bytes of typical MCP JSON: one allocation, mostly.
+            nodes: Vec::with_capacity(text.len() / 16 + 1),
             max_depth,
         };
         parser.value(0, None)?;

@@ -31,7 +31,7 @@ impl NormKey {
         norm
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         match &self.heap {
             Some(heap) => heap.as_bytes(),
             None => &self.inline[..self.len],

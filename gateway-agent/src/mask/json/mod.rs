@@ -49,15 +49,9 @@ const SECRET_DATA_KEYS: [&str; 2] = ["data", "stringdata"];
 /// Private members of a JSON Web Key (RFC 7518 §6.2.2, §6.3.2, §6.4): a JWK with a
 /// `kty` is a key, and these hold its secret part (a public JWK has none of them).
 const JWK_PRIVATE_KEYS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
-/// Keys of the field that names it.
-const NAME_KEYS: [&str; 6] = [
-    "name",
-    "key",
-    "parametername",
-    "parameterkey",
-    "outputkey",
-    "variable",
-];
+/// The longest raw key [`Walker::secret_fields`] looks at (`Parameter_Value` and the
+/// like, with separators).
+const MAX_FIELD_KEY: usize = 16;
 
 /// One masking pass over one document.
 pub(super) struct Walker<'r> {
@@ -141,12 +135,14 @@ impl Walker<'_> {
             }
             let child_place = match place {
                 Place::Secret => Place::Secret,
-                Place::Data => {
-                    self.member_place(doc, child, &key, &NormKey::new(&key), secret_fields)
-                }
+                Place::Data => self.member_place(doc, child, &key, secret_fields),
                 Place::Schema { secret_name } => self.keyword_place(doc, child, &key, secret_name),
             };
-            match (place, schema::keyword(&key)) {
+            let keyword = match place {
+                Place::Schema { .. } => schema::keyword(&key),
+                _ => Keyword::Other,
+            };
+            match (place, keyword) {
                 (Place::Schema { .. }, Keyword::SchemaMap { property_names })
                     if doc.kind(child) == Kind::Object =>
                 {
@@ -179,12 +175,19 @@ impl Walker<'_> {
         doc: &Doc<'_>,
         child: NodeId,
         key: &str,
-        norm: &NormKey,
         secret_fields: &[&str],
     ) -> Place {
-        if self.rules.keys.is_sensitive(key) || norm.is_any(secret_fields) {
+        if self.rules.keys.is_sensitive(key)
+            || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+        {
             Place::Secret
-        } else if schema::is_schema_key(norm) && schema::can_be_schema(doc, child) {
+        } else if key
+            .as_bytes()
+            .last()
+            .is_some_and(|b| b.eq_ignore_ascii_case(&b'a'))
+            && schema::is_schema_key(&NormKey::new(key))
+            && schema::can_be_schema(doc, child)
+        {
             Place::Schema { secret_name: false }
         } else {
             Place::Data
@@ -201,7 +204,7 @@ impl Walker<'_> {
             Keyword::Instance => Place::Data,
             // Not a keyword that holds a schema, or not shaped like one: read as data, a
             // sensitive key included (a mis-detected schema must not hide a secret).
-            _ => self.member_place(doc, child, key, &NormKey::new(key), &[]),
+            _ => self.member_place(doc, child, key, &[]),
         }
     }
 
@@ -212,25 +215,25 @@ impl Walker<'_> {
         let mut has_value = false;
         for child in doc.children(object) {
             let Some(key) = doc.key(child) else { continue };
-            let key = NormKey::new(&key);
+            // Every field this looks for is short: most keys are dismissed by length.
+            if key.len() > MAX_FIELD_KEY {
+                continue;
+            }
             let text = || doc.str(child);
-            if key.is_any(&VALUE_KEYS) {
-                has_value = true;
-            } else if key.is_any(&NAME_KEYS) {
-                named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
-            } else if key.is("type") {
-                // AWS SSM parameters.
-                named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
-            } else if key.is("sensitive") {
-                // Terraform outputs.
-                named |= doc.kind(child) == Kind::Bool(true);
-            } else if key.is("kty") {
-                return &JWK_PRIVATE_KEYS;
-            } else if key.is("kind") {
-                // A Kubernetes Secret: everything under `data`/`stringData` is secret.
-                if text().is_some_and(|k| k == "Secret") {
-                    return &SECRET_DATA_KEYS;
+            match NormKey::new(&key).bytes() {
+                b"value" | b"parametervalue" | b"outputvalue" | b"secretvalue" => has_value = true,
+                b"name" | b"key" | b"parametername" | b"parameterkey" | b"outputkey"
+                | b"variable" => {
+                    named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
                 }
+                // AWS SSM parameters.
+                b"type" => named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString")),
+                // Terraform outputs.
+                b"sensitive" => named |= doc.kind(child) == Kind::Bool(true),
+                b"kty" => return &JWK_PRIVATE_KEYS,
+                // A Kubernetes Secret: everything under `data`/`stringData` is secret.
+                b"kind" if text().is_some_and(|k| k == "Secret") => return &SECRET_DATA_KEYS,
+                _ => {}
             }
         }
         if named && has_value { &VALUE_KEYS } else { &[] }

@@ -128,7 +128,7 @@ pub async fn serve(
         }
     };
     let upstream = Arc::new(upstream);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = move |request: Request<Incoming>| {
         let pipeline = Arc::clone(&pipeline);
         let facts = Arc::clone(&facts);
         let upstream = Arc::clone(&upstream);
@@ -138,9 +138,22 @@ pub async fn serve(
                 .await;
             Ok::<_, std::convert::Infallible>(response)
         }
-    });
+    };
+    if let Err(err) = serve_client(client, http2, service).await {
+        debug!(error = %err, "client connection ended");
+    }
+}
+
+/// Runs hyper's server side on a client connection, h2 or HTTP/1.1 (with upgrades, and
+/// the client's header case kept), until it ends.
+async fn serve_client<F, Fut>(client: impl Stream, http2: bool, service: F) -> hyper::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(service);
     let io = TokioIo::new(client);
-    let result = if http2 {
+    if http2 {
         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service)
             .await
@@ -151,8 +164,5 @@ pub async fn serve(
             .serve_connection(io, service)
             .with_upgrades()
             .await
-    };
-    if let Err(err) = result {
-        debug!(error = %err, "client connection ended");
     }
 }

@@ -8,18 +8,17 @@ use std::sync::Arc;
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tracing::debug;
 
-use super::{Stream, body::collect_limited, exchange::json_response};
+use super::{Stream, body::collect_limited, exchange::json_response, serve_client};
 use crate::mcp::jsonrpc::{self, codes};
 
 /// Answers every request on `client` with 502 and `reason` (JSON-RPC error -32012, with
 /// the request's id when its body is a JSON-RPC request no larger than `max_body`).
 pub async fn refuse_all(client: impl Stream, http2: bool, reason: String, max_body: usize) {
     let reason = Arc::new(reason);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = move |request: Request<Incoming>| {
         let reason = Arc::clone(&reason);
         async move {
             let id = match collect_limited(request.into_body(), max_body).await {
@@ -32,18 +31,8 @@ pub async fn refuse_all(client: impl Stream, http2: bool, reason: String, max_bo
             let body = jsonrpc::error_response(&id, codes::UPSTREAM, &reason);
             Ok::<_, std::convert::Infallible>(json_response(StatusCode::BAD_GATEWAY, &body))
         }
-    });
-    let io = TokioIo::new(client);
-    let result = if http2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service)
-            .await
-    } else {
-        hyper::server::conn::http1::Builder::new()
-            .serve_connection(io, service)
-            .await
     };
-    if let Err(err) = result {
+    if let Err(err) = serve_client(client, http2, service).await {
         debug!(error = %err, "refused client connection ended");
     }
 }

@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 use super::jsonrpc::{self, Kind};
-use crate::mask::{Doc, Edits, JsonKind, MAX_DEPTH, MaskReport, Masker, NodeId, apply_sorted};
+use crate::mask::{
+    DEPTH_PLACEHOLDER, Doc, Edits, JsonKind, MAX_DEPTH, MaskReport, Masker, NodeId, apply_sorted,
+};
 
 /// What filtering one message did.
 #[derive(Debug, Default)]
@@ -66,20 +68,48 @@ pub fn filter_server_body(
     masker: &Masker,
     tool_hidden: &dyn Fn(&str) -> bool,
 ) -> FilteredBody {
-    let doc = match Doc::parse(text, MAX_DEPTH) {
-        Ok(doc) => doc,
+    match Doc::parse(text, MAX_DEPTH) {
+        Ok(doc) => filter_doc(&doc, value, request_method, masker, tool_hidden),
         // serde_json took it but the span parser did not (it never should): filter the
-        // canonical form instead, losing the server's layout but nothing else.
+        // canonical form instead, losing the server's layout but nothing else; if even
+        // that fails, nothing of it is released.
         Err(_) => {
             let canonical = value.to_string();
-            let mut body =
-                filter_server_body(&canonical, value, request_method, masker, tool_hidden);
-            if body.rewritten.is_none() && canonical != text {
-                body.rewritten = Some(canonical);
-            }
-            return body;
+            let Ok(doc) = Doc::parse(&canonical, MAX_DEPTH) else {
+                return withheld(value);
+            };
+            let mut body = filter_doc(&doc, value, request_method, masker, tool_hidden);
+            body.rewritten.get_or_insert(canonical);
+            body
         }
+    }
+}
+
+/// A body the masker could not inspect, replaced whole by the depth placeholder.
+fn withheld(value: &Value) -> FilteredBody {
+    let mask = MaskReport {
+        masked: 1,
+        rules: [("too_deep", 1)].into(),
     };
+    let mut messages = vec![Filtered {
+        mask,
+        hidden_tools: Vec::new(),
+    }];
+    messages.resize_with(jsonrpc::messages(value).len().max(1), Filtered::default);
+    FilteredBody {
+        messages,
+        rewritten: Some(Value::from(DEPTH_PLACEHOLDER).to_string()),
+    }
+}
+
+/// [`filter_server_body`] on the parsed text.
+fn filter_doc(
+    doc: &Doc<'_>,
+    value: &Value,
+    request_method: Option<&str>,
+    masker: &Masker,
+    tool_hidden: &dyn Fn(&str) -> bool,
+) -> FilteredBody {
     let nodes: Vec<NodeId> = match doc.kind(doc.root()) {
         JsonKind::Array => doc.children(doc.root()).collect(),
         _ => vec![doc.root()],
@@ -90,7 +120,7 @@ pub fn filter_server_body(
         .zip(jsonrpc::messages(value))
         .map(|(node, message)| {
             filter_message(
-                &doc,
+                doc,
                 node,
                 message,
                 request_method,
@@ -102,7 +132,7 @@ pub fn filter_server_body(
         .collect();
     FilteredBody {
         messages,
-        rewritten: (!edits.is_empty()).then(|| edits.apply(text)),
+        rewritten: (!edits.is_empty()).then(|| edits.apply(doc.text())),
     }
 }
 

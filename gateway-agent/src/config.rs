@@ -198,6 +198,33 @@ pub struct InterceptConfig {
     /// refusal while the agent is down) outlives the agent process.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
+    /// What a stopped agent (SIGTERM/SIGINT) leaves behind. Default `keep`: a config
+    /// written for a service fails closed while the agent is down. The embedded default
+    /// config (the try-it-out demo) says `detach`, so Ctrl-C gives the host its direct
+    /// path back. A crash (SIGKILL) always leaves the pins: nothing runs to remove them.
+    #[serde(default)]
+    pub on_exit: OnExit,
+}
+
+/// `[intercept] on_exit`, or `run --on-exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExit {
+    /// Leave the programs pinned with no agent behind them: connections to the
+    /// intercepted ports are refused until the agent runs again or `detach` removes them.
+    #[default]
+    Keep,
+    /// Remove the programs: connections go direct, unseen, until the agent runs again.
+    Detach,
+}
+
+impl OnExit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Detach => "detach",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

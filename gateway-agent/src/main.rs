@@ -24,8 +24,14 @@ enum Command {
         /// TOML config file; without it the embedded default config is used.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Remove interception on exit instead of leaving it pinned (fail closed).
-        #[arg(long)]
+        /// On SIGTERM/SIGINT: `detach` removes interception (connections go direct),
+        /// `keep` leaves it pinned (connections refused until the agent is back).
+        /// Default: the config's `[intercept] on_exit` (embedded default: detach; a
+        /// config file without the key: keep).
+        #[arg(long, value_enum)]
+        on_exit: Option<gateway_agent::config::OnExit>,
+        /// Same as `--on-exit detach`.
+        #[arg(long, conflicts_with = "on_exit")]
         detach_on_exit: bool,
     },
     /// Validate a config exactly as `run` would, without attaching anything.
@@ -158,8 +164,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run {
             config,
+            on_exit,
             detach_on_exit,
-        } => run::run(config.as_deref(), detach_on_exit),
+        } => run::run(
+            config.as_deref(),
+            on_exit.or(detach_on_exit.then_some(gateway_agent::config::OnExit::Detach)),
+        ),
         Command::Check { config } => run::check(config.as_deref()),
         Command::Detach { config } => run::detach(config.as_deref()),
         Command::Audit {

@@ -12,7 +12,7 @@ use crate::{
     approval::{self, Approvals},
     audit::AuditSink,
     cgroup,
-    config::Config,
+    config::{Config, OnExit},
     http::{HttpLimits, LegacySessions, Pipeline, Recorder},
     identity::Authenticator,
     intercept::{Interception, RedirectTarget, detach_pinned},
@@ -32,12 +32,13 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let servers = ServerTable::load(&config)?;
     let tls = TlsSetup::load(&config).context(origin(path))?;
     println!(
-        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {}, TLS terminated for {} servers)",
+        "{}: ok (ports {:?}, listen {} and {}, cgroup {}, on exit {}, {} policy rules, masking {}, {} held credentials, {} token issuers, audit {}, approvals {}, TLS terminated for {} servers)",
         origin(path),
         config.intercept.ports,
         config.intercept.listen,
         config.listen6(),
         cgroup.display(),
+        config.intercept.on_exit.as_str(),
         policy.len(),
         if config.mask.enabled { "on" } else { "off" },
         servers.credentials(),
@@ -67,8 +68,10 @@ pub fn detach(path: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
+/// `on_exit` overrides the config's `[intercept] on_exit`.
+pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    let on_exit = on_exit.unwrap_or(config.intercept.on_exit);
     let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,6 +134,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
             cgroup = %cgroup.display(),
             pins = %interception.instance_dir().display(),
             reused = interception.reused(),
+            on_exit = on_exit.as_str(),
             ports = ?config.intercept.ports,
             %listen4,
             %listen6,
@@ -198,7 +202,7 @@ pub fn run(path: Option<&Path>, detach_on_exit: bool) -> anyhow::Result<()> {
                 Err(err) => warn!(error = %err, "closing the audit trail failed"),
             }
         }
-        if detach_on_exit {
+        if on_exit == OnExit::Detach {
             interception.detach()?;
             info!("interception detached; MCP connections now go direct");
         } else {

@@ -14,6 +14,18 @@ fn problem(text: &str) -> String {
 fn embedded_default_is_valid() {
     let config = Config::load(None).expect("embedded default config must validate");
     assert!(!config.intercept.ports.is_empty());
+    // The demo config gives the host its direct path back on Ctrl-C.
+    assert_eq!(config.intercept.on_exit, OnExit::Detach);
+}
+
+#[test]
+fn a_written_config_keeps_its_pins_unless_it_says_otherwise() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.intercept.on_exit, OnExit::Keep);
+    let config = Config::parse(&format!("{MINIMAL}on_exit = \"detach\"\n"), "t").unwrap();
+    assert_eq!(config.intercept.on_exit, OnExit::Detach);
+    let msg = problem(&format!("{MINIMAL}on_exit = \"forget\"\n"));
+    assert!(msg.contains("on_exit") || msg.contains("forget"), "{msg}");
 }
 
 #[test]

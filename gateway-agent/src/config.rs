@@ -60,6 +60,12 @@ pub struct Config {
     /// TLS termination: the default mode and the local CA.
     #[serde(default)]
     pub tls: crate::tls::TlsConfig,
+    /// Prometheus metrics: off unless `listen` is set.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
+    /// Where the running agent describes itself for `gateway-agent status`.
+    #[serde(default)]
+    pub status: crate::status::StatusConfig,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -375,6 +381,14 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(addr) = self.metrics.listen
+            && (addr.port() == 0 || addr == ic.listen || addr == listen6)
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!("{addr} must be a concrete port other than the intercept listeners"),
+            ));
         }
         self.validate_identity(origin)?;
         crate::tls::config::validate(&self.tls, &self.servers)

@@ -39,6 +39,16 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Is interception on, is an agent behind it, how far behind is the audit trail.
+    /// Reads the pins and the agent's status file, so it answers while the agent is down.
+    /// Exit code: 0 active, 3 agent down (connections refused), 4 detached, 5 inconsistent.
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the pinned interception for the config's cgroup: MCP traffic goes direct.
     Detach {
         #[arg(long)]
@@ -161,7 +171,17 @@ enum AuditCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    if let Command::Status { config, json } = &cli.command {
+        return match run::status(config.as_deref(), *json) {
+            Ok(code) => std::process::ExitCode::from(code),
+            Err(err) => {
+                eprintln!("gateway-agent: error: {}", render_chain(&err));
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
+        Command::Status { .. } => unreachable!("answered above"),
         Command::Run {
             config,
             on_exit,

@@ -153,6 +153,8 @@ impl Proxy {
         let _ = upstream.set_nodelay(true);
         let protocol = sniff(&client).await;
         debug!(?protocol, "client protocol");
+        let (tls, http) = (protocol == Protocol::Tls, protocol != Protocol::Other);
+        crate::metrics::get().sniffed(server_name.as_deref(), tls, http);
         if let (Some(pipeline), Protocol::Http1 | Protocol::Http2) = (&self.pipeline, protocol) {
             let conn_id = http::connection_id();
             // The connection's own rows: who opened it, to where, and when it ended.

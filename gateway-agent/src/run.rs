@@ -21,6 +21,7 @@ use crate::{
     process::IdentityResolver,
     proxy::Proxy,
     servers::ServerTable,
+    status,
     tls::TlsSetup,
 };
 
@@ -55,6 +56,19 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
         tls.terminating(),
     );
     Ok(())
+}
+
+/// Prints the status report; returns the exit code (see [`status::exit_code`]).
+pub fn status(path: Option<&Path>, json: bool) -> anyhow::Result<u8> {
+    let config = Config::load(path)?;
+    let cgroup = cgroup::resolve(config.intercept.cgroup.as_deref()).context(origin(path))?;
+    let report = status::Report::gather(&config, &cgroup)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(status::exit_code(report.health))
 }
 
 pub fn detach(path: Option<&Path>) -> anyhow::Result<()> {
@@ -151,9 +165,20 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             tls: Some(Arc::clone(&tls)),
         });
         let mut listeners = tokio::task::JoinSet::new();
+        if let Some(addr) = config.metrics.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics.listen {addr}"))?;
+            listeners.spawn(crate::metrics::serve::serve(listener, approvals.clone()));
+            info!(%addr, "metrics served at /metrics");
+        }
         listeners.spawn(Arc::clone(&proxy).serve(listener4));
         if let Some(listener6) = listener6 {
             listeners.spawn(Arc::clone(&proxy).serve(listener6));
+        }
+        let record = agent_record(&config, path, &cgroup, &interception, on_exit);
+        if let Err(err) = status::write(&config.status.file, &record) {
+            warn!(file = %config.status.file.display(), error = %err, "cannot write the status file; `gateway-agent status` will report the agent as down");
         }
         let signal = stop
             .wait(|| {
@@ -187,6 +212,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             .await;
         info!(signal, "stopping");
         listeners.abort_all();
+        status::remove(&config.status.file);
         if let Some(approvals) = &approvals {
             // Held exchanges answer "pending" now; their approvals stay in the journal.
             approvals.stop();
@@ -358,6 +384,31 @@ fn build_pipeline(
         },
         approvals: None,
     })
+}
+
+fn agent_record(
+    config: &Config,
+    path: Option<&Path>,
+    cgroup: &Path,
+    interception: &Interception,
+    on_exit: OnExit,
+) -> status::AgentRecord {
+    let (pid, start_ticks, started_unix) = status::AgentRecord::this_process();
+    status::AgentRecord {
+        pid,
+        start_ticks,
+        started_unix,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config: path.map(Path::to_owned),
+        cgroup: cgroup.to_owned(),
+        pins: interception.instance_dir().to_owned(),
+        ports: config.intercept.ports.clone(),
+        listen: config.intercept.listen,
+        listen6: config.listen6(),
+        on_exit: on_exit.as_str().to_owned(),
+        audit_dir: config.audit.enabled.then(|| config.audit.dir.clone()),
+        metrics: config.metrics.listen,
+    }
 }
 
 fn origin(path: Option<&Path>) -> String {

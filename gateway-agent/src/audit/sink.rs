@@ -403,6 +403,7 @@ impl WalThread {
             }
             self.wal
                 .retire(self.progress.closed.load(Ordering::Acquire));
+            crate::metrics::get().audit_progress(&self.progress.durable, &self.progress.closed);
             if let Some(reply) = close {
                 let _ = reply.send(self.close(group));
                 return;
@@ -428,7 +429,7 @@ impl WalThread {
     fn flush(&mut self, group: &mut Group) -> Result<(), SinkError> {
         let first = group.rows[0].0;
         let last = group.rows[group.rows.len() - 1].0;
-        match self.wal.write_group(&group.frames, first) {
+        match crate::metrics::get().timed_fsync(|| self.wal.write_group(&group.frames, first)) {
             Ok(()) => {
                 self.progress.durable.store(last, Ordering::Release);
                 let rows = std::mem::take(&mut group.rows);

@@ -113,6 +113,7 @@ pub async fn admit(
 fn refuse(err: &TokenError, metadata_url: &str, reason: &str) -> Admission {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     warn!(status = status.as_u16(), %reason, "request refused by the identity stage");
+    crate::metrics::get().identity_refused(Some(err));
     let challenge = HeaderValue::from_str(&err.www_authenticate(metadata_url))
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
     let message = format!(
@@ -135,6 +136,7 @@ fn refuse(err: &TokenError, metadata_url: &str, reason: &str) -> Admission {
 
 fn unavailable() -> Admission {
     let reason = "the identity provider has not been reached yet, so tokens cannot be checked";
+    crate::metrics::get().identity_refused(None);
     warn!(
         status = 503,
         reason, "request refused by the identity stage"

@@ -168,7 +168,7 @@ impl Pipeline {
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
             );
-            let mut response = match send(Request::from_parts(parts, forward.body)).await {
+            let mut response = match crate::metrics::get().timed_upstream(send(Request::from_parts(parts, forward.body))).await {
                 Ok(response) => response,
                 Err(err) => return self.upstream_failed(&err, &forward.id, &rows).await,
             };

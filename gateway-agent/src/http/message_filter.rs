@@ -159,6 +159,7 @@ impl MessageFilter {
 }
 
 fn log_filtered(filtered: &Filtered) {
+    crate::metrics::get().masked(&filtered.mask);
     if filtered.mask.masked > 0 {
         info!(masked = filtered.mask.masked, rules = ?filtered.mask.rule_names(), "masked secrets in response");
     }

@@ -274,6 +274,7 @@ impl Pipeline {
                     )
                 }
             };
+            crate::metrics::get().request(method, verdict.decision.unwrap_or("none"));
             verdicts.push(verdict);
             if let Some((rule, reason)) = refusal {
                 info!(rpc_method = method, tool = tool.unwrap_or(""), %rule, %reason, "request denied by policy");

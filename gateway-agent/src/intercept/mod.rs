@@ -13,6 +13,7 @@
 
 mod bpffs;
 mod conn_table;
+mod inspect;
 
 use std::{
     net::SocketAddr,
@@ -36,6 +37,7 @@ use gateway_common::{
 
 pub use bpffs::BpffsError;
 pub use conn_table::{ConnTable, socket_addr};
+pub use inspect::{PinnedConfig, PinnedState, inspect};
 
 /// The eBPF object built by build.rs from gateway-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gateway"));

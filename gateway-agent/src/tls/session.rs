@@ -130,6 +130,7 @@ async fn passthrough(
     replay: Vec<u8>,
     detail: Map<String, Value>,
 ) {
+    crate::metrics::get().connection(server_name.as_deref(), "passthrough");
     let rows = row_context(origin, server_name, "tls");
     pipeline
         .recorder
@@ -232,6 +233,7 @@ async fn terminate(
         .note(rows.connection_with("open", detail.clone()))
         .await;
     info!(sni = sni.as_deref().unwrap_or(""), server = %server.name, http2, "TLS terminated");
+    crate::metrics::get().connection(Some(&server.name), "terminated");
     match upstream {
         Err(reason) => {
             let row = http::refusal_row(&rows, 502, Some(codes::UPSTREAM), &reason);

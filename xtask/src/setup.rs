@@ -72,7 +72,13 @@ fn ensure_node_packages() -> anyhow::Result<()> {
 /// The Python MCP SDK the end-to-end tests use as a real client and server (and DuckDB), pinned, in a
 /// virtualenv under target/ (so nothing outside the checkout changes).
 /// duckdb reads the audit trail's Parquet files in the audit tests, as an operator would.
-const PYTHON_PACKAGES: [(&str, &str); 2] = [("mcp", "2.3.0"), ("duckdb", "2.0.1")];
+/// kubernetes-validate (which ships the Kubernetes OpenAPI schemas) checks
+/// packaging/kubernetes/ in tests/kubernetes.rs.
+const PYTHON_PACKAGES: [(&str, &str); 3] = [
+    ("mcp", "2.3.0"),
+    ("duckdb", "2.0.1"),
+    ("kubernetes-validate", "1.37.0"),
+];
 
 fn ensure_python_env() -> anyhow::Result<()> {
     let venv = workspace_root().join("target/e2e/venv");

@@ -109,6 +109,16 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
                 None
             }
         };
+        // Bound before anything is attached: a port in use must stop the start cleanly.
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some((
+                addr,
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics.listen {addr}"))?,
+            )),
+            None => None,
+        };
         let target = RedirectTarget {
             ports: config.intercept.ports.clone(),
             listen4,
@@ -165,10 +175,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             tls: Some(Arc::clone(&tls)),
         });
         let mut listeners = tokio::task::JoinSet::new();
-        if let Some(addr) = config.metrics.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding metrics.listen {addr}"))?;
+        if let Some((addr, listener)) = metrics_listener {
             listeners.spawn(crate::metrics::serve::serve(listener, approvals.clone()));
             info!(%addr, "metrics served at /metrics");
         }

@@ -204,3 +204,61 @@ fn status_reports_agent_up_down_and_detached() {
     assert!(value["pins"].is_null(), "{value}");
     assert!(text.contains("pins:    none"), "{text}");
 }
+
+#[test]
+fn metrics_count_identity_refusals_by_reason() {
+    if !require_root("metrics_count_identity_refusals_by_reason") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let provider = support::oidc::OidcProvider::start(&scenario.dir.path().join("keys-1.json"));
+    let server = support::EchoAuthServer::start();
+    let metrics_port = support::free_port("127.0.0.1");
+    let config = scenario.config_with(
+        &[server.port],
+        &format!(
+            "\n[[identity.issuer]]\nissuer = \"{issuer}\"\naudiences = [\"{audience}\"]\n\n\
+             [[server]]\nname = \"echo\"\naddr = \"127.0.0.1:{port}\"\nauth = \"require\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[status]\nfile = \"{status}\"\n",
+            issuer = provider.issuer(),
+            audience = server.url(),
+            port = server.port,
+            status = scenario.dir.path().join("status.json").display(),
+        ),
+    );
+    let _agent = scenario.start_agent(&config);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let post = |authorization: Option<&str>| {
+        let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        args.extend([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+        let header = authorization.map(|a| format!("authorization: {a}"));
+        if let Some(header) = &header {
+            args.extend(["-H", header.as_str()]);
+        }
+        let url = server.url();
+        args.push(&url);
+        let out = scenario.curl_output(&args);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(post(None), "401");
+    assert_eq!(post(Some("Bearer not-a-jwt")), "401");
+    assert_eq!(post(Some("Bearer not-a-jwt")), "401");
+
+    let (_, scraped) = scrape(metrics_port);
+    let refusals = |reason: &str| {
+        sample(
+            &scraped,
+            &format!("gateway_identity_refusals_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(refusals("missing_token"), 1.0, "{scraped}");
+    assert_eq!(refusals("malformed"), 2.0, "{scraped}");
+    // Refused before policy: no request was counted.
+    assert!(!scraped.contains("gateway_requests_total{"), "{scraped}");
+    assert!(server.seen().is_empty(), "nothing reached the server");
+}

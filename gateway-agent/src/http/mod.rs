@@ -10,6 +10,7 @@ mod audit_rows;
 mod auth;
 mod body;
 mod exchange;
+mod held_response;
 mod json_stream;
 mod legacy;
 mod message_filter;

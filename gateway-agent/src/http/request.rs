@@ -37,6 +37,8 @@ pub(super) struct Forward {
     /// The id of the body's single request (`null` otherwise), for the gateway's own
     /// answer if the upstream fails.
     pub id: Value,
+    /// Set when the answer is held for approval if it carries too many secrets.
+    pub response_gate: Option<Box<super::held_response::ResponseGate>>,
 }
 
 /// What the request filter decided.
@@ -49,6 +51,7 @@ enum Inbound {
         masked: bool,
         id: Value,
         rows: Vec<AuditRecord>,
+        response_gate: Option<Box<super::held_response::ResponseGate>>,
     },
     /// Answer the client ourselves.
     Respond(Response<ProxyBody>, Vec<AuditRecord>),
@@ -73,6 +76,7 @@ impl Pipeline {
                 method: None,
                 masked: true,
                 id: Value::Null,
+                response_gate: None,
             });
         }
         let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
@@ -104,10 +108,12 @@ impl Pipeline {
                 method: None,
                 masked: true,
                 id: Value::Null,
+                response_gate: None,
             });
         }
         let not_forwarded =
             |err: crate::audit::SinkError| audit_unavailable(&err, "request not forwarded");
+        let mut response_gate = None;
         let (method, masked, id, rewritten) =
             match self.inspect_request(&parts.uri, &parts.headers, &bytes, scope, rows) {
                 Inbound::Forward {
@@ -115,11 +121,19 @@ impl Pipeline {
                     masked,
                     id,
                     rows: request_rows,
+                    response_gate: gate,
                 } => {
                     self.recorder
                         .commit(request_rows)
                         .await
                         .map_err(not_forwarded)?;
+                    // A retry of a call whose answer is held is answered from it.
+                    if let Some(gate) = &gate
+                        && let Some(answer) = self.kept_answer(gate, rows).await
+                    {
+                        return Err(answer);
+                    }
+                    response_gate = gate;
                     (method, masked, id, None)
                 }
                 Inbound::Respond(response, answer_rows) => {
@@ -149,6 +163,7 @@ impl Pipeline {
             method,
             masked,
             id,
+            response_gate,
         })
     }
 
@@ -287,12 +302,13 @@ impl Pipeline {
             Vec::new()
         };
         if refusals.is_empty() {
-            let (method, id) = match messages.as_slice() {
+            let (method, id, response_gate) = match messages.as_slice() {
                 [single] if jsonrpc::kind(single) == Kind::Request => (
                     jsonrpc::method(single).map(str::to_owned),
                     single.get("id").cloned().unwrap_or(Value::Null),
+                    self.response_gate(single, verdicts[0].rule.as_deref(), headers, scope, rows),
                 ),
-                _ => (None, Value::Null),
+                _ => (None, Value::Null, None),
             };
             // On the legacy transport the answers come back on the session's stream.
             let target = uri.path_and_query().map_or("", |pq| pq.as_str());
@@ -311,6 +327,7 @@ impl Pipeline {
                 masked: masked || !any_request,
                 id,
                 rows: request_rows,
+                response_gate,
             };
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.

@@ -69,6 +69,8 @@ impl Pipeline {
         scope: &Scope,
         rows: &RowContext,
     ) -> Result<Forward, Response<ProxyBody>> {
+        // Keep-alive during a hold (`held_sse`): never forwarded upstream.
+        let sse_hold = parts.extensions.remove::<super::held_sse::SseHold>();
         let inspection = post_inspection(&parts.method, &parts.headers);
         if inspection == Inspection::None {
             return Ok(Forward {
@@ -148,7 +150,7 @@ impl Pipeline {
                     // `rewritten`: the body to forward instead (the gateway's own
                     // 2026-07-28 come-back state taken out).
                     let (method, rewritten) = self
-                        .held(*call, request_rows, &parts.uri, scope, rows)
+                        .held(*call, request_rows, &parts.uri, scope, rows, sse_hold)
                         .await?;
                     if rewritten.is_some() {
                         parts.headers.remove(header::CONTENT_LENGTH);
@@ -398,6 +400,7 @@ impl Pipeline {
         uri: &http::Uri,
         scope: &Scope,
         rows: &RowContext,
+        sse_hold: Option<super::held_sse::SseHold>,
     ) -> Result<(String, Option<Vec<u8>>), Response<ProxyBody>> {
         let Some(approvals) = &self.approvals else {
             let message = "approval required, but approvals are not configured";
@@ -411,7 +414,21 @@ impl Pipeline {
             return Err(audit_unavailable(&err, "request not forwarded"));
         }
         let body = call.message.clone();
-        match approvals.hold(call).await {
+        // Legacy HTTP+SSE answers go on the session's stream, not this POST.
+        let held = match sse_hold.filter(|_| rows.transport == "streamable_http") {
+            Some(sse) => {
+                let (opened, id) = tokio::sync::oneshot::channel();
+                let every = std::time::Duration::from_secs(approvals.config().keepalive_secs);
+                let hold = approvals.hold_observed(call, Some(opened));
+                match sse.keep_alive(hold, id, every).await {
+                    Some(held) => held,
+                    // The client is gone; the approval stays open for its retry.
+                    None => return Err(Response::new(body::empty())),
+                }
+            }
+            None => approvals.hold(call).await,
+        };
+        match held {
             crate::approval::Held::Release { body: rewritten } => {
                 let method = jsonrpc::method(&body).unwrap_or_default();
                 let target = uri.path_and_query().map_or("", |pq| pq.as_str());

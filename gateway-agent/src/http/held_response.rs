@@ -23,8 +23,10 @@ use crate::{
 /// A request whose answer is held when it carries more than `threshold` secrets.
 pub(super) struct ResponseGate {
     approvals: Arc<Approvals>,
-    /// The request, as an approval names it (`rule`: the rule that allowed it).
+    /// The request, as an approval names it (`rule`: the rule that allowed it; its
+    /// masked arguments are only worked out when an answer is actually held).
     call: approval::Call,
+    masker: Arc<crate::mask::Masker>,
     threshold: usize,
 }
 
@@ -57,11 +59,12 @@ impl Pipeline {
                 request_id: message.get("id").map(Value::to_string),
             },
             modern: header_str(headers, "mcp-protocol-version").is_some_and(|v| v >= "2026-07-28"),
-            masked_arguments: approval::hold::masked_arguments(message, &self.masker),
+            masked_arguments: Value::Null,
         };
         Some(Box::new(ResponseGate {
             approvals: Arc::clone(approvals),
             call,
+            masker: Arc::clone(&self.masker),
             threshold,
         }))
     }
@@ -97,11 +100,9 @@ pub(super) async fn gate_payload(
     if masked <= gate.threshold {
         return (payload, Vec::new());
     }
-    match gate
-        .approvals
-        .hold_response(gate.call.clone(), payload, masked)
-        .await
-    {
+    let mut call = gate.call.clone();
+    call.masked_arguments = approval::hold::masked_arguments(&call.message, &gate.masker);
+    match gate.approvals.hold_response(call, payload, masked).await {
         // The server's rows already hold what is released.
         ResponseHeld::Release(body) => (body, Vec::new()),
         held => delivered(held, gate, &filter.rows, filter.audited),

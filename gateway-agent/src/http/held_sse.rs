@@ -31,12 +31,13 @@ use tracing::info;
 
 use super::{
     ConnFacts, Pipeline, Upstream,
+    audit_rows::RowContext,
     body::{BodyError, ProxyBody},
     exchange::{header_str, rpc_error},
     stream_pump::{self, Downstream},
 };
 use crate::{
-    approval::Held,
+    approval::{Approvals, Call, Held},
     mcp::jsonrpc::{self, codes},
 };
 
@@ -88,6 +89,26 @@ pub(super) async fn handle(
             "gateway: the exchange ended without an answer",
         )
     })
+}
+
+/// Holds `call` for approval, with keep-alives when the exchange came through
+/// [`handle`] on Streamable HTTP (legacy HTTP+SSE answers go on the session's stream, not
+/// this POST). `None`: the client went away while held.
+pub(super) async fn hold(
+    approvals: &Approvals,
+    call: Call,
+    sse: Option<SseHold>,
+    rows: &RowContext,
+) -> Option<Held> {
+    match sse.filter(|_| rows.transport == "streamable_http") {
+        Some(sse) => {
+            let (opened, id) = oneshot::channel();
+            let every = Duration::from_secs(approvals.config().keepalive_secs);
+            let hold = approvals.hold_observed(call, Some(opened));
+            sse.keep_alive(hold, id, every).await
+        }
+        None => Some(approvals.hold(call).await),
+    }
 }
 
 /// Aborts the exchange's task when the client goes away before any response.
@@ -146,7 +167,7 @@ impl SseHold {
     /// Waits for `hold`, starting the SSE response when `opened` names the approval the
     /// exchange waits on and sending a comment every `every` until it ends. `None`: the
     /// client went away (the approval stays open for its retry).
-    pub(super) async fn keep_alive(
+    async fn keep_alive(
         &self,
         hold: impl Future<Output = Held>,
         opened: oneshot::Receiver<String>,

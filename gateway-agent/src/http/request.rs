@@ -414,19 +414,9 @@ impl Pipeline {
             return Err(audit_unavailable(&err, "request not forwarded"));
         }
         let body = call.message.clone();
-        // Legacy HTTP+SSE answers go on the session's stream, not this POST.
-        let held = match sse_hold.filter(|_| rows.transport == "streamable_http") {
-            Some(sse) => {
-                let (opened, id) = tokio::sync::oneshot::channel();
-                let every = std::time::Duration::from_secs(approvals.config().keepalive_secs);
-                let hold = approvals.hold_observed(call, Some(opened));
-                match sse.keep_alive(hold, id, every).await {
-                    Some(held) => held,
-                    // The client is gone; the approval stays open for its retry.
-                    None => return Err(Response::new(body::empty())),
-                }
-            }
-            None => approvals.hold(call).await,
+        let Some(held) = super::held_sse::hold(approvals, call, sse_hold, rows).await else {
+            // The client is gone; the approval stays open for its retry.
+            return Err(Response::new(body::empty()));
         };
         match held {
             crate::approval::Held::Release { body: rewritten } => {

@@ -41,7 +41,12 @@ impl Gate {
     /// The test server (stateless, JSON) and an agent config holding `shell_*` calls;
     /// `approval` is added to `[approval]`, `more` appended after it.
     pub fn new(approval: &str, more: &str) -> Self {
-        let server = McpServer::start("stateless", "json");
+        Self::with_server("json", approval, more)
+    }
+
+    /// [`Gate::new`] with the test server answering as `response` (`json` or `sse`).
+    pub fn with_server(response: &str, approval: &str, more: &str) -> Self {
+        let server = McpServer::start("stateless", response);
         let scenario = Scenario::new();
         // Other uids must reach the socket below the scenario's private temp dir.
         std::fs::set_permissions(scenario.dir.path(), std::fs::Permissions::from_mode(0o711))

@@ -26,8 +26,35 @@ pub struct CallKey {
     /// Lower-case hex SHA-256 of the canonical unmasked arguments (`params` for methods
     /// other than `tools/call`).
     pub digest: String,
-    /// The policy rule that asked for approval.
+    /// The policy rule that asked for approval (at the response stage: the rule that
+    /// allowed the request, or `default`).
     pub rule: String,
+    /// What is held: the request (an `approve` rule) or its response (too many secrets).
+    /// An approval of one never releases the other.
+    #[serde(default, skip_serializing_if = "Stage::is_request")]
+    pub stage: Stage,
+}
+
+/// Which half of an exchange an approval holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    #[default]
+    Request,
+    Response,
+}
+
+impl Stage {
+    pub fn is_request(&self) -> bool {
+        *self == Stage::Request
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Request => "request",
+            Stage::Response => "response",
+        }
+    }
 }
 
 /// The principal part of a [`CallKey`]; `None` when the caller is not identified at all

@@ -46,6 +46,13 @@ pub struct ApprovalConfig {
     /// Where new approvals are announced (webhooks).
     #[serde(rename = "channel")]
     pub channels: Vec<super::notify::ChannelConfig>,
+    /// A response in which the masker found more secrets than this (a "dump everything"
+    /// answer) is held for approval before the caller gets it (masked). Off by default;
+    /// a rule's own value (keyed by the rule that allowed the request) wins.
+    pub hold_response_if_masked_over: Option<usize>,
+    /// While a client that accepts `text/event-stream` is held, the response starts as
+    /// SSE at once and a comment line is sent this often, so idle timers do not fire.
+    pub keepalive_secs: u64,
 }
 
 impl Default for ApprovalConfig {
@@ -65,6 +72,8 @@ impl Default for ApprovalConfig {
             journal: None,
             rule: BTreeMap::new(),
             channels: Vec::new(),
+            hold_response_if_masked_over: None,
+            keepalive_secs: 15,
         }
     }
 }
@@ -103,6 +112,9 @@ pub struct RuleApproval {
     pub approvers: Option<Approvers>,
     pub approvals_required: Option<u32>,
     pub grant: Option<Grant>,
+    /// Responses to requests this rule allowed: held when they carry more masked secrets
+    /// than this.
+    pub hold_response_if_masked_over: Option<usize>,
 }
 
 /// `grant = "once" | "session" | { ttl_secs = N }`.
@@ -140,6 +152,23 @@ impl ApprovalConfig {
                 .unwrap_or(self.approvals_required),
             grant: own.and_then(|r| r.grant).unwrap_or(self.grant),
         }
+    }
+
+    /// The response-hold threshold for a request `rule` allowed (`None`: no rule
+    /// matched, the global value applies); `None` when responses are not held.
+    pub fn response_threshold(&self, rule: Option<&str>) -> Option<usize> {
+        rule.and_then(|r| self.rule.get(r))
+            .and_then(|r| r.hold_response_if_masked_over)
+            .or(self.hold_response_if_masked_over)
+    }
+
+    /// Is any response ever held (so requests need the bookkeeping)?
+    pub fn holds_responses(&self) -> bool {
+        self.hold_response_if_masked_over.is_some()
+            || self
+                .rule
+                .values()
+                .any(|r| r.hold_response_if_masked_over.is_some())
     }
 
     /// The journal's path: configured, or `approvals.jsonl` beside `audit_dir`.
@@ -189,6 +218,9 @@ impl ApprovalConfig {
                 "names no users or groups: nobody could approve".to_owned(),
             ));
         }
+        if self.keepalive_secs == 0 || self.keepalive_secs > 300 {
+            problems.push(("approval.keepalive_secs", "must be 1..=300".to_owned()));
+        }
         if !self.socket.is_absolute() {
             problems.push(("approval.socket", "must be an absolute path".to_owned()));
         }
@@ -236,10 +268,27 @@ mod tests {
         assert_eq!(shell.approvers.groups, ["secops"]);
         assert_eq!(shell.grant, Grant::Session);
         assert_eq!(approval.for_rule("other").grant, Grant::Once);
+        assert_eq!(approval.response_threshold(Some("creds")), None);
+        assert!(!approval.holds_responses());
         assert_eq!(
             approval.journal_path(std::path::Path::new("/var/lib/gateway-agent/audit")),
             PathBuf::from("/var/lib/gateway-agent/approvals.jsonl")
         );
+    }
+
+    #[test]
+    fn response_threshold_per_rule_over_global() {
+        let config = parse(
+            "[approval]\nhold_response_if_masked_over = 10\n[approval.approvers]\nusers = [\"a\"]\n\
+             [approval.rule.dump]\nhold_response_if_masked_over = 2\n",
+        )
+        .unwrap();
+        let approval = config.approval.unwrap();
+        assert!(approval.holds_responses());
+        assert_eq!(approval.response_threshold(Some("dump")), Some(2));
+        assert_eq!(approval.response_threshold(Some("other")), Some(10));
+        assert_eq!(approval.response_threshold(None), Some(10));
+        assert_eq!(approval.keepalive_secs, 15);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::{
     Approvals,
-    binding::{self, CallKey},
+    binding::{self, CallKey, Stage},
     config::{Effective, Grant},
     rows,
     store::{self, Approval, Origin, Requester, State},
@@ -28,7 +28,8 @@ use crate::{
 /// Masked arguments longer than this are shown truncated (the digest covers them all).
 const MAX_SHOWN_ARGUMENTS: usize = 8 * 1024;
 
-/// One request an `approve` rule matched.
+/// One request an `approve` rule matched (or whose answer is held).
+#[derive(Clone)]
 pub struct Call {
     /// The JSON-RPC request as the client sent it.
     pub message: Value,
@@ -56,21 +57,21 @@ pub enum Held {
 
 impl Approvals {
     pub async fn hold(&self, call: Call) -> Held {
-        let Some(principal) = binding::principal_key(&call.principal) else {
+        self.hold_observed(call, None).await
+    }
+
+    /// [`Self::hold`], telling `opened` the approval's id when the exchange starts to
+    /// wait for a decision (an SSE response can then start at once, with keep-alives).
+    pub async fn hold_observed(
+        &self,
+        call: Call,
+        opened: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> Held {
+        let Some(key) = call_key(&call, Stage::Request) else {
             return answer(
                 &call,
                 "approval required, but the caller is not identified (no token, no process), so no approval can be bound to it".into(),
             );
-        };
-        let key = CallKey {
-            principal,
-            server_addr: call.server_addr.to_string(),
-            method: jsonrpc::method(&call.message)
-                .unwrap_or_default()
-                .to_owned(),
-            tool: jsonrpc::tool_name(&call.message).map(str::to_owned),
-            digest: binding::digest(binding::bound_arguments(&call.message)),
-            rule: call.rule.clone(),
         };
         if let Some(outcome) = self.try_use(&key, &call).await {
             return outcome;
@@ -80,30 +81,17 @@ impl Approvals {
             Ok(approval) => approval,
             Err(problem) => return answer(&call, problem),
         };
+        if let Some(opened) = opened {
+            let _ = opened.send(approval.id.clone());
+        }
         self.wait(&approval.id).await;
         if let Some(outcome) = self.try_use(&key, &call).await {
             return outcome;
         }
         let now = self.get(&approval.id).await.unwrap_or(approval);
-        let text = match now.state {
-            State::Denied => format!(
-                "approval {} denied by {}: {}",
-                now.id,
-                now.denied_by
-                    .as_ref()
-                    .and_then(|d| d.user.clone())
-                    .unwrap_or_else(|| "an approver".into()),
-                now.denial_reason.as_deref().unwrap_or("no reason given"),
-            ),
-            State::Expired => format!(
-                "approval {} expired without a decision; the call was not made",
-                now.id
-            ),
-            State::Used => format!(
-                "approval {} was used by an identical call; retry to ask for a new approval",
-                now.id
-            ),
-            State::Pending | State::Approved => {
+        let text = match decided_text(&now) {
+            Some(text) => text,
+            None => {
                 let stopping = *self.stopping.borrow();
                 if !stopping
                     && super::comeback::applies(&call.message, call.modern)
@@ -124,7 +112,7 @@ impl Approvals {
 
     /// Uses an approved approval covering `key`, recording the use durably first. `None`
     /// when there is none.
-    async fn try_use(&self, key: &CallKey, call: &Call) -> Option<Held> {
+    pub(super) async fn try_use(&self, key: &CallKey, call: &Call) -> Option<Held> {
         let mut store = self.store.lock().await;
         let mut approval = store
             .usable(key, &call.origin.session, store::now_us())?
@@ -163,7 +151,7 @@ impl Approvals {
 
     /// The pending approval for this exact call, or a new one (within the caps), its
     /// request recorded and journalled and its channels notified.
-    async fn open_or_join(
+    pub(super) async fn open_or_join(
         &self,
         call: &Call,
         key: CallKey,
@@ -233,7 +221,7 @@ impl Approvals {
     }
 
     /// Returns when `id` is no longer pending, `hold_secs` passed, or the agent stops.
-    async fn wait(&self, id: &str) {
+    pub(super) async fn wait(&self, id: &str) {
         let mut changed = self.changed.subscribe();
         let mut stopping = self.stopping.subscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.hold_secs);
@@ -251,6 +239,45 @@ impl Approvals {
             }
         }
     }
+}
+
+/// The exact-call key of `call` at `stage`; `None` when the caller is not identified.
+pub(super) fn call_key(call: &Call, stage: Stage) -> Option<CallKey> {
+    Some(CallKey {
+        principal: binding::principal_key(&call.principal)?,
+        server_addr: call.server_addr.to_string(),
+        method: jsonrpc::method(&call.message)
+            .unwrap_or_default()
+            .to_owned(),
+        tool: jsonrpc::tool_name(&call.message).map(str::to_owned),
+        digest: binding::digest(binding::bound_arguments(&call.message)),
+        rule: call.rule.clone(),
+        stage,
+    })
+}
+
+/// What the caller is told about a closed approval; `None` while it is still open.
+pub(super) fn decided_text(now: &Approval) -> Option<String> {
+    Some(match now.state {
+        State::Denied => format!(
+            "approval {} denied by {}: {}",
+            now.id,
+            now.denied_by
+                .as_ref()
+                .and_then(|d| d.user.clone())
+                .unwrap_or_else(|| "an approver".into()),
+            now.denial_reason.as_deref().unwrap_or("no reason given"),
+        ),
+        State::Expired => format!(
+            "approval {} expired without a decision; the call was not made",
+            now.id
+        ),
+        State::Used => format!(
+            "approval {} was used by an identical call; retry to ask for a new approval",
+            now.id
+        ),
+        State::Pending | State::Approved => return None,
+    })
 }
 
 /// Counts an exchange as held for as long as it lives (a client that disconnects drops
@@ -274,7 +301,7 @@ impl Drop for Holding<'_> {
     }
 }
 
-fn pending_text(approval: &Approval, effective: &Effective) -> String {
+pub(super) fn pending_text(approval: &Approval, effective: &Effective) -> String {
     let votes = if approval.approvals_required > 1 {
         format!(
             " ({} of {} approvals so far)",
@@ -294,7 +321,7 @@ fn pending_text(approval: &Approval, effective: &Effective) -> String {
 }
 
 /// The answer to a held request: a tool error result for `tools/call`, else an error.
-fn answer(call: &Call, text: String) -> Held {
+pub(super) fn answer(call: &Call, text: String) -> Held {
     let id = call.message.get("id").cloned().unwrap_or(Value::Null);
     Held::Answer(if jsonrpc::method(&call.message) == Some("tools/call") {
         let mut answer = jsonrpc::tool_error_result(&id, &text);

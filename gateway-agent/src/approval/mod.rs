@@ -25,6 +25,7 @@
 //! - [`http_admin`]: the same over HTTP for remote approvers, identified by OIDC token.
 //! - [`client`]: `gateway-agent approvals …`, the CLI side of the socket.
 //! - [`notify`]: webhooks (HMAC-signed JSON, Slack format) announcing new approvals.
+//! - [`response_hold`]: answers carrying too many secrets, held before release.
 //! - [`rows`]: the audit rows of each event.
 
 pub mod admin;
@@ -37,6 +38,7 @@ pub mod hold;
 pub mod http_admin;
 pub mod journal;
 pub mod notify;
+pub mod response_hold;
 pub mod rows;
 pub mod store;
 
@@ -47,6 +49,7 @@ use tracing::{info, warn};
 
 pub use config::ApprovalConfig;
 pub use hold::{Call, Held};
+pub use response_hold::ResponseHeld;
 pub use store::{Approval, Origin, State};
 
 use crate::audit::AuditSink;
@@ -63,6 +66,8 @@ pub struct Approvals {
     notifier: notify::Notifier,
     /// Exchanges being held right now.
     held: std::sync::atomic::AtomicUsize,
+    /// Masked answers held at the response stage, for the caller's retry.
+    kept: std::sync::Mutex<response_hold::Kept>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +99,7 @@ impl Approvals {
             sink,
             notifier,
             held: std::sync::atomic::AtomicUsize::new(0),
+            kept: std::sync::Mutex::default(),
         }))
     }
 

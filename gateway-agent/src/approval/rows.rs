@@ -4,7 +4,8 @@
 //!
 //! Each is a `gateway`/`decision` row in the requesting session, with the requester in the
 //! principal columns (the session is theirs), the rule in `rules`, and a JSON payload
-//! that always has `approval` (the id); DuckDB reads the rest with `payload->>'$.approver.user'`.
+//! that always has `approval` (the id) and `stage` (`request`, or `response` for a
+//! response held for carrying too many secrets); DuckDB reads the rest with `payload->>'$.approver.user'`.
 
 use serde_json::{Value, json};
 
@@ -45,6 +46,7 @@ pub fn event(approval: &Approval, event: &str, extra: Value) -> AuditRecord {
         "state": approval.state.as_str(),
         "digest": approval.key.digest,
         "policy_version": approval.policy_version,
+        "stage": approval.key.stage.as_str(),
     });
     if let (Value::Object(payload), Value::Object(extra)) = (&mut payload, extra) {
         payload.extend(extra);

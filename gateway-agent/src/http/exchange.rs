@@ -193,7 +193,8 @@ impl Pipeline {
             if let Some(session) = header_str(response.headers(), "mcp-session-id") {
                 rows.session = session.to_owned();
             }
-            self.filter_response(response, forward.method, forward.masked, scope, rows)
+            let gate = forward.response_gate;
+            self.filter_response(response, forward.method, forward.masked, scope, rows, gate)
                 .await
         }
         .instrument(span)

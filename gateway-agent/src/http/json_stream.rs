@@ -57,7 +57,7 @@ async fn pump(
         for piece in pieces {
             let released = match piece {
                 Piece::Gap(gap) => downstream.send(gap).await,
-                Piece::Value(value) => match release(&filter, value, status) {
+                Piece::Value(value) => match release(&filter, value, status).await {
                     Ok((rows, out)) => downstream.release(rows, out).await,
                     Err(problem) => return cut(&downstream, &problem).await,
                 },
@@ -75,9 +75,10 @@ async fn pump(
     }
 }
 
-/// One value filtered: its rows and what the client gets. A value that is not valid JSON
-/// is an error (the framer only checked its brackets).
-fn release(
+/// One value filtered: its rows and what the client gets (an answer with too many
+/// secrets is held for approval first). A value that is not valid JSON is an error (the
+/// framer only checked its brackets).
+async fn release(
     filter: &MessageFilter,
     value: Bytes,
     status: u16,
@@ -86,7 +87,11 @@ fn release(
         return Err(format!("streamed JSON value is not valid JSON: {err}"));
     }
     let applied = filter.apply(&value, status);
-    Ok((applied.rows, applied.rewritten.unwrap_or(value)))
+    let mut rows = applied.rows;
+    let out = applied.rewritten.unwrap_or(value);
+    let (out, held_rows) = super::held_response::gate_payload(filter, applied.masked, out).await;
+    rows.extend(held_rows);
+    Ok((rows, out))
 }
 
 async fn cut(downstream: &Downstream, problem: &str) {

@@ -36,6 +36,8 @@ pub struct MessageFilter {
     pub(super) legacy: Option<(Arc<LegacySessions>, SocketAddr, String)>,
     /// Whether to build audit rows at all (`[audit] enabled`).
     pub(super) audited: bool,
+    /// Set when an answer with too many secrets is held for approval (`held_response`).
+    pub(super) response_gate: Option<Box<super::held_response::ResponseGate>>,
 }
 
 /// What filtering one payload produced.
@@ -45,6 +47,8 @@ pub struct Applied {
     pub rewritten: Option<Bytes>,
     /// Rows to make durable before the payload is released.
     pub rows: Vec<AuditRecord>,
+    /// Secrets the masker replaced in it.
+    pub masked: usize,
 }
 
 impl MessageFilter {
@@ -88,6 +92,7 @@ impl MessageFilter {
         Applied {
             rewritten: None,
             rows,
+            masked: 0,
         }
     }
 
@@ -113,7 +118,8 @@ impl MessageFilter {
                 let answered = self.answered_method(&value);
                 let method = self.request_method.as_deref().or(answered.as_deref());
                 let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
-                log_filtered(&body.total());
+                let total = body.total();
+                log_filtered(&total);
                 let rewritten = match body.rewritten {
                     Some(masked) => Some(masked),
                     None => leaked.then(|| text.into_owned()),
@@ -134,6 +140,7 @@ impl MessageFilter {
                 Applied {
                     rewritten: rewritten.map(Bytes::from),
                     rows,
+                    masked: total.mask.masked,
                 }
             }
             // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
@@ -152,7 +159,11 @@ impl MessageFilter {
                     Cow::Owned(masked) => Some(Bytes::from(masked)),
                     Cow::Borrowed(text) => leaked.then(|| Bytes::from(text.to_owned())),
                 };
-                Applied { rewritten, rows }
+                Applied {
+                    rewritten,
+                    rows,
+                    masked: report.masked,
+                }
             }
         }
     }

@@ -10,6 +10,8 @@ mod audit_rows;
 mod auth;
 mod body;
 mod exchange;
+mod held_response;
+mod held_sse;
 mod json_stream;
 mod legacy;
 mod message_filter;
@@ -133,9 +135,14 @@ pub async fn serve(
         let facts = Arc::clone(&facts);
         let upstream = Arc::clone(&upstream);
         async move {
-            let response = pipeline
-                .handle(request, &facts, |req| upstream.send(req))
-                .await;
+            // A client that takes SSE may get keep-alives while a hold lasts.
+            let response = if held_sse::applies(&pipeline, &request) {
+                held_sse::handle(pipeline, facts, upstream, request).await
+            } else {
+                pipeline
+                    .handle(request, &facts, |req| upstream.send(req))
+                    .await
+            };
             Ok::<_, std::convert::Infallible>(response)
         }
     };

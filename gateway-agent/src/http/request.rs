@@ -37,6 +37,8 @@ pub(super) struct Forward {
     /// The id of the body's single request (`null` otherwise), for the gateway's own
     /// answer if the upstream fails.
     pub id: Value,
+    /// Set when the answer is held for approval if it carries too many secrets.
+    pub response_gate: Option<Box<super::held_response::ResponseGate>>,
 }
 
 /// What the request filter decided.
@@ -49,6 +51,7 @@ enum Inbound {
         masked: bool,
         id: Value,
         rows: Vec<AuditRecord>,
+        response_gate: Option<Box<super::held_response::ResponseGate>>,
     },
     /// Answer the client ourselves.
     Respond(Response<ProxyBody>, Vec<AuditRecord>),
@@ -66,6 +69,8 @@ impl Pipeline {
         scope: &Scope,
         rows: &RowContext,
     ) -> Result<Forward, Response<ProxyBody>> {
+        // Keep-alive during a hold (`held_sse`): never forwarded upstream.
+        let sse_hold = parts.extensions.remove::<super::held_sse::SseHold>();
         let inspection = post_inspection(&parts.method, &parts.headers);
         if inspection == Inspection::None {
             return Ok(Forward {
@@ -73,6 +78,7 @@ impl Pipeline {
                 method: None,
                 masked: true,
                 id: Value::Null,
+                response_gate: None,
             });
         }
         let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
@@ -104,10 +110,12 @@ impl Pipeline {
                 method: None,
                 masked: true,
                 id: Value::Null,
+                response_gate: None,
             });
         }
         let not_forwarded =
             |err: crate::audit::SinkError| audit_unavailable(&err, "request not forwarded");
+        let mut response_gate = None;
         let (method, masked, id, rewritten) =
             match self.inspect_request(&parts.uri, &parts.headers, &bytes, scope, rows) {
                 Inbound::Forward {
@@ -115,11 +123,19 @@ impl Pipeline {
                     masked,
                     id,
                     rows: request_rows,
+                    response_gate: gate,
                 } => {
                     self.recorder
                         .commit(request_rows)
                         .await
                         .map_err(not_forwarded)?;
+                    // A retry of a call whose answer is held is answered from it.
+                    if let Some(gate) = &gate
+                        && let Some(answer) = self.kept_answer(gate, rows).await
+                    {
+                        return Err(answer);
+                    }
+                    response_gate = gate;
                     (method, masked, id, None)
                 }
                 Inbound::Respond(response, answer_rows) => {
@@ -134,7 +150,7 @@ impl Pipeline {
                     // `rewritten`: the body to forward instead (the gateway's own
                     // 2026-07-28 come-back state taken out).
                     let (method, rewritten) = self
-                        .held(*call, request_rows, &parts.uri, scope, rows)
+                        .held(*call, request_rows, &parts.uri, scope, rows, sse_hold)
                         .await?;
                     if rewritten.is_some() {
                         parts.headers.remove(header::CONTENT_LENGTH);
@@ -149,6 +165,7 @@ impl Pipeline {
             method,
             masked,
             id,
+            response_gate,
         })
     }
 
@@ -288,12 +305,13 @@ impl Pipeline {
             Vec::new()
         };
         if refusals.is_empty() {
-            let (method, id) = match messages.as_slice() {
+            let (method, id, response_gate) = match messages.as_slice() {
                 [single] if jsonrpc::kind(single) == Kind::Request => (
                     jsonrpc::method(single).map(str::to_owned),
                     single.get("id").cloned().unwrap_or(Value::Null),
+                    self.response_gate(single, verdicts[0].rule.as_deref(), headers, scope, rows),
                 ),
-                _ => (None, Value::Null),
+                _ => (None, Value::Null, None),
             };
             // On the legacy transport the answers come back on the session's stream.
             let target = uri.path_and_query().map_or("", |pq| pq.as_str());
@@ -312,6 +330,7 @@ impl Pipeline {
                 masked: masked || !any_request,
                 id,
                 rows: request_rows,
+                response_gate,
             };
         }
         // 2026-07-28 results carry a resultType; earlier eras have none.
@@ -382,6 +401,7 @@ impl Pipeline {
         uri: &http::Uri,
         scope: &Scope,
         rows: &RowContext,
+        sse_hold: Option<super::held_sse::SseHold>,
     ) -> Result<(String, Option<Vec<u8>>), Response<ProxyBody>> {
         let Some(approvals) = &self.approvals else {
             let message = "approval required, but approvals are not configured";
@@ -395,7 +415,11 @@ impl Pipeline {
             return Err(audit_unavailable(&err, "request not forwarded"));
         }
         let body = call.message.clone();
-        match approvals.hold(call).await {
+        let Some(held) = super::held_sse::hold(approvals, call, sse_hold, rows).await else {
+            // The client is gone; the approval stays open for its retry.
+            return Err(Response::new(body::empty()));
+        };
+        match held {
             crate::approval::Held::Release { body: rewritten } => {
                 let method = jsonrpc::method(&body).unwrap_or_default();
                 let target = uri.path_and_query().map_or("", |pq| pq.as_str());

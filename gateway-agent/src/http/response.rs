@@ -30,6 +30,7 @@ use super::{
     audit_rows::{self, RowContext},
     body::{self, ProxyBody, StreamDecoder, collect_limited, full},
     exchange::{Pipeline, Scope, audit_unavailable, header_str, rpc_error},
+    held_response::{ResponseGate, gate_payload},
     json_stream,
     message_filter::MessageFilter,
     sniff::{self, Sniffed},
@@ -81,6 +82,7 @@ impl Pipeline {
         masked: bool,
         scope: Arc<Scope>,
         rows: RowContext,
+        response_gate: Option<Box<ResponseGate>>,
     ) -> Response<ProxyBody> {
         let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
             .unwrap_or("")
@@ -92,7 +94,8 @@ impl Pipeline {
         let (mut parts, incoming) = response.into_parts();
         let declared = Declared::of(&content_type);
         let sized = parts.headers.contains_key(header::CONTENT_LENGTH);
-        let filter = self.message_filter(request_method, masked, scope, rows);
+        let mut filter = self.message_filter(request_method, masked, scope, rows);
+        filter.response_gate = response_gate;
         if declared == Declared::Json && sized {
             return self
                 .buffered_json(parts, incoming, encoding.as_deref(), filter, status)
@@ -245,7 +248,12 @@ impl Pipeline {
         if let Err(err) = self.recorder.commit(applied.rows).await {
             return audit_unavailable(&err, "response withheld");
         }
-        with_length(parts, applied.rewritten.unwrap_or(bytes))
+        let out = applied.rewritten.unwrap_or(bytes);
+        let (out, answer_rows) = gate_payload(filter, applied.masked, out).await;
+        if let Err(err) = self.recorder.commit(answer_rows).await {
+            return audit_unavailable(&err, "response withheld");
+        }
+        with_length(parts, out)
     }
 
     /// A body that carries no MCP message: recorded as such, then forwarded untouched.
@@ -301,6 +309,7 @@ impl Pipeline {
             rows,
             legacy: None,
             audited: self.recorder.enabled(),
+            response_gate: None,
         }
     }
 }

@@ -86,11 +86,23 @@ async fn pump(
                     } else {
                         filter.apply(data.as_bytes(), 200)
                     };
+                    let mut rows = applied.rows;
                     let out = match applied.rewritten {
-                        Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+                        Some(payload) => {
+                            // An answer with too many secrets (masked, so rewritten)
+                            // waits here for approval.
+                            let (payload, held_rows) = super::held_response::gate_payload(
+                                &filter,
+                                applied.masked,
+                                payload,
+                            )
+                            .await;
+                            rows.extend(held_rows);
+                            event.with_data(&String::from_utf8_lossy(&payload))
+                        }
                         None => event.raw,
                     };
-                    downstream.release(applied.rows, out).await
+                    downstream.release(rows, out).await
                 }
                 None => downstream.send(event.raw).await,
             };

@@ -12,6 +12,7 @@ pub(crate) fn approval(id: &str, principal: &str, digest: &str) -> Approval {
             tool: Some("shell_exec".into()),
             digest: digest.to_owned(),
             rule: "approve-shell".into(),
+            stage: Default::default(),
         },
         requester: Requester {
             uid: Some(1000),

@@ -60,6 +60,9 @@ pub struct Config {
     /// TLS termination: the default mode and the local CA.
     #[serde(default)]
     pub tls: crate::tls::TlsConfig,
+    /// Pinned tool definitions (rug-pull detection): on by default, `warn`.
+    #[serde(default)]
+    pub pins: crate::pins::PinsConfig,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -144,6 +147,8 @@ pub struct ServerConfig {
     /// `upstream_client_key`: the agent holds it, like the other upstream credentials.
     pub upstream_client_cert: Option<PathBuf>,
     pub upstream_client_key: Option<PathBuf>,
+    /// What a changed or added tool of this server gets; default `[pins] on_tool_change`.
+    pub on_tool_change: Option<crate::pins::Action>,
 }
 
 fn yes() -> bool {

@@ -73,6 +73,11 @@ impl Scope {
             name: self.server.name.as_deref(),
         }
     }
+
+    /// The key this server's tools are pinned under: its configured name, else `ip:port`.
+    pub fn pin_key(&self) -> String {
+        crate::pins::server_key(self.server.name.as_deref(), self.orig_dst)
+    }
 }
 
 /// The shared parts of the MCP pipeline.
@@ -91,6 +96,8 @@ pub struct Pipeline {
     pub limits: HttpLimits,
     /// The approval workflow (`[approval]`); without it `approve` rules refuse.
     pub approvals: Option<Arc<crate::approval::Approvals>>,
+    /// Pinned tool definitions (`[pins]`); `None` when disabled.
+    pub pins: Option<Arc<crate::pins::Pins>>,
 }
 
 impl Pipeline {

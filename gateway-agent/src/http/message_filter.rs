@@ -36,6 +36,8 @@ pub struct MessageFilter {
     pub(super) legacy: Option<(Arc<LegacySessions>, SocketAddr, String)>,
     /// Whether to build audit rows at all (`[audit] enabled`).
     pub(super) audited: bool,
+    /// Pinned tool definitions: tools/list results are checked against them.
+    pub(super) pins: Option<Arc<crate::pins::Pins>>,
 }
 
 /// What filtering one payload produced.
@@ -91,6 +93,18 @@ impl MessageFilter {
         }
     }
 
+    /// Checks the tools of a tools/list result against their pins (`pins/`).
+    fn check_pins(&self, value: &Value, method: Option<&str>) -> Vec<crate::pins::Finding> {
+        let Some(pins) = &self.pins else {
+            return Vec::new();
+        };
+        let tools = crate::pins::listed_tools(value, method);
+        if tools.is_empty() {
+            return Vec::new();
+        }
+        pins.observe(&self.scope.pin_key(), &tools)
+    }
+
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
     pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
         let text = String::from_utf8_lossy(payload);
@@ -106,12 +120,16 @@ impl MessageFilter {
         match serde_json::from_str::<Value>(&text) {
             Ok(value) => {
                 let server = self.scope.server_ref();
-                let hidden = |tool: &str| {
-                    self.policy
-                        .tool_hidden(&server, tool, &self.scope.principal)
-                };
                 let answered = self.answered_method(&value);
                 let method = self.request_method.as_deref().or(answered.as_deref());
+                let findings = self.check_pins(&value, method);
+                let pin_hidden = crate::pins::Pins::to_hide(&findings);
+                let hidden = |tool: &str| {
+                    pin_hidden.contains(tool)
+                        || self
+                            .policy
+                            .tool_hidden(&server, tool, &self.scope.principal)
+                };
                 let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
                 log_filtered(&body.total());
                 let rewritten = match body.rewritten {
@@ -127,7 +145,15 @@ impl MessageFilter {
                     let reports: Vec<MaskReport> =
                         body.messages.into_iter().map(|one| one.mask).collect();
                     let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
-                    audit_rows::server_rows(&self.rows, &delivered, &reports, method, status, bytes)
+                    let mut rows = audit_rows::server_rows(
+                        &self.rows, &delivered, &reports, method, status, bytes,
+                    );
+                    rows.extend(
+                        findings
+                            .iter()
+                            .map(|f| audit_rows::pin_row(&self.rows, f, &self.masker)),
+                    );
+                    rows
                 } else {
                     Vec::new()
                 };

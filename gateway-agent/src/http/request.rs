@@ -243,6 +243,13 @@ impl Pipeline {
                     .flatten(),
                 principal: &scope.principal,
             });
+            // A tool whose definition is not the pinned one: `on_tool_change` may refuse it.
+            let decision = match (&self.pins, tool) {
+                (Some(pins), Some(tool)) => {
+                    crate::pins::overrule(decision, pins.check_call(&scope.pin_key(), tool))
+                }
+                _ => decision,
+            };
             let (verdict, refusal) = match decision {
                 Decision::Allow { mask, rule } => {
                     masked |= mask == MaskProfile::Default;

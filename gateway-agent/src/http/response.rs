@@ -301,6 +301,7 @@ impl Pipeline {
             rows,
             legacy: None,
             audited: self.recorder.enabled(),
+            pins: self.pins.clone(),
         }
     }
 }

@@ -268,10 +268,18 @@ pub async fn probe(addr: SocketAddr, limits: Limits) -> Verdict {
 
 fn note_info(found: &mut McpServer, info: Option<&Value>) {
     let Some(info) = info else { return };
+    // What a server calls itself is printed to an operator's terminal: control
+    // characters (escape sequences) are dropped, and the length bounded.
     let text = |key: &str| {
         info.get(key)
             .and_then(Value::as_str)
-            .map(|s| s.chars().take(200).collect::<String>())
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|s| !s.is_empty())
     };
     if found.name.is_none() {
         found.name = text("name");
@@ -296,5 +304,16 @@ mod tests {
             "2026-07-28"
         );
         assert!(rpc_answer(b"<html>", 1).is_none());
+    }
+
+    #[test]
+    fn server_names_lose_control_characters() {
+        let mut found = McpServer::default();
+        note_info(
+            &mut found,
+            Some(&json!({"name": "evil\u{1b}[2J\u{1b}]0;x\u{7}srv", "version": ""})),
+        );
+        assert_eq!(found.name.as_deref(), Some("evil[2J]0;xsrv"));
+        assert_eq!(found.version, None);
     }
 }

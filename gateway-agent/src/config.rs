@@ -63,6 +63,9 @@ pub struct Config {
     /// Pinned tool definitions (rug-pull detection): on by default, `warn`.
     #[serde(default)]
     pub pins: crate::pins::PinsConfig,
+    /// Secret handles for servers with `mask_mode = "handle"`.
+    #[serde(default)]
+    pub handles: crate::handles::HandlesConfig,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -149,6 +152,10 @@ pub struct ServerConfig {
     pub upstream_client_key: Option<PathBuf>,
     /// What a changed or added tool of this server gets; default `[pins] on_tool_change`.
     pub on_tool_change: Option<crate::pins::Action>,
+    /// `handle`: secrets masked in its responses become handles the same caller can send
+    /// back to it (`handles/`); default `mask`.
+    #[serde(default)]
+    pub mask_mode: crate::handles::MaskMode,
 }
 
 fn yes() -> bool {

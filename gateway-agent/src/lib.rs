@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod config;
 pub mod credential;
 pub mod discover;
+pub mod handles;
 pub mod http;
 pub mod identity;
 pub mod intercept;

@@ -354,6 +354,11 @@ fn build_pipeline(
         },
         approvals: None,
         pins: load_pins(config)?,
+        handles: config
+            .servers
+            .iter()
+            .any(|s| s.mask_mode == crate::handles::MaskMode::Handle)
+            .then(|| Arc::new(crate::handles::Handles::new(&config.handles))),
     })
 }
 

@@ -468,6 +468,11 @@ impl Agent {
         }
     }
 
+    /// Every log line seen so far.
+    pub fn all_lines(&self) -> Vec<serde_json::Value> {
+        self.log.0.lock().unwrap().clone()
+    }
+
     /// The log lines with `message` seen so far.
     pub fn lines(&self, message: &str) -> Vec<serde_json::Value> {
         let (lines, _) = &*self.log;

@@ -38,6 +38,8 @@ pub struct MessageFilter {
     pub(super) audited: bool,
     /// Pinned tool definitions: tools/list results are checked against them.
     pub(super) pins: Option<Arc<crate::pins::Pins>>,
+    /// Secret handles, for a server with `mask_mode = "handle"`.
+    pub(super) handles: Option<Arc<crate::handles::Handles>>,
 }
 
 /// What filtering one payload produced.
@@ -93,6 +95,24 @@ impl MessageFilter {
         }
     }
 
+    /// `masked` with its placeholders turned into secret handles, when this server's
+    /// secrets are handed out as handles and the caller can be bound to them.
+    fn with_handles(&self, original: &str, masked: String) -> String {
+        let (Some(handles), true) = (&self.handles, self.scope.server.handles) else {
+            return masked;
+        };
+        let Some(binding) = self.scope.handle_binding(&self.rows.session) else {
+            return masked;
+        };
+        match handles.issue(original, &masked, &binding) {
+            Some(with) => {
+                info!("secret handles issued in response");
+                with
+            }
+            None => masked,
+        }
+    }
+
     /// Checks the tools of a tools/list result against their pins (`pins/`).
     fn check_pins(&self, value: &Value, method: Option<&str>) -> Vec<crate::pins::Finding> {
         let Some(pins) = &self.pins else {
@@ -133,7 +153,7 @@ impl MessageFilter {
                 let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
                 log_filtered(&body.total());
                 let rewritten = match body.rewritten {
-                    Some(masked) => Some(masked),
+                    Some(masked) => Some(self.with_handles(&text, masked)),
                     None => leaked.then(|| text.into_owned()),
                 };
                 let rows = if self.audited {

@@ -106,6 +106,29 @@ impl Pipeline {
                 id: Value::Null,
             });
         }
+        // Secret handles the caller sends back: resolved for the upstream only (policy and
+        // the audit trail see the handles), or the request is refused.
+        let resolved = match self.resolve_handles(&bytes, scope, rows) {
+            Ok(resolved) => resolved,
+            Err(reason) => {
+                warn!(%reason, "secret handle not resolved; refused");
+                // Answered under the request's id, so the client's call fails at once.
+                let id = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or(Value::Null);
+                let row = audit_rows::refusal_row(rows, 403, Some(codes::DENIED), &reason);
+                if let Err(err) = self.recorder.commit(vec![row]).await {
+                    error!(error = %err, "audit trail unavailable; refusal not recorded");
+                }
+                return Err(rpc_error(
+                    StatusCode::FORBIDDEN,
+                    &id,
+                    codes::DENIED,
+                    &reason,
+                ));
+            }
+        };
         let not_forwarded =
             |err: crate::audit::SinkError| audit_unavailable(&err, "request not forwarded");
         let (method, masked, id, rewritten) =
@@ -144,12 +167,53 @@ impl Pipeline {
             };
         // The body is already here: the upstream needs no 100-continue dance.
         parts.headers.remove(header::EXPECT);
+        let rewritten = rewritten.or_else(|| {
+            let resolved = resolved.map(Bytes::from)?;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Some(resolved)
+        });
         Ok(Forward {
             body: full(rewritten.unwrap_or(bytes)),
             method,
             masked,
             id,
         })
+    }
+
+    /// The body with the secret handles it carries swapped for their values (`None`: it
+    /// carries none), or why one may not be resolved for this caller, session and server.
+    fn resolve_handles(
+        &self,
+        bytes: &[u8],
+        scope: &Scope,
+        rows: &RowContext,
+    ) -> Result<Option<String>, String> {
+        let Some(handles) = &self.handles else {
+            return Ok(None);
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        let Some(binding) = scope.handle_binding(&rows.session) else {
+            return handles
+                .resolve(
+                    text,
+                    &crate::handles::Binding {
+                        principal: String::new(),
+                        session: String::new(),
+                        server: String::new(),
+                    },
+                )
+                .map(|_| None)
+                .map_err(|_| "gateway: a secret handle needs an identified caller".to_owned());
+        };
+        let (resolved, count) = handles
+            .resolve(text, &binding)
+            .map_err(|reason| format!("gateway: {reason}"))?;
+        if count > 0 {
+            info!(handles = count, "secret handles resolved for the upstream");
+        }
+        Ok(resolved)
     }
 
     /// Answers a request the gateway could not read as JSON-RPC, recording why.

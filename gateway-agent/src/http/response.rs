@@ -302,6 +302,7 @@ impl Pipeline {
             legacy: None,
             audited: self.recorder.enabled(),
             pins: self.pins.clone(),
+            handles: self.handles.clone(),
         }
     }
 }

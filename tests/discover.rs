@@ -38,9 +38,6 @@ fn on_port(found: &[serde_json::Value], port: u16) -> &serde_json::Value {
 
 #[test]
 fn finds_shadow_mcp_servers_and_tells_intercepted_from_not() {
-    if !support::python().exists() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let python_log = dir.path().join("python.log");
     let node_log = dir.path().join("node.log");

@@ -118,11 +118,11 @@ impl MessageFilter {
         let Some(pins) = &self.pins else {
             return Vec::new();
         };
-        let tools = crate::pins::listed_tools(value, method);
+        let (tools, more) = crate::pins::listed_tools(value, method);
         if tools.is_empty() {
             return Vec::new();
         }
-        pins.observe(&self.scope.pin_key(), &tools)
+        pins.observe(&self.scope.pin_key(), &tools, more)
     }
 
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).

@@ -37,6 +37,9 @@ use store::{Record, Source, State, ToolState};
 /// The policy rule id calls refused or held by pinning carry (logs, audit, and
 /// `[approval.rule.pins-tool-change]` for its own approvers).
 pub const RULE: &str = "pins-tool-change";
+/// How long a server's first, paginated listing may take to read (µs).
+const FIRST_LISTING_US: i64 = 10 * 60 * 1_000_000;
+
 /// The rule id of definitions refused for injection markers.
 pub const MARKER_RULE: &str = "pins-injection-marker";
 
@@ -235,13 +238,19 @@ impl Pins {
     /// Checks every tool of one `tools/list` result of `server` against its pin, pins
     /// the tools of a server seen for the first time, remembers changed definitions (for
     /// `pins accept` and later calls), and returns what is not simply trusted.
-    pub fn observe(&self, server: &str, tools: &[Value]) -> Vec<Finding> {
+    /// `more`: the result has a `nextCursor` (more pages follow).
+    pub fn observe(&self, server: &str, tools: &[Value], more: bool) -> Vec<Finding> {
         let prints: Vec<Fingerprint> = tools.iter().filter_map(Fingerprint::of).collect();
         let mut loaded = self.locked();
+        let at = now_us();
         let known = loaded.state.servers.contains_key(server) || self.shipped.contains_key(server);
+        // A first listing stays open for its later pages, within a bound: a client that
+        // never reads the last page must not leave trust on first use open for good.
+        let opened = loaded.state.first_listing.get(server).copied();
+        let tofu =
+            !known || opened.is_some_and(|start| at.saturating_sub(start) < FIRST_LISTING_US);
         let mut dirty = false;
         let mut findings = Vec::new();
-        let at = now_us();
         for fp in &prints {
             let existing = loaded
                 .state
@@ -254,7 +263,7 @@ impl Pins {
                 .map(|(r, s)| (r.clone(), s));
             let mut next = existing.clone().unwrap_or_default();
             match &pin {
-                None if !known => {
+                None if tofu => {
                     let record = Record::from_fingerprint(fp, at);
                     next.pinned = Some(record.clone());
                     next.source = Some(Source::Tofu);
@@ -280,6 +289,16 @@ impl Pins {
                     .insert(fp.name.clone(), next);
                 dirty = true;
             }
+        }
+        if tofu && more {
+            dirty |= opened.is_none();
+            loaded
+                .state
+                .first_listing
+                .insert(server.to_owned(), opened.unwrap_or(at));
+        } else if opened.is_some() {
+            loaded.state.first_listing.remove(server);
+            dirty = true;
         }
         if dirty {
             self.persist(&mut loaded);
@@ -427,12 +446,14 @@ pub fn server_key(name: Option<&str>, addr: std::net::SocketAddr) -> String {
 /// The tools of every tools/list result in a server→client body (one message or a
 /// batch): a response to a `tools/list` request, or, where the request is unknown (a
 /// standalone stream), a result shaped like one (every tool a name and an inputSchema).
-pub fn listed_tools(body: &Value, request_method: Option<&str>) -> Vec<Value> {
+/// Also whether a result has a `nextCursor` (more pages follow).
+pub fn listed_tools(body: &Value, request_method: Option<&str>) -> (Vec<Value>, bool) {
     let messages: Vec<&Value> = match body {
         Value::Array(batch) => batch.iter().collect(),
         single => vec![single],
     };
     let mut out = Vec::new();
+    let mut more = false;
     for message in messages {
         if message.get("method").is_some() {
             continue;
@@ -445,9 +466,12 @@ pub fn listed_tools(body: &Value, request_method: Option<&str>) -> Vec<Value> {
             .all(|t| t.get("name").is_some_and(Value::is_string) && t.get("inputSchema").is_some());
         if request_method == Some("tools/list") || (request_method.is_none() && shaped) {
             out.extend(tools.iter().cloned());
+            more |= message
+                .pointer("/result/nextCursor")
+                .is_some_and(|c| !c.is_null());
         }
     }
-    out
+    (out, more)
 }
 
 /// Policy's `decision` on a call, overruled by what pinning found about its tool: `hide`

@@ -102,6 +102,10 @@ impl ToolState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub servers: BTreeMap<String, BTreeMap<String, ToolState>>,
+    /// Servers whose first, paginated listing is still being read (when it began, µs):
+    /// the tools of its later pages are pinned on first use too, not taken for added.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_listing: BTreeMap<String, i64>,
 }
 
 impl State {

@@ -53,6 +53,17 @@ pub struct Binding {
     pub server: String,
 }
 
+impl Binding {
+    /// Bound to nobody: no handle resolves for it.
+    fn nobody() -> Self {
+        Self {
+            principal: String::new(),
+            session: String::new(),
+            server: String::new(),
+        }
+    }
+}
+
 struct Entry {
     /// The original span as it appeared in the server's JSON text (string-escaped where
     /// it was inside a string): swapped back verbatim into a request's JSON string.
@@ -181,6 +192,32 @@ impl Handles {
 
 #[cfg(test)]
 mod tests;
+
+/// A request body with the secret handles it carries swapped for their values (`None`:
+/// it carries none, or handles are off), or why one may not be resolved for `binding`
+/// (`None`: a caller that cannot be identified, for whom no handle ever resolves).
+pub fn resolve_request(
+    handles: Option<&Handles>,
+    body: &[u8],
+    binding: Option<&Binding>,
+) -> Result<Option<String>, String> {
+    let (Some(handles), Ok(text)) = (handles, std::str::from_utf8(body)) else {
+        return Ok(None);
+    };
+    let Some(binding) = binding else {
+        return match handles.resolve(text, &Binding::nobody()) {
+            Ok(_) => Ok(None),
+            Err(_) => Err("gateway: a secret handle needs an identified caller".to_owned()),
+        };
+    };
+    let (resolved, count) = handles
+        .resolve(text, binding)
+        .map_err(|reason| format!("gateway: {reason}"))?;
+    if count > 0 {
+        tracing::info!(handles = count, "secret handles resolved for the upstream");
+    }
+    Ok(resolved)
+}
 
 /// How a server's masked secrets reach the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -108,7 +108,12 @@ impl Pipeline {
         }
         // Secret handles the caller sends back: resolved for the upstream only (policy and
         // the audit trail see the handles), or the request is refused.
-        let resolved = match self.resolve_handles(&bytes, scope, rows) {
+        let binding = scope.handle_binding(&rows.session);
+        let resolved = match crate::handles::resolve_request(
+            self.handles.as_deref(),
+            &bytes,
+            binding.as_ref(),
+        ) {
             Ok(resolved) => resolved,
             Err(reason) => {
                 warn!(%reason, "secret handle not resolved; refused");
@@ -178,42 +183,6 @@ impl Pipeline {
             masked,
             id,
         })
-    }
-
-    /// The body with the secret handles it carries swapped for their values (`None`: it
-    /// carries none), or why one may not be resolved for this caller, session and server.
-    fn resolve_handles(
-        &self,
-        bytes: &[u8],
-        scope: &Scope,
-        rows: &RowContext,
-    ) -> Result<Option<String>, String> {
-        let Some(handles) = &self.handles else {
-            return Ok(None);
-        };
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return Ok(None);
-        };
-        let Some(binding) = scope.handle_binding(&rows.session) else {
-            return handles
-                .resolve(
-                    text,
-                    &crate::handles::Binding {
-                        principal: String::new(),
-                        session: String::new(),
-                        server: String::new(),
-                    },
-                )
-                .map(|_| None)
-                .map_err(|_| "gateway: a secret handle needs an identified caller".to_owned());
-        };
-        let (resolved, count) = handles
-            .resolve(text, &binding)
-            .map_err(|reason| format!("gateway: {reason}"))?;
-        if count > 0 {
-            info!(handles = count, "secret handles resolved for the upstream");
-        }
-        Ok(resolved)
     }
 
     /// Answers a request the gateway could not read as JSON-RPC, recording why.

@@ -66,6 +66,12 @@ pub struct Config {
     /// Where the running agent describes itself for `gateway-agent status`.
     #[serde(default)]
     pub status: crate::status::StatusConfig,
+    /// Pinned tool definitions (rug-pull detection): on by default, `warn`.
+    #[serde(default)]
+    pub pins: crate::pins::PinsConfig,
+    /// Secret handles for servers with `mask_mode = "handle"`.
+    #[serde(default)]
+    pub handles: crate::handles::HandlesConfig,
 }
 
 /// How the gateway authenticates callers of a server.
@@ -150,6 +156,12 @@ pub struct ServerConfig {
     /// `upstream_client_key`: the agent holds it, like the other upstream credentials.
     pub upstream_client_cert: Option<PathBuf>,
     pub upstream_client_key: Option<PathBuf>,
+    /// What a changed or added tool of this server gets; default `[pins] on_tool_change`.
+    pub on_tool_change: Option<crate::pins::Action>,
+    /// `handle`: secrets masked in its responses become handles the same caller can send
+    /// back to it (`handles/`); default `mask`.
+    #[serde(default)]
+    pub mask_mode: crate::handles::MaskMode,
 }
 
 fn yes() -> bool {

@@ -83,6 +83,54 @@ enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Pinned MCP tool definitions (rug-pull detection): list them, accept a changed tool
+    /// after review, export the pinned set for `policies/pins/`.
+    Pins {
+        /// Read the state file's path from this agent config (`[pins] file`, else
+        /// `pins.json` next to `[audit] dir`).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// The state file, overriding the config.
+        #[arg(long, global = true)]
+        file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PinsCommand,
+    },
+    /// Find the MCP servers on this host, intercepted or not: lists listening TCP sockets,
+    /// probes each with a harmless MCP `initialize` and `server/discover` (never a tool
+    /// call), and says which the agent intercepts (per --config's ports and servers).
+    Discover {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object per listener (MCP or not), for fleets.
+        #[arg(long)]
+        json: bool,
+        /// Milliseconds each probe step (connect, each request) may take.
+        #[arg(long, default_value_t = 1500)]
+        step_ms: u64,
+        /// Only listeners on this port (repeatable); default: every listener.
+        #[arg(long = "port")]
+        ports: Vec<u16>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinsCommand {
+    /// Every tool seen, per server: pinned, changed or added, with digests and markers.
+    List {
+        /// One JSON array, with each changed tool's diff.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-pin TOOL of SERVER (its configured name, else ip:port) to the definition the
+    /// agent last saw: after review, the tool is trusted again.
+    Accept { server: String, tool: String },
+    /// Print the pinned set as TOML for `policies/pins/*.toml` (`[pins] dir`).
+    Export {
+        /// Only this server's tools.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -219,6 +267,17 @@ fn main() -> std::process::ExitCode {
             dir,
             command,
         } => ca(config.as_deref(), dir, command),
+        Command::Pins {
+            config,
+            file,
+            command,
+        } => pins(config.as_deref(), file, command),
+        Command::Discover {
+            config,
+            json,
+            step_ms,
+            ports,
+        } => discover(config.as_deref(), json, step_ms, &ports),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -284,6 +343,44 @@ fn ca(config: Option<&Path>, dir: Option<PathBuf>, command: CaCommand) -> anyhow
             );
             print!("{}", tls::install::runtime_lines(&installed));
         }
+    }
+    Ok(())
+}
+
+fn discover(config: Option<&Path>, json: bool, step_ms: u64, ports: &[u16]) -> anyhow::Result<()> {
+    use gateway_agent::discover;
+    let config = Config::load(config)?;
+    let limits = discover::probe::Limits {
+        step: std::time::Duration::from_millis(step_ms),
+        ..discover::probe::Limits::default()
+    };
+    let found = discover::discover(&config, Path::new("/proc"), limits, ports)?;
+    if json {
+        for one in &found {
+            println!("{}", discover::to_json(one));
+        }
+    } else {
+        print!("{}", discover::render(&found));
+    }
+    Ok(())
+}
+
+fn pins(config: Option<&Path>, file: Option<PathBuf>, command: PinsCommand) -> anyhow::Result<()> {
+    use gateway_agent::pins::cli;
+    let file = match file {
+        Some(file) => file,
+        None => {
+            let config = Config::load(config)?;
+            config.pins.state_file(&config.audit.dir)
+        }
+    };
+    match command {
+        PinsCommand::List { json } => print!("{}", cli::list(&file, json)?),
+        PinsCommand::Accept { server, tool } => {
+            let sha = cli::accept(&file, &server, &tool)?;
+            println!("pinned {tool} of {server} to sha256 {sha}");
+        }
+        PinsCommand::Export { server } => print!("{}", cli::export(&file, server.as_deref())?),
     }
     Ok(())
 }

@@ -390,6 +390,12 @@ fn build_pipeline(
             max_sse_event: config.http.max_sse_event_bytes,
         },
         approvals: None,
+        pins: load_pins(config)?,
+        handles: config
+            .servers
+            .iter()
+            .any(|s| s.mask_mode == crate::handles::MaskMode::Handle)
+            .then(|| Arc::new(crate::handles::Handles::new(&config.handles))),
     })
 }
 
@@ -416,6 +422,21 @@ fn agent_record(
         audit_dir: config.audit.enabled.then(|| config.audit.dir.clone()),
         metrics: config.metrics.listen,
     }
+}
+
+/// `[pins]`, with each configured server's own `on_tool_change`.
+fn load_pins(config: &Config) -> anyhow::Result<Option<Arc<crate::pins::Pins>>> {
+    if !config.pins.enabled {
+        return Ok(None);
+    }
+    let per_server = config
+        .servers
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.on_tool_change?)))
+        .collect();
+    let pins = crate::pins::Pins::load(&config.pins, &config.audit.dir, per_server)?;
+    info!(file = %pins.file().display(), on_tool_change = config.pins.on_tool_change.as_str(), "tool pins ready");
+    Ok(Some(Arc::new(pins)))
 }
 
 fn origin(path: Option<&Path>) -> String {

@@ -25,6 +25,8 @@ pub struct ServerSettings {
     /// Its canonical URI for RFC 9728 metadata, if configured.
     pub resource: Option<String>,
     pub credential: Option<Arc<Credential>>,
+    /// Secrets masked in its responses become handles (`mask_mode = "handle"`).
+    pub handles: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,7 @@ impl ServerTable {
                 audience: server.audience.clone(),
                 resource: server.resource.clone(),
                 credential,
+                handles: server.mask_mode == crate::handles::MaskMode::Handle,
             };
             by_addr.insert(canonical(server.addr), Arc::new(settings));
         }

@@ -468,6 +468,11 @@ impl Agent {
         }
     }
 
+    /// Every log line seen so far.
+    pub fn all_lines(&self) -> Vec<serde_json::Value> {
+        self.log.0.lock().unwrap().clone()
+    }
+
     /// The log lines with `message` seen so far.
     pub fn lines(&self, message: &str) -> Vec<serde_json::Value> {
         let (lines, _) = &*self.log;
@@ -670,6 +675,66 @@ impl McpServer {
             .args([&port.to_string(), state, response]);
         let path = if state == "legacy-sse" { "sse" } else { "mcp" };
         Self::spawn(cmd, port, path, false)
+    }
+
+    /// tests/mcp/server.py's server with every request (method, path, body) appended to
+    /// `log` (tests/mcp/logged_server.py).
+    pub fn logged(log: &Path) -> Self {
+        let port = free_port("127.0.0.1");
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/mcp/logged_server.py"))
+            .arg(port.to_string())
+            .arg(log);
+        Self::spawn(cmd, port, "mcp", false)
+    }
+
+    /// server-everything (Streamable HTTP) with every request appended to `log`
+    /// (tests/mcp/node/request-log.cjs, preloaded).
+    pub fn everything_logged(log: &Path) -> Self {
+        let port = free_port("127.0.0.1");
+        let node_dir = workspace().join("tests/mcp/node");
+        let entry =
+            node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            entry.exists(),
+            "{} is missing: run `cargo xtask setup`",
+            entry.display()
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg("--require")
+            .arg(node_dir.join("request-log.cjs"))
+            .arg(entry)
+            .arg("streamableHttp")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("REQUEST_LOG", log);
+        Self::spawn(cmd, port, "mcp", true)
+    }
+
+    /// tests/mcp/pins_server.py on `port` (a restart reuses it), its `forecast` tool
+    /// described by `description`; tests/mcp/pins_client.py speaks to it.
+    pub fn pins(port: u16, description: &str, dir: &Path) -> Self {
+        let file = dir.join(format!("description-{port}.txt"));
+        std::fs::write(&file, description).expect("write tool description");
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/mcp/pins_server.py"))
+            .arg(port.to_string())
+            .arg(&file);
+        Self::spawn(cmd, port, "mcp", false)
+    }
+
+    /// tests/mcp/pins_client.py through the scenario's agent.
+    pub fn pins_client_in(&self, scenario: &Scenario) -> serde_json::Value {
+        let script = workspace().join("tests/mcp/pins_client.py");
+        let python = python();
+        let url = self.url();
+        let argv = [
+            python.to_str().unwrap(),
+            script.to_str().unwrap(),
+            url.as_str(),
+        ];
+        client_report(scenario.output_in_cgroup(&argv))
     }
 
     /// `@modelcontextprotocol/server-everything`; `transport`: streamableHttp | sse.

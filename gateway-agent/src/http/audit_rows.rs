@@ -223,6 +223,28 @@ pub fn server_rows(
         .collect()
 }
 
+/// A tool definition that differs from its pin (`pins/`): what was found, the diff and
+/// what the gateway does about it. Masked like any payload (a description is not a
+/// secret, but a hostile one may carry one).
+pub fn pin_row(ctx: &RowContext, finding: &crate::pins::Finding, masker: &Masker) -> AuditRecord {
+    let mut row = ctx.row(Direction::Gateway, Kind::Decision);
+    row.method = Some("tools/list".to_owned());
+    row.tool = Some(finding.tool.clone());
+    row.decision = Some(finding.action.as_str().to_owned());
+    row.rules = vec![finding.rule.to_owned()];
+    let mut payload = serde_json::json!({ "tool_change": {
+        "change": finding.change,
+        "action": finding.action.as_str(),
+        "reason": finding.reason,
+        "detail": finding.detail,
+    }});
+    let report = masker.mask_value(&mut payload);
+    apply_report(&mut row, &report);
+    row.payload = Some(payload.to_string());
+    row.latency_us = Some(ctx.elapsed_us());
+    row
+}
+
 /// A server→client payload that is not JSON (the legacy `endpoint` event, plain text),
 /// already masked.
 pub fn server_text_row(ctx: &RowContext, text: &str, report: &MaskReport) -> AuditRecord {

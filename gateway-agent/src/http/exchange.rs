@@ -73,6 +73,21 @@ impl Scope {
             name: self.server.name.as_deref(),
         }
     }
+
+    /// The key this server's tools are pinned under: its configured name, else `ip:port`.
+    pub fn pin_key(&self) -> String {
+        crate::pins::server_key(self.server.name.as_deref(), self.orig_dst)
+    }
+
+    /// What a secret handle issued or resolved in `session` is bound to; `None` when the
+    /// caller cannot be identified (no handle is then issued, none resolved).
+    pub fn handle_binding(&self, session: &str) -> Option<crate::handles::Binding> {
+        Some(crate::handles::Binding {
+            principal: crate::approval::binding::principal_key(&self.principal)?,
+            session: session.to_owned(),
+            server: self.pin_key(),
+        })
+    }
 }
 
 /// The shared parts of the MCP pipeline.
@@ -91,6 +106,10 @@ pub struct Pipeline {
     pub limits: HttpLimits,
     /// The approval workflow (`[approval]`); without it `approve` rules refuse.
     pub approvals: Option<Arc<crate::approval::Approvals>>,
+    /// Pinned tool definitions (`[pins]`); `None` when disabled.
+    pub pins: Option<Arc<crate::pins::Pins>>,
+    /// Secret handles; `None` unless a server has `mask_mode = "handle"`.
+    pub handles: Option<Arc<crate::handles::Handles>>,
 }
 
 impl Pipeline {

@@ -38,6 +38,10 @@ pub struct MessageFilter {
     pub(super) audited: bool,
     /// Set when an answer with too many secrets is held for approval (`held_response`).
     pub(super) response_gate: Option<Box<super::held_response::ResponseGate>>,
+    /// Pinned tool definitions: tools/list results are checked against them.
+    pub(super) pins: Option<Arc<crate::pins::Pins>>,
+    /// Secret handles, for a server with `mask_mode = "handle"`.
+    pub(super) handles: Option<Arc<crate::handles::Handles>>,
 }
 
 /// What filtering one payload produced.
@@ -96,6 +100,36 @@ impl MessageFilter {
         }
     }
 
+    /// `masked` with its placeholders turned into secret handles, when this server's
+    /// secrets are handed out as handles and the caller can be bound to them.
+    fn with_handles(&self, original: &str, masked: String) -> String {
+        let (Some(handles), true) = (&self.handles, self.scope.server.handles) else {
+            return masked;
+        };
+        let Some(binding) = self.scope.handle_binding(&self.rows.session) else {
+            return masked;
+        };
+        match handles.issue(original, &masked, &binding) {
+            Some(with) => {
+                info!("secret handles issued in response");
+                with
+            }
+            None => masked,
+        }
+    }
+
+    /// Checks the tools of a tools/list result against their pins (`pins/`).
+    fn check_pins(&self, value: &Value, method: Option<&str>) -> Vec<crate::pins::Finding> {
+        let Some(pins) = &self.pins else {
+            return Vec::new();
+        };
+        let (tools, more) = crate::pins::listed_tools(value, method);
+        if tools.is_empty() {
+            return Vec::new();
+        }
+        pins.observe(&self.scope.pin_key(), &tools, more)
+    }
+
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
     pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
         let text = String::from_utf8_lossy(payload);
@@ -111,17 +145,21 @@ impl MessageFilter {
         match serde_json::from_str::<Value>(&text) {
             Ok(value) => {
                 let server = self.scope.server_ref();
-                let hidden = |tool: &str| {
-                    self.policy
-                        .tool_hidden(&server, tool, &self.scope.principal)
-                };
                 let answered = self.answered_method(&value);
                 let method = self.request_method.as_deref().or(answered.as_deref());
+                let findings = self.check_pins(&value, method);
+                let pin_hidden = crate::pins::Pins::to_hide(&findings);
+                let hidden = |tool: &str| {
+                    pin_hidden.contains(tool)
+                        || self
+                            .policy
+                            .tool_hidden(&server, tool, &self.scope.principal)
+                };
                 let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
                 let total = body.total();
                 log_filtered(&total);
                 let rewritten = match body.rewritten {
-                    Some(masked) => Some(masked),
+                    Some(masked) => Some(self.with_handles(&text, masked)),
                     None => leaked.then(|| text.into_owned()),
                 };
                 let rows = if self.audited {
@@ -133,7 +171,15 @@ impl MessageFilter {
                     let reports: Vec<MaskReport> =
                         body.messages.into_iter().map(|one| one.mask).collect();
                     let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
-                    audit_rows::server_rows(&self.rows, &delivered, &reports, method, status, bytes)
+                    let mut rows = audit_rows::server_rows(
+                        &self.rows, &delivered, &reports, method, status, bytes,
+                    );
+                    rows.extend(
+                        findings
+                            .iter()
+                            .map(|f| audit_rows::pin_row(&self.rows, f, &self.masker)),
+                    );
+                    rows
                 } else {
                     Vec::new()
                 };

@@ -113,6 +113,34 @@ impl Pipeline {
                 response_gate: None,
             });
         }
+        // Secret handles the caller sends back: resolved for the upstream only (policy and
+        // the audit trail see the handles), or the request is refused.
+        let binding = scope.handle_binding(&rows.session);
+        let resolved = match crate::handles::resolve_request(
+            self.handles.as_deref(),
+            &bytes,
+            binding.as_ref(),
+        ) {
+            Ok(resolved) => resolved,
+            Err(reason) => {
+                warn!(%reason, "secret handle not resolved; refused");
+                // Answered under the request's id, so the client's call fails at once.
+                let id = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or(Value::Null);
+                let row = audit_rows::refusal_row(rows, 403, Some(codes::DENIED), &reason);
+                if let Err(err) = self.recorder.commit(vec![row]).await {
+                    error!(error = %err, "audit trail unavailable; refusal not recorded");
+                }
+                return Err(rpc_error(
+                    StatusCode::FORBIDDEN,
+                    &id,
+                    codes::DENIED,
+                    &reason,
+                ));
+            }
+        };
         let not_forwarded =
             |err: crate::audit::SinkError| audit_unavailable(&err, "request not forwarded");
         let mut response_gate = None;
@@ -160,6 +188,11 @@ impl Pipeline {
             };
         // The body is already here: the upstream needs no 100-continue dance.
         parts.headers.remove(header::EXPECT);
+        let rewritten = rewritten.or_else(|| {
+            let resolved = resolved.map(Bytes::from)?;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Some(resolved)
+        });
         Ok(Forward {
             body: full(rewritten.unwrap_or(bytes)),
             method,
@@ -260,6 +293,13 @@ impl Pipeline {
                     .flatten(),
                 principal: &scope.principal,
             });
+            // A tool whose definition is not the pinned one: `on_tool_change` may refuse it.
+            let decision = match (&self.pins, tool) {
+                (Some(pins), Some(tool)) => {
+                    crate::pins::overrule(decision, pins.check_call(&scope.pin_key(), tool))
+                }
+                _ => decision,
+            };
             let (verdict, refusal) = match decision {
                 Decision::Allow { mask, rule } => {
                     masked |= mask == MaskProfile::Default;

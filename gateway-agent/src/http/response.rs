@@ -310,6 +310,8 @@ impl Pipeline {
             legacy: None,
             audited: self.recorder.enabled(),
             response_gate: None,
+            pins: self.pins.clone(),
+            handles: self.handles.clone(),
         }
     }
 }

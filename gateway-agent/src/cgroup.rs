@@ -68,6 +68,40 @@ pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, CgroupError> {
     }
 }
 
+/// Directories looked at before giving up on a cgroup id: bounds the walk on hosts with
+/// very many cgroups (each visit is one getdents and one stat per entry).
+const MAX_CGROUPS_WALKED: usize = 65_536;
+
+/// The path (relative to the cgroup2 mount, with a leading `/`, as /proc/<pid>/cgroup
+/// writes it) of the cgroup whose id (directory inode) is `id`. For callers whose /proc
+/// entry the agent cannot see, e.g. from inside a PID namespace.
+pub fn path_of_id(id: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = cgroup2_mount().ok()?;
+    let mut stack = vec![root.clone()];
+    let mut walked = 0;
+    while let Some(dir) = stack.pop() {
+        walked += 1;
+        if walked > MAX_CGROUPS_WALKED {
+            return None;
+        }
+        if std::fs::metadata(&dir).is_ok_and(|meta| meta.ino() == id) {
+            let rel = dir.strip_prefix(&root).ok()?;
+            return Some(format!("/{}", rel.display()));
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        stack.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|entry| entry.path()),
+        );
+    }
+    None
+}
+
 fn is_cgroup2_dir(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
         .map(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)

@@ -20,5 +20,6 @@ pub mod principal;
 pub mod process;
 pub mod proxy;
 pub mod run;
+pub mod sd_notify;
 pub mod servers;
 pub mod tls;

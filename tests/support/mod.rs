@@ -424,6 +424,12 @@ impl Agent {
         Self::spawn(Command::new(AGENT), config, run_flags)
     }
 
+    /// Starts `cmd` (a wrapper such as `setpriv …` ending in the agent binary, or the agent
+    /// with extra environment) with `run --config config`.
+    pub fn spawn_command(cmd: Command, config: &Path) -> Self {
+        Self::spawn(cmd, config, &[])
+    }
+
     fn spawn(mut cmd: Command, config: &Path, run_flags: &[&str]) -> Self {
         cmd.args(["--log-format", "json", "run", "--config"])
             .arg(config)

@@ -193,7 +193,11 @@ fn refuses_to_pin_into_a_bpffs_it_would_mount_in_a_private_mount_namespace() {
         .output()
         .expect("run unshare");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(9), "could not unmount bpffs: {stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(9),
+        "could not unmount bpffs: {stderr}"
+    );
     assert!(!out.status.success(), "the agent started: {stderr}");
     assert!(stderr.contains("private mount namespace"), "{stderr}");
     assert!(stderr.contains("would die with the agent"), "{stderr}");

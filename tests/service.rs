@@ -4,12 +4,7 @@
 
 mod support;
 
-use std::{
-    os::unix::net::UnixDatagram,
-    path::PathBuf,
-    process::Command,
-    time::Duration,
-};
+use std::{os::unix::net::UnixDatagram, path::PathBuf, process::Command, time::Duration};
 
 use support::{AGENT, Agent, HttpServer, Scenario, require_root, workspace};
 
@@ -30,7 +25,11 @@ fn unit_values(key: &str) -> Vec<String> {
 fn exposure(output: &str) -> Option<f64> {
     output
         .lines()
-        .find_map(|line| line.split_once("Overall exposure level for ")?.1.split_once(": "))
+        .find_map(|line| {
+            line.split_once("Overall exposure level for ")?
+                .1
+                .split_once(": ")
+        })
         .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
 }
 
@@ -42,8 +41,7 @@ fn shipped_unit_exposure_is_at_most_2_5() {
         .output()
         .expect("systemd-analyze (cargo xtask setup installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
-    let score =
-        exposure(&text).unwrap_or_else(|| panic!("no exposure figure in:\n{text}{out:?}"));
+    let score = exposure(&text).unwrap_or_else(|| panic!("no exposure figure in:\n{text}{out:?}"));
     assert!(score <= 2.5, "exposure {score} > 2.5:\n{text}");
     // What the score does not show but the brief asks for.
     for key in ["ProtectSystem", "UMask", "Type", "MemoryDenyWriteExecute"] {
@@ -73,7 +71,11 @@ fn exposure_figure_is_parsed() {
 fn unit_capabilities() -> String {
     let caps: Vec<String> = unit_values("CapabilityBoundingSet")
         .iter()
-        .flat_map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|line| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .map(|cap| format!("+{}", cap.trim_start_matches("CAP_").to_lowercase()))
         .collect();
     assert!(!caps.is_empty(), "the unit grants no capabilities");
@@ -90,8 +92,14 @@ fn the_units_capabilities_are_enough_to_intercept_and_attribute() {
     let server = HttpServer::start("127.0.0.1");
     let scenario = Scenario::new();
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--bounding-set", &unit_capabilities(), "--inh-caps", "-all", "--"])
-        .arg(AGENT);
+    cmd.args([
+        "--bounding-set",
+        &unit_capabilities(),
+        "--inh-caps",
+        "-all",
+        "--",
+    ])
+    .arg(AGENT);
     let agent = Agent::spawn_command(cmd, &scenario.config(&[server.port()]));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
     let bounding = status
@@ -139,7 +147,10 @@ impl NotifySocket {
     fn next(&self, keep_alive: bool) -> String {
         let mut buf = [0u8; 4096];
         loop {
-            let n = self.socket.recv(&mut buf).expect("no sd_notify message in 20 s");
+            let n = self
+                .socket
+                .recv(&mut buf)
+                .expect("no sd_notify message in 20 s");
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             if keep_alive || text != "WATCHDOG=1" {
                 return text;
@@ -165,9 +176,7 @@ fn type_notify_ready_reload_stopping_and_watchdog() {
     assert!(ready.starts_with("READY=1\n"), "{ready:?}");
     assert!(ready.contains("STATUS=intercepting ports"), "{ready:?}");
     // READY means serving: a client gets through at once.
-    scenario
-        .curl_in_cgroup(&server.url(), None)
-        .assert_ok();
+    scenario.curl_in_cgroup(&server.url(), None).assert_ok();
     assert_eq!(notify.next(true), "WATCHDOG=1");
 
     send_signal(agent.pid(), libc::SIGHUP);

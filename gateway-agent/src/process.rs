@@ -116,8 +116,8 @@ fn visible_pid(info: &ConnInfo) -> Option<u32> {
     if info.ns_pid != 0 {
         return Some(info.ns_pid);
     }
-    let in_init_ns = crate::intercept::own_pid_namespace()
-        .is_ok_and(|(_, ino)| ino == INIT_PID_NS_INO);
+    let in_init_ns =
+        crate::intercept::own_pid_namespace().is_ok_and(|(_, ino)| ino == INIT_PID_NS_INO);
     in_init_ns.then_some(info.pid)
 }
 

@@ -20,7 +20,9 @@ use aya_ebpf::{
     bindings::{BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, bpf_pidns_info, bpf_sock_addr},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::{bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid, bpf_get_socket_cookie},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid, bpf_get_socket_cookie,
+        },
     },
     macros::{cgroup_sock_addr, map, sock_ops},
     maps::{Array, HashMap, LruHashMap},

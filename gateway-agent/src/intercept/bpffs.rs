@@ -77,9 +77,7 @@ fn private_mount_namespace() -> Option<String> {
             ours.display(),
             init.display()
         )),
-        (Err(err), _) | (_, Err(err)) => Some(format!(
-            "cannot compare it with PID 1's: {err}"
-        )),
+        (Err(err), _) | (_, Err(err)) => Some(format!("cannot compare it with PID 1's: {err}")),
     }
 }
 

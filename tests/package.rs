@@ -62,10 +62,6 @@ fn package_contents_conffiles_and_maintainer_scripts() {
             "/lib/systemd/system/gateway-agent.service",
             "-rw-r--r-- root/root",
         ),
-        (
-            "/lib/systemd/system/sys-fs-bpf.mount",
-            "-rw-r--r-- root/root",
-        ),
         ("/etc/gateway-agent/agent.toml", "-rw-r--r-- root/root"),
         (
             "/etc/gateway-agent/policies/default.toml",

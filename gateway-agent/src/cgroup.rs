@@ -1,15 +1,16 @@
 //! Locating the cgroup v2 hierarchy. Hosts differ (pure v2 at /sys/fs/cgroup, hybrid with
 //! v2 at /sys/fs/cgroup/unified, containers with their own mounts), so the mount is read
-//! from /proc/mounts rather than assumed.
+//! from /proc/self/mounts rather than assumed. (Not /proc/mounts: that is a symlink outside
+//! the per-process part of /proc, hidden under systemd's `ProcSubset=pid`.)
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("cannot read /proc/mounts: {0}")]
+    #[error("cannot read /proc/self/mounts: {0}")]
     Mounts(std::io::Error),
     #[error(
-        "no cgroup2 filesystem is mounted (checked /proc/mounts); mount one or set intercept.cgroup"
+        "no cgroup2 filesystem is mounted (checked /proc/self/mounts); mount one or set intercept.cgroup"
     )]
     NoCgroup2,
     #[error("intercept.cgroup {path} is not a directory on a cgroup2 filesystem")]
@@ -48,7 +49,7 @@ fn unescape_mount_path(field: &str) -> String {
 }
 
 pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
-    let mounts = std::fs::read_to_string("/proc/mounts").map_err(CgroupError::Mounts)?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(CgroupError::Mounts)?;
     cgroup2_mount_in(&mounts).ok_or(CgroupError::NoCgroup2)
 }
 

@@ -22,8 +22,8 @@ pub enum BpffsError {
         "/sys/fs/bpf is not a bpf filesystem, and the agent runs in a private mount namespace \
          ({reason}): a bpffs it mounted there would die with the agent, taking the pins with \
          it, so a crash would let MCP traffic through unseen (fail open). Mount bpffs on the \
-         host first (`mount -t bpf bpf /sys/fs/bpf`; systemd's sys-fs-bpf.mount, which the \
-         packaged unit requires) or set intercept.pin_dir to a host-level bpffs"
+         host first (`mount -t bpf bpf /sys/fs/bpf`; systemd mounts it at boot, and the \
+         packaged unit asserts it) or set intercept.pin_dir to a host-level bpffs"
     )]
     PrivateMountNamespace { reason: String },
     #[error("cannot create pin directory {path}: {source}")]

@@ -346,15 +346,27 @@ fn deb_under_a_booted_systemd() {
         reloaded[0].1
     );
 
+    // Upgrade (the same version re-installed takes the same path: prerm upgrade, postinst
+    // configure with the old version): the agent restarts on the new binary, re-using the
+    // pins; the audit trail and the edited config stay.
+    boot.ok("dpkg -i /mnt/gateway-agent_*.deb");
+    let active = boot.wait_lines("interception active", 2);
+    assert_eq!(active[1].1["reused"], true, "{:?}", active[1].1);
+    boot.wait_active();
+    boot.served(port);
+    boot.ok(&format!(
+        "grep -q 'ports = \\[{port}\\]' /etc/gateway-agent/agent.toml && test -d /var/lib/gateway-agent/audit"
+    ));
+
     // kill -9: refused (fail closed) until systemd restarts it, then served again with
     // the pins re-used.
     boot.ok("systemctl kill -s KILL gateway-agent");
     boot.refused(port);
     boot.wait_active();
     boot.served(port);
-    let active = boot.wait_lines("interception active", 2);
-    assert_eq!(active.len(), 2, "{}", boot.journal());
-    assert_eq!(active[1].1["reused"], true, "{:?}", active[1].1);
+    let active = boot.wait_lines("interception active", 3);
+    assert_eq!(active.len(), 3, "{}", boot.journal());
+    assert_eq!(active[2].1["reused"], true, "{:?}", active[2].1);
 
     // stop: fail closed.
     boot.ok("systemctl stop gateway-agent");

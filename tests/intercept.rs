@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use support::{HttpServer, Scenario, curl_direct, require_root};
+use support::{AGENT, HttpServer, Scenario, curl_direct, require_root};
 
 const INTERCEPTED: &str = "intercepted connection";
 
@@ -138,6 +138,73 @@ fn agent_inside_the_cgroup_does_not_redirect_its_own_upstream_connects() {
     let lines = agent.lines(INTERCEPTED);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines.iter().all(|l| l["pid"] != agent.pid()), "{lines:?}");
+}
+
+/// The agent in a PID namespace sees tgids the kernel does not (issue 14: one request
+/// became ~10 000 self-connections). It must exempt itself anyway, and name a caller it
+/// cannot see in its /proc by the cgroup the kernel recorded.
+#[test]
+fn agent_in_a_pid_namespace_serves_instead_of_looping() {
+    if !require_root("agent_in_a_pid_namespace_serves_instead_of_looping") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent_in_cgroup_and_pidns(&scenario.config(&[server.port()]));
+
+    let curl = scenario.curl_in_cgroup(&server.url(), None);
+    let body = curl.assert_ok();
+    assert!(body.starts_with("hello from the real server"), "{body}");
+    let line = agent.wait_for(INTERCEPTED, |l| l["pid"] == curl.pid);
+    assert_eq!(line["comm"], "curl", "{line}");
+    let cgroup_name = scenario.cgroup.path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        line["cgroup"].as_str().unwrap().ends_with(cgroup_name),
+        "cgroup resolved from the kernel's cgroup id: {line}"
+    );
+    let second = scenario.curl_in_cgroup(&server.url(), None);
+    second.assert_ok();
+    agent.wait_for(INTERCEPTED, |l| l["pid"] == second.pid);
+    let lines = agent.lines(INTERCEPTED);
+    assert_eq!(lines.len(), 2, "only the two clients: {lines:?}");
+}
+
+/// Issue 14: under systemd (PrivateTmp= gives the unit its own mount namespace) an agent
+/// that mounted bpffs itself pinned into a mount that died with it, and failed open after
+/// kill -9. It must refuse, say why, and leave nothing attached.
+#[test]
+fn refuses_to_pin_into_a_bpffs_it_would_mount_in_a_private_mount_namespace() {
+    if !require_root("refuses_to_pin_into_a_bpffs_it_would_mount_in_a_private_mount_namespace") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let config = scenario.config(&[server.port()]);
+    // A private mount namespace in which /sys/fs/bpf is not bpffs (the host's stays).
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "for i in 1 2 3 4; do mountpoint -q /sys/fs/bpf || break; umount /sys/fs/bpf || exit 9; done; \
+             mountpoint -q /sys/fs/bpf && exit 9; exec \"$0\" run --config \"$1\"",
+        )
+        .arg(AGENT)
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(9),
+        "could not unmount bpffs: {stderr}"
+    );
+    assert!(!out.status.success(), "the agent started: {stderr}");
+    assert!(stderr.contains("private mount namespace"), "{stderr}");
+    assert!(stderr.contains("would die with the agent"), "{stderr}");
+    // Nothing was attached: the server's port is not redirected.
+    let direct = scenario.curl_in_cgroup(&server.url(), None);
+    assert!(direct.assert_ok().starts_with("hello from the real server"));
+    assert!(!scenario.pins.path.exists(), "no pins were made");
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! Locating the cgroup v2 hierarchy. Hosts differ (pure v2 at /sys/fs/cgroup, hybrid with
 //! v2 at /sys/fs/cgroup/unified, containers with their own mounts), so the mount is read
-//! from /proc/mounts rather than assumed.
+//! from /proc/self/mounts rather than assumed. (Not /proc/mounts: that is a symlink outside
+//! the per-process part of /proc, hidden under systemd's `ProcSubset=pid`.)
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("cannot read /proc/mounts: {0}")]
+    #[error("cannot read /proc/self/mounts: {0}")]
     Mounts(std::io::Error),
     #[error(
-        "no cgroup2 filesystem is mounted (checked /proc/mounts); mount one or set intercept.cgroup"
+        "no cgroup2 filesystem is mounted (checked /proc/self/mounts); mount one or set intercept.cgroup"
     )]
     NoCgroup2,
     #[error("intercept.cgroup {path} is not a directory on a cgroup2 filesystem")]
@@ -48,7 +49,7 @@ fn unescape_mount_path(field: &str) -> String {
 }
 
 pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
-    let mounts = std::fs::read_to_string("/proc/mounts").map_err(CgroupError::Mounts)?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(CgroupError::Mounts)?;
     cgroup2_mount_in(&mounts).ok_or(CgroupError::NoCgroup2)
 }
 
@@ -66,6 +67,40 @@ pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, CgroupError> {
             }
         }
     }
+}
+
+/// Directories looked at before giving up on a cgroup id: bounds the walk on hosts with
+/// very many cgroups (each visit is one getdents and one stat per entry).
+const MAX_CGROUPS_WALKED: usize = 65_536;
+
+/// The path (relative to the cgroup2 mount, with a leading `/`, as /proc/<pid>/cgroup
+/// writes it) of the cgroup whose id (directory inode) is `id`. For callers whose /proc
+/// entry the agent cannot see, e.g. from inside a PID namespace.
+pub fn path_of_id(id: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = cgroup2_mount().ok()?;
+    let mut stack = vec![root.clone()];
+    let mut walked = 0;
+    while let Some(dir) = stack.pop() {
+        walked += 1;
+        if walked > MAX_CGROUPS_WALKED {
+            return None;
+        }
+        if std::fs::metadata(&dir).is_ok_and(|meta| meta.ino() == id) {
+            let rel = dir.strip_prefix(&root).ok()?;
+            return Some(format!("/{}", rel.display()));
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        stack.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|entry| entry.path()),
+        );
+    }
+    None
 }
 
 fn is_cgroup2_dir(path: &Path) -> bool {

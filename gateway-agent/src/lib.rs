@@ -24,6 +24,7 @@ pub mod principal;
 pub mod process;
 pub mod proxy;
 pub mod run;
+pub mod sd_notify;
 pub mod servers;
 pub mod status;
 pub mod tls;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use gateway_agent::{audit::replay, config::Config, logging, run, tls};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -112,6 +112,14 @@ enum Command {
         #[arg(long = "port")]
         ports: Vec<u16>,
     },
+    /// Print a shell completion script (the .deb installs bash, zsh and fish ones).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) for gateway-agent(1).
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Subcommand)]
@@ -278,6 +286,18 @@ fn main() -> std::process::ExitCode {
             step_ms,
             ports,
         } => discover(config.as_deref(), json, step_ms, &ports),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gateway-agent",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Manpage => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

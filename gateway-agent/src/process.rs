@@ -5,6 +5,11 @@
 //! client). The /proc lookups are best effort: a short-lived client may be gone by the
 //! time we look, and its pid may even have been reused, so an exe path is only reported
 //! when /proc/<pid>/comm still matches the comm the kernel captured.
+//!
+//! /proc is read under the pid the agent's own PID namespace gives the caller (`ns_pid`):
+//! inside a PID namespace (systemd in a container, a pod) the host pid names another
+//! process or none. A caller the agent's namespace cannot see has no exe; its cgroup path
+//! is found from the cgroup id the kernel recorded, by looking the id up in cgroupfs.
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
@@ -33,16 +38,27 @@ pub struct ProcessIdentity {
 #[derive(Default)]
 pub struct IdentityResolver {
     users: Mutex<HashMap<u32, Option<String>>>,
+    cgroups: Mutex<HashMap<u64, Option<String>>>,
 }
+
+/// The inode number of the initial PID namespace (`PROC_PID_INIT_INO` in the kernel).
+const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+/// Cached cgroup id → path lookups; beyond this the cache is cleared (ids of removed
+/// cgroups are never reused, so stale entries are only wasted memory).
+const MAX_CACHED_CGROUPS: usize = 4096;
 
 impl IdentityResolver {
     /// Blocking (reads /proc, may call NSS): run it off the async runtime.
     pub fn resolve(&self, info: &ConnInfo) -> ProcessIdentity {
         let comm = comm_string(&info.comm);
-        let exe = (read_proc(info.pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
-            .then(|| std::fs::read_link(format!("/proc/{}/exe", info.pid)).ok())
-            .flatten();
-        let cgroup = read_proc(info.pid, "cgroup").and_then(|text| unified_cgroup(&text));
+        let visible = visible_pid(info);
+        let exe = visible
+            .filter(|&pid| read_proc(pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
+            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+        let cgroup = visible
+            .and_then(|pid| read_proc(pid, "cgroup"))
+            .and_then(|text| unified_cgroup(&text))
+            .or_else(|| self.cgroup_path(info.cgroup_id));
         let unit = cgroup.as_deref().and_then(systemd_unit);
         let container = cgroup.as_deref().and_then(container_id);
         ProcessIdentity {
@@ -72,6 +88,37 @@ impl IdentityResolver {
             })
             .clone()
     }
+
+    /// The cgroup path (as /proc/<pid>/cgroup would show it) of the cgroup with this id.
+    fn cgroup_path(&self, id: u64) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        let mut cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = cache.get(&id) {
+            return path.clone();
+        }
+        let path = crate::cgroup::path_of_id(id);
+        if cache.len() >= MAX_CACHED_CGROUPS {
+            cache.clear();
+        }
+        // A miss is not cached: the cgroup may just have been created.
+        if path.is_some() {
+            cache.insert(id, path.clone());
+        }
+        path
+    }
+}
+
+/// The caller's pid in our /proc: the kernel's `ns_pid` when it reported one, else the host
+/// pid, but only when we are in the initial PID namespace where host pids are ours.
+fn visible_pid(info: &ConnInfo) -> Option<u32> {
+    if info.ns_pid != 0 {
+        return Some(info.ns_pid);
+    }
+    let in_init_ns =
+        crate::intercept::own_pid_namespace().is_ok_and(|(_, ino)| ino == INIT_PID_NS_INO);
+    in_init_ns.then_some(info.pid)
 }
 
 fn read_proc(pid: u32, file: &str) -> Option<String> {
@@ -191,6 +238,7 @@ mod tests {
         comm[..own_comm.trim_end().len()].copy_from_slice(own_comm.trim_end().as_bytes());
         let info = ConnInfo {
             pid: me,
+            ns_pid: me,
             uid: 0,
             comm,
             ..Default::default()
@@ -201,9 +249,30 @@ mod tests {
     }
 
     #[test]
+    fn invisible_caller_gets_its_cgroup_from_the_id() {
+        let own = read_proc(std::process::id(), "cgroup")
+            .and_then(|text| unified_cgroup(&text))
+            .unwrap();
+        let mount = crate::cgroup::cgroup2_mount().unwrap();
+        let dir = mount.join(own.trim_start_matches('/'));
+        let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap());
+        // A host pid our namespace cannot see (ns_pid 0) and that is no process here.
+        let info = ConnInfo {
+            pid: u32::MAX,
+            cgroup_id: id,
+            comm: *b"elsewhere\0\0\0\0\0\0\0",
+            ..Default::default()
+        };
+        let identity = IdentityResolver::default().resolve(&info);
+        assert_eq!(identity.cgroup.as_deref(), Some(own.as_str()));
+        assert_eq!(identity.exe, None);
+    }
+
+    #[test]
     fn pid_reuse_hides_exe() {
         let info = ConnInfo {
             pid: std::process::id(),
+            ns_pid: std::process::id(),
             comm: *b"not-this-comm\0\0\0",
             ..Default::default()
         };

@@ -80,6 +80,13 @@ impl Proxy {
                 return;
             }
         };
+        // The kernel never redirects the agent's own connects (see gateway-ebpf); should an
+        // older program still be attached, refusing here turns a loop into one reset.
+        if info.ns_pid != 0 && info.ns_pid == std::process::id() {
+            warn!(%peer, "connection opened by the agent itself (redirect loop); resetting");
+            reset(client);
+            return;
+        }
         let orig_dst = socket_addr(&info.orig_dst);
         let identities = Arc::clone(&self.identities);
         let identity = match tokio::task::spawn_blocking(move || identities.resolve(&info)).await {

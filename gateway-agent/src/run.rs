@@ -20,6 +20,7 @@ use crate::{
     policy::{DEFAULT_POLICY, PolicySet},
     process::IdentityResolver,
     proxy::Proxy,
+    sd_notify::{self, Notifier},
     servers::ServerTable,
     status,
     tls::TlsSetup,
@@ -187,8 +188,15 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
         if let Err(err) = status::write(&config.status.file, &record) {
             warn!(file = %config.status.file.display(), error = %err, "cannot write the status file; `gateway-agent status` will report the agent as down");
         }
+        // systemd (Type=notify): programs attached, listeners serving.
+        let notifier = Notifier::from_env();
+        notifier.send(&format!("READY=1\nSTATUS=intercepting ports {:?}", config.intercept.ports));
+        let watchdog = Notifier::watchdog_interval()
+            .filter(|_| notifier.enabled())
+            .map(|interval| sd_notify::spawn_watchdog(notifier.clone(), interval));
         let signal = stop
             .wait(|| {
+                notifier.send("RELOADING=1");
                 match load_policy(&config) {
                     Ok(policy) => {
                         let rules = policy.len();
@@ -215,8 +223,13 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
                     }
                     Err(err) => warn!(error = %err, "SIGHUP: re-reading TLS certificates failed; keeping the previous ones"),
                 }
+                notifier.send("READY=1");
             })
             .await;
+        notifier.send("STOPPING=1");
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
         info!(signal, "stopping");
         listeners.abort_all();
         status::remove(&config.status.file);

@@ -90,15 +90,21 @@ pub struct ConnInfo {
     pub gid: u32,
     /// `task->comm`, NUL padded.
     pub comm: [u8; 16],
-    pub _reserved: u32,
+    /// The process id as the agent's own PID namespace numbers it, or 0 when the caller
+    /// lives in another PID namespace. `pid` is the host's number, which names a different
+    /// process (or none) in /proc when the agent runs inside a PID namespace.
+    pub ns_pid: u32,
 }
 
 /// The single entry of the `CONFIG` array map, written by the agent at start.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RedirectConfig {
-    /// The running agent's tgid, whose own connects are never redirected. Zero while no
-    /// agent runs: everything to an MCP port then goes to the (closed) listener.
+    /// The running agent's tgid as its own PID namespace (`agent_pidns_*`) numbers it; its
+    /// own connects are never redirected. Zero while no agent runs: everything to an MCP
+    /// port then goes to the (closed) listener. Compared through
+    /// `bpf_get_ns_current_pid_tgid`, never against the host tgid, so the exemption holds
+    /// whether or not the agent runs in a PID namespace (systemd in a container, a pod).
     pub agent_tgid: u32,
     /// Non-zero once the agent has written this entry; until then nothing is redirected
     /// (an all-zero entry would otherwise send traffic to 0.0.0.0:0).
@@ -111,6 +117,10 @@ pub struct RedirectConfig {
     pub listen6_port: u16,
     /// IPv6 listener address, network-order words.
     pub listen6_addr: [u32; 4],
+    /// `st_dev` and `st_ino` of the agent's `/proc/self/ns/pid`: the PID namespace in which
+    /// `agent_tgid` is meaningful and in which `ConnInfo::ns_pid` is reported.
+    pub agent_pidns_dev: u64,
+    pub agent_pidns_ino: u64,
 }
 
 #[cfg(feature = "user")]

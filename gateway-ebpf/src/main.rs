@@ -8,16 +8,21 @@
 //!   record by the client's local address, which is the only thing the agent can see of
 //!   the connection when it accepts it.
 //!
-//! The agent's own connects are skipped by tgid so it can reach the real server.
+//! The agent's own connects are skipped so it can reach the real server. "Own" is decided in
+//! the agent's PID namespace (`bpf_get_ns_current_pid_tgid`), never by the host tgid the
+//! agent cannot see when it runs in a PID namespace; a connect to the agent's own listener
+//! is never redirected either, so no configuration can make the agent proxy to itself.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, bpf_sock_addr},
+    bindings::{BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, bpf_pidns_info, bpf_sock_addr},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_ns_current_pid_tgid, bpf_get_socket_cookie,
+        },
     },
     macros::{cgroup_sock_addr, map, sock_ops},
     maps::{Array, HashMap, LruHashMap},
@@ -65,10 +70,13 @@ pub fn gateway_connect4(ctx: SockAddrContext) -> i32 {
             port_from_user(core::ptr::read_volatile(&(*sa).user_port)),
         )
     };
-    if !should_redirect(&cfg, port) {
+    if is_own_listener4(&cfg, ip_be, port) {
         return ALLOW;
     }
-    remember(&ctx, SockKey::v4(ip_be, port));
+    let Some(ns_pid) = should_redirect(&cfg, port) else {
+        return ALLOW;
+    };
+    remember(&ctx, SockKey::v4(ip_be, port), ns_pid);
     // SAFETY: as above; both fields are writable in connect4.
     unsafe {
         core::ptr::write_volatile(&mut (*sa).user_ip4, cfg.listen4_addr);
@@ -88,10 +96,13 @@ pub fn gateway_connect6(ctx: SockAddrContext) -> i32 {
     }
     // SAFETY: user_ip6 must be read as 4-byte words (the verifier rejects wider loads).
     let (ip6, port) = unsafe { (read_user_ip6(sa), port_from_user((*sa).user_port)) };
-    if !should_redirect(&cfg, port) {
+    if is_own_listener6(&cfg, ip6, port) {
         return ALLOW;
     }
-    remember(&ctx, SockKey::v6(ip6, port));
+    let Some(ns_pid) = should_redirect(&cfg, port) else {
+        return ALLOW;
+    };
+    remember(&ctx, SockKey::v6(ip6, port), ns_pid);
     // A v4-mapped destination travels over IPv4 on the wire, so it must go to the IPv4
     // listener, still addressed as v4-mapped because the socket is AF_INET6.
     let (new_ip6, new_port) = if is_v4_mapped(ip6) {
@@ -152,17 +163,53 @@ fn is_tcp(ctx: &SockAddrContext) -> bool {
     sock_type == SOCK_STREAM && protocol == IPPROTO_TCP
 }
 
-fn should_redirect(cfg: &RedirectConfig, port: u16) -> bool {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if cfg.agent_tgid != 0 && tgid == cfg.agent_tgid {
-        return false;
-    }
+/// `Some(caller's pid in the agent's PID namespace, 0 if it lives elsewhere)` when this
+/// connect must be redirected: an MCP port, and not the agent itself.
+fn should_redirect(cfg: &RedirectConfig, port: u16) -> Option<u32> {
     // SAFETY: only tests presence; the value is not read.
-    unsafe { PORTS.get(&port) }.is_some()
+    unsafe { PORTS.get(&port) }?;
+    let ns_pid = pid_in_agent_ns(cfg);
+    if cfg.agent_tgid != 0 && ns_pid == cfg.agent_tgid {
+        return None;
+    }
+    Some(ns_pid)
+}
+
+/// The current tgid as the agent's PID namespace numbers it; 0 when the task is not in
+/// exactly that namespace (the helper fails), and 0 is never a process's tgid.
+fn pid_in_agent_ns(cfg: &RedirectConfig) -> u32 {
+    let mut ns = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: `ns` is a valid, writable bpf_pidns_info of the size passed.
+    let ret = unsafe {
+        bpf_get_ns_current_pid_tgid(
+            cfg.agent_pidns_dev,
+            cfg.agent_pidns_ino,
+            &mut ns,
+            core::mem::size_of::<bpf_pidns_info>() as u32,
+        )
+    };
+    if ret == 0 { ns.tgid } else { 0 }
+}
+
+/// A connect straight to the agent's listener (its port on its address, or on any address
+/// when it listens on the wildcard) is left alone: redirecting it would loop.
+fn is_own_listener4(cfg: &RedirectConfig, ip_be: u32, port: u16) -> bool {
+    port == cfg.listen4_port && (ip_be == cfg.listen4_addr || cfg.listen4_addr == 0)
+}
+
+fn is_own_listener6(cfg: &RedirectConfig, ip6: [u32; 4], port: u16) -> bool {
+    if is_v4_mapped(ip6) {
+        return is_own_listener4(cfg, ip6[3], port);
+    }
+    // Word by word: an array compare may become a memcmp call, which eBPF cannot make.
+    let l = cfg.listen6_addr;
+    let any = (l[0] | l[1] | l[2] | l[3]) == 0;
+    let same = ip6[0] == l[0] && ip6[1] == l[1] && ip6[2] == l[2] && ip6[3] == l[3];
+    port == cfg.listen6_port && (any || same)
 }
 
 /// Records who is connecting where, keyed by the socket cookie that sockops will see.
-fn remember(ctx: &SockAddrContext, orig_dst: SockKey) {
+fn remember(ctx: &SockAddrContext, orig_dst: SockKey, ns_pid: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     let info = ConnInfo {
@@ -174,7 +221,7 @@ fn remember(ctx: &SockAddrContext, orig_dst: SockKey) {
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         comm: bpf_get_current_comm().unwrap_or_default(),
-        _reserved: 0,
+        ns_pid,
     };
     // SAFETY: bpf_get_socket_cookie accepts a sock_addr context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };

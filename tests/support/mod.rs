@@ -281,6 +281,22 @@ impl Scenario {
         Agent::spawn(cmd, config, &[])
     }
 
+    /// Starts the agent inside the test cgroup *and* as PID 1 of a new PID namespace with
+    /// its own /proc (as under systemd in a container): the kernel's tgids are not the
+    /// agent's. `--kill-child` takes the agent down with `unshare` when the test drops it.
+    pub fn start_agent_in_cgroup_and_pidns(&self, config: &Path) -> Agent {
+        let mut cmd = self.in_cgroup();
+        cmd.args([
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child=SIGTERM",
+            AGENT,
+        ]);
+        Agent::spawn(cmd, config, &[])
+    }
+
     /// `sh` moving itself into the test cgroup, then exec'ing what the caller appends
     /// (so the pid the caller sees is the pid the kernel records).
     fn in_cgroup(&self) -> Command {
@@ -406,6 +422,12 @@ impl Agent {
     /// Starts the agent outside any test cgroup with extra `run` flags.
     pub fn spawn_with(config: &Path, run_flags: &[&str]) -> Self {
         Self::spawn(Command::new(AGENT), config, run_flags)
+    }
+
+    /// Starts `cmd` (a wrapper such as `setpriv …` ending in the agent binary, or the agent
+    /// with extra environment) with `run --config config`.
+    pub fn spawn_command(cmd: Command, config: &Path) -> Self {
+        Self::spawn(cmd, config, &[])
     }
 
     fn spawn(mut cmd: Command, config: &Path, run_flags: &[&str]) -> Self {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod package;
 mod setup;
 
 use std::process::Command;
@@ -40,6 +41,9 @@ enum Task {
     /// cgroup); prints one JSON line.
     #[command(hide = true)]
     BenchClient(bench::client::ClientArgs),
+    /// Build the Debian package (release binary, hardened unit, conffiles, man page,
+    /// completions, maintainer scripts) into target/debian/.
+    Package(package::PackageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +69,12 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Bench(args) => bench::run(&args),
         Task::BenchClient(args) => bench::client::run(&args),
+        Task::Package(args) => {
+            if args.setup() {
+                setup::ensure_all()?;
+            }
+            package::run(&args)
+        }
     }
 }
 

@@ -13,8 +13,15 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "zlib1g-dev", "libzstd-dev"];
 /// Tools the end-to-end tests run: curl as the client, setpriv to change uid, mount for
 /// bpffs; for the TLS tests openssl (s_client, fingerprints) and update-ca-certificates
-/// (which `gateway-agent ca install` runs).
-const TEST_PACKAGES: [(&str, &str); 5] = [
+/// (which `gateway-agent ca install` runs); for the service tests systemd-analyze (the
+/// unit's exposure score), dpkg-deb (`cargo xtask package` and its content checks) and
+/// unshare (PID/mount namespaces), debootstrap (the Debian rootfs tests/systemd_boot.rs
+/// boots; it builds it under target/systemd-boot/ on first run).
+const TEST_PACKAGES: [(&str, &str); 9] = [
+    ("systemd-analyze", "systemd"),
+    ("debootstrap", "debootstrap"),
+    ("dpkg-deb", "dpkg"),
+    ("unshare", "util-linux"),
     ("curl", "curl"),
     ("setpriv", "util-linux"),
     ("mount", "mount"),

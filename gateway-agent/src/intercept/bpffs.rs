@@ -18,6 +18,14 @@ pub enum BpffsError {
         "cannot mount bpffs at /sys/fs/bpf: {0} (the agent needs CAP_SYS_ADMIN or a pre-mounted bpffs)"
     )]
     Mount(nix::Error),
+    #[error(
+        "/sys/fs/bpf is not a bpf filesystem, and the agent runs in a private mount namespace \
+         ({reason}): a bpffs it mounted there would die with the agent, taking the pins with \
+         it, so a crash would let MCP traffic through unseen (fail open). Mount bpffs on the \
+         host first (`mount -t bpf bpf /sys/fs/bpf`; systemd mounts it at boot, and the \
+         packaged unit asserts it) or set intercept.pin_dir to a host-level bpffs"
+    )]
+    PrivateMountNamespace { reason: String },
     #[error("cannot create pin directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -26,10 +34,15 @@ pub enum BpffsError {
 }
 
 /// Makes sure `pin_dir` exists on bpffs, mounting /sys/fs/bpf if that is where it lives
-/// and nothing is mounted there yet (Debian without systemd's mount unit, containers).
+/// and nothing is mounted there yet (a host without systemd's bpffs mount). It only mounts
+/// when its mount namespace is PID 1's: a mount made in a private namespace (a systemd
+/// unit with PrivateTmp=, ProtectSystem=, …) vanishes with the agent, and pins with it.
 pub fn ensure_pin_dir(pin_dir: &Path) -> Result<(), BpffsError> {
     let conventional = Path::new(CONVENTIONAL_MOUNT);
     if pin_dir.starts_with(conventional) && !is_bpffs(conventional) {
+        if let Some(reason) = private_mount_namespace() {
+            return Err(BpffsError::PrivateMountNamespace { reason });
+        }
         nix::mount::mount(
             Some("bpf"),
             conventional,
@@ -50,6 +63,22 @@ pub fn ensure_pin_dir(pin_dir: &Path) -> Result<(), BpffsError> {
         });
     }
     Ok(())
+}
+
+/// Why a mount made by this process would not outlive it, or `None` when we share PID 1's
+/// mount namespace (where mounts stay until unmounted). Unknown counts as private.
+fn private_mount_namespace() -> Option<String> {
+    let ours = std::fs::read_link("/proc/self/ns/mnt");
+    let init = std::fs::read_link("/proc/1/ns/mnt");
+    match (ours, init) {
+        (Ok(ours), Ok(init)) if ours == init => None,
+        (Ok(ours), Ok(init)) => Some(format!(
+            "ours is {}, PID 1's is {}",
+            ours.display(),
+            init.display()
+        )),
+        (Err(err), _) | (_, Err(err)) => Some(format!("cannot compare it with PID 1's: {err}")),
+    }
 }
 
 fn is_bpffs(path: &Path) -> bool {

@@ -9,7 +9,10 @@
 //!
 //! Layout of one attachment: `<pin_dir>/v1-cgroup-<cgroup inode>/` holding the three links
 //! and the four maps. The cgroup inode (= cgroup id) keys it so that one pin_dir can serve
-//! agents for different cgroups; `v1` changes whenever the map layouts do.
+//! agents for different cgroups; `v2` changes whenever the map layouts do (v2: the agent is
+//! exempted by its pid in its own PID namespace). An attachment of an older layout for the
+//! same cgroup is removed once the new one is pinned, so an upgrade never leaves the old
+//! programs redirecting the new agent's own connects, and never has a moment without any.
 
 mod bpffs;
 mod conn_table;
@@ -42,7 +45,9 @@ pub use inspect::{PinnedConfig, PinnedState, inspect};
 /// The eBPF object built by build.rs from gateway-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gateway"));
 
-const LAYOUT_VERSION: &str = "v1";
+const LAYOUT_VERSION: &str = "v2";
+/// Layouts earlier agents pinned; removed once this version is attached.
+const OLD_LAYOUT_VERSIONS: [&str; 1] = ["v1"];
 const LINKS: [(&str, &str); 3] = [
     (PROG_CONNECT4, "link_connect4"),
     (PROG_CONNECT6, "link_connect6"),
@@ -76,6 +81,8 @@ pub enum InterceptError {
         name: &'static str,
         source: aya::maps::MapError,
     },
+    #[error("cannot read /proc/self/ns/pid (the agent's own PID namespace): {source}")]
+    PidNamespace { source: std::io::Error },
     #[error("cannot remove {path}: {source}")]
     Remove {
         path: PathBuf,
@@ -122,7 +129,15 @@ impl Interception {
             source,
         })?;
         match attach_fresh(&instance, cgroup, target) {
-            Ok(config) => Self::open(instance, config, false),
+            Ok(config) => {
+                for old in old_instance_dirs(pin_dir, cgroup)? {
+                    if old.exists() {
+                        remove_instance(&old)?;
+                        tracing::info!(pins = %old.display(), "removed an older agent's attachment");
+                    }
+                }
+                Self::open(instance, config, false)
+            }
             Err(err) => {
                 if let Err(cleanup) = remove_instance(&instance) {
                     tracing::warn!(error = %cleanup, "cleaning up a failed attach");
@@ -192,21 +207,40 @@ impl Interception {
 
 /// Removes a pinned attachment left for `cgroup` under `pin_dir`, if any. Returns whether
 /// one was found.
+/// Attachments of older layouts are removed too.
 pub fn detach_pinned(pin_dir: &Path, cgroup: &Path) -> Result<bool, InterceptError> {
-    let instance = instance_dir(pin_dir, cgroup)?;
-    let existed = instance.exists();
-    remove_instance(&instance)?;
+    let mut existed = false;
+    let current = instance_dir(pin_dir, cgroup)?;
+    for instance in std::iter::once(current).chain(old_instance_dirs(pin_dir, cgroup)?) {
+        existed |= instance.exists();
+        remove_instance(&instance)?;
+    }
     Ok(existed)
 }
 
 fn instance_dir(pin_dir: &Path, cgroup: &Path) -> Result<PathBuf, InterceptError> {
-    let ino = std::fs::metadata(cgroup)
+    Ok(versioned_dir(pin_dir, LAYOUT_VERSION, cgroup_ino(cgroup)?))
+}
+
+fn old_instance_dirs(pin_dir: &Path, cgroup: &Path) -> Result<Vec<PathBuf>, InterceptError> {
+    let ino = cgroup_ino(cgroup)?;
+    Ok(OLD_LAYOUT_VERSIONS
+        .iter()
+        .map(|version| versioned_dir(pin_dir, version, ino))
+        .collect())
+}
+
+fn versioned_dir(pin_dir: &Path, version: &str, ino: u64) -> PathBuf {
+    pin_dir.join(format!("{version}-cgroup-{ino}"))
+}
+
+fn cgroup_ino(cgroup: &Path) -> Result<u64, InterceptError> {
+    Ok(std::fs::metadata(cgroup)
         .map_err(|source| InterceptError::Cgroup {
             path: cgroup.to_owned(),
             source,
         })?
-        .ino();
-    Ok(pin_dir.join(format!("{LAYOUT_VERSION}-cgroup-{ino}")))
+        .ino())
 }
 
 /// Unlinking a link pin detaches it (no other fd holds it); unlinking a map pin frees the
@@ -330,7 +364,7 @@ fn configure(
     let mut config: Array<MapData, RedirectConfig> =
         Array::try_from(open_pinned_map(instance, MAP_CONFIG)?).map_err(map_err(MAP_CONFIG))?;
     config
-        .set(0, redirect_config(target), 0)
+        .set(0, redirect_config(target)?, 0)
         .map_err(map_err(MAP_CONFIG))?;
     Ok(config)
 }
@@ -341,33 +375,29 @@ fn open_pinned_map(instance: &Path, name: &'static str) -> Result<Map, Intercept
     Map::from_map_data(data).map_err(|source| InterceptError::Map { name, source })
 }
 
-fn redirect_config(target: &RedirectTarget) -> RedirectConfig {
+fn redirect_config(target: &RedirectTarget) -> Result<RedirectConfig, InterceptError> {
     let SocketAddr::V4(listen4) = target.listen4 else {
         unreachable!("config validation guarantees an IPv4 listener");
     };
     let SocketAddr::V6(listen6) = target.listen6 else {
         unreachable!("config validation guarantees an IPv6 listener");
     };
-    RedirectConfig {
-        agent_tgid: kernel_tgid(),
+    // Without it the agent could not be told apart from its clients: refuse to start.
+    let (agent_pidns_dev, agent_pidns_ino) =
+        own_pid_namespace().map_err(|source| InterceptError::PidNamespace { source })?;
+    Ok(RedirectConfig {
+        agent_tgid: std::process::id(),
+        agent_pidns_dev,
+        agent_pidns_ino,
         enabled: 1,
         listen4_addr: u32::from_ne_bytes(listen4.ip().octets()),
         listen4_port: listen4.port(),
         listen6_port: listen6.port(),
         listen6_addr: conn_table::ip6_words(listen6.ip()),
-    }
+    })
 }
 
-/// Our pid as the kernel's helpers report it: the outermost entry of NSpid, which differs
-/// from getpid() when the agent runs in a pid namespace.
-fn kernel_tgid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("NSpid:"))
-                .and_then(|pids| pids.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or_else(std::process::id)
+/// `st_dev`/`st_ino` of our PID namespace, which `bpf_get_ns_current_pid_tgid` matches.
+pub fn own_pid_namespace() -> std::io::Result<(u64, u64)> {
+    std::fs::metadata("/proc/self/ns/pid").map(|meta| (meta.dev(), meta.ino()))
 }

@@ -110,13 +110,16 @@ fn the_daemonset_has_what_a_node_agent_needs() {
         "NET_ADMIN",
         "PERFMON",
         "SYS_PTRACE",
-        "DAC_READ_SEARCH",
     ] {
         assert!(
             caps["add"].as_array().unwrap().contains(&cap.into()),
             "{cap}"
         );
     }
+    assert!(
+        !caps["add"].as_array().unwrap().contains(&"SYS_ADMIN".into()),
+        "the agent never mounts: no SYS_ADMIN"
+    );
     assert_eq!(container["securityContext"]["privileged"], false);
     let host_path = |name: &str| -> String {
         pod["volumes"]

@@ -209,4 +209,7 @@ fn package_contents_conffiles_and_maintainer_scripts() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
+    // The service keeps its pins when stopped (fail closed); only the demo detaches.
+    let checked = String::from_utf8_lossy(&check.stdout);
+    assert!(checked.contains("on exit keep"), "{checked}");
 }

@@ -159,6 +159,12 @@ fn packaged_config(root: &Path) -> anyhow::Result<Vec<u8>> {
     if !text.contains(commented) {
         bail!("config/default.toml no longer has the commented [policy] dir line");
     }
+    // The demo detaches on Ctrl-C; the service keeps its pins so that MCP connections are
+    // refused, not let through unseen, while it is stopped or restarting.
+    let demo_exit = "on_exit = \"detach\"";
+    if !text.contains(demo_exit) {
+        bail!("config/default.toml no longer has the demo's on_exit = \"detach\" line");
+    }
     let text = text
         .replacen(
             "# The configuration `gateway-agent run` uses when no --config is given.",
@@ -166,6 +172,11 @@ fn packaged_config(root: &Path) -> anyhow::Result<Vec<u8>> {
              # with (a conffile: your edits survive upgrades). After editing:\n\
              #   gateway-agent check --config /etc/gateway-agent/agent.toml && systemctl reload gateway-agent\n\
              # (a changed [intercept] section needs systemctl restart).",
+            1,
+        )
+        .replacen(
+            demo_exit,
+            "on_exit = \"keep\"  # a stopped service refuses MCP connections (fail closed)",
             1,
         )
         .replacen(

@@ -11,12 +11,12 @@ use std::{
 
 use openidconnect::{
     JsonWebKey as _, JsonWebKeyAlgorithm, JsonWebKeySetUrl, JsonWebKeyUse as _,
-    JwsSigningAlgorithm as _, SignatureVerificationError,
+    JwsSigningAlgorithm as _,
     core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
     reqwest,
 };
 
-use super::TokenError;
+use super::{TokenError, verify::Failure};
 
 pub(crate) struct KeySet {
     issuer: String,
@@ -169,22 +169,21 @@ pub(crate) fn select(
     }
 }
 
-/// Verifies with openidconnect's JWK code (RustCrypto `rsa`, `p256`, `p384`,
-/// `ed25519-dalek`).
+/// Verifies with ring (see [`super::verify`]).
 pub(crate) fn verify(
     key: &CoreJsonWebKey,
     alg: &CoreJwsSigningAlgorithm,
     signing_input: &[u8],
     signature: &[u8],
 ) -> Result<(), TokenError> {
-    match key.verify_signature(alg, signing_input, signature) {
+    match super::verify::verify(key, alg, signing_input, signature) {
         Ok(()) => Ok(()),
         // The key's curve differs from the algorithm's (an ES384 header on a P-256 key).
-        Err(SignatureVerificationError::InvalidKey(_)) => Err(TokenError::KeyMismatch {
+        Err(Failure::KeyMismatch) => Err(TokenError::KeyMismatch {
             kid: key.key_id().map(|id| id.as_str().to_owned()),
             alg: alg_name(alg),
         }),
-        Err(_) => Err(TokenError::BadSignature),
+        Err(Failure::BadSignature) => Err(TokenError::BadSignature),
     }
 }
 

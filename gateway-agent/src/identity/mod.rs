@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod jwt;
 mod keys;
+mod verify;
 
 /// Also used by other HTTP clients of the agent (approval webhooks).
 pub(crate) use keys::error_chain;

@@ -105,19 +105,17 @@ fn the_daemonset_has_what_a_node_agent_needs() {
     let container = &pod["containers"][0];
     let caps = &container["securityContext"]["capabilities"];
     assert_eq!(caps["drop"], serde_json::json!(["ALL"]));
-    for cap in [
-        "BPF",
-        "NET_ADMIN",
-        "PERFMON",
-        "SYS_PTRACE",
-    ] {
+    for cap in ["BPF", "NET_ADMIN", "PERFMON", "SYS_PTRACE"] {
         assert!(
             caps["add"].as_array().unwrap().contains(&cap.into()),
             "{cap}"
         );
     }
     assert!(
-        !caps["add"].as_array().unwrap().contains(&"SYS_ADMIN".into()),
+        !caps["add"]
+            .as_array()
+            .unwrap()
+            .contains(&"SYS_ADMIN".into()),
         "the agent never mounts: no SYS_ADMIN"
     );
     assert_eq!(container["securityContext"]["privileged"], false);

@@ -22,5 +22,6 @@ pub mod process;
 pub mod proxy;
 pub mod run;
 pub mod servers;
+pub mod ship;
 pub mod status;
 pub mod tls;

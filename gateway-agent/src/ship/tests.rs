@@ -1,0 +1,115 @@
+use std::{fs, path::Path};
+
+use super::{
+    LockMode, ShipConfig,
+    manifest::{self, Manifest},
+    rfc3339,
+};
+
+fn config(toml_text: &str) -> ShipConfig {
+    toml::from_str(toml_text).expect("parses")
+}
+
+#[test]
+fn keys_follow_the_hive_layout() {
+    let c = config("bucket = \"b\"\nhost = \"web-1\"\n");
+    assert_eq!(c.prefix, "gateway-audit");
+    assert_eq!(c.lock_mode, LockMode::Governance);
+    assert_eq!(
+        c.key("web-1", "2026-11-30", "audit-x-000001.parquet"),
+        "gateway-audit/host=web-1/dt=2026-11-30/audit-x-000001.parquet"
+    );
+    let c = config("bucket = \"b\"\nprefix = \"/fleet/audit/\"\nlock_mode = \"compliance\"\n");
+    assert_eq!(c.key("h", "d", "f"), "fleet/audit/host=h/dt=d/f");
+    assert_eq!(c.lock_mode.as_header(), "COMPLIANCE");
+}
+
+#[test]
+fn bad_names_are_refused_before_start() {
+    for (text, needle) in [
+        ("bucket = \"b\"\nhost = \"a/b\"\n", "host"),
+        ("bucket = \"b\"\nhost = \"..\"\n", "host"),
+        ("bucket = \"\"\nhost = \"h\"\n", "bucket"),
+        ("bucket = \"b\"\nhost = \"h\"\nprefix = \"a b\"\n", "prefix"),
+        (
+            "bucket = \"b\"\nhost = \"h\"\nendpoint = \"ftp://x\"\n",
+            "endpoint",
+        ),
+        (
+            "bucket = \"b\"\nhost = \"h\"\nretain_days = 0\n",
+            "retain_days",
+        ),
+    ] {
+        let err = config(text).validate().expect_err(text);
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    assert!(
+        config("bucket = \"b\"\nhost = \"h.example_1-2\"\n")
+            .validate()
+            .is_ok()
+    );
+    assert!(toml::from_str::<ShipConfig>("bucket = \"b\"\nbukket = 1\n").is_err());
+}
+
+#[test]
+fn retain_until_dates_are_rfc3339_utc() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_796_083_199), "2026-11-30T23:59:59Z");
+}
+
+#[test]
+fn manifest_survives_reload_and_ignores_a_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = "ab".repeat(32);
+    let mut m = Manifest::load(dir.path()).unwrap();
+    assert!(m.is_empty());
+    m.record(
+        "dt=2026-11-30/a.parquet",
+        &sha,
+        "p/host=h/dt=2026-11-30/a.parquet",
+    )
+    .unwrap();
+    // A crash mid-append leaves half a line.
+    let path = dir.path().join(manifest::FILE);
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("dt=2026-11-30/b.parquet\tab");
+    fs::write(&path, &text).unwrap();
+    let mut m = Manifest::load(dir.path()).unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m.contains("dt=2026-11-30/a.parquet"));
+    assert!(!m.contains("dt=2026-11-30/b.parquet"));
+    // The next record starts on its own line, so both survive another reload.
+    m.record("dt=2026-11-30/b.parquet", &sha, "k").unwrap();
+    let m = Manifest::load(dir.path()).unwrap();
+    assert!(m.contains("dt=2026-11-30/a.parquet") && m.contains("dt=2026-11-30/b.parquet"));
+}
+
+#[test]
+fn retention_keeps_unshipped_files_once_shipping_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dt=2026-11-30/a.parquet");
+    // No manifest: shipping was never on here, retention is unchanged.
+    assert!(manifest::may_delete(dir.path(), &file));
+    fs::write(dir.path().join(manifest::FILE), "").unwrap();
+    assert!(!manifest::may_delete(dir.path(), &file));
+    let mut m = Manifest::load(dir.path()).unwrap();
+    m.record("dt=2026-11-30/a.parquet", &"00".repeat(32), "k")
+        .unwrap();
+    assert!(manifest::may_delete(dir.path(), &file));
+    assert!(!manifest::may_delete(
+        dir.path(),
+        Path::new("/elsewhere/a.parquet")
+    ));
+}
+
+#[test]
+fn retries_back_off_doubling_to_the_ceiling() {
+    use std::time::Duration;
+    let secs = |n| super::task::backoff(n, 300);
+    assert_eq!(secs(1), Duration::from_secs(1));
+    assert_eq!(secs(2), Duration::from_secs(2));
+    assert_eq!(secs(5), Duration::from_secs(16));
+    assert_eq!(secs(30), Duration::from_secs(300));
+    assert_eq!(super::task::backoff(u32::MAX, 0), Duration::from_secs(1));
+}

@@ -113,3 +113,96 @@ fn retries_back_off_doubling_to_the_ceiling() {
     assert_eq!(secs(30), Duration::from_secs(300));
     assert_eq!(super::task::backoff(u32::MAX, 0), Duration::from_secs(1));
 }
+
+#[test]
+fn keyrings_name_the_bad_line() {
+    use super::fleet::Keyring;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys");
+    let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    fs::write(&path, format!("# fleet\n\nalpha {key}\nbeta  {key}\n")).unwrap();
+    assert!(Keyring::load(&path).is_ok());
+    for (text, line) in [
+        (format!("alpha {key}\nalpha {key}\n"), 2),
+        ("alpha\n".to_owned(), 1),
+        ("# c\nalpha abcd\n".to_owned(), 2),
+    ] {
+        fs::write(&path, &text).unwrap();
+        let err = Keyring::load(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("line {line}")), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn a_directory_without_hosts_is_not_a_fleet_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("dt=2026-11-30")).unwrap();
+    let err = super::fleet::verify_dir(dir.path(), None).unwrap_err();
+    assert!(err.to_string().contains("host="), "{err}");
+}
+
+/// Three files for `host` under `root/host=<host>`, as an agent would write them.
+fn write_host(root: &Path, host: &str) -> Vec<std::path::PathBuf> {
+    use crate::audit::{AuditConfig, AuditRecord, AuditWriter, RotationConfig, writer};
+    let dir = root.join(format!("host={host}"));
+    let config = AuditConfig {
+        dir: dir.clone(),
+        rotation: RotationConfig {
+            max_rows: 2,
+            ..RotationConfig::default()
+        },
+        ..AuditConfig::default()
+    };
+    let mut w = AuditWriter::open(&config).unwrap();
+    for i in 0..6 {
+        w.append(AuditRecord {
+            time_us: 1_796_000_000_000_000 + i,
+            session: format!("s{i}"),
+            ..AuditRecord::default()
+        })
+        .unwrap();
+    }
+    w.close().unwrap();
+    writer::closed_files(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect()
+}
+
+#[test]
+fn fleet_reports_per_host_and_names_a_gap() {
+    use super::fleet::{Keyring, verify_dir};
+    let root = tempfile::tempdir().unwrap();
+    let alpha = write_host(root.path(), "alpha");
+    let beta = write_host(root.path(), "beta");
+    assert_eq!(alpha.len(), 3);
+    let keys = root.path().join("keys");
+    let pubkey = |h: &str| {
+        fs::read_to_string(root.path().join(format!("host={h}/audit-signing.pub"))).unwrap()
+    };
+    fs::write(
+        &keys,
+        format!("alpha {}beta {}", pubkey("alpha"), pubkey("beta")),
+    )
+    .unwrap();
+    let keyring = Keyring::load(&keys).unwrap();
+    let reports = verify_dir(root.path(), Some(&keyring)).unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert!(r.problems.is_empty(), "{r}");
+        assert_eq!((r.files, r.rows), (3, 6), "{r}");
+        assert_eq!(r.first_us, Some(1_796_000_000_000_000));
+        assert_eq!(r.last_us, Some(1_796_000_000_000_005));
+        assert!(r.to_string().ends_with("intact"), "{r}");
+    }
+    fs::remove_file(&beta[1]).unwrap();
+    let reports = verify_dir(root.path(), Some(&keyring)).unwrap();
+    assert!(reports[0].problems.is_empty());
+    let beta_report = reports[1].to_string();
+    assert!(beta_report.starts_with("host=beta:"), "{beta_report}");
+    assert!(
+        beta_report.contains("gap") && beta_report.contains(&beta[2].display().to_string()),
+        "{beta_report}"
+    );
+}

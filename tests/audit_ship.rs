@@ -126,11 +126,12 @@ fn closed(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Paths the shipper confirmed, from its manifest.
+/// Paths the shipper confirmed, from its manifest (complete lines only).
 fn manifest(dir: &Path) -> Vec<String> {
     let text = fs::read_to_string(dir.join("ship-manifest.tsv")).unwrap_or_default();
     let mut out: Vec<String> = text
-        .lines()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.split('\t').count() == 3)
         .filter_map(|l| l.split('\t').next())
         .map(str::to_owned)
         .collect();
@@ -376,7 +377,7 @@ fn verify_dir(dir: &Path, keyring: &Path) -> Output {
 }
 
 /// The endpoint is down while files rotate: they queue on disk (logged), ship once it is
-/// back, and a restart uploads nothing twice.
+/// back, and a restart (after a crash that lost a manifest line) uploads nothing twice.
 #[test]
 fn outage_queues_files_and_ships_each_once_after() {
     if !require_root("outage_queues_files_and_ships_each_once_after") {
@@ -407,7 +408,17 @@ fn outage_queues_files_and_ships_each_once_after() {
     agent.wait_for("audit shipping resumed", |_| true);
     assert!(agent.stop(libc::SIGTERM).success());
 
-    // A restart finds everything in the manifest and uploads nothing again.
+    // A crash after the uploads but before they reached the manifest: the manifest loses
+    // its last line, and the half-written line of the next is left behind.
+    let manifest_path = dir.join("ship-manifest.tsv");
+    let text = fs::read_to_string(&manifest_path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let lost = lines.pop().unwrap().split('\t').next().unwrap().to_owned();
+    fs::write(&manifest_path, format!("{}\n{lost}\tab", lines.join("\n"))).unwrap();
+    assert!(!manifest(&dir).contains(&lost));
+
+    // The restart ships the lost one's record again (the same bytes are already in the
+    // bucket: recorded, not re-uploaded) and the new files once each.
     let agent = scenario.start_agent(&config);
     mcp.client_in(&scenario, "legacy");
     let files_after = wait_all_shipped(&dir, WAIT);

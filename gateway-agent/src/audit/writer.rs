@@ -530,12 +530,13 @@ pub fn delete_older_than(
 ) -> Result<Vec<PathBuf>, WriterError> {
     let cutoff = now - Duration::from_secs(u64::from(days) * 86_400);
     let mut deleted = Vec::new();
+    let deletable = crate::ship::manifest::Deletable::load(dir);
     for file in closed_files(dir).map_err(io(dir))? {
         let modified = fs::metadata(&file.path)
             .and_then(|m| m.modified())
             .map_err(io(&file.path))?;
         // Never before it is confirmed shipped, when shipping is on.
-        if modified < cutoff && crate::ship::manifest::may_delete(dir, &file.path) {
+        if modified < cutoff && deletable.allows(&file.path) {
             fs::remove_file(&file.path).map_err(io(&file.path))?;
             if let Some(partition) = file.path.parent() {
                 // Fails while the partition still holds files, as it should.

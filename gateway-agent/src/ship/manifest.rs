@@ -89,17 +89,35 @@ fn parse(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Whether retention may delete `file` under `dir`: always when shipping was never used
-/// there (no manifest), else only once the manifest lists it.
-pub fn may_delete(dir: &Path, file: &Path) -> bool {
-    let Ok(manifest) = Manifest::load(dir) else {
-        return false;
-    };
-    if !dir.join(FILE).exists() {
-        return true;
+/// What retention may delete under one audit directory, read once per retention run.
+pub enum Deletable {
+    /// Shipping was never on here (no manifest): retention is unchanged.
+    Any,
+    /// Only files the manifest lists (an unreadable manifest lists none).
+    Shipped(PathBuf, Manifest),
+}
+
+impl Deletable {
+    pub fn load(dir: &Path) -> Self {
+        if !dir.join(FILE).exists() {
+            return Self::Any;
+        }
+        Self::Shipped(dir.to_owned(), Manifest::load(dir).unwrap_or_default())
     }
-    file.strip_prefix(dir)
-        .ok()
-        .and_then(|r| r.to_str())
-        .is_some_and(|r| manifest.contains(r))
+
+    pub fn allows(&self, file: &Path) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Shipped(dir, manifest) => file
+                .strip_prefix(dir)
+                .ok()
+                .and_then(|r| r.to_str())
+                .is_some_and(|r| manifest.contains(r)),
+        }
+    }
+}
+
+/// Whether retention may delete `file` under `dir` (see [`Deletable`]).
+pub fn may_delete(dir: &Path, file: &Path) -> bool {
+    Deletable::load(dir).allows(file)
 }

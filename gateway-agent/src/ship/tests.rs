@@ -206,3 +206,24 @@ fn fleet_reports_per_host_and_names_a_gap() {
         "{beta_report}"
     );
 }
+
+#[test]
+fn retention_deletes_only_shipped_files() {
+    use crate::audit::writer::delete_older_than;
+    let root = tempfile::tempdir().unwrap();
+    let files = write_host(root.path(), "h");
+    let dir = root.path().join("host=h");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 86_400);
+    fs::write(dir.join(manifest::FILE), "").unwrap();
+    assert!(delete_older_than(&dir, 1, later).unwrap().is_empty());
+    let first = files[0].strip_prefix(&dir).unwrap().to_str().unwrap();
+    Manifest::load(&dir)
+        .unwrap()
+        .record(first, &"00".repeat(32), "k")
+        .unwrap();
+    assert_eq!(
+        delete_older_than(&dir, 1, later).unwrap(),
+        vec![files[0].clone()]
+    );
+    assert!(files[1].exists() && files[2].exists());
+}

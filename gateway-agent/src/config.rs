@@ -432,6 +432,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if let Some(ship) = &self.audit.ship {
+            ship.validate()
+                .map_err(|problem| invalid("audit.ship", problem))?;
+        }
         Ok(())
     }
 

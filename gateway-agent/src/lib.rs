@@ -26,5 +26,6 @@ pub mod proxy;
 pub mod run;
 pub mod sd_notify;
 pub mod servers;
+pub mod ship;
 pub mod status;
 pub mod tls;

@@ -187,9 +187,24 @@ enum AuditCommand {
     /// Recompute every row hash and link of the Parquet audit trail; names the first
     /// broken file and row, exits non-zero if there is one.
     Verify {
-        /// The audit directory (`[audit] dir`).
+        /// The audit directory (`[audit] dir`), or a synced copy of a fleet's bucket
+        /// (`host=<host>/…` directories), which is then verified per host.
         #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
         dir: PathBuf,
+        /// Verify a fleet's trail in a bucket instead: `s3://BUCKET/PREFIX` (credentials
+        /// from the standard AWS environment).
+        #[arg(long, conflicts_with = "dir")]
+        s3: Option<String>,
+        /// S3-compatible endpoint for `--s3` (`http(s)://host:port`); default AWS.
+        #[arg(long, requires = "s3")]
+        endpoint: Option<String>,
+        /// Region for `--s3`.
+        #[arg(long, requires = "s3")]
+        region: Option<String>,
+        /// Fleet: pinned public keys, lines `<host> <hex Ed25519 key>` (each host's
+        /// `audit-signing.pub`). Without it, signatures are not checked.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
     },
     /// List sessions, one line each (newest last): first/last time, who, process, server,
     /// message, denied and masked counts. Reads closed files only: the agent closes its
@@ -249,7 +264,23 @@ fn main() -> std::process::ExitCode {
         Command::Check { config } => run::check(config.as_deref()),
         Command::Detach { config } => run::detach(config.as_deref()),
         Command::Audit {
-            command: AuditCommand::Verify { dir },
+            command:
+                AuditCommand::Verify {
+                    dir,
+                    s3,
+                    endpoint,
+                    region,
+                    keyring,
+                },
+        } if s3.is_some() || keyring.is_some() || is_fleet_copy(&dir) => verify_fleet(
+            &dir,
+            s3.as_deref(),
+            endpoint.as_deref(),
+            region.as_deref(),
+            keyring.as_deref(),
+        ),
+        Command::Audit {
+            command: AuditCommand::Verify { dir, .. },
         } => gateway_agent::audit::verify(&dir)
             .map(|report| println!("{report}"))
             .map_err(Into::into),
@@ -306,6 +337,82 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A synced bucket: `host=…` directories instead of `dt=…` ones.
+fn is_fleet_copy(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("host="))
+    })
+}
+
+/// `audit verify` over a fleet (a bucket, or a synced copy): one line per host; fails if
+/// any host has a problem.
+fn verify_fleet(
+    dir: &Path,
+    s3: Option<&str>,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    keyring: Option<&Path>,
+) -> anyhow::Result<()> {
+    use gateway_agent::ship::{download, fleet};
+    let keyring = keyring.map(fleet::Keyring::load).transpose()?;
+    // A bucket is copied to a private temporary directory, removed when done.
+    let copy = match s3 {
+        Some(url) => {
+            use std::os::unix::fs::DirBuilderExt as _;
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let tmp =
+                std::env::temp_dir().join(format!("gateway-verify-{}-{nanos}", std::process::id()));
+            // A new directory only this user can read (fails if the name exists).
+            std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let fetched = runtime.block_on(download::download(url, endpoint, region, &tmp));
+            if let Err(err) = fetched {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(err.into());
+            }
+            Some(tmp)
+        }
+        None => None,
+    };
+    let root = copy.as_deref().unwrap_or(dir);
+    let reports = fleet::verify_dir(root, keyring.as_ref());
+    if let Some(tmp) = &copy {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    let reports = reports?;
+    let mut failed = Vec::new();
+    for report in &reports {
+        // Paths inside the temporary copy are shown as the objects they came from.
+        let line = report.to_string();
+        let line = match (&copy, s3) {
+            (Some(tmp), Some(url)) => line.replace(
+                &format!("{}/", tmp.display()),
+                &format!("{}/", url.trim_end_matches('/')),
+            ),
+            _ => line,
+        };
+        println!("{line}");
+        if !report.problems.is_empty() {
+            failed.push(report.host.clone());
+        }
+    }
+    if keyring.is_none() {
+        println!("signatures not checked: no --keyring");
+    }
+    anyhow::ensure!(
+        failed.is_empty(),
+        "fleet audit trail broken on host(s): {}",
+        failed.join(", ")
+    );
+    Ok(())
 }
 
 fn audit_sessions(

@@ -138,6 +138,11 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
                 format!("opening the audit trail in {}", config.audit.dir.display())
             })?;
             info!(dir = %config.audit.dir.display(), recovered, "audit trail open");
+            if let Some(ship) = &config.audit.ship {
+                // Runs until the process exits; files it has not shipped wait on disk.
+                crate::ship::spawn(config.audit.dir.clone(), ship.clone())
+                    .context("starting audit shipping ([audit.ship])")?;
+            }
             Some(sink)
         } else {
             warn!("auditing is off ([audit] enabled = false): MCP traffic is not recorded");

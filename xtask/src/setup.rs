@@ -81,10 +81,13 @@ fn ensure_node_packages() -> anyhow::Result<()> {
 /// duckdb reads the audit trail's Parquet files in the audit tests, as an operator would.
 /// kubernetes-validate (which ships the Kubernetes OpenAPI schemas) checks
 /// packaging/kubernetes/ in tests/kubernetes.rs.
-const PYTHON_PACKAGES: [(&str, &str); 3] = [
+const PYTHON_PACKAGES: [(&str, &str); 4] = [
     ("mcp", "2.3.0"),
     ("duckdb", "2.0.1"),
     ("kubernetes-validate", "1.37.0"),
+    // A real S3-compatible server (with object lock) on loopback for tests/audit_ship.rs;
+    // brings boto3, which tests/audit/s3.py uses to read the bucket back.
+    ("moto[server]", "5.2.5"),
 ];
 
 fn ensure_python_env() -> anyhow::Result<()> {
@@ -95,7 +98,9 @@ fn ensure_python_env() -> anyhow::Result<()> {
     }
     let python = python.display().to_string();
     for (package, version) in PYTHON_PACKAGES {
-        let installed = output(&python, &["-m", "pip", "show", package])
+        // `pip show` takes the distribution name, without extras.
+        let name = package.split('[').next().unwrap_or(package);
+        let installed = output(&python, &["-m", "pip", "show", name])
             .is_ok_and(|info| info.lines().any(|l| l == format!("Version: {version}")));
         if !installed {
             run(

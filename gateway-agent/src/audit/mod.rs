@@ -63,6 +63,8 @@ pub struct AuditConfig {
     /// Bytes after which the write-ahead log starts a new segment; a segment is deleted
     /// once all its rows are in closed Parquet files. Default 64 MiB.
     pub wal_segment_bytes: u64,
+    /// `[audit.ship]`: upload every closed file to S3-compatible storage (see `ship`).
+    pub ship: Option<crate::ship::ShipConfig>,
 }
 
 /// See [`AuditConfig::durability`].
@@ -97,6 +99,7 @@ impl Default for AuditConfig {
             durability: Durability::Sync,
             interval_ms: 50,
             wal_segment_bytes: 64 << 20,
+            ship: None,
         }
     }
 }

@@ -134,6 +134,19 @@ impl VerifyError {
 /// Verifies every closed file under `dir`. `.tmp` files (still open, or left by a crash)
 /// are not part of the trail and are ignored.
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
+    let key = sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
+        path: dir.join(sign::PUB_FILE),
+        problem,
+    })?;
+    verify_with_key(dir, key)
+}
+
+/// [`verify`] with signatures checked against `key` instead of the directory's own
+/// `.pub` (a fleet's pinned keyring, for copies shipped off the host).
+pub fn verify_with_key(
+    dir: &Path,
+    key: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<VerifyReport, VerifyError> {
     let files = writer::closed_files(dir).map_err(|source| VerifyError::Io {
         path: dir.to_owned(),
         source,
@@ -143,10 +156,6 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
             dir: dir.to_owned(),
         });
     }
-    let key = sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
-        path: dir.join(sign::PUB_FILE),
-        problem,
-    })?;
     let mut report = VerifyReport {
         files: files.len(),
         rows: 0,

@@ -52,6 +52,10 @@ pub const META_ROWS: &str = "gateway.rows";
 pub const META_SIGNATURE: &str = "gateway.signature";
 /// WAL sequence number of the file's last row, in files written through the sink.
 pub const META_WAL_LAST_SEQ: &str = "gateway.wal_last_seq";
+/// The row schema's version (README, "Schema contract"): bumped when a column changes
+/// meaning or type; adding a column does not bump it (readers use `union_by_name`).
+pub const META_SCHEMA_VERSION: &str = "gateway.schema_version";
+pub const SCHEMA_VERSION: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -422,6 +426,7 @@ impl AuditWriter {
             (META_FIRST_PREV, chain::to_hex(&open.first_prev_hash)),
             (META_LAST_HASH, chain::to_hex(&self.last_hash)),
             (META_ROWS, open.rows.to_string()),
+            (META_SCHEMA_VERSION, SCHEMA_VERSION.to_owned()),
             (
                 META_SIGNATURE,
                 self.signer
@@ -441,6 +446,7 @@ impl AuditWriter {
         if open.wal_last_seq.is_some() {
             self.closed_wal_seq = open.wal_last_seq;
         }
+        crate::ship::file_closed();
         Ok(())
     }
 }
@@ -524,11 +530,13 @@ pub fn delete_older_than(
 ) -> Result<Vec<PathBuf>, WriterError> {
     let cutoff = now - Duration::from_secs(u64::from(days) * 86_400);
     let mut deleted = Vec::new();
+    let deletable = crate::ship::manifest::Deletable::load(dir);
     for file in closed_files(dir).map_err(io(dir))? {
         let modified = fs::metadata(&file.path)
             .and_then(|m| m.modified())
             .map_err(io(&file.path))?;
-        if modified < cutoff {
+        // Never before it is confirmed shipped, when shipping is on.
+        if modified < cutoff && deletable.allows(&file.path) {
             fs::remove_file(&file.path).map_err(io(&file.path))?;
             if let Some(partition) = file.path.parent() {
                 // Fails while the partition still holds files, as it should.

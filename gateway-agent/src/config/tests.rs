@@ -119,3 +119,20 @@ fn identity_and_audit_default_to_local_and_on() {
         PathBuf::from("/var/lib/gateway-agent/audit")
     );
 }
+
+#[test]
+fn audit_ship_is_optional_and_checked_up_front() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert!(config.audit.ship.is_none());
+    let ship = format!(
+        "{MINIMAL}\n[audit.ship]\nbucket = \"fleet\"\nhost = \"web-1\"\nretain_days = 30\nlock_mode = \"compliance\"\n"
+    );
+    let config = Config::parse(&ship, "test.toml").unwrap();
+    let ship = config.audit.ship.expect("[audit.ship] parsed");
+    assert_eq!(ship.bucket, "fleet");
+    assert_eq!(ship.retain_days, Some(30));
+    let msg = problem(&format!(
+        "{MINIMAL}\n[audit.ship]\nbucket = \"fleet\"\nhost = \"web 1\"\n"
+    ));
+    assert!(msg.contains("audit.ship") && msg.contains("host"), "{msg}");
+}

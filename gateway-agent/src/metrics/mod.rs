@@ -82,6 +82,9 @@ pub struct Metrics {
     fsync: Histogram,
     upstream: Histogram,
     approvals_pending: Gauge,
+    ship_backlog: Gauge,
+    ship_uploads: Counter,
+    ship_failures: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -144,6 +147,24 @@ impl Metrics {
             "Approvals waiting for a person's decision",
             approvals_pending.clone(),
         );
+        let ship_backlog = Gauge::default();
+        registry.register(
+            "audit_ship_backlog_files",
+            "Closed audit files not yet confirmed in the bucket ([audit.ship])",
+            ship_backlog.clone(),
+        );
+        let ship_uploads = Counter::default();
+        registry.register(
+            "audit_ship_uploads",
+            "Audit files confirmed shipped to the bucket",
+            ship_uploads.clone(),
+        );
+        let ship_failures = Counter::default();
+        registry.register(
+            "audit_ship_failures",
+            "Failed shipping attempts (each is retried with backoff)",
+            ship_failures.clone(),
+        );
         Self {
             registry,
             connections,
@@ -154,6 +175,9 @@ impl Metrics {
             fsync,
             upstream,
             approvals_pending,
+            ship_backlog,
+            ship_uploads,
+            ship_failures,
         }
     }
 
@@ -237,6 +261,20 @@ impl Metrics {
     pub fn set_approvals_pending(&self, pending: usize) {
         self.approvals_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// Audit shipping: files waiting, one more shipped, one failed attempt.
+    pub fn ship_backlog(&self, files: usize) {
+        self.ship_backlog
+            .set(i64::try_from(files).unwrap_or(i64::MAX));
+    }
+
+    pub fn ship_uploaded(&self) {
+        self.ship_uploads.inc();
+    }
+
+    pub fn ship_failed(&self) {
+        self.ship_failures.inc();
     }
 
     /// The registry in the Prometheus/OpenMetrics text format.

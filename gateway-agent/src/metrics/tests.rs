@@ -22,6 +22,9 @@ fn recorded_values_are_rendered() {
     metrics.identity_refused(None);
     metrics.audit_progress(&AtomicU64::new(10), &AtomicU64::new(4));
     metrics.timed_fsync(|| ());
+    metrics.ship_backlog(3);
+    metrics.ship_uploaded();
+    metrics.ship_failed();
     let text = metrics.render();
     for expected in [
         "gateway_connections_intercepted_total{server=\"billing\",mode=\"plaintext\"} 1",
@@ -33,6 +36,9 @@ fn recorded_values_are_rendered() {
         "gateway_audit_wal_lag_rows 6",
         "gateway_audit_fsync_seconds_count 1",
         "gateway_approvals_pending 0",
+        "gateway_audit_ship_backlog_files 3",
+        "gateway_audit_ship_uploads_total 1",
+        "gateway_audit_ship_failures_total 1",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }

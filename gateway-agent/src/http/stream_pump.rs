@@ -6,6 +6,10 @@
 //! client's body drains: the upstream is read no faster than the client reads
 //! (backpressure), nothing waits for the stream to end, and there is no idle timeout. When
 //! the client goes away the channel closes, the task ends and the upstream body is dropped.
+//! Every pump reads the upstream through [`Downstream::pull`], which also watches the
+//! channel: a pump parked on a quiet upstream (a subscription stream with nothing to say)
+//! would otherwise only notice the client had gone at its next write, holding the upstream
+//! connection open for as long as the server stays silent.
 //! A message's audit rows are durable before the message is released; a trail that cannot
 //! take them ends the stream rather than release an unrecorded message.
 
@@ -79,6 +83,19 @@ impl Source {
     }
 }
 
+/// What [`Downstream::pull`] got.
+pub enum Pulled {
+    /// Decoded upstream bytes.
+    Data(Bytes),
+    /// The upstream body failed.
+    Failed(BodyError),
+    /// The upstream body ended.
+    End,
+    /// The client's body was dropped (the client closed its stream or connection): the
+    /// pump must return, dropping the upstream body, which closes that connection.
+    ClientGone,
+}
+
 /// The client's side of a streamed response.
 pub struct Downstream {
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
@@ -92,6 +109,22 @@ pub fn channel(audit: Option<AuditSink>) -> (Downstream, ProxyBody) {
 }
 
 impl Downstream {
+    /// The next bytes from `source`, or [`Pulled::ClientGone`] as soon as the client's body
+    /// is dropped, even while the upstream says nothing.
+    pub async fn pull(&self, source: &mut Source) -> Pulled {
+        tokio::select! {
+            // Checked first: a client that is gone gets nothing more, however much the
+            // upstream has ready.
+            biased;
+            () = self.tx.closed() => Pulled::ClientGone,
+            chunk = source.next() => match chunk {
+                Some(Ok(bytes)) => Pulled::Data(bytes),
+                Some(Err(err)) => Pulled::Failed(err),
+                None => Pulled::End,
+            },
+        }
+    }
+
     /// Sends bytes that carry no message (gaps, comments); false once the client is gone.
     pub async fn send(&self, bytes: Bytes) -> bool {
         self.tx.send(Ok(bytes)).await.is_ok()
@@ -124,14 +157,15 @@ impl Downstream {
 
 /// Copies `source` to the client unchanged (a body that carries no MCP message).
 pub async fn pass_through(mut source: Source, downstream: Downstream) {
-    while let Some(chunk) = source.next().await {
-        match chunk {
-            Ok(bytes) => {
+    loop {
+        match downstream.pull(&mut source).await {
+            Pulled::Data(bytes) => {
                 if !downstream.send(bytes).await {
                     return;
                 }
             }
-            Err(err) => return downstream.fail(err).await,
+            Pulled::Failed(err) => return downstream.fail(err).await,
+            Pulled::End | Pulled::ClientGone => return,
         }
     }
 }

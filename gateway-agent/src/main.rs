@@ -118,6 +118,18 @@ enum AuditCommand {
         /// The audit directory (`[audit] dir`).
         #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
         dir: PathBuf,
+        /// Check every file's signature against this public key (hex, as `audit pubkey`
+        /// prints it) instead of the directory's own `audit-signing.pub`, which is as
+        /// writable as the trail.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+    },
+    /// Print the public key that signs the audit files (hex), for verifiers to pin.
+    Pubkey {
+        /// Agent config whose `[audit]` locates the key; without it, the embedded
+        /// default's.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List sessions, one line each (newest last): first/last time, who, process, server,
     /// message, denied and masked counts. Reads closed files only: the agent closes its
@@ -163,10 +175,14 @@ fn main() -> std::process::ExitCode {
         Command::Check { config } => run::check(config.as_deref()),
         Command::Detach { config } => run::detach(config.as_deref()),
         Command::Audit {
-            command: AuditCommand::Verify { dir },
-        } => gateway_agent::audit::verify(&dir)
-            .map(|report| println!("{report}"))
-            .map_err(Into::into),
+            command: AuditCommand::Verify { dir, pubkey },
+        } => audit_verify(&dir, pubkey.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Pubkey { config },
+        } => Config::load(config.as_deref())
+            .map_err(anyhow::Error::from)
+            .and_then(|config| Ok(gateway_agent::audit::sign::read_key(&config.audit)?))
+            .map(|key| println!("{}", gateway_agent::audit::sign::public_hex(&key))),
         Command::Audit {
             command:
                 AuditCommand::Sessions {
@@ -197,6 +213,27 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn audit_verify(dir: &Path, pubkey: Option<&Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let pinned = match pubkey {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the public key {}", path.display()))?;
+            Some(
+                gateway_agent::audit::sign::parse_public(&text)
+                    .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?,
+            )
+        }
+    };
+    let report = gateway_agent::audit::verify::verify_pinned(dir, pinned)?;
+    println!("{report}");
+    if let Some(path) = pubkey {
+        println!("every file signed by the key in {}", path.display());
+    }
+    Ok(())
 }
 
 fn audit_sessions(

@@ -3,6 +3,8 @@
 //! verifier that names the first row someone changed, removed or reordered.
 //!
 //! - [`record`]: the row, its Arrow schema, and conversions.
+//! - [`access`]: owner-only modes (or a reader group) for everything under the audit
+//!   directory, whatever the umask.
 //! - [`chain`]: the SHA-256 chain and its canonical row encoding (documented for
 //!   independent verifiers).
 //! - [`writer`]: rotation, `.tmp` + rename on close, chain continuity across restarts,
@@ -19,6 +21,7 @@
 //! The rows themselves are built in `http::audit_rows`, where the exchange knows what
 //! each message is.
 
+pub mod access;
 pub mod chain;
 pub mod record;
 pub mod replay;
@@ -44,6 +47,13 @@ pub struct AuditConfig {
     /// Where the Parquet files go (`dt=YYYY-MM-DD/audit-….parquet` below it). Default
     /// `/var/lib/gateway-agent/audit` (systemd's `StateDirectory=gateway-agent`).
     pub dir: PathBuf,
+    /// A group allowed to read the trail (directories 2750, files 0640, of this group);
+    /// `None` (the default): the agent's user only (directories 0700, files 0600).
+    pub reader_group: Option<String>,
+    /// The Ed25519 key that signs each closed file; never inside `dir`. Default: the
+    /// systemd credential `audit-signing-key` when the unit passes one, else
+    /// `<parent of dir>/keys/audit-signing.key` (see `sign`).
+    pub signing_key: Option<PathBuf>,
     /// Auditing is on unless switched off here. Default `true`.
     pub enabled: bool,
     /// When the open file is closed and a new one started.
@@ -91,6 +101,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("/var/lib/gateway-agent/audit"),
+            reader_group: None,
+            signing_key: None,
             enabled: true,
             rotation: RotationConfig::default(),
             retention_days: None,

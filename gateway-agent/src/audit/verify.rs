@@ -134,6 +134,16 @@ impl VerifyError {
 /// Verifies every closed file under `dir`. `.tmp` files (still open, or left by a crash)
 /// are not part of the trail and are ignored.
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
+    verify_pinned(dir, None)
+}
+
+/// [`verify`] against `pinned`, a public key kept away from the trail (`audit verify
+/// --pubkey`), instead of the directory's own `audit-signing.pub`: a file signed by any
+/// other key fails, named.
+pub fn verify_pinned(
+    dir: &Path,
+    pinned: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<VerifyReport, VerifyError> {
     let files = writer::closed_files(dir).map_err(|source| VerifyError::Io {
         path: dir.to_owned(),
         source,
@@ -143,10 +153,13 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
             dir: dir.to_owned(),
         });
     }
-    let key = sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
-        path: dir.join(sign::PUB_FILE),
-        problem,
-    })?;
+    let key = match pinned {
+        Some(key) => Some(key),
+        None => sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
+            path: dir.join(sign::PUB_FILE),
+            problem,
+        })?,
+    };
     let mut report = VerifyReport {
         files: files.len(),
         rows: 0,

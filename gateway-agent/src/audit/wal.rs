@@ -285,7 +285,10 @@ impl WalWriter {
         segment_bytes: u64,
         older: Vec<Segment>,
     ) -> Result<Self, WalError> {
-        fs::create_dir_all(wal_dir).map_err(io(wal_dir))?;
+        if let Some(parent) = wal_dir.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        super::access::create_dir(wal_dir).map_err(io(wal_dir))?;
         let (file, current) = new_segment(wal_dir, next_seq)?;
         Ok(Self {
             dir: wal_dir.to_owned(),
@@ -382,12 +385,7 @@ impl WalWriter {
 
 fn new_segment(wal_dir: &Path, first_seq: u64) -> Result<(File, Segment), WalError> {
     let path = wal_dir.join(format!("wal-{first_seq:020}.log"));
-    let mut file = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = super::access::create_file(&path, false).map_err(io(&path))?;
     file.write_all(MAGIC)
         .and_then(|()| file.sync_data())
         .and_then(|()| File::open(wal_dir)?.sync_all())

@@ -36,7 +36,7 @@ use parquet::{
 };
 
 use super::{
-    AuditConfig, RotationConfig,
+    AuditConfig, RotationConfig, access,
     chain::{self, GENESIS},
     record::{self, AuditRecord},
     sign::FileSigner,
@@ -70,6 +70,10 @@ pub enum WriterError {
          per directory, or their chains would fork"
     )]
     Locked { path: PathBuf, holder: String },
+    #[error(transparent)]
+    Access(#[from] super::access::AccessError),
+    #[error(transparent)]
+    Key(#[from] super::sign::KeyError),
     #[error(
         "cannot continue the audit hash chain from {path}: {problem} \
          (run `gateway-agent audit verify` on the directory)"
@@ -142,13 +146,7 @@ fn parse_name(name: &str) -> Option<(String, u64)> {
 fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, WriterError> {
     use std::io::{Read, Seek, Write};
     let path = dir.join(".lock");
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io(&path))?;
+    let file = access::open_rw(&path).map_err(io(&path))?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(mut locked) => {
             let pid = std::process::id().to_string();
@@ -236,7 +234,11 @@ impl AuditWriter {
     /// No file is created until the first row.
     pub fn open(config: &AuditConfig) -> Result<Self, WriterError> {
         let dir = config.dir.clone();
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let fixed = access::prepare(&dir, config.reader_group.as_deref())?;
+        if fixed > 0 {
+            tracing::warn!(dir = %dir.display(), fixed,
+                "audit files or directories were readable or writable beyond the agent (and its reader group); their modes were corrected");
+        }
         let lock = lock(&dir)?;
         let files = closed_files(&dir).map_err(io(&dir))?;
         let (last_hash, next_seq, last_start_us) = match files.last() {
@@ -253,7 +255,7 @@ impl AuditWriter {
                 parse_start(&newest.start).unwrap_or(i64::MIN),
             ),
         };
-        let signer = FileSigner::load_or_create(&dir).map_err(io(&dir))?;
+        let signer = FileSigner::open(config)?;
         Ok(Self {
             _lock: lock,
             signer,
@@ -370,10 +372,10 @@ impl AuditWriter {
         let seq = self.next_seq;
         self.next_seq += 1;
         let partition = self.dir.join(format!("dt={}", date_of(start_us)));
-        fs::create_dir_all(&partition).map_err(io(&partition))?;
+        access::create_dir(&partition).map_err(io(&partition))?;
         let path = partition.join(format!("audit-{}-{seq:06}.parquet", format_start(start_us)));
         let tmp = path.with_extension("parquet.tmp");
-        let file = File::create_new(&tmp).map_err(io(&tmp))?;
+        let file = access::create_file(&tmp, true).map_err(io(&tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();

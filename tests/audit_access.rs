@@ -212,3 +212,75 @@ fn a_signing_key_configured_inside_the_audit_dir_stops_the_start() {
     assert!(!out.status.success(), "started anyway: {stderr}");
     assert!(stderr.contains("inside the audit directory"), "{stderr}");
 }
+
+/// The trail's newest files are removed (an intruder cutting the tail; with the key, new
+/// rows could follow, re-signed): every remaining file verifies, but the last checkpoint
+/// the agent logged names a head the trail no longer has.
+#[test]
+fn a_cut_tail_is_caught_by_the_last_logged_checkpoint() {
+    if !require_root("a_cut_tail_is_caught_by_the_last_logged_checkpoint") {
+        return;
+    }
+    let server = McpServer::start("stateful", "json");
+    let scenario = Scenario::new();
+    let audit = scenario.audit_dir();
+    let config = scenario.config_with(
+        &[server.port],
+        &format!(
+            "\n[audit]\ndir = \"{}\"\n[audit.rotation]\nmax_rows = 2\n",
+            audit.display()
+        ),
+    );
+    let agent = scenario.start_agent(&config);
+    server.client_in(&scenario, "legacy");
+    agent.wait_for("audit checkpoint", |l| l["rows"].as_u64() > Some(2));
+    let line = agent
+        .lines("audit checkpoint")
+        .last()
+        .cloned()
+        .expect("a checkpoint");
+    assert!(agent.stop(libc::SIGTERM).success());
+    let checkpoint = line["checkpoint"]
+        .as_str()
+        .expect("checkpoint field")
+        .to_owned();
+    let head = line["head"].as_str().unwrap().to_owned();
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--dir"];
+        let dir = audit.to_string_lossy().into_owned();
+        args.push(&dir);
+        args.extend_from_slice(extra);
+        agent_cli(&args)
+    };
+    let out = verify(&["--checkpoint", &line.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Cut from the file that holds the checkpoint's head onwards.
+    let files = gateway_agent::audit::writer::closed_files(&audit).unwrap();
+    let holds = files
+        .iter()
+        .position(|f| {
+            gateway_agent::audit::writer::row_hashes(&f.path)
+                .unwrap()
+                .iter()
+                .any(|h| gateway_agent::audit::chain::to_hex(h) == head)
+        })
+        .expect("head in the trail");
+    assert!(
+        holds > 0,
+        "the checkpoint is in the first file; nothing would remain"
+    );
+    for file in &files[holds..] {
+        fs::remove_file(&file.path).unwrap();
+    }
+    let out = verify(&[]);
+    assert!(
+        out.status.success(),
+        "the cut trail verifies alone: {out:?}"
+    );
+    let out = verify(&["--checkpoint", &checkpoint]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cut not detected: {out:?}");
+    assert!(stderr.contains("not in the trail"), "{stderr}");
+}

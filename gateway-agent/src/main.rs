@@ -123,6 +123,11 @@ enum AuditCommand {
         /// writable as the trail.
         #[arg(long)]
         pubkey: Option<PathBuf>,
+        /// A signed checkpoint the agent logged (`audit checkpoint`), as the log line or
+        /// a file of log lines (the newest one counts): its head must still be in the
+        /// trail, which catches a tail cut off and re-signed.
+        #[arg(long, value_name = "LINE_OR_FILE")]
+        checkpoint: Option<String>,
     },
     /// Print the public key that signs the audit files (hex), for verifiers to pin.
     Pubkey {
@@ -175,8 +180,13 @@ fn main() -> std::process::ExitCode {
         Command::Check { config } => run::check(config.as_deref()),
         Command::Detach { config } => run::detach(config.as_deref()),
         Command::Audit {
-            command: AuditCommand::Verify { dir, pubkey },
-        } => audit_verify(&dir, pubkey.as_deref()),
+            command:
+                AuditCommand::Verify {
+                    dir,
+                    pubkey,
+                    checkpoint,
+                },
+        } => audit_verify(&dir, pubkey.as_deref(), checkpoint.as_deref()),
         Command::Audit {
             command: AuditCommand::Pubkey { config },
         } => Config::load(config.as_deref())
@@ -215,15 +225,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn audit_verify(dir: &Path, pubkey: Option<&Path>) -> anyhow::Result<()> {
+fn audit_verify(dir: &Path, pubkey: Option<&Path>, checkpoint: Option<&str>) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    use gateway_agent::audit::{checkpoint as cp, sign};
     let pinned = match pubkey {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the public key {}", path.display()))?;
             Some(
-                gateway_agent::audit::sign::parse_public(&text)
+                sign::parse_public(&text)
                     .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?,
             )
         }
@@ -232,6 +243,26 @@ fn audit_verify(dir: &Path, pubkey: Option<&Path>) -> anyhow::Result<()> {
     println!("{report}");
     if let Some(path) = pubkey {
         println!("every file signed by the key in {}", path.display());
+    }
+    if let Some(arg) = checkpoint {
+        let checkpoint = cp::load(arg).map_err(anyhow::Error::msg)?;
+        let key = match pinned {
+            Some(key) => Some(key),
+            None => sign::pinned_key(dir).map_err(anyhow::Error::msg)?,
+        };
+        let found = cp::check(dir, &checkpoint, key.as_ref()).map_err(anyhow::Error::msg)?;
+        println!(
+            "checkpoint of {} (row {}) found at row {}, {} rows after it{}",
+            checkpoint.time,
+            checkpoint.rows,
+            found.position,
+            found.after,
+            if found.position == checkpoint.rows {
+                ""
+            } else {
+                " (older rows were removed since, e.g. by retention)"
+            }
+        );
     }
     Ok(())
 }

@@ -10,6 +10,8 @@
 //! - [`writer`]: rotation, `.tmp` + rename on close, chain continuity across restarts,
 //!   retention.
 //! - [`sign`]: Ed25519 signature of each closed file's chain ends.
+//! - [`checkpoint`]: signed statements of the trail's head, logged at every rotation and
+//!   periodically, that catch a cut-and-re-signed tail.
 //! - [`mod@verify`]: recomputes every hash and link across all closed files, checks
 //!   signatures.
 //! - [`wal`]: the write-ahead log (CRC-framed segments) that makes a row durable before
@@ -23,6 +25,7 @@
 
 pub mod access;
 pub mod chain;
+pub mod checkpoint;
 pub mod record;
 pub mod replay;
 pub mod sign;
@@ -54,6 +57,9 @@ pub struct AuditConfig {
     /// systemd credential `audit-signing-key` when the unit passes one, else
     /// `<parent of dir>/keys/audit-signing.key` (see `sign`).
     pub signing_key: Option<PathBuf>,
+    /// Minutes between restated signed checkpoints in the log (one is also logged each
+    /// time a file is closed); 0: only at rotation. Default 15.
+    pub checkpoint_minutes: u64,
     /// Auditing is on unless switched off here. Default `true`.
     pub enabled: bool,
     /// When the open file is closed and a new one started.
@@ -103,6 +109,7 @@ impl Default for AuditConfig {
             dir: PathBuf::from("/var/lib/gateway-agent/audit"),
             reader_group: None,
             signing_key: None,
+            checkpoint_minutes: 15,
             enabled: true,
             rotation: RotationConfig::default(),
             retention_days: None,

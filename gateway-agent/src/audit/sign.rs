@@ -327,6 +327,11 @@ impl FileSigner {
         Ok(Self { key })
     }
 
+    /// The key, for checkpoints.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Hex of the signature over [`message`].
     pub fn sign(&self, first_prev: &[u8; 32], last: &[u8; 32], rows: u64) -> String {
         hex(&self.key.sign(&message(first_prev, last, rows)).to_bytes())

@@ -38,6 +38,7 @@ use parquet::{
 use super::{
     AuditConfig, RotationConfig, access,
     chain::{self, GENESIS},
+    checkpoint,
     record::{self, AuditRecord},
     sign::FileSigner,
 };
@@ -167,6 +168,17 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, WriterError> {
 
 /// The chain's anchor for the next row: the newest closed file's last row hash.
 fn last_hash_in(path: &Path) -> Result<[u8; 32], WriterError> {
+    row_hashes(path)?
+        .last()
+        .copied()
+        .ok_or_else(|| WriterError::Chain {
+            path: path.to_owned(),
+            problem: "file has no rows".into(),
+        })
+}
+
+/// Every row's `hash` in `path`, in order (only that column is read).
+pub fn row_hashes(path: &Path) -> Result<Vec<[u8; 32]>, WriterError> {
     let chain_err = |problem: String| WriterError::Chain {
         path: path.to_owned(),
         problem,
@@ -180,19 +192,24 @@ fn last_hash_in(path: &Path) -> Result<[u8; 32], WriterError> {
         .with_projection(mask)
         .build()
         .map_err(|e| chain_err(e.to_string()))?;
-    let mut last = None;
+    let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| chain_err(e.to_string()))?;
-        if batch.num_rows() > 0 {
-            let hashes = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<arrow_array::FixedSizeBinaryArray>()
-                .ok_or_else(|| chain_err("hash column is not FixedSizeBinary(32)".into()))?;
-            last = hashes.value(batch.num_rows() - 1).try_into().ok();
+        let hashes = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::FixedSizeBinaryArray>()
+            .ok_or_else(|| chain_err("hash column is not FixedSizeBinary(32)".into()))?;
+        for i in 0..batch.num_rows() {
+            out.push(
+                hashes
+                    .value(i)
+                    .try_into()
+                    .map_err(|_| chain_err("hash is not 32 bytes".into()))?,
+            );
         }
     }
-    last.ok_or_else(|| chain_err("file has no rows".into()))
+    Ok(out)
 }
 
 struct OpenFile {
@@ -224,6 +241,7 @@ pub struct AuditWriter {
     /// WAL sequence number of the newest row in a file this writer closed.
     closed_wal_seq: Option<u64>,
     signer: FileSigner,
+    checkpoints: checkpoint::Schedule,
     /// Held for the writer's life: two writers on one directory would each continue the
     /// chain from the same last hash and fork it.
     _lock: nix::fcntl::Flock<File>,
@@ -256,9 +274,14 @@ impl AuditWriter {
             ),
         };
         let signer = FileSigner::open(config)?;
+        let rows = checkpoint::closed_rows(&dir).map_err(|problem| WriterError::Chain {
+            path: dir.clone(),
+            problem,
+        })?;
         Ok(Self {
             _lock: lock,
             signer,
+            checkpoints: checkpoint::Schedule::new(config.checkpoint_minutes, rows, last_hash),
             dir,
             rotation: config.rotation.clone(),
             last_hash,
@@ -350,6 +373,7 @@ impl AuditWriter {
         {
             self.close_file()?;
         }
+        self.checkpoints.tick(self.signer.key());
         Ok(())
     }
 
@@ -443,6 +467,8 @@ impl AuditWriter {
         if open.wal_last_seq.is_some() {
             self.closed_wal_seq = open.wal_last_seq;
         }
+        self.checkpoints
+            .closed(self.signer.key(), open.rows, self.last_hash);
         Ok(())
     }
 }

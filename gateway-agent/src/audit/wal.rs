@@ -27,7 +27,7 @@ use std::{
 
 use super::record::AuditRecord;
 
-const MAGIC: &[u8; 8] = b"GWWAL001";
+pub const MAGIC: &[u8; 8] = b"GWWAL001";
 const FRAME_HEAD: usize = 8;
 /// Larger than any row the pipeline makes (bodies are capped well below this); a larger
 /// `len` can only be a torn or damaged frame.
@@ -133,12 +133,18 @@ pub struct SegmentEnd {
 /// first bad one. `visit` may stop the scan early by returning `false`.
 pub fn read_segment(
     path: &Path,
-    mut visit: impl FnMut(u64, AuditRecord) -> bool,
+    visit: impl FnMut(u64, AuditRecord) -> bool,
 ) -> Result<SegmentEnd, WalError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io(path))?;
+    Ok(scan_segment(&bytes, visit))
+}
+
+/// [`read_segment`] over a segment's bytes already in memory (the fuzz targets feed it
+/// arbitrary ones: it must never panic or read past a bad frame).
+pub fn scan_segment(bytes: &[u8], mut visit: impl FnMut(u64, AuditRecord) -> bool) -> SegmentEnd {
     let mut end = SegmentEnd {
         valid_len: 0,
         torn: None,
@@ -147,11 +153,11 @@ pub fn read_segment(
     if bytes.len() < MAGIC.len() {
         // Created, header not yet (fully) written: an empty segment.
         end.torn = (!bytes.is_empty()).then_some("short header");
-        return Ok(end);
+        return end;
     }
     if &bytes[..MAGIC.len()] != MAGIC {
         end.torn = Some("not a WAL segment (bad magic)");
-        return Ok(end);
+        return end;
     }
     let mut pos = MAGIC.len();
     end.valid_len = pos as u64;
@@ -190,7 +196,7 @@ pub fn read_segment(
             break;
         }
     }
-    Ok(end)
+    end
 }
 
 /// Visits every logged row with `from <= seq <= to`, in order, across segments. A bad frame

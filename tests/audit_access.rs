@@ -79,6 +79,19 @@ fn trail_and_key_are_owner_only_under_umask_0022_and_the_key_is_pinned_elsewhere
         |_| true,
     );
     server.client_in(&scenario, "legacy");
+    // The session is listed while the agent runs, before any file is closed.
+    let out = agent_cli(&[
+        "audit",
+        "sessions",
+        "--dir",
+        &audit.to_string_lossy(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).lines().count() >= 1,
+        "no session listed while running: {out:?}"
+    );
     // While it runs (WAL segment, open `.tmp` file) and after it stopped (closed files).
     let running = owner_only(&audit);
     assert!(

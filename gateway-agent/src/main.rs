@@ -137,8 +137,8 @@ enum AuditCommand {
         config: Option<PathBuf>,
     },
     /// List sessions, one line each (newest last): first/last time, who, process, server,
-    /// message, denied and masked counts. Reads closed files only: the agent closes its
-    /// open file on rotation and at shutdown, so the newest rows may not be listed yet.
+    /// message, denied and masked counts. Reads the closed files and the rows still only
+    /// in the write-ahead log, so a session is listed as soon as it is recorded.
     Sessions {
         /// The audit directory (`[audit] dir`).
         #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
@@ -155,8 +155,8 @@ enum AuditCommand {
         json: bool,
     },
     /// Show one session's messages in chain order: who, when, direction, method/tool,
-    /// masked payload, status, decision and masking. Reads closed files only: the agent
-    /// closes its open file on rotation and at shutdown.
+    /// masked payload, status, decision and masking. Includes the rows still only in the
+    /// write-ahead log.
     Replay {
         /// The session id (see `audit sessions`).
         session: String,

@@ -18,7 +18,8 @@
 //!   the MCP message it records is forwarded.
 //! - [`sink`]: what the pipeline calls: group-committed fsync on a WAL thread, Parquet
 //!   encoding on another, crash recovery on open.
-//! - [`replay`]: `audit sessions` and `audit replay`, over closed files.
+//! - [`replay`]: `audit sessions` and `audit replay`, over closed files and
+//!   ([`tail`]) the rows still only in the write-ahead log.
 //!
 //! The rows themselves are built in `http::audit_rows`, where the exchange knows what
 //! each message is.
@@ -30,6 +31,7 @@ pub mod record;
 pub mod replay;
 pub mod sign;
 pub mod sink;
+pub mod tail;
 pub mod verify;
 pub mod wal;
 pub mod writer;

@@ -490,7 +490,8 @@ pub fn closed_wal_seq(dir: &Path) -> Result<u64, WriterError> {
     Ok(0)
 }
 
-fn wal_seq_in(path: &Path) -> Result<Option<u64>, WriterError> {
+/// `gateway.wal_last_seq` of one closed file (`None`: written without the WAL).
+pub fn wal_seq_in(path: &Path) -> Result<Option<u64>, WriterError> {
     let file = File::open(path).map_err(io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq(path))?;
     let value = builder

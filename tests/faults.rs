@@ -188,3 +188,98 @@ fn closed_json_streams_release_their_quiet_upstream_connections() {
         "notifications/message",
     );
 }
+
+/// An upstream that, for each of `connections` connections, sends one whole SSE event,
+/// then half of the next (carrying a secret) and ends the connection: the first with a
+/// FIN, the others with a reset.
+fn resetting_sse_server(connections: usize) -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for n in 0..connections {
+            let Ok((conn, _)) = listener.accept() else {
+                return;
+            };
+            reset_mid_event(conn, n > 0);
+        }
+    });
+    (port, handle)
+}
+
+fn reset_mid_event(mut conn: TcpStream, reset: bool) {
+    if support::read_request_head(&mut conn).is_none() {
+        return;
+    }
+    let whole = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"data\":\"first\"}}\n\n";
+    let half = format!(
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"data\":\"token {SECRET}"
+    );
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{whole}\r\n{:x}\r\n{half}\r\n",
+        whole.len(),
+        half.len()
+    );
+    let _ = conn.flush();
+    // RST instead of FIN: linger 0, then close.
+    if !reset {
+        return;
+    }
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt(2) on a socket we own, with a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(conn);
+}
+
+const SECRET: &str = "ghp_Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8";
+
+/// Upstream ends in the middle of an SSE event, with a FIN then with a reset: the client
+/// gets a broken transfer (not a clean end), the whole event before the cut (after a FIN;
+/// after a reset the kernel may drop what was not read yet), never the cut event's
+/// secret unmasked, and the agent keeps serving.
+#[test]
+fn upstream_reset_mid_sse_event_cuts_the_stream_and_leaks_nothing() {
+    if !require_root("upstream_reset_mid_sse_event_cuts_the_stream_and_leaks_nothing") {
+        return;
+    }
+    let (port, server) = resetting_sse_server(2);
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[port]));
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    // Twice: the agent keeps serving after an upstream reset.
+    for attempt in 0..2 {
+        let out = scenario.curl_output(&[
+            "-N",
+            "-H",
+            "accept: text/event-stream",
+            "-H",
+            "mcp-session-id: s-reset",
+            &url,
+        ]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            attempt > 0 || body.contains("\"first\""),
+            "the whole event before the cut: {body} {out:?}"
+        );
+        assert!(
+            !body.contains(SECRET),
+            "secret from the cut event released: {body}"
+        );
+        assert!(
+            !out.status.success(),
+            "attempt {attempt}: a reset upstream must not look like a clean end"
+        );
+    }
+    server.join().unwrap();
+}

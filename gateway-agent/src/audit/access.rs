@@ -105,6 +105,61 @@ pub fn prepare(dir: &Path, reader_group: Option<&str>) -> Result<usize, AccessEr
     Ok(fixed)
 }
 
+/// For a directory that is not the agent's alone (where the signing key is configured,
+/// say `/etc/gateway-agent`): creates it 0700 when missing; an existing one is refused
+/// when world-writable or owned by another user, and otherwise left exactly as it is
+/// (nothing in it is re-moded).
+pub fn check_dir(dir: &Path) -> Result<(), AccessError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    match DirBuilder::new().mode(DIR_PRIVATE).create(dir) {
+        Ok(()) => {
+            return fs::set_permissions(dir, Permissions::from_mode(DIR_PRIVATE))
+                .map_err(io_err(dir));
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    if !meta.is_dir() {
+        return Err(AccessError::NotDir {
+            path: dir.to_owned(),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 != 0 {
+        return Err(AccessError::WorldWritable {
+            path: dir.to_owned(),
+            mode,
+        });
+    }
+    let me = Uid::effective().as_raw();
+    if meta.uid() != me {
+        return Err(AccessError::NotOwner {
+            path: dir.to_owned(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    Ok(())
+}
+
+/// Sets an existing file to 0600 (owner only) when it allows more; a missing file is
+/// fine. Returns whether it changed.
+pub fn restrict_file(path: &Path) -> Result<bool, AccessError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.mode() & 0o077 != 0 => {
+            fs::set_permissions(path, Permissions::from_mode(FILE_PRIVATE))
+                .map_err(io_err(path))?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
 fn resolve_group(name: &str) -> Result<Gid, AccessError> {
     match Group::from_name(name) {
         Ok(Some(group)) => Ok(group.gid),
@@ -191,6 +246,19 @@ pub fn create_file(path: &Path, create_new: bool) -> io::Result<File> {
     }
     let file = options.open(path)?;
     file.set_permissions(Permissions::from_mode(mode))?;
+    Ok(file)
+}
+
+/// A secret's file (the signing key): 0600 whatever its directory allows, truncated if
+/// it exists.
+pub fn create_secret_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_PRIVATE)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(FILE_PRIVATE))?;
     Ok(file)
 }
 

@@ -203,7 +203,7 @@ fn create_seed(path: &Path) -> Result<[u8; 32], KeyError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp.{}.{unique}", std::process::id()));
-    let written = access::create_file(&tmp, false)
+    let written = access::create_secret_file(&tmp)
         .and_then(|mut f| f.write_all(&seed).and_then(|()| f.sync_all()));
     let linked = written.and_then(|()| fs::hard_link(&tmp, path));
     let _ = fs::remove_file(&tmp);
@@ -235,7 +235,7 @@ fn migrate(audit_dir: &Path, location: &KeyLocation) -> Result<(), KeyError> {
         (None, KeyLocation::File(path)) => {
             let dir = path.parent().unwrap_or(Path::new("/"));
             let tmp = path.with_extension("migrating");
-            let copied = access::create_file(&tmp, false)
+            let copied = access::create_secret_file(&tmp)
                 .and_then(|mut f| f.write_all(&old_seed).and_then(|()| f.sync_all()))
                 .and_then(|()| fs::rename(&tmp, path))
                 .and_then(|()| File::open(dir)?.sync_all());
@@ -302,10 +302,10 @@ impl FileSigner {
         let path = location.path();
         check_outside(&config.dir, path)?;
         if let KeyLocation::File(path) = &location {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            let fixed = access::prepare(dir, None)?;
-            if fixed > 0 {
-                tracing::warn!(dir = %dir.display(), fixed, "corrected modes in the audit signing key directory");
+            // Checked, not re-moded: the directory may hold other things (a config dir).
+            access::check_dir(path.parent().unwrap_or(Path::new("/")))?;
+            if access::restrict_file(path)? {
+                tracing::warn!(key = %path.display(), "the audit signing key was readable by others; set to 0600");
             }
         }
         migrate(&config.dir, &location)?;

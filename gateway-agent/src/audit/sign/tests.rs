@@ -162,3 +162,30 @@ fn verify_with_a_pinned_key_names_a_file_signed_by_another() {
         "{err}"
     );
 }
+
+#[test]
+fn a_key_directory_shared_with_other_files_is_checked_not_re_moded() {
+    let (root, mut config) = setup();
+    let etc = root.path().join("etc");
+    fs::create_dir(&etc).unwrap();
+    fs::set_permissions(&etc, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(etc.join("agent.toml"), "x").unwrap();
+    fs::set_permissions(etc.join("agent.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+    config.signing_key = Some(etc.join("audit.key"));
+    FileSigner::open(&config).unwrap();
+    assert_eq!(mode(&etc), 0o755, "the directory is left as it was");
+    assert_eq!(mode(&etc.join("agent.toml")), 0o644, "its other files too");
+    assert_eq!(mode(&etc.join("audit.key")), 0o600);
+
+    // A key someone made readable is restricted again.
+    fs::set_permissions(etc.join("audit.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    FileSigner::open(&config).unwrap();
+    assert_eq!(mode(&etc.join("audit.key")), 0o600);
+
+    // A world-writable key directory is refused.
+    fs::set_permissions(&etc, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(
+        FileSigner::open(&config),
+        Err(KeyError::Access(AccessError::WorldWritable { .. }))
+    ));
+}

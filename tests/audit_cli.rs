@@ -271,7 +271,7 @@ fn unknown_session_and_empty_dir_say_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
     let (ok, _, err) = agent(&["audit", "sessions", "--dir", empty.path().to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("no closed audit files"), "{err}");
+    assert!(err.contains("no audit rows"), "{err}");
 }
 
 #[test]

@@ -205,10 +205,27 @@ enum AuditCommand {
         /// `audit-signing.pub`). Without it, signatures are not checked.
         #[arg(long)]
         keyring: Option<PathBuf>,
+        /// Check every file's signature against this public key (hex, as `audit pubkey`
+        /// prints it) instead of the directory's own `audit-signing.pub`, which is as
+        /// writable as the trail.
+        #[arg(long, conflicts_with_all = ["s3", "keyring"])]
+        pubkey: Option<PathBuf>,
+        /// A signed checkpoint the agent logged (`audit checkpoint`), as the log line or
+        /// a file of log lines (the newest one counts): its head must still be in the
+        /// trail, which catches a tail cut off and re-signed.
+        #[arg(long, value_name = "LINE_OR_FILE")]
+        checkpoint: Option<String>,
+    },
+    /// Print the public key that signs the audit files (hex), for verifiers to pin.
+    Pubkey {
+        /// Agent config whose `[audit]` locates the key; without it, the embedded
+        /// default's.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List sessions, one line each (newest last): first/last time, who, process, server,
-    /// message, denied and masked counts. Reads closed files only: the agent closes its
-    /// open file on rotation and at shutdown, so the newest rows may not be listed yet.
+    /// message, denied and masked counts. Reads the closed files and the rows still only
+    /// in the write-ahead log, so a session is listed as soon as it is recorded.
     Sessions {
         /// The audit directory (`[audit] dir`).
         #[arg(long, default_value = "/var/lib/gateway-agent/audit")]
@@ -225,8 +242,8 @@ enum AuditCommand {
         json: bool,
     },
     /// Show one session's messages in chain order: who, when, direction, method/tool,
-    /// masked payload, status, decision and masking. Reads closed files only: the agent
-    /// closes its open file on rotation and at shutdown.
+    /// masked payload, status, decision and masking. Includes the rows still only in the
+    /// write-ahead log.
     Replay {
         /// The session id (see `audit sessions`).
         session: String,
@@ -271,6 +288,7 @@ fn main() -> std::process::ExitCode {
                     endpoint,
                     region,
                     keyring,
+                    ..
                 },
         } if s3.is_some() || keyring.is_some() || is_fleet_copy(&dir) => verify_fleet(
             &dir,
@@ -280,10 +298,20 @@ fn main() -> std::process::ExitCode {
             keyring.as_deref(),
         ),
         Command::Audit {
-            command: AuditCommand::Verify { dir, .. },
-        } => gateway_agent::audit::verify(&dir)
-            .map(|report| println!("{report}"))
-            .map_err(Into::into),
+            command:
+                AuditCommand::Verify {
+                    dir,
+                    pubkey,
+                    checkpoint,
+                    ..
+                },
+        } => audit_verify(&dir, pubkey.as_deref(), checkpoint.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Pubkey { config },
+        } => Config::load(config.as_deref())
+            .map_err(anyhow::Error::from)
+            .and_then(|config| Ok(gateway_agent::audit::sign::read_key(&config.audit)?))
+            .map(|key| println!("{}", gateway_agent::audit::sign::public_hex(&key))),
         Command::Audit {
             command:
                 AuditCommand::Sessions {
@@ -412,6 +440,48 @@ fn verify_fleet(
         "fleet audit trail broken on host(s): {}",
         failed.join(", ")
     );
+    Ok(())
+}
+
+fn audit_verify(dir: &Path, pubkey: Option<&Path>, checkpoint: Option<&str>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use gateway_agent::audit::{checkpoint as cp, sign};
+    let pinned = match pubkey {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the public key {}", path.display()))?;
+            Some(
+                sign::parse_public(&text)
+                    .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?,
+            )
+        }
+    };
+    let report = gateway_agent::audit::verify::verify_pinned(dir, pinned)?;
+    println!("{report}");
+    if let Some(path) = pubkey {
+        println!("every file signed by the key in {}", path.display());
+    }
+    if let Some(arg) = checkpoint {
+        let checkpoint = cp::load(arg).map_err(anyhow::Error::msg)?;
+        let key = match pinned {
+            Some(key) => Some(key),
+            None => sign::pinned_key(dir).map_err(anyhow::Error::msg)?,
+        };
+        let found = cp::check(dir, &checkpoint, key.as_ref()).map_err(anyhow::Error::msg)?;
+        println!(
+            "checkpoint of {} (row {}) found at row {}, {} rows after it{}",
+            checkpoint.time,
+            checkpoint.rows,
+            found.position,
+            found.after,
+            if found.position == checkpoint.rows {
+                ""
+            } else {
+                " (older rows were removed since, e.g. by retention)"
+            }
+        );
+    }
     Ok(())
 }
 

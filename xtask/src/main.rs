@@ -4,6 +4,7 @@
 
 mod bench;
 mod package;
+mod fuzz;
 mod setup;
 
 use std::process::Command;
@@ -37,6 +38,9 @@ enum Task {
     /// Set up, build in release mode and measure requests/s and p50/p99 latency of
     /// keep-alive HTTP requests, direct vs through the agent (needs root).
     Bench(bench::BenchArgs),
+    /// Run every cargo-fuzz target (nightly, libFuzzer) for `--secs` each from the
+    /// committed corpora; fails with the reproducer on a crash.
+    Fuzz(fuzz::FuzzArgs),
     /// The benchmark's load generator (started by `bench`, directly or in the agent's
     /// cgroup); prints one JSON line.
     #[command(hide = true)]
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::BenchClient(args) => bench::client::run(&args),
         Task::Package(args) => {
             if args.setup() {

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask fuzz` (libFuzzer targets in fuzz/, built with the preinstalled nightly).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "zlib1g-dev", "libzstd-dev"];
 /// Tools the end-to-end tests run: curl as the client, setpriv to change uid, mount for
 /// bpffs; for the TLS tests openssl (s_client, fingerprints) and update-ca-certificates
@@ -35,7 +37,25 @@ pub fn ensure_all() -> anyhow::Result<()> {
     ensure_bpf_linker()?;
     ensure_python_env()?;
     ensure_node_packages()?;
+    ensure_cargo_fuzz()?;
     Ok(())
+}
+
+/// cargo-fuzz, pinned, unless that version is already installed.
+pub fn ensure_cargo_fuzz() -> anyhow::Result<()> {
+    if output("cargo", &["fuzz", "--version"]).is_ok_and(|v| v.contains(CARGO_FUZZ_VERSION)) {
+        return Ok(());
+    }
+    run(
+        "cargo",
+        &[
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ],
+    )
 }
 
 /// tests/mcp/node: the TypeScript MCP SDK (1.x and the v2 server package), server-everything

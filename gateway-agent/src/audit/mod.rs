@@ -3,27 +3,35 @@
 //! verifier that names the first row someone changed, removed or reordered.
 //!
 //! - [`record`]: the row, its Arrow schema, and conversions.
+//! - [`access`]: owner-only modes (or a reader group) for everything under the audit
+//!   directory, whatever the umask.
 //! - [`chain`]: the SHA-256 chain and its canonical row encoding (documented for
 //!   independent verifiers).
 //! - [`writer`]: rotation, `.tmp` + rename on close, chain continuity across restarts,
 //!   retention.
 //! - [`sign`]: Ed25519 signature of each closed file's chain ends.
+//! - [`checkpoint`]: signed statements of the trail's head, logged at every rotation and
+//!   periodically, that catch a cut-and-re-signed tail.
 //! - [`mod@verify`]: recomputes every hash and link across all closed files, checks
 //!   signatures.
 //! - [`wal`]: the write-ahead log (CRC-framed segments) that makes a row durable before
 //!   the MCP message it records is forwarded.
 //! - [`sink`]: what the pipeline calls: group-committed fsync on a WAL thread, Parquet
 //!   encoding on another, crash recovery on open.
-//! - [`replay`]: `audit sessions` and `audit replay`, over closed files.
+//! - [`replay`]: `audit sessions` and `audit replay`, over closed files and
+//!   ([`tail`]) the rows still only in the write-ahead log.
 //!
 //! The rows themselves are built in `http::audit_rows`, where the exchange knows what
 //! each message is.
 
+pub mod access;
 pub mod chain;
+pub mod checkpoint;
 pub mod record;
 pub mod replay;
 pub mod sign;
 pub mod sink;
+pub mod tail;
 pub mod verify;
 pub mod wal;
 pub mod writer;
@@ -44,6 +52,16 @@ pub struct AuditConfig {
     /// Where the Parquet files go (`dt=YYYY-MM-DD/audit-….parquet` below it). Default
     /// `/var/lib/gateway-agent/audit` (systemd's `StateDirectory=gateway-agent`).
     pub dir: PathBuf,
+    /// A group allowed to read the trail (directories 2750, files 0640, of this group);
+    /// `None` (the default): the agent's user only (directories 0700, files 0600).
+    pub reader_group: Option<String>,
+    /// The Ed25519 key that signs each closed file; never inside `dir`. Default: the
+    /// systemd credential `audit-signing-key` when the unit passes one, else
+    /// `<parent of dir>/keys/audit-signing.key` (see `sign`).
+    pub signing_key: Option<PathBuf>,
+    /// Minutes between restated signed checkpoints in the log (one is also logged each
+    /// time a file is closed); 0: only at rotation. Default 15.
+    pub checkpoint_minutes: u64,
     /// Auditing is on unless switched off here. Default `true`.
     pub enabled: bool,
     /// When the open file is closed and a new one started.
@@ -93,6 +111,9 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("/var/lib/gateway-agent/audit"),
+            reader_group: None,
+            signing_key: None,
+            checkpoint_minutes: 15,
             enabled: true,
             rotation: RotationConfig::default(),
             retention_days: None,

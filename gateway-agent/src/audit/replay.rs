@@ -1,10 +1,11 @@
 //! Reading the trail back for people: `audit sessions` lists who talked to which server
 //! and how it went, `audit replay` shows one session's conversation row by row.
 //!
-//! Only closed files are read ([`writer::closed_files`]): the open `.tmp` file has no
-//! footer yet, and the agent closes it on rotation and at shutdown. Rows come back in
-//! chain order (files by name, rows as written); replay orders by time, stably, so rows
-//! with the same timestamp keep that order.
+//! Closed files are read ([`writer::closed_files`]), then the rows that are durable in the
+//! write-ahead log but not yet in a closed file ([`super::tail`]): a session shows up as
+//! soon as its rows are recorded, not when the open file is closed (up to an hour later).
+//! Rows come back in chain order (files by name, rows as written, then the log's);
+//! replay orders by time, stably, so rows with the same timestamp keep that order.
 
 use std::{fs::File, path::Path, path::PathBuf};
 
@@ -27,8 +28,8 @@ pub enum ReplayError {
         source: std::io::Error,
     },
     #[error(
-        "{dir}: no closed audit files (is this the `[audit] dir`? the agent closes its open \
-         file on rotation and at shutdown)"
+        "{dir}: no audit rows (is this the `[audit] dir`? nothing recorded yet, or no access \
+         to its files)"
     )]
     Empty { dir: PathBuf },
     #[error(
@@ -36,7 +37,7 @@ pub enum ReplayError {
     )]
     Unreadable { file: PathBuf, problem: String },
     #[error(
-        "session {session:?} not found in the closed files of {dir} (list sessions with \
+        "session {session:?} not found in {dir} (list sessions with \
          `gateway-agent audit sessions --dir {dir}`)"
     )]
     UnknownSession { session: String, dir: PathBuf },
@@ -151,13 +152,19 @@ fn read_rows(dir: &Path, since_us: Option<i64>) -> Result<Vec<AuditRecord>, Repl
         path: dir.to_owned(),
         source,
     })?;
-    if files.is_empty() {
-        return Err(ReplayError::Empty {
-            dir: dir.to_owned(),
-        });
-    }
     let since_day = since_us.map(date_of);
     let mut rows = Vec::new();
+    // Rows after the newest file read are still only in the write-ahead log.
+    let closed_seq = match files.last() {
+        Some(newest) => std::panic::catch_unwind(|| writer::wal_seq_in(&newest.path))
+            .unwrap_or(Ok(None))
+            .map_err(|e| ReplayError::Unreadable {
+                file: newest.path.clone(),
+                problem: e.to_string(),
+            })?
+            .unwrap_or(0),
+        None => 0,
+    };
     for file in files {
         let partition = file
             .path
@@ -170,6 +177,16 @@ fn read_rows(dir: &Path, since_us: Option<i64>) -> Result<Vec<AuditRecord>, Repl
             continue;
         }
         rows.extend(read_file(&file.path)?);
+    }
+    let tail = super::tail::wal_tail(dir, closed_seq).map_err(|e| ReplayError::Unreadable {
+        file: super::wal::wal_dir(dir),
+        problem: e.to_string(),
+    })?;
+    rows.extend(tail);
+    if rows.is_empty() {
+        return Err(ReplayError::Empty {
+            dir: dir.to_owned(),
+        });
     }
     Ok(rows)
 }

@@ -20,6 +20,10 @@ use crate::{
 
 mod tamper;
 
+pub(crate) fn sample_row(i: u64) -> AuditRecord {
+    sample(i)
+}
+
 fn sample(i: u64) -> AuditRecord {
     let mut r = AuditRecord::new(
         format!("session-{}", i % 3),

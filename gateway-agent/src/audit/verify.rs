@@ -134,15 +134,28 @@ impl VerifyError {
 /// Verifies every closed file under `dir`. `.tmp` files (still open, or left by a crash)
 /// are not part of the trail and are ignored.
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
-    let key = sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
-        path: dir.join(sign::PUB_FILE),
-        problem,
-    })?;
+    verify_pinned(dir, None)
+}
+
+/// [`verify`] against `pinned`, a public key kept away from the trail (`audit verify
+/// --pubkey`), instead of the directory's own `audit-signing.pub`: a file signed by any
+/// other key fails, named.
+pub fn verify_pinned(
+    dir: &Path,
+    pinned: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<VerifyReport, VerifyError> {
+    let key = match pinned {
+        Some(key) => Some(key),
+        None => sign::pinned_key(dir).map_err(|problem| VerifyError::Key {
+            path: dir.join(sign::PUB_FILE),
+            problem,
+        })?,
+    };
     verify_with_key(dir, key)
 }
 
-/// [`verify`] with signatures checked against `key` instead of the directory's own
-/// `.pub` (a fleet's pinned keyring, for copies shipped off the host).
+/// [`verify`] with signatures checked against `key` (none: not checked), e.g. a fleet's
+/// pinned keyring for copies shipped off the host.
 pub fn verify_with_key(
     dir: &Path,
     key: Option<ed25519_dalek::VerifyingKey>,

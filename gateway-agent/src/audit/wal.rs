@@ -27,7 +27,7 @@ use std::{
 
 use super::record::AuditRecord;
 
-const MAGIC: &[u8; 8] = b"GWWAL001";
+pub const MAGIC: &[u8; 8] = b"GWWAL001";
 const FRAME_HEAD: usize = 8;
 /// Larger than any row the pipeline makes (bodies are capped well below this); a larger
 /// `len` can only be a torn or damaged frame.
@@ -133,12 +133,18 @@ pub struct SegmentEnd {
 /// first bad one. `visit` may stop the scan early by returning `false`.
 pub fn read_segment(
     path: &Path,
-    mut visit: impl FnMut(u64, AuditRecord) -> bool,
+    visit: impl FnMut(u64, AuditRecord) -> bool,
 ) -> Result<SegmentEnd, WalError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io(path))?;
+    Ok(scan_segment(&bytes, visit))
+}
+
+/// [`read_segment`] over a segment's bytes already in memory (the fuzz targets feed it
+/// arbitrary ones: it must never panic or read past a bad frame).
+pub fn scan_segment(bytes: &[u8], mut visit: impl FnMut(u64, AuditRecord) -> bool) -> SegmentEnd {
     let mut end = SegmentEnd {
         valid_len: 0,
         torn: None,
@@ -147,11 +153,11 @@ pub fn read_segment(
     if bytes.len() < MAGIC.len() {
         // Created, header not yet (fully) written: an empty segment.
         end.torn = (!bytes.is_empty()).then_some("short header");
-        return Ok(end);
+        return end;
     }
     if &bytes[..MAGIC.len()] != MAGIC {
         end.torn = Some("not a WAL segment (bad magic)");
-        return Ok(end);
+        return end;
     }
     let mut pos = MAGIC.len();
     end.valid_len = pos as u64;
@@ -190,7 +196,7 @@ pub fn read_segment(
             break;
         }
     }
-    Ok(end)
+    end
 }
 
 /// Visits every logged row with `from <= seq <= to`, in order, across segments. A bad frame
@@ -285,7 +291,10 @@ impl WalWriter {
         segment_bytes: u64,
         older: Vec<Segment>,
     ) -> Result<Self, WalError> {
-        fs::create_dir_all(wal_dir).map_err(io(wal_dir))?;
+        if let Some(parent) = wal_dir.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        super::access::create_dir(wal_dir).map_err(io(wal_dir))?;
         let (file, current) = new_segment(wal_dir, next_seq)?;
         Ok(Self {
             dir: wal_dir.to_owned(),
@@ -382,12 +391,7 @@ impl WalWriter {
 
 fn new_segment(wal_dir: &Path, first_seq: u64) -> Result<(File, Segment), WalError> {
     let path = wal_dir.join(format!("wal-{first_seq:020}.log"));
-    let mut file = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = super::access::create_file(&path, false).map_err(io(&path))?;
     file.write_all(MAGIC)
         .and_then(|()| file.sync_data())
         .and_then(|()| File::open(wal_dir)?.sync_all())

@@ -36,8 +36,9 @@ use parquet::{
 };
 
 use super::{
-    AuditConfig, RotationConfig,
+    AuditConfig, RotationConfig, access,
     chain::{self, GENESIS},
+    checkpoint,
     record::{self, AuditRecord},
     sign::FileSigner,
 };
@@ -74,6 +75,10 @@ pub enum WriterError {
          per directory, or their chains would fork"
     )]
     Locked { path: PathBuf, holder: String },
+    #[error(transparent)]
+    Access(#[from] super::access::AccessError),
+    #[error(transparent)]
+    Key(#[from] super::sign::KeyError),
     #[error(
         "cannot continue the audit hash chain from {path}: {problem} \
          (run `gateway-agent audit verify` on the directory)"
@@ -146,13 +151,7 @@ fn parse_name(name: &str) -> Option<(String, u64)> {
 fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, WriterError> {
     use std::io::{Read, Seek, Write};
     let path = dir.join(".lock");
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io(&path))?;
+    let file = access::open_rw(&path).map_err(io(&path))?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(mut locked) => {
             let pid = std::process::id().to_string();
@@ -173,6 +172,17 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, WriterError> {
 
 /// The chain's anchor for the next row: the newest closed file's last row hash.
 fn last_hash_in(path: &Path) -> Result<[u8; 32], WriterError> {
+    row_hashes(path)?
+        .last()
+        .copied()
+        .ok_or_else(|| WriterError::Chain {
+            path: path.to_owned(),
+            problem: "file has no rows".into(),
+        })
+}
+
+/// Every row's `hash` in `path`, in order (only that column is read).
+pub fn row_hashes(path: &Path) -> Result<Vec<[u8; 32]>, WriterError> {
     let chain_err = |problem: String| WriterError::Chain {
         path: path.to_owned(),
         problem,
@@ -186,19 +196,24 @@ fn last_hash_in(path: &Path) -> Result<[u8; 32], WriterError> {
         .with_projection(mask)
         .build()
         .map_err(|e| chain_err(e.to_string()))?;
-    let mut last = None;
+    let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| chain_err(e.to_string()))?;
-        if batch.num_rows() > 0 {
-            let hashes = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<arrow_array::FixedSizeBinaryArray>()
-                .ok_or_else(|| chain_err("hash column is not FixedSizeBinary(32)".into()))?;
-            last = hashes.value(batch.num_rows() - 1).try_into().ok();
+        let hashes = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::FixedSizeBinaryArray>()
+            .ok_or_else(|| chain_err("hash column is not FixedSizeBinary(32)".into()))?;
+        for i in 0..batch.num_rows() {
+            out.push(
+                hashes
+                    .value(i)
+                    .try_into()
+                    .map_err(|_| chain_err("hash is not 32 bytes".into()))?,
+            );
         }
     }
-    last.ok_or_else(|| chain_err("file has no rows".into()))
+    Ok(out)
 }
 
 struct OpenFile {
@@ -230,6 +245,7 @@ pub struct AuditWriter {
     /// WAL sequence number of the newest row in a file this writer closed.
     closed_wal_seq: Option<u64>,
     signer: FileSigner,
+    checkpoints: checkpoint::Schedule,
     /// Held for the writer's life: two writers on one directory would each continue the
     /// chain from the same last hash and fork it.
     _lock: nix::fcntl::Flock<File>,
@@ -240,7 +256,11 @@ impl AuditWriter {
     /// No file is created until the first row.
     pub fn open(config: &AuditConfig) -> Result<Self, WriterError> {
         let dir = config.dir.clone();
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let fixed = access::prepare(&dir, config.reader_group.as_deref())?;
+        if fixed > 0 {
+            tracing::warn!(dir = %dir.display(), fixed,
+                "audit files or directories were readable or writable beyond the agent (and its reader group); their modes were corrected");
+        }
         let lock = lock(&dir)?;
         let files = closed_files(&dir).map_err(io(&dir))?;
         let (last_hash, next_seq, last_start_us) = match files.last() {
@@ -257,10 +277,15 @@ impl AuditWriter {
                 parse_start(&newest.start).unwrap_or(i64::MIN),
             ),
         };
-        let signer = FileSigner::load_or_create(&dir).map_err(io(&dir))?;
+        let signer = FileSigner::open(config)?;
+        let rows = checkpoint::closed_rows(&dir).map_err(|problem| WriterError::Chain {
+            path: dir.clone(),
+            problem,
+        })?;
         Ok(Self {
             _lock: lock,
             signer,
+            checkpoints: checkpoint::Schedule::new(config.checkpoint_minutes, rows, last_hash),
             dir,
             rotation: config.rotation.clone(),
             last_hash,
@@ -352,6 +377,7 @@ impl AuditWriter {
         {
             self.close_file()?;
         }
+        self.checkpoints.tick(self.signer.key());
         Ok(())
     }
 
@@ -374,10 +400,10 @@ impl AuditWriter {
         let seq = self.next_seq;
         self.next_seq += 1;
         let partition = self.dir.join(format!("dt={}", date_of(start_us)));
-        fs::create_dir_all(&partition).map_err(io(&partition))?;
+        access::create_dir(&partition).map_err(io(&partition))?;
         let path = partition.join(format!("audit-{}-{seq:06}.parquet", format_start(start_us)));
         let tmp = path.with_extension("parquet.tmp");
-        let file = File::create_new(&tmp).map_err(io(&tmp))?;
+        let file = access::create_file(&tmp, true).map_err(io(&tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
@@ -447,6 +473,8 @@ impl AuditWriter {
             self.closed_wal_seq = open.wal_last_seq;
         }
         crate::ship::file_closed();
+        self.checkpoints
+            .closed(self.signer.key(), open.rows, self.last_hash);
         Ok(())
     }
 }
@@ -468,7 +496,8 @@ pub fn closed_wal_seq(dir: &Path) -> Result<u64, WriterError> {
     Ok(0)
 }
 
-fn wal_seq_in(path: &Path) -> Result<Option<u64>, WriterError> {
+/// `gateway.wal_last_seq` of one closed file (`None`: written without the WAL).
+pub fn wal_seq_in(path: &Path) -> Result<Option<u64>, WriterError> {
     let file = File::open(path).map_err(io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq(path))?;
     let value = builder

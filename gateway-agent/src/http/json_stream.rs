@@ -17,7 +17,7 @@ use tracing::warn;
 use super::{
     body::ProxyBody,
     message_filter::MessageFilter,
-    stream_pump::{self, Downstream, Source},
+    stream_pump::{self, Downstream, Pulled, Source},
 };
 use crate::{
     audit::AuditSink,
@@ -46,10 +46,12 @@ async fn pump(
     downstream: Downstream,
 ) {
     let mut framer = JsonFramer::new(max_value);
-    while let Some(chunk) = upstream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(err) => return downstream.fail(err).await,
+    loop {
+        let chunk = match downstream.pull(&mut upstream).await {
+            Pulled::Data(chunk) => chunk,
+            Pulled::Failed(err) => return downstream.fail(err).await,
+            Pulled::End => break,
+            Pulled::ClientGone => return,
         };
         // What completed before a framing error is released first: it was inspected.
         let mut pieces = Vec::new();

@@ -12,7 +12,7 @@ use super::{
     body::ProxyBody,
     legacy::{INJECT_QUEUE, LegacySessions},
     message_filter::MessageFilter,
-    stream_pump::{self, Downstream, Source},
+    stream_pump::{self, Downstream, Pulled, Source},
 };
 use crate::{audit::AuditSink, mcp::sse::SseParser};
 
@@ -47,10 +47,11 @@ async fn pump(
     let mut _registration = None;
     loop {
         let data = tokio::select! {
-            chunk = upstream.next() => match chunk {
-                Some(Ok(data)) => data,
-                Some(Err(err)) => return downstream.fail(err).await,
-                None => break,
+            pulled = downstream.pull(&mut upstream) => match pulled {
+                Pulled::Data(data) => data,
+                Pulled::Failed(err) => return downstream.fail(err).await,
+                Pulled::End => break,
+                Pulled::ClientGone => return,
             },
             Some(event) = injected.recv() => {
                 if !downstream.send(event).await {

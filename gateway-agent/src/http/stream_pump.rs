@@ -6,11 +6,16 @@
 //! client's body drains: the upstream is read no faster than the client reads
 //! (backpressure), nothing waits for the stream to end, and there is no idle timeout. When
 //! the client goes away the channel closes, the task ends and the upstream body is dropped.
+//! Every pump reads the upstream through [`Downstream::pull`], which also watches the
+//! channel: a pump parked on a quiet upstream (a subscription stream with nothing to say)
+//! would otherwise only notice the client had gone at its next write, holding the upstream
+//! connection open for as long as the server stays silent.
 //! A message's audit rows are durable before the message is released; a trail that cannot
 //! take them ends the stream rather than release an unrecorded message.
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -18,7 +23,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{error, warn};
 
 use super::body::{BodyError, ProxyBody, StreamDecoder};
@@ -26,6 +31,8 @@ use crate::audit::{AuditRecord, AuditSink};
 
 /// Items in flight between the upstream reader and the client.
 const CHANNEL_ITEMS: usize = 16;
+/// How long an ending error waits for the client to take what was released before it.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The upstream body as decoded bytes: first whatever was already read (while deciding
 /// what the body is), then the rest, decoded on the fly when it is compressed.
@@ -79,19 +86,55 @@ impl Source {
     }
 }
 
+/// What [`Downstream::pull`] got.
+pub enum Pulled {
+    /// Decoded upstream bytes.
+    Data(Bytes),
+    /// The upstream body failed.
+    Failed(BodyError),
+    /// The upstream body ended.
+    End,
+    /// The client's body was dropped (the client closed its stream or connection): the
+    /// pump must return, dropping the upstream body, which closes that connection.
+    ClientGone,
+}
+
 /// The client's side of a streamed response.
 pub struct Downstream {
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
     audit: Option<AuditSink>,
+    /// Signalled by the body each time it hands hyper the last queued item.
+    drained: Arc<Notify>,
 }
 
 /// A channel-backed response body and the sender that feeds it.
 pub fn channel(audit: Option<AuditSink>) -> (Downstream, ProxyBody) {
     let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
-    (Downstream { tx, audit }, ChannelBody { rx }.boxed())
+    let drained = Arc::new(Notify::new());
+    let body = ChannelBody {
+        rx,
+        drained: Arc::clone(&drained),
+    };
+    (Downstream { tx, audit, drained }, body.boxed())
 }
 
 impl Downstream {
+    /// The next bytes from `source`, or [`Pulled::ClientGone`] as soon as the client's body
+    /// is dropped, even while the upstream says nothing.
+    pub async fn pull(&self, source: &mut Source) -> Pulled {
+        tokio::select! {
+            // Checked first: a client that is gone gets nothing more, however much the
+            // upstream has ready.
+            biased;
+            () = self.tx.closed() => Pulled::ClientGone,
+            chunk = source.next() => match chunk {
+                Some(Ok(bytes)) => Pulled::Data(bytes),
+                Some(Err(err)) => Pulled::Failed(err),
+                None => Pulled::End,
+            },
+        }
+    }
+
     /// Sends bytes that carry no message (gaps, comments); false once the client is gone.
     pub async fn send(&self, bytes: Bytes) -> bool {
         self.tx.send(Ok(bytes)).await.is_ok()
@@ -113,31 +156,49 @@ impl Downstream {
 
     /// Ends the client's body with an error (it sees a broken transfer, not a clean end).
     pub async fn cut(&self, reason: String) {
-        let _ = self.tx.send(Err(BodyError::Cut(reason))).await;
+        self.end_with(BodyError::Cut(reason)).await;
     }
 
     /// Ends the client's body with `err` from the source.
     pub async fn fail(&self, err: BodyError) {
+        self.end_with(err).await;
+    }
+
+    /// Sends the error only once the client's body has taken everything queued before it
+    /// (bounded by [`DRAIN_WAIT`]): hyper drops what it has buffered but not yet written
+    /// when a body fails, so an error queued right behind released events would lose
+    /// them, events the trail records as delivered.
+    async fn end_with(&self, err: BodyError) {
+        let drained = async {
+            while self.tx.capacity() < self.tx.max_capacity() && !self.tx.is_closed() {
+                self.drained.notified().await;
+            }
+            // One turn for hyper to write out what it took with the last item.
+            tokio::task::yield_now().await;
+        };
+        let _ = tokio::time::timeout(DRAIN_WAIT, drained).await;
         let _ = self.tx.send(Err(err)).await;
     }
 }
 
 /// Copies `source` to the client unchanged (a body that carries no MCP message).
 pub async fn pass_through(mut source: Source, downstream: Downstream) {
-    while let Some(chunk) = source.next().await {
-        match chunk {
-            Ok(bytes) => {
+    loop {
+        match downstream.pull(&mut source).await {
+            Pulled::Data(bytes) => {
                 if !downstream.send(bytes).await {
                     return;
                 }
             }
-            Err(err) => return downstream.fail(err).await,
+            Pulled::Failed(err) => return downstream.fail(err).await,
+            Pulled::End | Pulled::ClientGone => return,
         }
     }
 }
 
 struct ChannelBody {
     rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+    drained: Arc<Notify>,
 }
 
 impl Body for ChannelBody {
@@ -148,8 +209,10 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|result| result.map(Frame::data)))
+        let item = self.rx.poll_recv(cx);
+        if item.is_ready() && self.rx.is_empty() {
+            self.drained.notify_one();
+        }
+        item.map(|item| item.map(|result| result.map(Frame::data)))
     }
 }

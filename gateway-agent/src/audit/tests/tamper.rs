@@ -141,10 +141,15 @@ fn writer_keeps_its_signing_key_across_restarts() {
         fs::read_to_string(dir.path().join(sign::PUB_FILE)).unwrap(),
         public
     );
-    let key = dir.path().join(sign::KEY_FILE);
+    assert!(
+        !dir.path().join(sign::KEY_FILE).exists(),
+        "key beside the trail"
+    );
+    let location = sign::key_location(&config(dir.path(), 10));
+    let key = location.path();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        fs::metadata(key).unwrap().permissions().mode() & 0o777,
         0o600
     );
     assert!(verify(dir.path()).unwrap().signed);

@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod package;
 mod fuzz;
+mod package;
 mod setup;
 
 use std::process::Command;

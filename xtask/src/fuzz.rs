@@ -29,6 +29,11 @@ pub struct FuzzArgs {
     /// Only this target.
     #[arg(long)]
     pub target: Option<String>,
+    /// A smoke run for CI: an unoptimised build without AddressSanitizer, which compiles
+    /// in a fraction of the time (the agent is safe Rust; panics and timeouts are still
+    /// caught). Real fuzzing sessions leave it off.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 pub fn run(args: &FuzzArgs) -> anyhow::Result<()> {
@@ -46,7 +51,13 @@ pub fn run(args: &FuzzArgs) -> anyhow::Result<()> {
         let scratch = workspace_root().join("target/fuzz-corpus").join(target);
         std::fs::create_dir_all(&scratch).context("creating the scratch corpus")?;
         let output = Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", target])
+            .args(["+nightly", "fuzz", "run"])
+            .args(if args.quick {
+                &["--dev", "--sanitizer", "none"][..]
+            } else {
+                &[][..]
+            })
+            .arg(target)
             .arg(&scratch)
             .arg(&corpus)
             .args([

@@ -141,12 +141,14 @@ fn a_directory_without_hosts_is_not_a_fleet_copy() {
     assert!(err.to_string().contains("host="), "{err}");
 }
 
-/// Three files for `host` under `root/host=<host>`, as an agent would write them.
-fn write_host(root: &Path, host: &str) -> Vec<std::path::PathBuf> {
+/// Three files for `host` under `root/host=<host>`, as an agent would write them, signed
+/// by the host's own key in `keys` (outside the synced copy, as on a real host).
+fn write_host(root: &Path, keys: &Path, host: &str) -> Vec<std::path::PathBuf> {
     use crate::audit::{AuditConfig, AuditRecord, AuditWriter, RotationConfig, writer};
     let dir = root.join(format!("host={host}"));
     let config = AuditConfig {
         dir: dir.clone(),
+        signing_key: Some(keys.join(format!("{host}.key"))),
         rotation: RotationConfig {
             max_rows: 2,
             ..RotationConfig::default()
@@ -174,10 +176,11 @@ fn write_host(root: &Path, host: &str) -> Vec<std::path::PathBuf> {
 fn fleet_reports_per_host_and_names_a_gap() {
     use super::fleet::{Keyring, verify_dir};
     let root = tempfile::tempdir().unwrap();
-    let alpha = write_host(root.path(), "alpha");
-    let beta = write_host(root.path(), "beta");
+    let signing = tempfile::tempdir().unwrap();
+    let alpha = write_host(root.path(), signing.path(), "alpha");
+    let beta = write_host(root.path(), signing.path(), "beta");
     assert_eq!(alpha.len(), 3);
-    let keys = root.path().join("keys");
+    let keys = signing.path().join("keyring");
     let pubkey = |h: &str| {
         fs::read_to_string(root.path().join(format!("host={h}/audit-signing.pub"))).unwrap()
     };
@@ -211,7 +214,8 @@ fn fleet_reports_per_host_and_names_a_gap() {
 fn retention_deletes_only_shipped_files() {
     use crate::audit::writer::delete_older_than;
     let root = tempfile::tempdir().unwrap();
-    let files = write_host(root.path(), "h");
+    let signing = tempfile::tempdir().unwrap();
+    let files = write_host(root.path(), signing.path(), "h");
     let dir = root.path().join("host=h");
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 86_400);
     fs::write(dir.join(manifest::FILE), "").unwrap();

@@ -325,8 +325,7 @@ impl WalWriter {
     /// a half group, and the error is returned.
     pub fn write_group(&mut self, frames: &[u8], first_seq: u64) -> Result<(), WalError> {
         if self.len >= self.segment_bytes {
-            let (file, current, allocated) =
-                new_segment(&self.dir, first_seq, self.segment_bytes)?;
+            let (file, current, allocated) = new_segment(&self.dir, first_seq, self.segment_bytes)?;
             let old = std::mem::replace(&mut self.current, current);
             self.older.push(old);
             self.file = file;

@@ -144,7 +144,11 @@ fn an_enqueued_row_is_durable_when_the_next_record_resolves() {
         rt.block_on(sink.record(vec![row(2 * i + 1, 10)])).unwrap();
         // Read straight from the log (the Parquet thread may not have seen them yet).
         let on_disk = logged();
-        assert_eq!(on_disk[on_disk.len() - 2..], [2 * i, 2 * i + 1], "round {i}");
+        assert_eq!(
+            on_disk[on_disk.len() - 2..],
+            [2 * i, 2 * i + 1],
+            "round {i}"
+        );
     }
     sink.close().unwrap();
     assert_trail(tmp.path(), &(0..40).collect());

@@ -344,7 +344,12 @@ fn full_disk_refuses_requests_and_recovers() {
     let audit = tmpfs.path.join("audit");
     let config = scenario.config_with(
         &[server.port],
-        &format!("\n[audit]\ndir = \"{}\"\n", audit.display()),
+        // Small WAL segments: the WAL keeps preallocated room (up to 1 MiB, capped at a
+        // segment) that still takes rows on a full disk; this keeps it to a few calls.
+        &format!(
+            "\n[audit]\ndir = \"{}\"\nwal_segment_bytes = 8192\n",
+            audit.display()
+        ),
     );
     let agent = scenario.start_agent(&config);
     let call = |id: u32| {
@@ -376,8 +381,8 @@ fn full_disk_refuses_requests_and_recovers() {
     assert_ne!(status, "503", "before filling: {body}");
 
     let filler = fill(&tmpfs.path);
-    // The log file's last page may still hold a few rows; the first request that needs a
-    // new page is refused.
+    // The WAL segment's preallocated room and the log file's last page may still hold a
+    // few rows; the first request that needs new space is refused.
     let refused = (2..50)
         .map(|id| answered(&call(id)))
         .find(|(status, _)| status == "503");

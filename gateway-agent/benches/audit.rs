@@ -1,7 +1,10 @@
 //! Durable audit rows per second, on the real disk under the system temp directory (set
 //! `TMPDIR` to measure another): the sink in `sync` mode with 1 and 32 concurrent
 //! recorders (32 share fsyncs: group commit), `interval` mode, and as a baseline the bare
-//! `AuditWriter::append` (Parquet encoding, no WAL, no fsync per row).
+//! `AuditWriter::append` (Parquet encoding, no WAL, no fsync per row). `wal_commit/*`
+//! times one WAL commit (one row, one flush) on a preallocated segment against the same
+//! frames appended to a growing file (what every commit paid before preallocation), so
+//! the two are compared in one run on the same disk load.
 //!
 //! `cargo bench -p gateway-agent --bench audit -- --warm-up-time 1 --measurement-time 5`
 
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gateway_agent::audit::{
     AuditConfig, AuditRecord, AuditSink, AuditWriter, Direction, Durability, Kind,
+    wal::{self, WalWriter},
 };
 
 /// Rows per measured iteration.
@@ -80,7 +84,46 @@ fn sink_rows(c: &mut Criterion, name: &str, durability: Durability, recorders: u
     sink.close().unwrap();
 }
 
+/// One row per commit, as a c=1 tools/call's request or response row is.
+fn wal_commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_commit");
+    group.throughput(Throughput::Elements(1));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut frames = Vec::new();
+    {
+        let dir = tmp.path().join("prealloc");
+        let mut writer = WalWriter::create(&dir, 1, 64 << 20, vec![]).unwrap();
+        let mut seq = 0;
+        group.bench_function("preallocated", |b| {
+            b.iter(|| {
+                seq += 1;
+                frames.clear();
+                wal::encode_frame(&mut frames, seq, &row(seq));
+                writer.write_group(&frames, seq).unwrap();
+            })
+        });
+    }
+    {
+        // The commit before preallocation: write at the end of the file, fdatasync, which
+        // must then also flush the new size (a journal commit on ext4/XFS).
+        use std::io::Write;
+        let mut file = std::fs::File::create(tmp.path().join("growing.log")).unwrap();
+        let mut seq = 0;
+        group.bench_function("growing_file", |b| {
+            b.iter(|| {
+                seq += 1;
+                frames.clear();
+                wal::encode_frame(&mut frames, seq, &row(seq));
+                file.write_all(&frames).unwrap();
+                file.sync_data().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
+    wal_commit(c);
     {
         let tmp = tempfile::tempdir().unwrap();
         let mut writer = AuditWriter::open(&config(tmp.path(), Durability::Sync)).unwrap();

@@ -176,7 +176,7 @@ impl Proxy {
                 )),
                 started: std::time::Instant::now(),
             };
-            pipeline.recorder.note(rows.connection("open")).await;
+            pipeline.recorder.note_ahead(rows.connection("open")).await;
             let facts = Arc::new(ConnFacts {
                 orig_dst,
                 process: Some(identity),

@@ -194,6 +194,20 @@ impl AuditSink {
     /// `interval_ms`). Err when they could not be made durable: the caller then refuses
     /// the MCP request — nothing is dropped silently.
     pub async fn record(&self, rows: Vec<AuditRecord>) -> Result<(), SinkError> {
+        self.submit(rows, true).await
+    }
+
+    /// Queues `rows` without waiting for their flush. The WAL thread numbers, writes and
+    /// flushes rows in queue order, one group after another, so any `record` called after
+    /// this returns resolves only once these are durable too (in its group or an earlier
+    /// one), unless their own group failed, which the WAL thread logs. For a row that gates
+    /// nothing and is always followed by one that does (a connection's `open` row before
+    /// its first request): it then costs no flush of its own on the request path.
+    pub async fn enqueue(&self, rows: Vec<AuditRecord>) -> Result<(), SinkError> {
+        self.submit(rows, false).await
+    }
+
+    async fn submit(&self, rows: Vec<AuditRecord>, wait: bool) -> Result<(), SinkError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -212,11 +226,11 @@ impl AuditSink {
                 .await
                 .map_err(|_| closed())?;
             let (reply, answer) = match inner.durability {
-                Durability::Sync => {
+                Durability::Sync if wait => {
                     let (tx, rx) = oneshot::channel();
                     (Some(tx), Some(rx))
                 }
-                Durability::Interval => (None, None),
+                Durability::Sync | Durability::Interval => (None, None),
             };
             inner
                 .tx

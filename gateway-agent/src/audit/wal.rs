@@ -16,12 +16,20 @@
 //! off (nothing after it was ever fsynced, so no caller was told it was recorded). The
 //! same in an older segment is damage, reported as [`WalError::Corrupt`], never skipped.
 //! A segment is deleted only once every row in it is in a closed Parquet file.
+//!
+//! Preallocation: the writer keeps up to [`PREALLOC_BYTES`] of written zeros (with a
+//! durable file size) ahead of the last frame, so a commit overwrites blocks that already
+//! exist and its `fdatasync` has data only to flush: no size or extent change for the
+//! filesystem journal to commit. Zeros cannot start a frame (`len` is at least 8), so a
+//! segment whose bytes after the last good frame are all zero ends cleanly there, in any
+//! segment; anything else after it is a torn tail as before.
 
 mod codec;
 
 use std::{
     fs::{self, File},
-    io::{Read, Write},
+    io::Read,
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
@@ -32,6 +40,10 @@ const FRAME_HEAD: usize = 8;
 /// Larger than any row the pipeline makes (bodies are capped well below this); a larger
 /// `len` can only be a torn or damaged frame.
 pub const MAX_BODY: u32 = 256 << 20;
+/// Zero-filled room kept ahead of the last frame (capped at the segment size). Topping it
+/// up costs one write of this size and a metadata flush, once per this many bytes of rows
+/// (about 3 000 rows of a typical tools/call); every other commit is data-only.
+pub const PREALLOC_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -163,6 +175,10 @@ pub fn scan_segment(bytes: &[u8], mut visit: impl FnMut(u64, AuditRecord) -> boo
     end.valid_len = pos as u64;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
+        if rest.iter().all(|&b| b == 0) {
+            // Preallocated space never written: the clean end of the log.
+            break;
+        }
         if rest.len() < FRAME_HEAD + 8 {
             end.torn = Some("short frame header");
             break;
@@ -279,6 +295,9 @@ pub struct WalWriter {
     /// Bytes of `current` known good (written and fsynced): a failed write is cut back
     /// to here.
     len: u64,
+    /// Size of `current`: zeros from `len` up to here (written and fsynced, so a commit
+    /// that fits changes neither the size nor the block map).
+    allocated: u64,
     older: Vec<Segment>,
 }
 
@@ -295,41 +314,51 @@ impl WalWriter {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
         super::access::create_dir(wal_dir).map_err(io(wal_dir))?;
-        let (file, current) = new_segment(wal_dir, next_seq)?;
+        let segment_bytes = segment_bytes.max(4096);
+        let (file, current, allocated) = new_segment(wal_dir, next_seq, segment_bytes)?;
         Ok(Self {
             dir: wal_dir.to_owned(),
-            segment_bytes: segment_bytes.max(4096),
+            segment_bytes,
             file,
             current,
             len: MAGIC.len() as u64,
+            allocated,
             older,
         })
     }
 
-    /// Writes `frames` (whole frames, first row `first_seq`) and fsyncs. On failure the
-    /// segment is cut back to its last good length, so a retry or a crash never finds a
-    /// half group, and the error is returned.
+    /// Writes `frames` (whole frames, first row `first_seq`) and makes them durable with
+    /// one `fdatasync`: data-only while they fit the preallocated room; when they do not,
+    /// the same flush also carries the new size and the next stretch of zeros. On failure
+    /// the segment is cut back to its last good length, so a retry or a crash never finds
+    /// a half group, and the error is returned.
     pub fn write_group(&mut self, frames: &[u8], first_seq: u64) -> Result<(), WalError> {
         if self.len >= self.segment_bytes {
-            let (file, current) = new_segment(&self.dir, first_seq)?;
+            let (file, current, allocated) = new_segment(&self.dir, first_seq, self.segment_bytes)?;
             let old = std::mem::replace(&mut self.current, current);
             self.older.push(old);
             self.file = file;
             self.len = MAGIC.len() as u64;
+            self.allocated = allocated;
         }
-        let result = self
-            .file
-            .write_all(frames)
-            .and_then(|()| self.file.sync_data());
+        let end = self.len + frames.len() as u64;
+        let result = self.file.write_all_at(frames, self.len).and_then(|()| {
+            if end > self.allocated {
+                let target = (end + PREALLOC_BYTES).min(self.segment_bytes).max(end);
+                self.allocated = zero_fill(&self.file, end, target);
+            }
+            self.file.sync_data()
+        });
         match result {
             Ok(()) => {
-                self.len += frames.len() as u64;
+                self.len = end;
                 Ok(())
             }
             Err(e) => {
                 // Truncating frees the blocks the partial write took, so the next group
                 // has room again once space is freed; the fsync makes the cut durable
-                // before anything else is written after it.
+                // before anything else is written after it. The preallocated room goes
+                // with it; the next commit that grows the file tops it up again.
                 let cut = self
                     .file
                     .set_len(self.len)
@@ -338,8 +367,7 @@ impl WalWriter {
                     tracing::error!(path = %self.current.path.display(), error = %cut,
                         "cutting a failed audit WAL write back failed; will retry");
                 }
-                use std::io::Seek;
-                let _ = self.file.seek(std::io::SeekFrom::Start(self.len));
+                self.allocated = self.len;
                 Err(io(&self.current.path)(e))
             }
         }
@@ -389,17 +417,47 @@ impl WalWriter {
     }
 }
 
-fn new_segment(wal_dir: &Path, first_seq: u64) -> Result<(File, Segment), WalError> {
+/// Creates a segment with its header and the first stretch of preallocated zeros, all
+/// durable (the directory entry too). Returns the file, the segment and its size.
+fn new_segment(
+    wal_dir: &Path,
+    first_seq: u64,
+    segment_bytes: u64,
+) -> Result<(File, Segment, u64), WalError> {
     let path = wal_dir.join(format!("wal-{first_seq:020}.log"));
-    let mut file = super::access::create_file(&path, false).map_err(io(&path))?;
-    file.write_all(MAGIC)
-        .and_then(|()| file.sync_data())
+    let file = super::access::create_file(&path, false).map_err(io(&path))?;
+    let header = MAGIC.len() as u64;
+    let mut allocated = header;
+    file.write_all_at(MAGIC, 0)
+        .and_then(|()| {
+            allocated = zero_fill(&file, header, PREALLOC_BYTES.min(segment_bytes));
+            file.sync_data()
+        })
         .and_then(|()| File::open(wal_dir)?.sync_all())
         .map_err(|e| {
             let _ = fs::remove_file(&path);
             io(&path)(e)
         })?;
-    Ok((file, Segment { first_seq, path }))
+    Ok((file, Segment { first_seq, path }, allocated))
+}
+
+/// Writes zeros over `from..to` of `file` (real blocks, not unwritten extents: writing
+/// into those would change the extent map, which a data-only flush must not need).
+/// Best effort: room is an optimisation, so on an error (a full disk) the file is cut
+/// back to `from` and that is returned; the caller's fsync makes either size durable.
+fn zero_fill(file: &File, from: u64, to: u64) -> u64 {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        if let Err(error) = file.write_all_at(&ZEROS[..n as usize], at) {
+            tracing::debug!(%error, "could not preallocate audit WAL space; growing per write");
+            let _ = file.set_len(from);
+            return from;
+        }
+        at += n;
+    }
+    to
 }
 
 /// Cuts a torn tail off `path` at `len` and makes the cut durable.

@@ -45,6 +45,18 @@ impl Recorder {
         }
     }
 
+    /// Records a connection's `open` row without a flush of its own: the connection's
+    /// first request row is committed after it and its flush makes both durable before
+    /// that request moves on (see [`AuditSink::enqueue`]). Only for connections whose
+    /// traffic is all gated by later rows (HTTP served by the pipeline).
+    pub async fn note_ahead(&self, row: AuditRecord) {
+        if let Some(sink) = &self.sink
+            && let Err(err) = sink.enqueue(vec![row]).await
+        {
+            tracing::error!(error = %err, "audit trail unavailable; connection event not recorded");
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.sink.is_some()
     }

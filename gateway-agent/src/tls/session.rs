@@ -230,7 +230,7 @@ async fn terminate(
     let rows = row_context(&origin, Some(server.name.clone()), "streamable_http");
     pipeline
         .recorder
-        .note(rows.connection_with("open", detail.clone()))
+        .note_ahead(rows.connection_with("open", detail.clone()))
         .await;
     info!(sni = sni.as_deref().unwrap_or(""), server = %server.name, http2, "TLS terminated");
     crate::metrics::get().connection(Some(&server.name), "terminated");

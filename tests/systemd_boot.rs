@@ -208,26 +208,19 @@ impl Boot {
         .into_owned()
     }
 
-    /// The agent's own log lines (its JSON) from the journal, with journald's fields.
-    fn agent_lines(&self, message: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
+    /// The agent's own log entries with `message`, from the journal: its event fields are
+    /// native journal fields (`--log-format journald`), upper-cased, as strings.
+    fn agent_lines(&self, message: &str) -> Vec<serde_json::Value> {
         self.journal()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|entry| {
-                let inner: serde_json::Value =
-                    serde_json::from_str(entry["MESSAGE"].as_str()?).ok()?;
-                (inner["message"] == message).then_some((entry, inner))
-            })
+            .filter(|entry| entry["MESSAGE"] == message)
             .collect()
     }
 
     /// Waits (bounded) until the journal has `count` agent lines with `message`.
     #[track_caller]
-    fn wait_lines(
-        &self,
-        message: &str,
-        count: usize,
-    ) -> Vec<(serde_json::Value, serde_json::Value)> {
+    fn wait_lines(&self, message: &str, count: usize) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let lines = self.agent_lines(message);
@@ -322,15 +315,15 @@ fn deb_under_a_booted_systemd() {
     boot.served(port);
     let intercepted = boot.wait_lines("intercepted connection", 1);
     assert_eq!(intercepted.len(), 1, "{}", boot.journal());
-    let (entry, line) = &intercepted[0];
-    assert_eq!(entry["_SYSTEMD_UNIT"], "gateway-agent.service", "{entry}");
-    assert_eq!(line["comm"], "bash", "{line}");
+    let line = &intercepted[0];
+    assert_eq!(line["_SYSTEMD_UNIT"], "gateway-agent.service", "{line}");
+    assert_eq!(line["COMM"], "bash", "{line}");
     assert!(
-        line["exe"].as_str().unwrap_or("").ends_with("bash"),
+        line["EXE"].as_str().unwrap_or("").ends_with("bash"),
         "{line}"
     );
     assert!(
-        line["cgroup"].as_str().unwrap_or("").contains("run-"),
+        line["CGROUP"].as_str().unwrap_or("").contains("run-"),
         "a transient unit's cgroup: {line}"
     );
 
@@ -341,9 +334,13 @@ fn deb_under_a_booted_systemd() {
     );
     let reloaded = boot.wait_lines("SIGHUP: policy reloaded", 1);
     assert!(
-        reloaded[0].1["rules"].as_u64().unwrap() > 0,
+        reloaded[0]["RULES"]
+            .as_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap()
+            > 0,
         "{:?}",
-        reloaded[0].1
+        reloaded[0]
     );
 
     // Upgrade (the same version re-installed takes the same path: prerm upgrade, postinst
@@ -351,7 +348,7 @@ fn deb_under_a_booted_systemd() {
     // pins; the audit trail and the edited config stay.
     boot.ok("dpkg -i /mnt/gateway-agent_*.deb");
     let active = boot.wait_lines("interception active", 2);
-    assert_eq!(active[1].1["reused"], true, "{:?}", active[1].1);
+    assert_eq!(active[1]["REUSED"], "true", "{:?}", active[1]);
     boot.wait_active();
     boot.served(port);
     boot.ok(&format!(
@@ -366,7 +363,7 @@ fn deb_under_a_booted_systemd() {
     boot.served(port);
     let active = boot.wait_lines("interception active", 3);
     assert_eq!(active.len(), 3, "{}", boot.journal());
-    assert_eq!(active[2].1["reused"], true, "{:?}", active[2].1);
+    assert_eq!(active[2]["REUSED"], "true", "{:?}", active[2]);
 
     // stop: fail closed.
     boot.ok("systemctl stop gateway-agent");

@@ -1,25 +1,48 @@
-//! tracing setup: human-readable text for a terminal, one JSON object per line for
-//! journald/log shippers and for tests that read the agent's reports.
+//! tracing setup: human-readable text for a terminal, one JSON object per line for log
+//! shippers and for tests that read the agent's reports, and the journal's native protocol
+//! for the systemd service, so every event field is a journal field an operator can match
+//! on (`journalctl -u gateway-agent COMM=curl`) instead of text inside `MESSAGE`.
 
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
+    /// Native journald fields (upper-cased: `orig_dst` → `ORIG_DST`); JSON on stdout when
+    /// the journal's socket is not there.
+    Journald,
 }
 
 /// `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if format == LogFormat::Journald {
+        match tracing_journald::layer() {
+            // No prefix: the agent's field names (`comm`, `exe`, `server`, …) do not clash
+            // with the journal's own (`MESSAGE`, `PRIORITY`, `CODE_*`, `_PID`, …).
+            Ok(journald) => {
+                tracing_subscriber::registry()
+                    .with(filter())
+                    .with(journald.with_field_prefix(None))
+                    .init();
+                return;
+            }
+            Err(err) => {
+                init(LogFormat::Json);
+                tracing::warn!(error = %err, "journald is not reachable: logging JSON to stdout");
+                return;
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_writer(std::io::stdout);
     match format {
-        LogFormat::Text => builder.init(),
         // Event fields at the top level, so `orig_dst`, `pid`, … are plain keys.
         LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text | LogFormat::Journald => builder.init(),
     }
 }

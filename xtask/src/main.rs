@@ -55,7 +55,8 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::ensure_all(),
         Task::Test { args } => {
             setup::ensure_all()?;
-            cargo(&["test"], &args)
+            // Every test binary runs even when one fails, so one run shows every failure.
+            cargo(&["test", "--no-fail-fast"], &args)
         }
         Task::Run { args } => {
             setup::ensure_all()?;

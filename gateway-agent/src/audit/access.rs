@@ -78,6 +78,16 @@ pub fn prepare(dir: &Path, reader_group: Option<&str>) -> Result<usize, AccessEr
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err(dir)(e)),
     }
+    refuse_shared(dir)?;
+    let mut fixed = 0;
+    fix(dir, dir_mode, gid, &mut fixed)?;
+    fix_below(dir, FIX_DEPTH, dir_mode, file_mode, gid, &mut fixed)?;
+    Ok(fixed)
+}
+
+/// Refuses `dir` unless it is a directory owned by the agent's user that others cannot
+/// write to: a trail (or key) there could be replaced under the agent.
+fn refuse_shared(dir: &Path) -> Result<(), AccessError> {
     let meta = fs::metadata(dir).map_err(io_err(dir))?;
     if !meta.is_dir() {
         return Err(AccessError::NotDir {
@@ -99,10 +109,7 @@ pub fn prepare(dir: &Path, reader_group: Option<&str>) -> Result<usize, AccessEr
             me,
         });
     }
-    let mut fixed = 0;
-    fix(dir, dir_mode, gid, &mut fixed)?;
-    fix_below(dir, FIX_DEPTH, dir_mode, file_mode, gid, &mut fixed)?;
-    Ok(fixed)
+    Ok(())
 }
 
 /// For a directory that is not the agent's alone (where the signing key is configured,
@@ -121,27 +128,7 @@ pub fn check_dir(dir: &Path) -> Result<(), AccessError> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err(dir)(e)),
     }
-    let meta = fs::metadata(dir).map_err(io_err(dir))?;
-    if !meta.is_dir() {
-        return Err(AccessError::NotDir {
-            path: dir.to_owned(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        return Err(AccessError::WorldWritable {
-            path: dir.to_owned(),
-            mode,
-        });
-    }
-    let me = Uid::effective().as_raw();
-    if meta.uid() != me {
-        return Err(AccessError::NotOwner {
-            path: dir.to_owned(),
-            owner: meta.uid(),
-            me,
-        });
-    }
+    refuse_shared(dir)?;
     Ok(())
 }
 

@@ -3,33 +3,9 @@
 
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
-use support::{AGENT, workspace};
-
-/// Builds the package from the test's own binary (gzip: fast) into a temporary directory.
-fn build_package(out: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["run", "--quiet", "--package", "xtask", "--", "package"])
-        .args(["--no-setup", "--compression", "gzip", "--binary", AGENT])
-        .arg("--out-dir")
-        .arg(out)
-        .current_dir(workspace())
-        .status()
-        .expect("run cargo xtask package");
-    assert!(status.success(), "cargo xtask package failed");
-    let debs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "deb"))
-        .collect();
-    assert_eq!(debs.len(), 1, "{debs:?}");
-    debs.into_iter().next().unwrap()
-}
+use support::{build_package, workspace};
 
 fn dpkg_deb(args: &[&str], deb: &Path) -> String {
     let out = Command::new("dpkg-deb")

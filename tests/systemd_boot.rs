@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{AGENT, HttpServer, free_port, require_root, workspace};
+use support::{HttpServer, build_package, free_port, require_root, workspace};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -269,19 +269,6 @@ fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
         _ => Ok(()),
     }
-}
-
-fn build_package(out: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["run", "--quiet", "--package", "xtask", "--", "package"])
-        .args(["--no-setup", "--compression", "gzip", "--binary", AGENT])
-        .arg("--out-dir")
-        .arg(out)
-        .current_dir(workspace())
-        .status()
-        .expect("cargo xtask package");
-    assert!(status.success());
 }
 
 #[test]

@@ -992,3 +992,25 @@ impl Drop for EchoAuthServer {
         }
     }
 }
+
+/// Builds the .deb from the test's own agent binary (`cargo xtask package`, gzip: fast)
+/// into `out`, and returns its path.
+pub fn build_package(out: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["run", "--quiet", "--package", "xtask", "--", "package"])
+        .args(["--no-setup", "--compression", "gzip", "--binary", AGENT])
+        .arg("--out-dir")
+        .arg(out)
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo xtask package");
+    assert!(status.success(), "cargo xtask package failed");
+    let debs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    debs.into_iter().next().unwrap()
+}

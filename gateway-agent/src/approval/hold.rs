@@ -301,8 +301,9 @@ impl Drop for Holding<'_> {
     }
 }
 
-pub(super) fn pending_text(approval: &Approval, effective: &Effective) -> String {
-    let votes = if approval.approvals_required > 1 {
+/// ` (1 of 2 approvals so far)` under a quorum, else nothing.
+pub(super) fn votes(approval: &Approval) -> String {
+    if approval.approvals_required > 1 {
         format!(
             " ({} of {} approvals so far)",
             approval.approved_by.len(),
@@ -310,7 +311,11 @@ pub(super) fn pending_text(approval: &Approval, effective: &Effective) -> String
         )
     } else {
         String::new()
-    };
+    }
+}
+
+pub(super) fn pending_text(approval: &Approval, effective: &Effective) -> String {
+    let votes = votes(approval);
     format!(
         "approval pending: {}, ask {}; retry the same call{votes}. Rule {}: {}",
         approval.id,

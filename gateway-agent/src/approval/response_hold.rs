@@ -155,7 +155,7 @@ impl Approvals {
                  and retry the same call to receive it{}",
                 now.id,
                 effective.approvers.describe(),
-                quorum(&now),
+                super::hold::votes(&now),
             ),
         };
         refused(call, text)
@@ -177,18 +177,6 @@ impl Approvals {
         };
         kept.retain(|held| open.iter().any(|o| o == held));
         kept.keep(id, masked)
-    }
-}
-
-fn quorum(approval: &Approval) -> String {
-    if approval.approvals_required > 1 {
-        format!(
-            " ({} of {} approvals so far)",
-            approval.approved_by.len(),
-            approval.approvals_required
-        )
-    } else {
-        String::new()
     }
 }
 

@@ -26,10 +26,13 @@ pub fn jsonrpc(data: &[u8]) {
     for message in jsonrpc::messages(&value) {
         let _ = jsonrpc::kind(message);
         let method = jsonrpc::method(message);
-        if let Some(tool) = jsonrpc::tool_name(message) {
-            assert_eq!(method, Some("tools/call"), "a tool name outside tools/call");
-            let _ = tool;
-        }
+        // `params.name` whatever the method (a prompt's name in prompts/get, which approval
+        // binding relies on); the callers that want a tool check the method themselves.
+        assert_eq!(
+            jsonrpc::tool_name(message),
+            message.pointer("/params/name").and_then(|n| n.as_str()),
+        );
+        let _ = method;
         let _ = jsonrpc::tool_arguments(message);
     }
 }

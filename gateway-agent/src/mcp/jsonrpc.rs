@@ -37,7 +37,9 @@ pub fn method(message: &Value) -> Option<&str> {
     message.get("method").and_then(Value::as_str)
 }
 
-/// For `tools/call`: the tool's name.
+/// `params.name`: the tool's name in a `tools/call` (a prompt's in `prompts/get`, which
+/// approval binding keys on). It does not look at the method: callers that want a tool
+/// check that the method is `tools/call` (a fuzz-found crash was a check assuming this did).
 pub fn tool_name(message: &Value) -> Option<&str> {
     message.pointer("/params/name").and_then(Value::as_str)
 }

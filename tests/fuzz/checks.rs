@@ -113,7 +113,12 @@ pub fn json_doc(data: &[u8]) {
     // rejects. Anything else must agree.
     let surrogate = serde.is_err()
         && serde_json::from_str::<serde_json::Value>(&without_surrogate_escapes(text)).is_ok();
-    if !(ours && surrogate) {
+    // RFC 8259 leaves number range to implementations: serde_json refuses a number no f64
+    // holds (`1e400`), the span parser keeps its bytes, which is what masking needs.
+    let out_of_range = serde
+        .as_ref()
+        .is_err_and(|e| e.to_string().starts_with("number out of range"));
+    if !(ours && (surrogate || out_of_range)) {
         assert_eq!(
             ours,
             serde.is_ok(),

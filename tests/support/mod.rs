@@ -714,17 +714,10 @@ impl McpServer {
     /// (tests/mcp/node/request-log.cjs, preloaded).
     pub fn everything_logged(log: &Path) -> Self {
         let port = free_port("127.0.0.1");
-        let node_dir = workspace().join("tests/mcp/node");
-        let entry =
-            node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-        assert!(
-            entry.exists(),
-            "{} is missing: run `cargo xtask setup`",
-            entry.display()
-        );
+        let entry = everything_entry();
         let mut cmd = Command::new("node");
         cmd.arg("--require")
-            .arg(node_dir.join("request-log.cjs"))
+            .arg(workspace().join("tests/mcp/node/request-log.cjs"))
             .arg(entry)
             .arg("streamableHttp")
             .env_clear()
@@ -762,14 +755,7 @@ impl McpServer {
     /// `@modelcontextprotocol/server-everything`; `transport`: streamableHttp | sse.
     pub fn everything(transport: &str) -> Self {
         let port = free_port("127.0.0.1");
-        let node_dir = workspace().join("tests/mcp/node");
-        let entry =
-            node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-        assert!(
-            entry.exists(),
-            "{} is missing: run `cargo xtask setup`",
-            entry.display()
-        );
+        let entry = everything_entry();
         let mut cmd = Command::new("node");
         cmd.arg(entry)
             .arg(transport)
@@ -1013,4 +999,16 @@ pub fn build_package(out: &Path) -> PathBuf {
         .collect();
     assert_eq!(debs.len(), 1, "{debs:?}");
     debs.into_iter().next().unwrap()
+}
+
+/// server-everything's entry point, installed by `cargo xtask setup`.
+fn everything_entry() -> PathBuf {
+    let entry = workspace()
+        .join("tests/mcp/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        entry.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        entry.display()
+    );
+    entry
 }

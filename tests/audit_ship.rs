@@ -5,87 +5,21 @@
 //! and the test virtualenv (`cargo xtask setup`).
 
 mod support;
+mod support_s3;
 
 use std::{
     collections::BTreeMap,
     fs,
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output, Stdio},
 };
 
 use serde_json::Value;
-use support::{McpServer, Scenario, WAIT, audit_rows, free_port, python, require_root, workspace};
-
-const BUCKET: &str = "fleet-audit";
-const PREFIX: &str = "fleet";
-
-/// moto's S3 server on a loopback port, killed by PID on drop.
-struct S3Server {
-    child: Child,
-    port: u16,
-}
-
-impl S3Server {
-    fn start(port: u16) -> Self {
-        let moto = workspace().join("target/e2e/venv/bin/moto_server");
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} ({e}): run `cargo xtask setup`", moto.display()));
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server never listened on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-
-    fn endpoint(&self) -> String {
-        endpoint(self.port)
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn endpoint(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
-}
-
-/// tests/audit/s3.py ENDPOINT BUCKET ARGS…; panics with its stderr on failure.
-fn s3(endpoint: &str, args: &[&str]) -> Output {
-    let out = Command::new(python())
-        .arg(workspace().join("tests/audit/s3.py"))
-        .args([endpoint, BUCKET])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/audit/s3.py");
-    assert!(
-        out.status.success(),
-        "s3.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s3_json(endpoint: &str, args: &[&str]) -> Value {
-    serde_json::from_slice(&s3(endpoint, args).stdout).expect("s3.py prints JSON")
-}
+use support::{McpServer, Scenario, WAIT, audit_rows, free_port, require_root};
+use support_s3::{
+    BUCKET, PREFIX, S3Server, closed, endpoint, manifest, s3, s3_json, shipped_keys,
+    wait_all_shipped,
+};
 
 /// One agent shipping as `host` to `endpoint`: small files (2 rows, or 1 s of quiet), a
 /// fast backoff ceiling so an outage test does not wait minutes, credentials from a file.
@@ -105,72 +39,6 @@ fn ship_config(scenario: &Scenario, server: &McpServer, host: &str, endpoint: &s
         creds = creds.display(),
     );
     scenario.config_with(&[server.port], &extra)
-}
-
-/// Closed audit files under `dir`, relative paths (`dt=…/audit-….parquet`).
-fn closed(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for part in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = part.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("dt=") {
-            continue;
-        }
-        for file in fs::read_dir(part.path()).into_iter().flatten().flatten() {
-            let file_name = file.file_name().to_string_lossy().into_owned();
-            if file_name.ends_with(".parquet") || file_name.ends_with(".parquet.tmp") {
-                out.push(format!("{name}/{file_name}"));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Paths the shipper confirmed, from its manifest (complete lines only).
-fn manifest(dir: &Path) -> Vec<String> {
-    let text = fs::read_to_string(dir.join("ship-manifest.tsv")).unwrap_or_default();
-    let mut out: Vec<String> = text
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n') && l.split('\t').count() == 3)
-        .filter_map(|l| l.split('\t').next())
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out
-}
-
-/// Waits (bounded) until every file the agent wrote is closed and in its manifest.
-#[track_caller]
-fn wait_all_shipped(dir: &Path, within: Duration) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let files = closed(dir);
-        if !files.is_empty()
-            && files.iter().all(|f| f.ends_with(".parquet"))
-            && manifest(dir) == files
-        {
-            return files;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not everything shipped: closed {files:?}, manifest {:?}",
-            manifest(dir)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The bucket's keys for `host`, relative to its partition (`dt=…/audit-….parquet`).
-fn shipped_keys(objects: &Value, host: &str) -> Vec<String> {
-    let prefix = format!("{PREFIX}/host={host}/");
-    let mut keys: Vec<String> = objects
-        .as_object()
-        .unwrap()
-        .keys()
-        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
-        .collect();
-    keys.sort();
-    keys
 }
 
 /// Two hosts ship their trails; every closed file is in the bucket once, byte for byte,
@@ -246,6 +114,25 @@ fn two_hosts_ship_and_one_query_spans_them() {
         .collect();
     assert_eq!(got, expected_rows, "{result}");
     assert!(expected_rows.values().all(|&n| n > 0));
+
+    // README's fleet query, as printed there, over the same bucket: both hosts handed the
+    // test server's planted secrets to the client, masked, and the rows say who asked.
+    let work = tempfile::tempdir().unwrap();
+    let sql_path = work.path().join("readme.sql");
+    fs::write(&sql_path, readme_fleet_query()).unwrap();
+    let rows = s3_json(&endpoint, &["readme", PREFIX, sql_path.to_str().unwrap()]);
+    let rows = rows.as_array().unwrap();
+    for host in hosts.keys() {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["host"] == *host).collect();
+        assert!(!mine.is_empty(), "no masked answer for {host}: {rows:?}");
+        assert!(
+            mine.iter().all(|r| r["masked_count"].as_u64() > Some(0)
+                && r["who"] == "root"
+                && r["comm"].as_str().is_some_and(|c| c.starts_with("python"))),
+            "{mine:?}"
+        );
+        assert!(mine.iter().any(|r| r["tool"] == "get_config"), "{mine:?}");
+    }
 
     // `audit verify` over the bucket, each host against its pinned key: intact.
     let keyring = hosts
@@ -346,6 +233,16 @@ fn two_hosts_ship_and_one_query_spans_them() {
         stderr.contains("alpha") && stderr.contains("beta"),
         "{stderr}"
     );
+}
+
+/// The SQL block of README's "Query the fleet" paragraph.
+fn readme_fleet_query() -> String {
+    let readme = fs::read_to_string(support::workspace().join("README.md")).unwrap();
+    let start = readme
+        .find("```sql\nCREATE SECRET (TYPE s3")
+        .expect("README's fleet query");
+    let body = &readme[start + "```sql\n".len()..];
+    body[..body.find("```").unwrap()].to_owned()
 }
 
 fn verify_s3(endpoint: &str, keyring: &Path) -> Output {

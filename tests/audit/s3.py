@@ -11,6 +11,11 @@ Usage: s3.py ENDPOINT BUCKET COMMAND [ARGS]
   sync PREFIX DEST         download PREFIX under DEST (keys as paths)
   delete KEY               delete KEY (every version, bypassing governance retention)
   replace KEY FILE         upload FILE's bytes under KEY
+  readme PREFIX SQLFILE    download PREFIX, then run SQLFILE (README's fleet query: its
+                           CREATE SECRET dropped, its s3:// bucket URL pointed at the copy):
+                           JSON list of row objects
+  iam-key                  (moto with IAM auth on) a user allowed s3:*, and its access key:
+                           JSON {"access_key_id", "secret_access_key"}
 """
 
 import json
@@ -86,6 +91,22 @@ elif command == "query":
             """
         ).fetchall()
         print(json.dumps([{"host": h, "rows": n, "days": [str(d) for d in ds]} for h, n, ds in rows]))
+elif command == "readme":
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sync(args[0], tmp)
+        root = os.path.join(tmp, args[0])
+        with open(args[1]) as f:
+            sql = f.read()
+        statements = [s.strip() for s in sql.split(";") if s.strip()]
+        query = [s for s in statements if not s.upper().startswith("CREATE SECRET")]
+        assert len(query) == 1, query
+        query = query[0].replace("s3://corp-mcp-audit/gateway-audit/", root + "/")
+        result = duckdb.sql(query)
+        names = result.columns
+        rows = [dict(zip(names, row)) for row in result.fetchall()]
+        print(json.dumps(rows, default=str))
 elif command == "sync":
     sync(args[0], args[1])
 elif command == "delete":
@@ -98,5 +119,21 @@ elif command == "delete":
 elif command == "replace":
     with open(args[1], "rb") as f:
         s3.put_object(Bucket=bucket, Key=args[0], Body=f.read())
+elif command == "iam-key":
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_user(UserName="shipper")
+    key = iam.create_access_key(UserName="shipper")["AccessKey"]
+    iam.put_user_policy(
+        UserName="shipper",
+        PolicyName="ship",
+        PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }),
+    )
+    print(json.dumps({
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }))
 else:
     sys.exit(f"unknown command {command}")

@@ -61,9 +61,13 @@ pub struct ShipConfig {
     /// also what the rows' `host` column holds.
     pub host: Option<String>,
     /// A TOML file with `access_key_id`, `secret_access_key` (and optional
-    /// `session_token`), e.g. a systemd credential. Default: the standard AWS chain
-    /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, web identity, instance metadata).
+    /// `session_token`). Re-read whenever it changes (rotated keys need no restart).
+    /// Default: the standard AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, web
+    /// identity, instance metadata).
     pub credentials_file: Option<PathBuf>,
+    /// The same TOML as a systemd credential (`LoadCredential=NAME:…`), read from
+    /// `$CREDENTIALS_DIRECTORY/NAME`; instead of `credentials_file`.
+    pub credentials_systemd: Option<String>,
     /// Object-lock retention in days for each uploaded object (the bucket must have
     /// object lock enabled); none by default.
     pub retain_days: Option<u32>,
@@ -136,10 +140,46 @@ impl ShipConfig {
             .ok_or_else(|| format!("host {host:?}: use only letters, digits, '.', '_', '-'"))
     }
 
+    /// The credentials file to sign with, if one is configured (a file, or a systemd
+    /// credential resolved against `$CREDENTIALS_DIRECTORY`).
+    pub fn credentials_path(&self) -> Result<Option<PathBuf>, String> {
+        self.credentials_path_in(std::env::var_os("CREDENTIALS_DIRECTORY").as_deref())
+    }
+
+    fn credentials_path_in(
+        &self,
+        credentials_directory: Option<&std::ffi::OsStr>,
+    ) -> Result<Option<PathBuf>, String> {
+        match (&self.credentials_file, &self.credentials_systemd) {
+            (Some(_), Some(_)) => {
+                Err("set credentials_file or credentials_systemd, not both".into())
+            }
+            (Some(path), None) => Ok(Some(path.clone())),
+            (None, Some(name)) => {
+                if !valid_segment(name) {
+                    return Err(format!(
+                        "credentials_systemd {name:?} is not a credential name"
+                    ));
+                }
+                let dir = credentials_directory.ok_or_else(|| {
+                    format!(
+                        "credentials_systemd {name:?}: $CREDENTIALS_DIRECTORY is not set (is \
+                         LoadCredential= in the unit?)"
+                    )
+                })?;
+                Ok(Some(PathBuf::from(dir).join(name)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Problems `check` reports before the agent starts.
     pub fn validate(&self) -> Result<(), String> {
         if self.bucket.is_empty() {
             return Err("bucket is empty".into());
+        }
+        if self.credentials_file.is_some() && self.credentials_systemd.is_some() {
+            return Err("set credentials_file or credentials_systemd, not both".into());
         }
         self.host_name()?;
         if !self

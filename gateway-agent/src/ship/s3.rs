@@ -7,8 +7,15 @@
 //! unsigned, which AWS rejects), so the PUT is built here, signed with object_store's
 //! authorizer over every header it carries, and sent with reqwest (the same 0.12 client
 //! object_store uses).
+//!
+//! A refusal is named by its S3 error code (see [`Refusal`]), so the log says what to fix
+//! (credentials, bucket, clock) rather than only an HTTP status.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -31,28 +38,214 @@ pub enum S3Error {
     Config(String),
     #[error("S3 credentials: {0}")]
     Credentials(String),
-    #[error("S3 {method} {key}: {source}")]
+    #[error("S3 {method} {key}: {}", transport_detail(.source))]
     Transport {
         method: &'static str,
         key: String,
         source: reqwest::Error,
     },
-    #[error("S3 {method} {key}: HTTP {status}: {body}")]
+    #[error("S3 {method} {key}: HTTP {status}{}: {}", code_suffix(.code), detail(*.status, .code, .body))]
     Status {
         method: &'static str,
         key: String,
         status: u16,
+        /// The error document's `<Code>` (none for a HEAD, which has no body).
+        code: Option<String>,
+        /// The error document, cut to [`BODY_LIMIT`] characters.
         body: String,
     },
 }
 
+/// reqwest's own message names only the URL; the cause (refused, timed out, reset) is
+/// further down its source chain.
+fn transport_detail(error: &reqwest::Error) -> String {
+    let what = if error.is_timeout() {
+        "no answer within timeout_secs (a slow or stalled endpoint)"
+    } else if error.is_connect() {
+        "cannot connect (endpoint down or unreachable)"
+    } else {
+        "the connection failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {}", causes.join(": "))
+    }
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+}
+
+/// The hint, and the service's own words when the code is not one we explain.
+fn detail(status: u16, code: &Option<String>, body: &str) -> String {
+    match classify(status, code.as_deref()) {
+        Refusal::Other if !body.is_empty() => format!("{}: {body}", Refusal::Other.hint()),
+        refusal => refusal.hint().to_owned(),
+    }
+}
+
+/// What S3's status and error code mean.
+fn classify(status: u16, code: Option<&str>) -> Refusal {
+    match (code, status) {
+        (
+            Some(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired",
+            ),
+            _,
+        ) => Refusal::Credentials,
+        (Some("RequestTimeTooSkewed" | "RequestExpired"), _) => Refusal::ClockSkew,
+        (Some("NoSuchBucket"), _) => Refusal::NoBucket,
+        (Some("AccessDenied" | "AllAccessDisabled"), _) => Refusal::AccessDenied,
+        (Some("SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"), _) => {
+            Refusal::Service
+        }
+        (_, 500..=599 | 429) => Refusal::Service,
+        _ => Refusal::Other,
+    }
+}
+
+/// What a failed S3 request says the operator must fix: one word for the log's `kind`
+/// field and alerting, and a sentence for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown key id, bad secret or expired session token.
+    Credentials,
+    /// The credentials are valid but may not write here.
+    AccessDenied,
+    /// The bucket does not exist (or not in this region/endpoint).
+    NoBucket,
+    /// The request's signing time is too far from the service's clock.
+    ClockSkew,
+    /// 5xx or throttling: the service's problem, retried.
+    Service,
+    /// Anything else the service refused.
+    Other,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credentials => "credentials_refused",
+            Self::AccessDenied => "access_denied",
+            Self::NoBucket => "no_such_bucket",
+            Self::ClockSkew => "clock_skew",
+            Self::Service => "service_unavailable",
+            Self::Other => "refused",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Self::Credentials => {
+                "the service does not accept these credentials (unknown key id, wrong \
+                 secret or expired session token); fix credentials_file (re-read when it \
+                 changes) or the AWS environment"
+            }
+            Self::AccessDenied => {
+                "the credentials may not write here; grant s3:PutObject (and \
+                 s3:PutObjectRetention with retain_days) on the prefix"
+            }
+            Self::NoBucket => "the bucket does not exist at this endpoint/region; create it",
+            Self::ClockSkew => {
+                "the service refused this host's clock (more than 15 minutes off); fix time \
+                 sync (chrony, systemd-timesyncd)"
+            }
+            Self::Service => "the service failed or throttled the request; retried with backoff",
+            Self::Other => "the service refused the request",
+        }
+    }
+}
+
+impl S3Error {
+    /// The one-word class of this failure for the log's `kind` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config",
+            Self::Credentials(_) => "credentials_unreadable",
+            Self::Transport { source, .. } if source.is_timeout() => "timeout",
+            Self::Transport { .. } => "unreachable",
+            Self::Status { .. } => self.refusal().as_str(),
+        }
+    }
+
+    /// What the service's answer means (only for [`S3Error::Status`]).
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Self::Status { status, code, .. } => classify(*status, code.as_deref()),
+            _ => Refusal::Other,
+        }
+    }
+}
+
+/// The `<Code>` of an S3 XML error document.
+pub(crate) fn error_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    let code = body[start..start + len].trim();
+    (!code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| code.to_owned())
+}
+
 type Provider = Arc<dyn CredentialProvider<Credential = AwsCredential>>;
+
+/// Where signing credentials come from.
+enum Credentials {
+    /// object_store's AWS chain (environment, web identity, instance metadata).
+    Chain(Provider),
+    /// A TOML file, re-read whenever its modification time changes, so rotating keys or
+    /// fixing wrong ones needs no restart.
+    File {
+        path: PathBuf,
+        loaded: Mutex<Option<(SystemTime, Arc<AwsCredential>)>>,
+    },
+}
+
+impl Credentials {
+    async fn get(&self) -> Result<Arc<AwsCredential>, S3Error> {
+        match self {
+            Self::Chain(provider) => provider
+                .get_credential()
+                .await
+                .map_err(|e| S3Error::Credentials(e.to_string())),
+            Self::File { path, loaded } => {
+                let modified = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .map_err(|e| S3Error::Credentials(format!("{}: {e}", path.display())))?;
+                let mut loaded = loaded.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((when, credential)) = loaded.as_ref()
+                    && *when == modified
+                {
+                    return Ok(credential.clone());
+                }
+                let file = CredentialsFile::read(path)?;
+                let credential = Arc::new(AwsCredential {
+                    key_id: file.access_key_id,
+                    secret_key: file.secret_access_key,
+                    token: file.session_token,
+                });
+                *loaded = Some((modified, credential.clone()));
+                Ok(credential)
+            }
+        }
+    }
+}
 
 /// A bucket to upload into.
 pub struct Bucket {
     base: String,
     region: String,
-    credentials: Provider,
+    credentials: Credentials,
     http: reqwest::Client,
 }
 
@@ -75,18 +268,25 @@ impl Bucket {
                 .with_endpoint(endpoint)
                 .with_allow_http(endpoint.starts_with("http://"));
         }
-        if let Some(path) = &config.credentials_file {
+        let credentials_file = config.credentials_path().map_err(S3Error::Credentials)?;
+        if let Some(path) = &credentials_file {
+            // Checked now so that a missing or malformed file stops the start, not the
+            // first upload; object_store still wants some key to build.
             let file = CredentialsFile::read(path)?;
             builder = builder
                 .with_access_key_id(file.access_key_id)
                 .with_secret_access_key(file.secret_access_key);
-            if let Some(token) = file.session_token {
-                builder = builder.with_token(token);
-            }
         }
         let store = builder
             .build()
             .map_err(|e| S3Error::Config(e.to_string()))?;
+        let credentials = match credentials_file {
+            Some(path) => Credentials::File {
+                path,
+                loaded: Mutex::new(None),
+            },
+            None => Credentials::Chain(store.credentials().clone()),
+        };
         let base = match &config.endpoint {
             Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), config.bucket),
             None => format!("https://{}.s3.{region}.amazonaws.com", config.bucket),
@@ -100,7 +300,7 @@ impl Bucket {
         Ok(Self {
             base,
             region,
-            credentials: store.credentials().clone(),
+            credentials,
             http,
         })
     }
@@ -117,11 +317,7 @@ impl Bucket {
         headers: http::HeaderMap,
         payload_sha256: &[u8],
     ) -> Result<http::HeaderMap, S3Error> {
-        let credential = self
-            .credentials
-            .get_credential()
-            .await
-            .map_err(|e| S3Error::Credentials(e.to_string()))?;
+        let credential = self.credentials.get().await?;
         let mut request = http::Request::builder()
             .method(method)
             .uri(self.url(key))
@@ -167,6 +363,7 @@ impl Bucket {
                 method: "HEAD",
                 key: key.to_owned(),
                 status,
+                code: None,
                 body: String::new(),
             }),
         }
@@ -221,6 +418,7 @@ impl Bucket {
             method: "PUT",
             key: key.to_owned(),
             status: status.as_u16(),
+            code: error_code(&body),
             body: body.chars().take(BODY_LIMIT).collect(),
         })
     }
@@ -235,7 +433,7 @@ struct CredentialsFile {
 }
 
 impl CredentialsFile {
-    fn read(path: &std::path::Path) -> Result<Self, S3Error> {
+    fn read(path: &Path) -> Result<Self, S3Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| S3Error::Credentials(format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| S3Error::Credentials(format!("{}: {e}", path.display())))

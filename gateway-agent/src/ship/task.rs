@@ -52,6 +52,19 @@ pub enum ShipError {
     },
 }
 
+impl ShipError {
+    /// One word for the log's `kind` field: what class of problem stops shipping.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config",
+            Self::S3(err) => err.kind(),
+            Self::Io { .. } => "local_io",
+            Self::TooLarge { .. } => "too_large",
+            Self::Conflict { .. } => "conflict",
+        }
+    }
+}
+
 /// Checks the config, creates the manifest (so retention keeps unshipped files from
 /// now on) and starts the shipper for `dir`.
 pub fn spawn(dir: PathBuf, config: ShipConfig) -> Result<JoinHandle<()>, ShipError> {
@@ -87,9 +100,9 @@ async fn run(dir: PathBuf, config: ShipConfig, host: String, bucket: Bucket) {
                 crate::metrics::get().ship_failed();
                 let retry_secs = backoff(failures, config.max_backoff_secs).as_secs();
                 if backlog > config.backlog_alarm {
-                    error!(error = %err, backlog, retry_secs, alarm = config.backlog_alarm, "audit shipping backlog over its alarm: files are kept locally until shipped");
+                    error!(error = %err, kind = err.kind(), backlog, retry_secs, alarm = config.backlog_alarm, "audit shipping backlog over its alarm: files are kept locally until shipped");
                 } else {
-                    warn!(error = %err, backlog, retry_secs, "audit shipping failed; files stay queued locally and are retried");
+                    warn!(error = %err, kind = err.kind(), backlog, retry_secs, "audit shipping failed; files stay queued locally and are retried");
                 }
             }
         }

@@ -231,3 +231,78 @@ fn retention_deletes_only_shipped_files() {
     );
     assert!(files[1].exists() && files[2].exists());
 }
+
+#[test]
+fn credentials_come_from_a_file_or_a_systemd_credential() {
+    let c = config("bucket = \"b\"\ncredentials_systemd = \"audit-ship\"\n");
+    assert_eq!(
+        c.credentials_path_in(Some(std::ffi::OsStr::new("/run/credentials/x")))
+            .unwrap(),
+        Some(std::path::PathBuf::from("/run/credentials/x/audit-ship"))
+    );
+    let err = c.credentials_path_in(None).unwrap_err();
+    assert!(err.contains("CREDENTIALS_DIRECTORY"), "{err}");
+    let both = config("bucket = \"b\"\ncredentials_systemd = \"a\"\ncredentials_file = \"/f\"\n");
+    assert!(both.validate().unwrap_err().contains("not both"));
+    let bad = config("bucket = \"b\"\ncredentials_systemd = \"../etc/passwd\"\n");
+    assert!(
+        bad.credentials_path_in(Some(std::ffi::OsStr::new("/c")))
+            .is_err()
+    );
+    assert_eq!(
+        config("bucket = \"b\"\n")
+            .credentials_path_in(None)
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn refusals_name_what_to_fix() {
+    use super::s3::{Refusal, S3Error, error_code};
+    let refused = |status: u16, body: &str| S3Error::Status {
+        method: "PUT",
+        key: "k".into(),
+        status,
+        code: error_code(body),
+        body: body.into(),
+    };
+    let doc = |code: &str| {
+        format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+    };
+    for (status, code, refusal, words) in [
+        (
+            403,
+            "InvalidAccessKeyId",
+            Refusal::Credentials,
+            "credentials",
+        ),
+        (
+            403,
+            "SignatureDoesNotMatch",
+            Refusal::Credentials,
+            "credentials",
+        ),
+        (400, "ExpiredToken", Refusal::Credentials, "session token"),
+        (403, "AccessDenied", Refusal::AccessDenied, "s3:PutObject"),
+        (404, "NoSuchBucket", Refusal::NoBucket, "create it"),
+        (403, "RequestTimeTooSkewed", Refusal::ClockSkew, "time sync"),
+        (503, "SlowDown", Refusal::Service, "backoff"),
+    ] {
+        let err = refused(status, &doc(code));
+        assert_eq!(err.refusal(), refusal, "{code}");
+        let text = err.to_string();
+        assert!(text.contains(code) && text.contains(words), "{text}");
+    }
+    // A HEAD has no body: the status alone.
+    assert_eq!(refused(502, "").refusal(), Refusal::Service);
+    assert_eq!(refused(502, "").kind(), "service_unavailable");
+    // An unexplained refusal keeps the service's words; junk is not taken for a code.
+    let other = refused(400, &doc("InvalidArgument"));
+    assert!(
+        other.to_string().contains("<Message>m</Message>"),
+        "{other}"
+    );
+    assert_eq!(error_code("<Code>a b</Code>"), None);
+    assert_eq!(error_code("<Code>Unclosed"), None);
+}

@@ -222,6 +222,19 @@ pub struct InterceptConfig {
     /// path back. A crash (SIGKILL) always leaves the pins: nothing runs to remove them.
     #[serde(default)]
     pub on_exit: OnExit,
+    /// Entries of each kernel connection-record map: connects in flight plus connections
+    /// established but not yet accepted by the agent. Beyond it the oldest records are
+    /// evicted (LRU) and their connections refused, never proxied to a guessed destination.
+    #[serde(default = "default_max_tracked_connections")]
+    pub max_tracked_connections: u32,
+}
+
+/// The most `max_tracked_connections` may say: about 150 bytes of kernel memory per entry
+/// in each of two maps.
+pub const MAX_TRACKED_CONNECTIONS: u32 = 1 << 20;
+
+fn default_max_tracked_connections() -> u32 {
+    gateway_common::MAX_BY_ADDR
 }
 
 /// `[intercept] on_exit`, or `run --on-exit`.
@@ -362,6 +375,15 @@ impl Config {
                 format!(
                     "{} must be an absolute path to a cgroup v2 directory",
                     cgroup.display()
+                ),
+            ));
+        }
+        if !(16..=MAX_TRACKED_CONNECTIONS).contains(&ic.max_tracked_connections) {
+            return Err(invalid(
+                "intercept.max_tracked_connections",
+                format!(
+                    "{} is outside 16..={MAX_TRACKED_CONNECTIONS}",
+                    ic.max_tracked_connections
                 ),
             ));
         }

@@ -60,17 +60,26 @@ impl Proxy {
     }
 
     async fn handle(&self, client: TcpStream, peer: SocketAddr) {
+        // The record is taken before anything can refuse the connection: one left behind
+        // would wait in the map for a later connection from the same local address whose
+        // own record the kernel failed to keep, and send it to this one's destination.
+        let info = self.table.take(peer);
         let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             warn!(%peer, "connection limit (proxy.max_connections) reached; resetting client");
             reset(client);
             return;
         };
-        let info = match self.table.take(peer) {
+        let info = match info {
             Ok(Some(info)) => info,
             Ok(None) => {
                 // Either a direct connect to the listener or a record evicted under
                 // pressure: with no original destination there is nowhere safe to go.
-                warn!(%peer, "no interception record for this connection; resetting client");
+                warn!(
+                    %peer,
+                    "no interception record for this connection (a direct connect to the \
+                     listener, or its record was evicted: more connections in flight than \
+                     intercept.max_tracked_connections); resetting client"
+                );
                 reset(client);
                 return;
             }

@@ -124,6 +124,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             ports: config.intercept.ports.clone(),
             listen4,
             listen6,
+            max_tracked: config.intercept.max_tracked_connections,
         };
         let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
         let tls_setup = TlsSetup::load(&config).context(origin(path))?;

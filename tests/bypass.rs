@@ -4,8 +4,11 @@
 //! address, so other local addresses are covered by the same connect4/connect6 programs;
 //! TCP Fast Open's `sendto(MSG_FASTOPEN)` runs the same connect hook (the kernel calls it
 //! from the protocol's pre_connect); cgroup programs apply to every descendant cgroup and
-//! to every process in them whatever its uid. README.md ("What interception covers") lists
-//! what this does not cover. Needs root.
+//! to every process in them whatever its uid; MPTCP's first subflow is a TCP socket that
+//! runs the same hook. UDP to an intercepted port cannot be proxied, so it is refused
+//! (EPERM) in every form (sendto, sendmsg, connect; IPv4, IPv6, v4-mapped) while UDP to
+//! other ports is untouched. README.md ("What interception covers") lists what this does
+//! not cover. Needs root.
 
 mod support;
 
@@ -190,29 +193,38 @@ struct UdpEcho {
 }
 
 impl UdpEcho {
+    /// On a free port.
     fn start() -> Self {
-        for _ in 0..20 {
-            let v4 = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp echo");
-            let port = v4.local_addr().unwrap().port();
-            let Ok(v6) = std::net::UdpSocket::bind(("::1", port)) else {
-                continue;
-            };
-            for socket in [&v4, &v6] {
-                let socket = socket.try_clone().unwrap();
-                // Ends with the test process; each reply is one bounded datagram.
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 64];
-                    while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                        let _ = socket.send_to(&buf[..n], from);
-                    }
-                });
-            }
-            return Self {
-                port,
-                _sockets: vec![v4, v6],
-            };
+        (0..20)
+            .find_map(|_| {
+                let v4 = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp echo");
+                let port = v4.local_addr().unwrap().port();
+                Self::serve(v4, port)
+            })
+            .expect("no UDP port free on both 127.0.0.1 and ::1")
+    }
+
+    /// On `port`, if it is free on both addresses.
+    fn on(port: u16) -> Option<Self> {
+        Self::serve(std::net::UdpSocket::bind(("127.0.0.1", port)).ok()?, port)
+    }
+
+    fn serve(v4: std::net::UdpSocket, port: u16) -> Option<Self> {
+        let v6 = std::net::UdpSocket::bind(("::1", port)).ok()?;
+        for socket in [&v4, &v6] {
+            let socket = socket.try_clone().unwrap();
+            // Ends with the test process; each reply is one bounded datagram.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..n], from);
+                }
+            });
         }
-        panic!("no UDP port free on both 127.0.0.1 and ::1");
+        Some(Self {
+            port,
+            _sockets: vec![v4, v6],
+        })
     }
 }
 
@@ -268,6 +280,23 @@ fn udp_to_an_intercepted_port_is_refused_and_other_ports_are_not() {
     // The agent down (pins kept): still refused, like TCP (fail closed).
     assert!(agent.stop(libc::SIGTERM).success());
     assert_udp_refused_to(&udp_probe(&scenario, server.port(), echo.port));
+}
+
+/// DNS must keep working for intercepted clients: an echo standing in for a resolver on
+/// port 53 of 127.0.0.1 and ::1 answers every UDP way in while another port is refused.
+#[test]
+fn dns_on_port_53_keeps_working_from_the_cgroup() {
+    if !require_root("dns_on_port_53_keeps_working_from_the_cgroup") {
+        return;
+    }
+    let Some(dns) = UdpEcho::on(53) else {
+        eprintln!("skipped: UDP port 53 is taken on 127.0.0.1 or ::1 (a local resolver)");
+        return;
+    };
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[server.port()]));
+    assert_udp_refused_to(&udp_probe(&scenario, server.port(), dns.port));
 }
 
 #[test]

@@ -253,7 +253,10 @@ for _ in range(flood):
 for s in abandoned:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-print("ready", len(fill), flush=True)
+# The victim's handshake must still be pending (its SYN dropped by the full queue), or
+# its record was never at risk.
+_, done, _ = select.select([], [v], [], 0)
+print("ready" if not done else "victim connected too early", len(fill), flush=True)
 sys.stdin.readline()
 _, writable, _ = select.select([], [v], [], 20)
 outcome = "hung"

@@ -8,7 +8,7 @@
 //!   record by the client's local address, which is the only thing the agent can see of
 //!   the connection when it accepts it.
 //! * Everything else to an MCP port is refused with EPERM, because the agent can only proxy
-//!   TCP: a UDP (or SCTP, MPTCP, …) `connect()` in connect4/6, and an unconnected UDP
+//!   TCP: a UDP (or other non-TCP) `connect()` in connect4/6, and an unconnected UDP
 //!   `sendto`/`sendmsg` in `gateway_sendmsg4` / `gateway_sendmsg6` (cgroup/sendmsg4,
 //!   cgroup/sendmsg6, which run for every UDP send that names a destination). A server
 //!   that also answers HTTP/3 (QUIC) on an intercepted port would otherwise be reachable
@@ -187,8 +187,11 @@ pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
         }
         return 1;
     };
-    // If the insert fails the agent finds no record and refuses the connection: closed.
-    let _ = BY_ADDR.insert(&key, &info, 0);
+    // If the insert fails the agent must find no record and refuse the connection
+    // (closed), not an older one left under this key.
+    if BY_ADDR.insert(&key, &info, 0).is_err() {
+        let _ = BY_ADDR.remove(&key);
+    }
     let _ = PENDING.remove(&cookie);
     1
 }
@@ -213,7 +216,8 @@ fn redirect_config() -> Option<RedirectConfig> {
     (cfg.enabled != 0).then_some(cfg)
 }
 
-/// Only TCP is proxied: connect4/6 also run for UDP connect(), which must go untouched.
+/// Only TCP can be proxied: connect4/6 also run for UDP connect(), refused for MCP ports.
+/// (MPTCP passes: the kernel connects its first subflow, a TCP socket, through the hook.)
 fn is_tcp(ctx: &SockAddrContext) -> bool {
     // SAFETY: `type` and `protocol` are readable 4-byte fields of bpf_sock_addr.
     let (sock_type, protocol) = unsafe {

@@ -10,10 +10,11 @@
 //! Layout of one attachment: `<pin_dir>/v3-cgroup-<cgroup inode>/` holding the five links
 //! and the four maps. The cgroup inode (= cgroup id) keys it so that one pin_dir can serve
 //! agents for different cgroups; the version changes whenever the programs or map layouts
-//! do (v2: the agent is exempted by its pid in its own PID namespace; v3: UDP and other
-//! non-TCP traffic to MCP ports is refused, by two more links). An attachment of an older layout for the
-//! same cgroup is removed once the new one is pinned, so an upgrade never leaves the old
-//! programs redirecting the new agent's own connects, and never has a moment without any.
+//! do (v2: the agent is exempted by its pid in its own PID namespace; v3: two more links
+//! refuse UDP and other non-TCP traffic to MCP ports). An attachment of an older layout for
+//! the same cgroup is removed once the new one is pinned, so an upgrade never leaves the
+//! old programs redirecting the new agent's own connects, and never has a moment without
+//! any.
 
 mod bpffs;
 mod conn_table;

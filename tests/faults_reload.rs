@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{DENY_SHELL_POLICY, McpServer, Scenario, audit_rows, audit_verify, require_root};
+use support::{
+    DENY_SHELL_POLICY, EchoAuthServer, McpServer, Scenario, audit_rows, audit_verify, require_root,
+};
 
 const RELOADED: &str = "SIGHUP: policy reloaded";
 const RELOAD_FAILED: &str = "SIGHUP: policy reload failed; keeping the previous policy";
@@ -268,4 +270,62 @@ fn a_sighup_storm_during_traffic_loses_and_leaks_nothing() {
     );
     let verify = audit_verify(&scenario.audit_dir());
     assert!(verify.status.success(), "{verify:?}");
+}
+
+/// A held credential that cannot be read at reload (the file gone mid-rotation) keeps
+/// the previous one in use, logged with the file and the reason; the next good reload
+/// picks up the new one.
+#[test]
+fn a_reload_that_cannot_read_a_credential_keeps_the_previous_one() {
+    if !require_root("a_reload_that_cannot_read_a_credential_keeps_the_previous_one") {
+        return;
+    }
+    let server = EchoAuthServer::start();
+    let port = server.port;
+    let scenario = Scenario::new();
+    let token_file = scenario.dir.path().join("upstream.token");
+    std::fs::write(&token_file, "first-upstream-token-11\n").unwrap();
+    let config = scenario.config_with(
+        &[port],
+        &format!(
+            "\n[[server]]\nname = \"echo\"\naddr = \"127.0.0.1:{port}\"\n[server.credential]\nscheme = \"Bearer\"\nfile = \"{}\"\n",
+            token_file.display()
+        ),
+    );
+    let agent = scenario.start_agent(&config);
+    let call = || {
+        let out = scenario.curl_output(&[
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+            &server.url(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    call();
+
+    std::fs::remove_file(&token_file).unwrap();
+    let failed = "SIGHUP: re-reading credentials failed; keeping the previous ones";
+    for _ in 0..5 {
+        hup(agent.pid());
+    }
+    let line = agent.wait_for(failed, |_| true);
+    let why = line["error"].as_str().unwrap_or("");
+    assert!(why.contains("upstream.token"), "{line}");
+    call();
+
+    std::fs::write(&token_file, "second-upstream-token-22\n").unwrap();
+    let before = count(&agent, "SIGHUP: credentials re-read");
+    hup(agent.pid());
+    wait_for_more(&agent, "SIGHUP: credentials re-read", before);
+    call();
+    assert_eq!(
+        server.seen(),
+        [
+            "Bearer first-upstream-token-11",
+            "Bearer first-upstream-token-11",
+            "Bearer second-upstream-token-22"
+        ]
+    );
 }

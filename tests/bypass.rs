@@ -368,3 +368,36 @@ fn multipath_tcp_is_intercepted_like_tcp() {
     assert!(body.contains("hello from the real server"), "{body}");
     agent.wait_for(INTERCEPTED, orig_dst_is(server.addr));
 }
+
+/// UDP-Lite runs no cgroup connect hook on this kernel (a connected UDP-Lite socket can
+/// only reach a UDP-Lite listener, documented), but its unconnected sends go through
+/// sendmsg4/6 like UDP's and are refused.
+#[test]
+fn udp_lite_sendto_an_intercepted_port_is_refused() {
+    if !require_root("udp_lite_sendto_an_intercepted_port_is_refused") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[server.port()]));
+    let script = format!(
+        "import errno, socket\n\
+         try:\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 136)\n\
+         except OSError as e:\n\
+         \x20   print('unsupported'); raise SystemExit\n\
+         try:\n\
+         \x20   s.sendto(b'ping', ('127.0.0.1', {port})); print('sent')\n\
+         except OSError as e:\n\
+         \x20   print(errno.errorcode[e.errno])\n",
+        port = server.port()
+    );
+    let out = scenario.output_in_cgroup(&["timeout", "20", "python3", "-c", &script]);
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(out.status.success(), "{out:?}");
+    if said == "unsupported" {
+        eprintln!("skipped: no UDP-Lite on this kernel");
+        return;
+    }
+    assert_eq!(said, "EPERM");
+}

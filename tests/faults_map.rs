@@ -172,8 +172,7 @@ fn more_waiting_connections_than_records_are_served_or_refused_never_misrouted()
     std::fs::write(&config, text).unwrap();
     let agent = scenario.start_agent(&config);
     // The agent stopped: every connect completes in the kernel (into the listener's
-    // backlog, 128 deep: hence 100 clients) and its record waits in BY_ADDR, which
-    // overflows.
+    // backlog) and its record waits in BY_ADDR, which overflows.
     const CLIENTS: usize = 100;
     let stopped = Stopped::new(agent.pid());
     let mut pressure = client(&scenario, &[a.port, b.port], CLIENTS, true);
@@ -303,7 +302,8 @@ fn a_stale_record_is_never_used_for_a_connection_whose_own_was_evicted() {
     }
     let (a, b) = (WhoServer::start(), WhoServer::start());
     let scenario = Scenario::new();
-    let config = scenario.config(&[a.port, b.port]);
+    // A short accept queue, quick to fill (lands in [proxy]).
+    let config = scenario.config_with(&[a.port, b.port], "listen_backlog = 128\n");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[intercept]\n",
         "[intercept]\nmax_tracked_connections = 256\n",
@@ -372,4 +372,32 @@ fn wait_for_count(agent: &support::Agent, count: u64, pred: impl Fn(&serde_json:
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(seen(), count);
+}
+
+/// A burst of connects while the agent is not accepting (busy, or stopped here) is queued
+/// by the kernel and served once it accepts again: with tokio's default backlog of 128 the
+/// 129th client's SYN was dropped and its connect stalled for seconds.
+#[test]
+fn a_burst_of_connects_while_the_agent_is_busy_is_queued_and_served() {
+    if !require_root("a_burst_of_connects_while_the_agent_is_busy_is_queued_and_served") {
+        return;
+    }
+    let (a, b) = (WhoServer::start(), WhoServer::start());
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[a.port, b.port]));
+    const CLIENTS: usize = 300;
+    let stopped = Stopped::new(agent.pid());
+    let mut burst = client(&scenario, &[a.port, b.port], CLIENTS, true);
+    let mut progress = BufReader::new(burst.stdout.take().unwrap());
+    let mut line = String::new();
+    progress.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "connected", "the burst did not connect");
+    drop(stopped);
+    burst.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    burst.stdout = Some(progress.into_inner());
+    assert_eq!(
+        summary(burst),
+        (CLIENTS as u64, 0, 0, 0),
+        "(served, refused, misrouted, hung)"
+    );
 }

@@ -265,6 +265,11 @@ pub struct ProxyConfig {
     pub connect_timeout_ms: u64,
     /// Connections proxied at once; beyond this new clients are reset (and it is logged).
     pub max_connections: usize,
+    /// Redirected connections the kernel queues for the listeners while the agent is busy
+    /// accepting (listen(2) backlog; the kernel caps it at net.core.somaxconn). Beyond it a
+    /// client's SYN is dropped and retried a second later. The Rust default, 128, was
+    /// exceeded by a burst of a few hundred connects.
+    pub listen_backlog: u32,
 }
 
 impl Default for ProxyConfig {
@@ -272,6 +277,7 @@ impl Default for ProxyConfig {
         Self {
             connect_timeout_ms: 5_000,
             max_connections: 10_000,
+            listen_backlog: 4096,
         }
     }
 }
@@ -452,6 +458,12 @@ impl Config {
             return Err(invalid(
                 "proxy.max_connections",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=65_535).contains(&self.proxy.listen_backlog) {
+            return Err(invalid(
+                "proxy.listen_backlog",
+                format!("{} is outside 1..=65535", self.proxy.listen_backlog),
             ));
         }
         if let Some(ship) = &self.audit.ship {

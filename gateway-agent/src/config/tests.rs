@@ -148,3 +148,13 @@ fn max_tracked_connections_defaults_to_the_map_size_and_is_bounded() {
         assert!(msg.contains("intercept.max_tracked_connections"), "{msg}");
     }
 }
+
+#[test]
+fn listen_backlog_defaults_above_the_rust_default_and_is_bounded() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.proxy.listen_backlog, 4096);
+    for bad in [0, 65_536] {
+        let msg = problem(&format!("{MINIMAL}\n[proxy]\nlisten_backlog = {bad}\n"));
+        assert!(msg.contains("proxy.listen_backlog"), "{msg}");
+    }
+}

@@ -317,32 +317,6 @@ fn detach_restores_the_direct_path() {
     );
 }
 
-#[test]
-fn udp_to_an_mcp_port_is_left_alone() {
-    if !require_root("udp_to_an_mcp_port_is_left_alone") {
-        return;
-    }
-    let server = HttpServer::start("127.0.0.1");
-    // A UDP socket on the same port number as the intercepted TCP server.
-    let udp = std::net::UdpSocket::bind(("127.0.0.1", server.port())).expect("bind udp");
-    udp.set_read_timeout(Some(support::WAIT)).unwrap();
-    let scenario = Scenario::new();
-    let _agent = scenario.start_agent(&scenario.config(&[server.port()]));
-
-    // bash's /dev/udp does socket(SOCK_DGRAM) + connect() + write(): connect4 runs for it.
-    let sent = scenario.run_in_cgroup(&[
-        "bash",
-        "-c",
-        &format!("echo ping > /dev/udp/127.0.0.1/{}", server.port()),
-    ]);
-    assert!(sent.success(), "sending the datagram failed");
-    let mut buf = [0u8; 16];
-    let (n, _) = udp
-        .recv_from(&mut buf)
-        .expect("datagram was redirected away");
-    assert_eq!(&buf[..n], b"ping\n");
-}
-
 /// Sends 16 MiB while reading the echo concurrently, then half-closes and reads to EOF.
 const HALF_CLOSE_CLIENT: &str = r#"
 import hashlib, socket, sys, threading

@@ -222,6 +222,19 @@ pub struct InterceptConfig {
     /// path back. A crash (SIGKILL) always leaves the pins: nothing runs to remove them.
     #[serde(default)]
     pub on_exit: OnExit,
+    /// Entries of each kernel connection-record map: connects in flight plus connections
+    /// established but not yet accepted by the agent. Beyond it the oldest records are
+    /// evicted (LRU) and their connections refused, never proxied to a guessed destination.
+    #[serde(default = "default_max_tracked_connections")]
+    pub max_tracked_connections: u32,
+}
+
+/// The most `max_tracked_connections` may say: about 150 bytes of kernel memory per entry
+/// in each of two maps.
+pub const MAX_TRACKED_CONNECTIONS: u32 = 1 << 20;
+
+fn default_max_tracked_connections() -> u32 {
+    gateway_common::MAX_BY_ADDR
 }
 
 /// `[intercept] on_exit`, or `run --on-exit`.
@@ -252,6 +265,11 @@ pub struct ProxyConfig {
     pub connect_timeout_ms: u64,
     /// Connections proxied at once; beyond this new clients are reset (and it is logged).
     pub max_connections: usize,
+    /// Redirected connections the kernel queues for the listeners while the agent is busy
+    /// accepting (listen(2) backlog; the kernel caps it at net.core.somaxconn). Beyond it a
+    /// client's SYN is dropped and retried a second later. The Rust default, 128, was
+    /// exceeded by a burst of a few hundred connects.
+    pub listen_backlog: u32,
 }
 
 impl Default for ProxyConfig {
@@ -259,6 +277,7 @@ impl Default for ProxyConfig {
         Self {
             connect_timeout_ms: 5_000,
             max_connections: 10_000,
+            listen_backlog: 4096,
         }
     }
 }
@@ -365,6 +384,15 @@ impl Config {
                 ),
             ));
         }
+        if !(16..=MAX_TRACKED_CONNECTIONS).contains(&ic.max_tracked_connections) {
+            return Err(invalid(
+                "intercept.max_tracked_connections",
+                format!(
+                    "{} is outside 16..={MAX_TRACKED_CONNECTIONS}",
+                    ic.max_tracked_connections
+                ),
+            ));
+        }
         if !ic.pin_dir.is_absolute() {
             return Err(invalid(
                 "intercept.pin_dir",
@@ -430,6 +458,12 @@ impl Config {
             return Err(invalid(
                 "proxy.max_connections",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=65_535).contains(&self.proxy.listen_backlog) {
+            return Err(invalid(
+                "proxy.listen_backlog",
+                format!("{} is outside 1..=65535", self.proxy.listen_backlog),
             ));
         }
         if let Some(ship) = &self.audit.ship {

@@ -60,17 +60,26 @@ impl Proxy {
     }
 
     async fn handle(&self, client: TcpStream, peer: SocketAddr) {
+        // The record is taken before anything can refuse the connection: one left behind
+        // would wait in the map for a later connection from the same local address whose
+        // own record the kernel failed to keep, and send it to this one's destination.
+        let info = self.table.take(peer);
         let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             warn!(%peer, "connection limit (proxy.max_connections) reached; resetting client");
             reset(client);
             return;
         };
-        let info = match self.table.take(peer) {
+        let info = match info {
             Ok(Some(info)) => info,
             Ok(None) => {
                 // Either a direct connect to the listener or a record evicted under
                 // pressure: with no original destination there is nowhere safe to go.
-                warn!(%peer, "no interception record for this connection; resetting client");
+                warn!(
+                    %peer,
+                    "no interception record for this connection (a direct connect to the \
+                     listener, or its record was evicted: more connections in flight than \
+                     intercept.max_tracked_connections); resetting client"
+                );
                 reset(client);
                 return;
             }
@@ -272,4 +281,18 @@ fn reset(stream: TcpStream) {
         debug!(error = %err, "cannot set SO_LINGER 0; closing normally");
     }
     drop(stream);
+}
+
+/// Binds an interception listener with `backlog` queued connections (tokio's `bind` uses
+/// 128, too few for a burst of redirected connects while the agent is busy).
+pub async fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's bind does: a restarted agent rebinds while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

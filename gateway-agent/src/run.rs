@@ -98,12 +98,13 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
         let stop = StopSignals::install()?;
         let listen4 = config.intercept.listen;
         let listen6 = config.listen6();
-        let listener4 = TcpListener::bind(listen4)
+        let backlog = config.proxy.listen_backlog;
+        let listener4 = crate::proxy::bind_listener(listen4, backlog)
             .await
             .with_context(|| format!("binding intercept.listen {listen4}"))?;
         // Without IPv6 on the host there is nothing to intercept over IPv6; IPv6 connects
         // then go to an unbound address and are refused, which is still closed.
-        let listener6 = match TcpListener::bind(listen6).await {
+        let listener6 = match crate::proxy::bind_listener(listen6, backlog).await {
             Ok(listener) => Some(listener),
             Err(err) => {
                 warn!(%listen6, error = %err, "cannot bind intercept.listen6; IPv6 MCP connects will be refused");
@@ -124,6 +125,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             ports: config.intercept.ports.clone(),
             listen4,
             listen6,
+            max_tracked: config.intercept.max_tracked_connections,
         };
         let servers = Arc::new(std::sync::RwLock::new(Arc::new(ServerTable::load(&config)?)));
         let tls_setup = TlsSetup::load(&config).context(origin(path))?;

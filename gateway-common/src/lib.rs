@@ -20,11 +20,14 @@ pub const MAP_BY_ADDR: &str = "BY_ADDR";
 pub const PROG_CONNECT4: &str = "gateway_connect4";
 pub const PROG_CONNECT6: &str = "gateway_connect6";
 pub const PROG_SOCKOPS: &str = "gateway_sockops";
+pub const PROG_SENDMSG4: &str = "gateway_sendmsg4";
+pub const PROG_SENDMSG6: &str = "gateway_sendmsg6";
 
 /// How many destination ports an operator may configure.
 pub const MAX_PORTS: u32 = 1024;
 /// Connections recorded at connect() whose TCP handshake has not completed yet. LRU: a
-/// connect that never completes (refused, timed out) is evicted instead of leaking.
+/// connect that never completes (refused, timed out) is evicted instead of leaking. The
+/// agent may load the maps with another size (`[intercept] max_tracked_connections`).
 pub const MAX_PENDING: u32 = 65_536;
 /// Established, redirected connections the agent has not accepted yet. LRU for the same
 /// reason; the agent deletes each entry as it consumes it.

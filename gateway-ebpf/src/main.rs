@@ -7,6 +7,12 @@
 //! * `gateway_sockops` (sockops) runs when the client's handshake completes and re-keys that
 //!   record by the client's local address, which is the only thing the agent can see of
 //!   the connection when it accepts it.
+//! * Everything else to an MCP port is refused with EPERM, because the agent can only proxy
+//!   TCP: a UDP (or other non-TCP) `connect()` in connect4/6, and an unconnected UDP
+//!   `sendto`/`sendmsg` in `gateway_sendmsg4` / `gateway_sendmsg6` (cgroup/sendmsg4,
+//!   cgroup/sendmsg6, which run for every UDP send that names a destination). A server
+//!   that also answers HTTP/3 (QUIC) on an intercepted port would otherwise be reachable
+//!   around the agent; refused, QUIC clients fall back to TCP, which is intercepted.
 //!
 //! The agent's own connects are skipped so it can reach the real server. "Own" is decided in
 //! the agent's PID namespace (`bpf_get_ns_current_pid_tgid`), never by the host tgid the
@@ -33,8 +39,10 @@ use gateway_common::{
     is_v4_mapped,
 };
 
-/// Verdict for cgroup/connect programs: let the (possibly rewritten) connect proceed.
+/// Verdict for cgroup sock_addr programs: let the (possibly rewritten) call proceed.
 const ALLOW: i32 = 1;
+/// Verdict for cgroup sock_addr programs: fail the call with EPERM.
+const DENY: i32 = 0;
 const SOCK_STREAM: u32 = 1;
 const IPPROTO_TCP: u32 = 6;
 
@@ -59,9 +67,6 @@ pub fn gateway_connect4(ctx: SockAddrContext) -> i32 {
     let Some(cfg) = redirect_config() else {
         return ALLOW;
     };
-    if !is_tcp(&ctx) {
-        return ALLOW;
-    }
     // SAFETY: `sa` is the context pointer the kernel passed in; user_ip4/user_port are
     // readable 4-byte fields of bpf_sock_addr for connect4.
     let (ip_be, port) = unsafe {
@@ -70,12 +75,15 @@ pub fn gateway_connect4(ctx: SockAddrContext) -> i32 {
             port_from_user(core::ptr::read_volatile(&(*sa).user_port)),
         )
     };
-    if is_own_listener4(&cfg, ip_be, port) {
+    if is_tcp(&ctx) && is_own_listener4(&cfg, ip_be, port) {
         return ALLOW;
     }
     let Some(ns_pid) = should_redirect(&cfg, port) else {
         return ALLOW;
     };
+    if !is_tcp(&ctx) {
+        return DENY;
+    }
     remember(&ctx, SockKey::v4(ip_be, port), ns_pid);
     // SAFETY: as above; both fields are writable in connect4.
     unsafe {
@@ -91,17 +99,17 @@ pub fn gateway_connect6(ctx: SockAddrContext) -> i32 {
     let Some(cfg) = redirect_config() else {
         return ALLOW;
     };
-    if !is_tcp(&ctx) {
-        return ALLOW;
-    }
     // SAFETY: user_ip6 must be read as 4-byte words (the verifier rejects wider loads).
     let (ip6, port) = unsafe { (read_user_ip6(sa), port_from_user((*sa).user_port)) };
-    if is_own_listener6(&cfg, ip6, port) {
+    if is_tcp(&ctx) && is_own_listener6(&cfg, ip6, port) {
         return ALLOW;
     }
     let Some(ns_pid) = should_redirect(&cfg, port) else {
         return ALLOW;
     };
+    if !is_tcp(&ctx) {
+        return DENY;
+    }
     remember(&ctx, SockKey::v6(ip6, port), ns_pid);
     // A v4-mapped destination travels over IPv4 on the wire, so it must go to the IPv4
     // listener, still addressed as v4-mapped because the socket is AF_INET6.
@@ -122,6 +130,37 @@ pub fn gateway_connect6(ctx: SockAddrContext) -> i32 {
     ALLOW
 }
 
+/// An unconnected UDP send (`sendto`, `sendmsg`, `sendmmsg` with a destination) to an MCP
+/// port from anyone but the agent: refused (EPERM). Connected UDP sockets never get here;
+/// their `connect()` was already refused by connect4/6. v4-mapped destinations on an IPv6
+/// socket are sent by the IPv4 path, which runs this program.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn gateway_sendmsg4(ctx: SockAddrContext) -> i32 {
+    let Some(cfg) = redirect_config() else {
+        return ALLOW;
+    };
+    // SAFETY: user_port is a readable 4-byte field of bpf_sock_addr for sendmsg4.
+    let port = unsafe { port_from_user(core::ptr::read_volatile(&(*ctx.sock_addr).user_port)) };
+    match should_redirect(&cfg, port) {
+        Some(_) => DENY,
+        None => ALLOW,
+    }
+}
+
+/// `gateway_sendmsg4` for IPv6 destinations.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn gateway_sendmsg6(ctx: SockAddrContext) -> i32 {
+    let Some(cfg) = redirect_config() else {
+        return ALLOW;
+    };
+    // SAFETY: user_port is a readable 4-byte field of bpf_sock_addr for sendmsg6.
+    let port = unsafe { port_from_user(core::ptr::read_volatile(&(*ctx.sock_addr).user_port)) };
+    match should_redirect(&cfg, port) {
+        Some(_) => DENY,
+        None => ALLOW,
+    }
+}
+
 #[sock_ops]
 pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
     if ctx.op() != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB {
@@ -129,10 +168,6 @@ pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
     }
     // SAFETY: bpf_get_socket_cookie accepts a sock_ops context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // SAFETY: the value is copied out before any other map operation could free it.
-    let Some(info) = (unsafe { PENDING.get(&cookie) }).copied() else {
-        return 1;
-    };
     // sockops local_port is host byte order; local_ip4/ip6 are network order.
     let port = ctx.local_port() as u16;
     let key = match ctx.family() as u16 {
@@ -140,10 +175,40 @@ pub fn gateway_sockops(ctx: SockOpsContext) -> u32 {
         AF_INET6 => SockKey::v6(ctx.local_ip6(), port),
         _ => return 1,
     };
-    // If the insert fails the agent finds no record and refuses the connection: closed.
-    let _ = BY_ADDR.insert(&key, &info, 0);
+    // SAFETY: the value is copied out before any other map operation could free it.
+    let Some(info) = (unsafe { PENDING.get(&cookie) }).copied() else {
+        // No record: not redirected, or its record was evicted from the LRU map under
+        // pressure. In the second case a record an earlier connection left under the same
+        // local address (one the agent never accepted) must not be taken for this one's:
+        // the agent would proxy to that connection's destination. Dropping it makes the
+        // agent find nothing and refuse.
+        if is_to_agent(&ctx) {
+            let _ = BY_ADDR.remove(&key);
+        }
+        return 1;
+    };
+    // If the insert fails the agent must find no record and refuse the connection
+    // (closed), not an older one left under this key.
+    if BY_ADDR.insert(&key, &info, 0).is_err() {
+        let _ = BY_ADDR.remove(&key);
+    }
     let _ = PENDING.remove(&cookie);
     1
+}
+
+/// The established connection's peer is one of the agent's listeners.
+fn is_to_agent(ctx: &SockOpsContext) -> bool {
+    let Some(cfg) = redirect_config() else {
+        return false;
+    };
+    // sockops remote_port is the network-order port shifted into the high half (on
+    // little-endian hosts), so `ntohl` of the whole word is the port.
+    let port = u32::from_be(ctx.remote_port()) as u16;
+    match ctx.family() as u16 {
+        AF_INET => is_own_listener4(&cfg, ctx.remote_ip4(), port),
+        AF_INET6 => is_own_listener6(&cfg, ctx.remote_ip6(), port),
+        _ => false,
+    }
 }
 
 fn redirect_config() -> Option<RedirectConfig> {
@@ -151,7 +216,8 @@ fn redirect_config() -> Option<RedirectConfig> {
     (cfg.enabled != 0).then_some(cfg)
 }
 
-/// Only TCP is proxied: connect4/6 also run for UDP connect(), which must go untouched.
+/// Only TCP can be proxied: connect4/6 also run for UDP connect(), refused for MCP ports.
+/// (MPTCP passes: the kernel connects its first subflow, a TCP socket, through the hook.)
 fn is_tcp(ctx: &SockAddrContext) -> bool {
     // SAFETY: `type` and `protocol` are readable 4-byte fields of bpf_sock_addr.
     let (sock_type, protocol) = unsafe {

@@ -136,3 +136,25 @@ fn audit_ship_is_optional_and_checked_up_front() {
     ));
     assert!(msg.contains("audit.ship") && msg.contains("host"), "{msg}");
 }
+
+#[test]
+fn max_tracked_connections_defaults_to_the_map_size_and_is_bounded() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.intercept.max_tracked_connections, 65_536);
+    let config = Config::parse(&format!("{MINIMAL}max_tracked_connections = 16\n"), "t").unwrap();
+    assert_eq!(config.intercept.max_tracked_connections, 16);
+    for bad in [0, 15, MAX_TRACKED_CONNECTIONS + 1] {
+        let msg = problem(&format!("{MINIMAL}max_tracked_connections = {bad}\n"));
+        assert!(msg.contains("intercept.max_tracked_connections"), "{msg}");
+    }
+}
+
+#[test]
+fn listen_backlog_defaults_above_the_rust_default_and_is_bounded() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    assert_eq!(config.proxy.listen_backlog, 4096);
+    for bad in [0, 65_536] {
+        let msg = problem(&format!("{MINIMAL}\n[proxy]\nlisten_backlog = {bad}\n"));
+        assert!(msg.contains("proxy.listen_backlog"), "{msg}");
+    }
+}

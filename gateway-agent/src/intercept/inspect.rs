@@ -14,9 +14,9 @@ use super::{InterceptError, LINKS, instance_dir, open_pinned_map};
 /// What is pinned for one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedState {
-    /// `<pin_dir>/v1-cgroup-<id>`.
+    /// `<pin_dir>/v3-cgroup-<id>`.
     pub instance: PathBuf,
-    /// The link pins present (all three: the programs are attached).
+    /// The link pins present (all five: the programs are attached).
     pub links: Vec<&'static str>,
     /// From the pinned maps, when they could be read (needs CAP_BPF).
     pub maps: Option<PinnedConfig>,
@@ -37,6 +37,11 @@ impl PinnedState {
     /// Every link is pinned: connects to the ports are redirected.
     pub fn attached(&self) -> bool {
         self.links.len() == LINKS.len()
+    }
+
+    /// How many links a complete attachment pins.
+    pub fn expected_links() -> usize {
+        LINKS.len()
     }
 }
 

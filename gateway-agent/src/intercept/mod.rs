@@ -7,12 +7,14 @@
 //! client gets "connection refused" (fail closed). A restarted agent finds the pins,
 //! re-opens the maps, writes its own pid and carries on without attaching twice.
 //!
-//! Layout of one attachment: `<pin_dir>/v1-cgroup-<cgroup inode>/` holding the three links
+//! Layout of one attachment: `<pin_dir>/v3-cgroup-<cgroup inode>/` holding the five links
 //! and the four maps. The cgroup inode (= cgroup id) keys it so that one pin_dir can serve
-//! agents for different cgroups; `v2` changes whenever the map layouts do (v2: the agent is
-//! exempted by its pid in its own PID namespace). An attachment of an older layout for the
-//! same cgroup is removed once the new one is pinned, so an upgrade never leaves the old
-//! programs redirecting the new agent's own connects, and never has a moment without any.
+//! agents for different cgroups; the version changes whenever the programs or map layouts
+//! do (v2: the agent is exempted by its pid in its own PID namespace; v3: two more links
+//! refuse UDP and other non-TCP traffic to MCP ports). An attachment of an older layout for
+//! the same cgroup is removed once the new one is pinned, so an upgrade never leaves the
+//! old programs redirecting the new agent's own connects, and never has a moment without
+//! any.
 
 mod bpffs;
 mod conn_table;
@@ -34,8 +36,8 @@ use aya::{
     },
 };
 use gateway_common::{
-    MAP_BY_ADDR, MAP_CONFIG, MAP_PENDING, MAP_PORTS, PROG_CONNECT4, PROG_CONNECT6, PROG_SOCKOPS,
-    RedirectConfig,
+    MAP_BY_ADDR, MAP_CONFIG, MAP_PENDING, MAP_PORTS, PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4,
+    PROG_SENDMSG6, PROG_SOCKOPS, RedirectConfig,
 };
 
 pub use bpffs::BpffsError;
@@ -45,13 +47,15 @@ pub use inspect::{PinnedConfig, PinnedState, inspect};
 /// The eBPF object built by build.rs from gateway-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gateway"));
 
-const LAYOUT_VERSION: &str = "v2";
+const LAYOUT_VERSION: &str = "v3";
 /// Layouts earlier agents pinned; removed once this version is attached.
-const OLD_LAYOUT_VERSIONS: [&str; 1] = ["v1"];
-const LINKS: [(&str, &str); 3] = [
+const OLD_LAYOUT_VERSIONS: [&str; 2] = ["v1", "v2"];
+const LINKS: [(&str, &str); 5] = [
     (PROG_CONNECT4, "link_connect4"),
     (PROG_CONNECT6, "link_connect6"),
     (PROG_SOCKOPS, "link_sockops"),
+    (PROG_SENDMSG4, "link_sendmsg4"),
+    (PROG_SENDMSG6, "link_sendmsg6"),
 ];
 const MAPS: [&str; 4] = [MAP_CONFIG, MAP_PORTS, MAP_PENDING, MAP_BY_ADDR];
 
@@ -96,6 +100,9 @@ pub struct RedirectTarget {
     pub ports: Vec<u16>,
     pub listen4: SocketAddr,
     pub listen6: SocketAddr,
+    /// Entries of each connection-record map (`PENDING`, `BY_ADDR`); applies when the
+    /// programs are attached, not to an attachment re-used from pins.
+    pub max_tracked: u32,
 }
 
 /// A live attachment of the interception programs to one cgroup.
@@ -120,6 +127,7 @@ impl Interception {
         let reused = LINKS.iter().all(|(_, pin)| instance.join(pin).exists());
         if reused {
             let config = configure(&instance, target)?;
+            warn_if_resized(&instance, target.max_tracked);
             return Self::open(instance, config, true);
         }
         // A partial attachment (crash between pins) is discarded and rebuilt.
@@ -299,6 +307,8 @@ fn attach_fresh(
     for name in MAPS {
         loader.map_pin_path(name, instance.join(name));
     }
+    loader.map_max_entries(MAP_PENDING, target.max_tracked);
+    loader.map_max_entries(MAP_BY_ADDR, target.max_tracked);
     let mut ebpf = loader.load(EBPF_OBJECT)?;
     // Point the programs at this agent before they can see a single connect.
     let config = configure(instance, target)?;
@@ -340,6 +350,24 @@ fn attach_fresh(
             })?;
     }
     Ok(config)
+}
+
+/// Map sizes are fixed when the maps are created: a re-used attachment keeps the size it
+/// was created with until it is detached, which the operator is told.
+fn warn_if_resized(instance: &Path, wanted: u32) {
+    let pinned = MapData::from_pin(instance.join(MAP_BY_ADDR))
+        .and_then(|map| map.info())
+        .map(|info| info.max_entries());
+    if let Ok(pinned) = pinned
+        && pinned != wanted
+    {
+        tracing::warn!(
+            pinned,
+            configured = wanted,
+            "intercept.max_tracked_connections differs from the pinned maps' size, which stays \
+             until the attachment is re-created (`gateway-agent detach`, then start)"
+        );
+    }
 }
 
 /// Writes this agent's listeners, pid and ports into the pinned maps.

@@ -136,9 +136,10 @@ impl Report {
             Some(pins) => {
                 let _ = writeln!(
                     out,
-                    "  pins:    {} ({}/3 links{})",
+                    "  pins:    {} ({}/{} links{})",
                     pins.instance.display(),
                     pins.links.len(),
+                    crate::intercept::PinnedState::expected_links(),
                     if pins.attached() { ", attached" } else { "" }
                 );
                 if let Some(maps) = &pins.maps {

@@ -21,6 +21,7 @@ mod response;
 mod sniff;
 mod sse_stream;
 mod stream_pump;
+mod unrepresentable;
 
 use std::sync::Arc;
 

@@ -56,7 +56,9 @@ fn read_request(conn: &mut TcpStream) {
                 .then(|| value.trim().parse().ok())?
         })
         .unwrap_or(0);
-    let already = head.split_once("\r\n\r\n").map_or(0, |(_, rest)| rest.len());
+    let already = head
+        .split_once("\r\n\r\n")
+        .map_or(0, |(_, rest)| rest.len());
     let mut rest = vec![0u8; length.saturating_sub(already).min(1 << 20)];
     let _ = conn.read_exact(&mut rest);
 }
@@ -132,7 +134,10 @@ fn unrepresentable_json_next_to_a_secret_is_refused_not_leaked() {
             .unwrap_or(&body);
         let answer: Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("{case}: {e}: {body}"));
-        assert_eq!(answer["id"], 7, "{case}: the refusal answers the call: {body}");
+        assert_eq!(
+            answer["id"], 7,
+            "{case}: the refusal answers the call: {body}"
+        );
         assert_eq!(answer["error"]["code"], -32012, "{case}: {body}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(

@@ -29,9 +29,15 @@ struct IdOnly {
 
 /// The id of the message in `text`, when it is a single object whose id parses.
 fn message_id(text: &str) -> Value {
+    if !text.trim_start().starts_with('{') {
+        // A batch (serde would read an array as the struct's fields in order).
+        return Value::Null;
+    }
     serde_json::from_str::<IdOnly>(text)
         .ok()
         .and_then(|m| m.id)
+        // JSON-RPC ids are strings or numbers.
+        .filter(|id| id.is_string() || id.is_number())
         .unwrap_or(Value::Null)
 }
 
@@ -73,6 +79,7 @@ mod tests {
         assert_eq!(message_id(r#"{"result":{"s":"\uD800"},"id":"a"}"#), "a");
         assert_eq!(message_id(r#"[{"id":1}]"#), Value::Null);
         assert_eq!(message_id(r#"{"id":"\uD800"}"#), Value::Null);
+        assert_eq!(message_id(r#"{"id":{"nested":1}}"#), Value::Null);
     }
 
     #[test]

@@ -314,12 +314,14 @@ async fn an_idp_outage_keeps_the_cached_keys() {
         auth.authenticate(&fresh, &[]).await.unwrap().subject,
         "mallory"
     );
-    // An unknown kid tries a refresh, which fails; the held keys survive it.
+    // An unknown kid tries a refresh, which fails; the held keys survive it. The token
+    // may be good (the provider may have rotated), so it is "unavailable" (503), not 401.
     let unknown = idp.mint(json!({"alg": "RS256", "kid": "next"}), claims(&idp));
-    assert!(matches!(
-        refused(&auth, &unknown).await,
-        TokenError::UnknownKey { .. }
-    ));
+    let err = refused(&auth, &unknown).await;
+    assert!(
+        matches!(err, TokenError::KeysUnavailable { .. }) && err.status() == 503,
+        "{err:?}"
+    );
     let es = idp.mint(json!({"alg": "ES256"}), claims(&idp));
     auth.authenticate(&es, &[]).await.unwrap();
 

@@ -180,6 +180,16 @@ pub struct HttpConfig {
     pub max_response_body_bytes: usize,
     /// Largest single SSE event; a stream with a longer one is cut.
     pub max_sse_event_bytes: usize,
+    /// How long a client may take to send a request head, and how long an idle keep-alive
+    /// connection waits for the next one (slowloris on the head).
+    pub request_head_timeout_ms: u64,
+    /// How long a client may take to send a whole request body the gateway reads.
+    pub request_body_timeout_ms: u64,
+    /// How long an upstream may take to start its answer (slow tools: keep it generous).
+    pub response_head_timeout_ms: u64,
+    /// Longest silence inside a response body the gateway reads whole; streams (SSE,
+    /// chunked JSON) may stay quiet for ever and are never cut for it.
+    pub response_body_idle_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -188,6 +198,10 @@ impl Default for HttpConfig {
             max_request_body_bytes: 4 << 20,
             max_response_body_bytes: 64 << 20,
             max_sse_event_bytes: 16 << 20,
+            request_head_timeout_ms: 30_000,
+            request_body_timeout_ms: 60_000,
+            response_head_timeout_ms: 300_000,
+            response_body_idle_timeout_ms: 60_000,
         }
     }
 }
@@ -452,6 +466,28 @@ impl Config {
         ] {
             if value < 1024 {
                 return Err(invalid(key, format!("{value} is too small; at least 1024")));
+            }
+        }
+        for (key, value) in [
+            (
+                "http.request_head_timeout_ms",
+                self.http.request_head_timeout_ms,
+            ),
+            (
+                "http.request_body_timeout_ms",
+                self.http.request_body_timeout_ms,
+            ),
+            (
+                "http.response_head_timeout_ms",
+                self.http.response_head_timeout_ms,
+            ),
+            (
+                "http.response_body_idle_timeout_ms",
+                self.http.response_body_idle_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
             }
         }
         if self.proxy.max_connections == 0 {

@@ -408,6 +408,7 @@ fn build_pipeline(
             max_request_body: config.http.max_request_body_bytes,
             max_response_body: config.http.max_response_body_bytes,
             max_sse_event: config.http.max_sse_event_bytes,
+            timeouts: crate::http::Timeouts::from_config(&config.http),
         },
         approvals: None,
         pins: load_pins(config)?,

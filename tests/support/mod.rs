@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod oidc;
+pub mod stall;
 pub mod tls;
 
 use std::{

@@ -84,7 +84,9 @@ impl Approvals {
         if let Some(opened) = opened {
             let _ = opened.send(approval.id.clone());
         }
+        let waiting = super::requester_gone::Waiting::new(self.sink.clone(), &approval);
         self.wait(&approval.id).await;
+        waiting.ended();
         if let Some(outcome) = self.try_use(&key, &call).await {
             return outcome;
         }

@@ -38,6 +38,7 @@ pub mod hold;
 pub mod http_admin;
 pub mod journal;
 pub mod notify;
+mod requester_gone;
 pub mod response_hold;
 pub mod rows;
 pub mod store;

@@ -18,6 +18,7 @@ use crate::{
     process::ProcessIdentity,
 };
 
+mod clock;
 mod tamper;
 
 pub(crate) fn sample_row(i: u64) -> AuditRecord {

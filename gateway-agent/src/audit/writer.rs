@@ -240,6 +240,9 @@ pub struct AuditWriter {
     /// The newest start time used: a clock stepping back must not sort a new file
     /// before an older one.
     last_start_us: i64,
+    /// The wall clock (µs since the epoch) that names files and decides day rotation;
+    /// a seam so tests can step it back (the machine's clock cannot be).
+    clock: fn() -> i64,
     open: Option<OpenFile>,
     pending: Vec<AuditRecord>,
     /// WAL sequence number of the newest row in a file this writer closed.
@@ -291,10 +294,17 @@ impl AuditWriter {
             last_hash,
             next_seq,
             last_start_us,
+            clock: now_us,
             open: None,
             pending: Vec::new(),
             closed_wal_seq: None,
         })
+    }
+
+    /// Replaces the wall clock (tests only: a clock that jumps).
+    #[cfg(test)]
+    pub(super) fn set_clock(&mut self, clock: fn() -> i64) {
+        self.clock = clock;
     }
 
     /// The hash the next row will link to.
@@ -369,7 +379,7 @@ impl AuditWriter {
     /// recorded.
     pub fn rotate_if_due(&mut self) -> Result<(), WriterError> {
         let max_age = Duration::from_secs(self.rotation.max_age_secs);
-        let today = now_us().div_euclid(DAY_US);
+        let today = (self.clock)().div_euclid(DAY_US);
         if self
             .open
             .as_ref()
@@ -395,7 +405,7 @@ impl AuditWriter {
     }
 
     fn start_file(&mut self) -> Result<OpenFile, WriterError> {
-        let start_us = now_us().max(self.last_start_us);
+        let start_us = (self.clock)().max(self.last_start_us);
         self.last_start_us = start_us;
         let seq = self.next_seq;
         self.next_seq += 1;

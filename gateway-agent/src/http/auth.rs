@@ -125,6 +125,11 @@ fn refuse(err: &TokenError, metadata_url: &str, reason: &str) -> Admission {
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, challenge);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     Admission::Respond(
         response,
         Refusal {

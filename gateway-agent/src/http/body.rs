@@ -2,8 +2,10 @@
 //! buffered and rewritten JSON, re-framed SSE), and the bounded collection of bodies the
 //! gateway must read whole.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
+
+use super::timeouts::Wait;
 
 pub type ProxyBody = BoxBody<Bytes, BodyError>;
 
@@ -36,20 +38,36 @@ pub enum CollectError {
     TooLarge { limit: usize },
     #[error("reading body: {0}")]
     Read(#[from] hyper::Error),
+    #[error("body stalled: {0}")]
+    Stalled(Wait),
 }
 
-/// Reads a whole body, refusing to hold more than `limit` bytes.
+/// Reads a whole body, refusing to hold more than `limit` bytes or to wait longer than
+/// `wait` allows (a peer that stalls mid-body must not hold the exchange for ever).
 pub async fn collect_limited(
-    body: hyper::body::Incoming,
+    mut body: hyper::body::Incoming,
     limit: usize,
+    wait: Wait,
 ) -> Result<Bytes, CollectError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) => match err.downcast::<hyper::Error>() {
-            Ok(hyper_err) => Err(CollectError::Read(*hyper_err)),
-            Err(_) => Err(CollectError::TooLarge { limit }),
-        },
+    let started = tokio::time::Instant::now();
+    let mut out = BytesMut::new();
+    loop {
+        let until = match wait {
+            Wait::Total(total) => started + total,
+            Wait::Idle(idle) => tokio::time::Instant::now() + idle,
+        };
+        let next = tokio::time::timeout_at(until, body.frame()).await;
+        let frame = match next {
+            Err(_) => return Err(CollectError::Stalled(wait)),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(frame)) => frame?,
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(CollectError::TooLarge { limit });
+            }
+            out.extend_from_slice(&data);
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use super::{
     audit_rows::{self, Recorder, RowContext},
     auth::{self, Admission},
     body::{self, ProxyBody, full},
+    client_gone::Answering,
     legacy::LegacySessions,
 };
 use crate::{
@@ -44,6 +45,8 @@ pub struct HttpLimits {
     pub max_request_body: usize,
     pub max_response_body: usize,
     pub max_sse_event: usize,
+    /// Deadlines against peers that stall (`[http] *_timeout_ms`).
+    pub timeouts: super::Timeouts,
 }
 
 /// What the gateway knows about the connection an exchange arrived on.
@@ -169,10 +172,19 @@ impl Pipeline {
             });
             rows.principal = PrincipalColumns::from_principal(&scope.principal);
             let is_head = parts.method == http::Method::HEAD;
+            let answering = Answering::new(self.recorder.sink.clone(), rows.clone());
             let forward = match self.read_request(&mut parts, incoming, &scope, &rows).await {
                 Ok(forward) => forward,
-                Err(answer) => return answer,
+                Err(answer) => {
+                    answering.answered();
+                    return answer;
+                }
             };
+            let mut answering = answering;
+            answering.id = forward.id.clone();
+            answering.method = forward.method.clone();
+            // `return` below leaves this block: the guard is disarmed whatever the answer.
+            let response = async {
             // A server with a held credential gets that, never the caller's token (MCP
             // forbids passthrough; in token modes the identity stage already removed it).
             if let Some(credential) = &scope.server.credential {
@@ -187,9 +199,12 @@ impl Pipeline {
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
             );
-            let mut response = match crate::metrics::get().timed_upstream(send(Request::from_parts(parts, forward.body))).await {
-                Ok(response) => response,
-                Err(err) => return self.upstream_failed(&err, &forward.id, &rows).await,
+            let sent = crate::metrics::get().timed_upstream(send(Request::from_parts(parts, forward.body)));
+            let head_timeout = self.limits.timeouts.response_head;
+            let mut response = match tokio::time::timeout(head_timeout, sent).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => return self.upstream_failed(&err, &forward.id, &rows).await,
+                Err(_) => return self.upstream_timed_out(head_timeout, &forward.id, &rows).await,
             };
             if let Some(client_upgrade) = client_upgrade
                 && response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -215,6 +230,10 @@ impl Pipeline {
             let gate = forward.response_gate;
             self.filter_response(response, forward.method, forward.masked, scope, rows, gate)
                 .await
+            }
+            .await;
+            answering.answered();
+            response
         }
         .instrument(span)
         .await
@@ -269,6 +288,35 @@ impl Pipeline {
             error!(error = %err, "audit trail unavailable; upstream failure not recorded");
         }
         json_response(StatusCode::BAD_GATEWAY, &answer)
+    }
+}
+
+impl Pipeline {
+    /// The upstream did not start its answer within `[http] response_head_timeout_ms`:
+    /// the client gets a JSON-RPC error for its request, the failure is recorded, and the
+    /// connection is closed (its upstream may still answer later, out of step).
+    async fn upstream_timed_out(
+        &self,
+        timeout: std::time::Duration,
+        id: &Value,
+        rows: &RowContext,
+    ) -> Response<ProxyBody> {
+        let timeout_ms = timeout.as_millis() as u64;
+        warn!(
+            timeout_ms,
+            "upstream sent no response head in time; request abandoned"
+        );
+        let message = format!("gateway: upstream MCP server did not answer within {timeout_ms} ms");
+        let answer = jsonrpc::error_response(id, codes::UPSTREAM, &message);
+        let gateway_rows = audit_rows::gateway_rows(rows, &answer, &Value::Null, 504);
+        if let Err(err) = self.recorder.commit(gateway_rows).await {
+            error!(error = %err, "audit trail unavailable; upstream timeout not recorded");
+        }
+        let mut response = json_response(StatusCode::GATEWAY_TIMEOUT, &answer);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 }
 

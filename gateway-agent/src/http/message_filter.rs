@@ -189,6 +189,11 @@ impl MessageFilter {
                     masked: total.mask.masked,
                 }
             }
+            // JSON serde will not hold (1e400, a lone surrogate): not inspectable, refused.
+            Err(problem) if super::unrepresentable::looks_like_json(&text) => {
+                let rows = self.audited.then_some(&self.rows);
+                super::unrepresentable::refuse(&text, &problem, rows, status)
+            }
             // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
             Err(_) => {
                 let (masked, report) = self.masker.mask_text(&text);

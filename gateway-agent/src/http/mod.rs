@@ -9,6 +9,7 @@
 mod audit_rows;
 mod auth;
 mod body;
+mod client_gone;
 mod exchange;
 mod held_response;
 mod held_sse;
@@ -21,6 +22,8 @@ mod response;
 mod sniff;
 mod sse_stream;
 mod stream_pump;
+mod timeouts;
+mod unrepresentable;
 
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ pub use body::ProxyBody;
 pub use exchange::{ConnFacts, HttpLimits, Pipeline};
 pub use legacy::LegacySessions;
 pub use refuse::refuse_all;
+pub use timeouts::Timeouts;
 
 /// The first bytes of an h2 prior-knowledge connection.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -130,6 +134,7 @@ pub async fn serve(
         }
     };
     let upstream = Arc::new(upstream);
+    let timeouts = pipeline.limits.timeouts;
     let service = move |request: Request<Incoming>| {
         let pipeline = Arc::clone(&pipeline);
         let facts = Arc::clone(&facts);
@@ -146,14 +151,29 @@ pub async fn serve(
             Ok::<_, std::convert::Infallible>(response)
         }
     };
-    if let Err(err) = serve_client(client, http2, service).await {
-        debug!(error = %err, "client connection ended");
+    if let Err(err) = serve_client(client, http2, timeouts, service).await {
+        // Also how kept-alive connections idle past the timeout end: info, not a warning.
+        if err.is_timeout() {
+            tracing::info!(
+                timeout_ms = timeouts.request_head.as_millis() as u64,
+                "client sent no complete request head in time; connection closed"
+            );
+        } else {
+            debug!(error = %err, "client connection ended");
+        }
     }
 }
 
 /// Runs hyper's server side on a client connection, h2 or HTTP/1.1 (with upgrades, and
-/// the client's header case kept), until it ends.
-async fn serve_client<F, Fut>(client: impl Stream, http2: bool, service: F) -> hyper::Result<()>
+/// the client's header case kept), until it ends. An HTTP/1.1 client has
+/// `timeouts.request_head` to send each request head, including the wait for the next
+/// request on a kept-alive connection.
+async fn serve_client<F, Fut>(
+    client: impl Stream,
+    http2: bool,
+    timeouts: Timeouts,
+    service: F,
+) -> hyper::Result<()>
 where
     F: Fn(Request<Incoming>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>> + Send + 'static,
@@ -167,7 +187,9 @@ where
     } else {
         hyper::server::conn::http1::Builder::new()
             .preserve_header_case(true)
-            // Long-lived SSE streams and slow tools: no header read timeout surprises.
+            // Only the head: long-lived SSE streams and slow tools are not cut by it.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(timeouts.request_head)
             .serve_connection(io, service)
             .with_upgrades()
             .await

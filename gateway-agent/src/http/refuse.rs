@@ -11,7 +11,13 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use tracing::debug;
 
-use super::{Stream, body::collect_limited, exchange::json_response, serve_client};
+use super::{
+    Stream,
+    body::collect_limited,
+    exchange::json_response,
+    serve_client,
+    timeouts::{Timeouts, Wait},
+};
 use crate::mcp::jsonrpc::{self, codes};
 
 /// Answers every request on `client` with 502 and `reason` (JSON-RPC error -32012, with
@@ -21,7 +27,8 @@ pub async fn refuse_all(client: impl Stream, http2: bool, reason: String, max_bo
     let service = move |request: Request<Incoming>| {
         let reason = Arc::clone(&reason);
         async move {
-            let id = match collect_limited(request.into_body(), max_body).await {
+            let wait = Wait::Total(Timeouts::default().request_body);
+            let id = match collect_limited(request.into_body(), max_body, wait).await {
                 Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
                     .ok()
                     .and_then(|v| v.get("id").cloned())
@@ -32,7 +39,7 @@ pub async fn refuse_all(client: impl Stream, http2: bool, reason: String, max_bo
             Ok::<_, std::convert::Infallible>(json_response(StatusCode::BAD_GATEWAY, &body))
         }
     };
-    if let Err(err) = serve_client(client, http2, service).await {
+    if let Err(err) = serve_client(client, http2, Timeouts::default(), service).await {
         debug!(error = %err, "refused client connection ended");
     }
 }

@@ -17,6 +17,7 @@ use super::{
     audit_rows::{self, RowContext, Verdict},
     body::{self, CollectError, ProxyBody, collect_limited, full},
     exchange::{Pipeline, Scope, audit_unavailable, header_str, json_response, rpc_error},
+    timeouts::Wait,
 };
 use crate::{
     audit::AuditRecord,
@@ -81,7 +82,8 @@ impl Pipeline {
                 response_gate: None,
             });
         }
-        let bytes = match collect_limited(incoming, self.limits.max_request_body).await {
+        let wait = Wait::Total(self.limits.timeouts.request_body);
+        let bytes = match collect_limited(incoming, self.limits.max_request_body, wait).await {
             Ok(bytes) => bytes,
             Err(CollectError::TooLarge { limit }) => {
                 warn!(limit, "request body over the limit; refused");
@@ -94,6 +96,23 @@ impl Pipeline {
                         &message,
                     )
                     .await);
+            }
+            Err(CollectError::Stalled(wait)) => {
+                warn!(%wait, "client stalled sending its request body; refused and closed");
+                let message = format!("request body {wait}");
+                let mut answer = self
+                    .refuse(
+                        rows,
+                        StatusCode::REQUEST_TIMEOUT,
+                        codes::PARSE_ERROR,
+                        &message,
+                    )
+                    .await;
+                // The rest of the body may still trickle in: this connection is done.
+                answer
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                return Err(answer);
             }
             Err(CollectError::Read(err)) => {
                 let message = format!("reading request body: {err}");

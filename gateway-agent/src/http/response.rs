@@ -36,6 +36,7 @@ use super::{
     sniff::{self, Sniffed},
     sse_stream::{self, LegacyRegistry},
     stream_pump::{self, Source},
+    timeouts::Wait,
 };
 use crate::mcp::jsonrpc::codes;
 
@@ -179,7 +180,8 @@ impl Pipeline {
         filter: MessageFilter,
         status: u16,
     ) -> Response<ProxyBody> {
-        let bytes = match collect_limited(incoming, self.limits.max_response_body).await {
+        let idle = Wait::Idle(self.limits.timeouts.response_body_idle);
+        let bytes = match collect_limited(incoming, self.limits.max_response_body, idle).await {
             Ok(bytes) => bytes,
             Err(err) => return withheld(&err.to_string()),
         };

@@ -27,6 +27,17 @@ pub enum TokenError {
     UnknownIssuer(String),
     #[error("token signing key {kid:?} is not in issuer {issuer}'s key set")]
     UnknownKey { issuer: String, kid: Option<String> },
+    /// A key the agent does not hold, while the issuer's key set cannot be fetched (down,
+    /// or answering something that is not a key set): the token may be fine, so the
+    /// answer is 503 with Retry-After, not a 401 that tells the client to drop it.
+    #[error(
+        "token signing key {kid:?} is not held and issuer {issuer}'s key set cannot be fetched: {problem}"
+    )]
+    KeysUnavailable {
+        issuer: String,
+        kid: Option<String>,
+        problem: String,
+    },
     #[error("token signing key {kid:?} cannot be used with algorithm {alg}")]
     KeyMismatch { kid: Option<String>, alg: String },
     #[error("token signature does not verify")]
@@ -55,6 +66,7 @@ impl TokenError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InsufficientScope { .. } => 403,
+            Self::KeysUnavailable { .. } => 503,
             _ => 401,
         }
     }
@@ -63,7 +75,7 @@ impl TokenError {
     /// include an error code").
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::Missing => None,
+            Self::Missing | Self::KeysUnavailable { .. } => None,
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
@@ -79,6 +91,7 @@ impl TokenError {
             Self::WrongType(_) => "not an access token",
             Self::UnknownIssuer(_) => "issuer not trusted",
             Self::UnknownKey { .. } => "unknown signing key",
+            Self::KeysUnavailable { .. } => "signing keys unavailable",
             Self::KeyMismatch { .. } => "signing key does not match algorithm",
             Self::BadSignature => "bad signature",
             Self::WrongAudience => "wrong audience",

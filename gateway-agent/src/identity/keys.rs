@@ -28,6 +28,8 @@ pub(crate) struct KeySet {
     /// Held for the whole fetch, so concurrent callers wait on one refresh instead of each
     /// starting their own (single flight); holds the time of the last attempt.
     refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Why the last fetch failed; `None` after a good one.
+    failing: RwLock<Option<String>>,
 }
 
 /// The outcome of a refresh, for the caller's log.
@@ -52,11 +54,20 @@ impl KeySet {
             keys: RwLock::new(Arc::new(keys)),
             attempts: AtomicU64::new(0),
             refresh: tokio::sync::Mutex::new(Some(Instant::now())),
+            failing: RwLock::new(None),
         }
     }
 
     pub fn attempts(&self) -> u64 {
         self.attempts.load(Ordering::Acquire)
+    }
+
+    /// Why the last fetch of the set failed, while it is failing.
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn current(&self) -> Arc<CoreJsonWebKeySet> {
@@ -101,7 +112,13 @@ impl KeySet {
         *last = Some(Instant::now());
         let fetched = CoreJsonWebKeySet::fetch_async(&self.url, client).await;
         self.attempts.fetch_add(1, Ordering::AcqRel);
-        match fetched {
+        let outcome = match fetched {
+            // openidconnect skips keys it cannot parse and leaves key material optional:
+            // a set of nothing but garbage would otherwise replace good keys with none.
+            Ok(fresh) if !fresh.keys().iter().any(has_material) => Refreshed::Failed(format!(
+                "{}: the key set holds no key the agent can use",
+                self.url.as_str()
+            )),
             Ok(fresh) => {
                 let mut held = self.keys.write().unwrap_or_else(|e| e.into_inner());
                 if **held == fresh {
@@ -112,7 +129,27 @@ impl KeySet {
                 }
             }
             Err(e) => Refreshed::Failed(format!("{}: {}", self.url.as_str(), error_chain(&e))),
-        }
+        };
+        *self.failing.write().unwrap_or_else(|e| e.into_inner()) = match &outcome {
+            Refreshed::Failed(problem) => Some(problem.clone()),
+            _ => None,
+        };
+        outcome
+    }
+}
+
+/// Does `key` carry the public material its type needs (RSA: `n`, `e`; EC: `crv`, `x`,
+/// `y`; OKP: `crv`, `x`)? A key without it can verify nothing.
+fn has_material(key: &CoreJsonWebKey) -> bool {
+    let Ok(json) = serde_json::to_value(key) else {
+        return false;
+    };
+    let present = |field: &str| json.get(field).is_some_and(|v| !v.is_null());
+    match json.get("kty").and_then(|k| k.as_str()) {
+        Some("RSA") => present("n") && present("e"),
+        Some("EC") => present("crv") && present("x") && present("y"),
+        Some("OKP") => present("crv") && present("x"),
+        _ => false,
     }
 }
 

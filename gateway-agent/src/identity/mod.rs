@@ -171,7 +171,20 @@ impl Authenticator {
                 let seen = issuer.keys.attempts();
                 let min = Duration::from_secs(issuer.config.jwks_min_refresh_secs);
                 self.refreshed(issuer, issuer.keys.refresh(&self.client, seen, min).await);
-                issuer.keys.find(kid, &unverified.alg)?
+                match (
+                    issuer.keys.find(kid, &unverified.alg),
+                    issuer.keys.failing(),
+                ) {
+                    // Not known, and the provider cannot say whether it is now: 503.
+                    (Err(TokenError::UnknownKey { .. }), Some(problem)) => {
+                        return Err(TokenError::KeysUnavailable {
+                            issuer: iss.to_owned(),
+                            kid: kid.map(str::to_owned),
+                            problem,
+                        });
+                    }
+                    (found, _) => found?,
+                }
             }
             found => found?,
         };

@@ -47,6 +47,7 @@ pub fn refusal_reason(err: Option<&TokenError>) -> &'static str {
         TokenError::WrongType(_) => "wrong_type",
         TokenError::UnknownIssuer(_) => "unknown_issuer",
         TokenError::UnknownKey { .. } => "unknown_key",
+        TokenError::KeysUnavailable { .. } => "keys_unavailable",
         TokenError::KeyMismatch { .. } => "key_mismatch",
         TokenError::BadSignature => "bad_signature",
         TokenError::WrongAudience => "wrong_audience",

@@ -1,0 +1,187 @@
+//! Faults end to end: peers that stall (slowloris), in both directions. Needs root.
+//!
+//! A client that trickles its request head or body, and an upstream that stops mid-head or
+//! mid-body, are each cut by a configurable deadline (`[http] *_timeout_ms`), with a clear
+//! log line; the connections are closed and the agent's descriptors return to where they
+//! were; the agent serves others meanwhile. A stream that is legitimately quiet for longer
+//! than every deadline is not cut.
+
+mod support;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{
+    HttpServer, Scenario, WAIT, require_root,
+    stall::{Stall, StallingServer},
+};
+
+/// Every deadline short, so the test sees them fire; the quiet stream outlasts them all.
+const TIMEOUTS: &str = "\n[http]\nrequest_head_timeout_ms = 1000\nrequest_body_timeout_ms = 1000\n\
+                        response_head_timeout_ms = 1500\nresponse_body_idle_timeout_ms = 1000\n";
+
+/// Open descriptors of `pid`.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// Waits (bounded) until `pid` has at most `want` descriptors; returns how many it has.
+fn wait_fds_at_most(pid: u32, want: usize) -> usize {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = fds(pid);
+        if now <= want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tools/call POSTed through the agent; returns (HTTP status, body).
+fn call(scenario: &Scenario, port: u16) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let out = scenario.curl_output(&[
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "--data-binary",
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#,
+        &url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn slow_clients_are_cut_and_the_agent_keeps_serving() {
+    if !require_root("slow_clients_are_cut_and_the_agent_keeps_serving") {
+        return;
+    }
+    let normal = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config_with(&[normal.port()], TIMEOUTS));
+    let url = normal.url();
+    scenario.curl_in_cgroup(&url, None).assert_ok();
+    let baseline = fds(agent.pid());
+
+    let script = support::workspace().join("tests/faults/slow_client.py");
+    let port = normal.port().to_string();
+    let mut slow: Vec<_> = ["head", "body"]
+        .into_iter()
+        .map(|mode| {
+            scenario.spawn_in_cgroup(&["python3", &script.to_string_lossy(), &port, mode, "15"])
+        })
+        .collect();
+    // Others are served while the slow clients trickle.
+    for _ in 0..3 {
+        let body = scenario.curl_in_cgroup(&url, None).assert_ok();
+        assert!(body.contains("hello from the real server"), "{body}");
+    }
+    for (mode, child) in ["head", "body"].into_iter().zip(&mut slow) {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let _ = child.wait();
+        let report: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(report["closed"], true, "{mode}: never closed: {report}");
+        if mode == "body" {
+            assert!(
+                report["status"].as_str().unwrap().contains("408"),
+                "{report}"
+            );
+        }
+    }
+    agent.wait_for(
+        "client sent no complete request head in time; connection closed",
+        |_| true,
+    );
+    agent.wait_for(
+        "client stalled sending its request body; refused and closed",
+        |_| true,
+    );
+    let now = wait_fds_at_most(agent.pid(), baseline);
+    assert!(
+        now <= baseline,
+        "descriptors: {baseline} before, {now} after"
+    );
+    scenario.curl_in_cgroup(&url, None).assert_ok();
+}
+
+#[test]
+fn stalled_upstreams_are_cut_and_quiet_streams_are_not() {
+    if !require_root("stalled_upstreams_are_cut_and_quiet_streams_are_not") {
+        return;
+    }
+    let head = StallingServer::start(Stall::Head);
+    let body = StallingServer::start(Stall::Body);
+    let quiet = StallingServer::start(Stall::QuietStream);
+    let normal = HttpServer::start("127.0.0.1");
+    let ports = [head.port, body.port, quiet.port, normal.port()];
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config_with(&ports, TIMEOUTS));
+    scenario.curl_in_cgroup(&normal.url(), None).assert_ok();
+    let baseline = fds(agent.pid());
+
+    // The quiet stream runs alongside the stalls.
+    let quiet_url = format!("http://127.0.0.1:{}/mcp", quiet.port);
+    let stream = std::thread::scope(|s| {
+        let stream = s
+            .spawn(|| scenario.curl_output(&["-N", "-H", "accept: text/event-stream", &quiet_url]));
+        let (status, answer) = call(&scenario, head.port);
+        assert_eq!(status, 504, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["id"], 3, "{answer}");
+        assert_eq!(answer["error"]["code"], -32012, "{answer}");
+        assert_eq!(
+            head.wait_open(0),
+            0,
+            "the stalled upstream was not released"
+        );
+
+        let (status, answer) = call(&scenario, body.port);
+        assert_eq!(status, 502, "{answer}");
+        assert!(answer.contains("stalled"), "{answer}");
+        assert_eq!(
+            body.wait_open(0),
+            0,
+            "the stalled upstream was not released"
+        );
+
+        scenario.curl_in_cgroup(&normal.url(), None).assert_ok();
+        stream.join().unwrap()
+    });
+    let streamed = String::from_utf8_lossy(&stream.stdout);
+    assert!(
+        stream.status.success() && streamed.contains("after the quiet"),
+        "a quiet stream was cut: {streamed} {stream:?}"
+    );
+    agent.wait_for(
+        "upstream sent no response head in time; request abandoned",
+        |_| true,
+    );
+    agent.wait_for("upstream response unreadable; withheld", |l| {
+        l["problem"].as_str().unwrap_or("").contains("silent")
+    });
+    let now = wait_fds_at_most(agent.pid(), baseline);
+    assert!(
+        now <= baseline,
+        "descriptors: {baseline} before, {now} after"
+    );
+    agent.stop(libc::SIGTERM);
+    let rows = support::audit_rows(&scenario.audit_dir());
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == 504 && r["error_code"] == -32012),
+        "no audit row for the upstream timeout: {rows:#?}"
+    );
+}

@@ -131,6 +131,8 @@ fn two_hosts_ship_and_one_query_spans_them() {
                 && r["comm"].as_str().is_some_and(|c| c.starts_with("python"))),
             "{mine:?}"
         );
+        // Each answer names the tool it answers.
+        assert!(mine.iter().all(|r| r["tool"].is_string()), "{mine:?}");
         assert!(mine.iter().any(|r| r["tool"] == "get_config"), "{mine:?}");
     }
 

@@ -109,6 +109,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
         };
         assert_eq!(answer["direction"], from, "{answer}");
         assert_eq!(answer["method"], "tools/call", "{answer}");
+        assert_eq!(answer["tool"], call["tool"], "{answer}");
     }
     // Session-era: the calls ran in the MCP session the server assigned, not a
     // connection id.

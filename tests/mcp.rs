@@ -7,7 +7,7 @@ mod support;
 
 use support::{
     Agent, DB_PASSWORD, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, SERVER_SECRETS, Scenario,
-    require_root,
+    audit_rows, require_root,
 };
 
 /// The test server, and an agent intercepting it with `policy` as its policy directory.
@@ -109,6 +109,27 @@ fn run_case(state: &str, response: &str, mode: &str) {
 
     agent.wait_for("request denied by policy", |l| l["rule"] == "deny-shell");
     agent.wait_for("masked secrets in response", |_| true);
+
+    // In the audit trail, every answer to a tools/call names the tool it answers, on
+    // every transport (the legacy one matches answers to requests through its session).
+    assert!(agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    let calls: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "request" && r["method"] == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 5, "{case}: {calls:?}");
+    for call in calls {
+        let answer = rows
+            .iter()
+            .find(|r| {
+                r["kind"] == "response"
+                    && r["session"] == call["session"]
+                    && r["request_id"] == call["request_id"]
+            })
+            .unwrap_or_else(|| panic!("{case}: no answer row for {call}"));
+        assert_eq!(answer["tool"], call["tool"], "{case}: {answer}");
+    }
 }
 
 #[test]

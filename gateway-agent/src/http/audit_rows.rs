@@ -212,7 +212,7 @@ pub fn server_rows(
     ctx: &RowContext,
     value: &Value,
     reports: &[MaskReport],
-    request_method: Option<&str>,
+    (request_method, request_tool): (Option<&str>, Option<&str>),
     status: u16,
     bytes: usize,
 ) -> Vec<AuditRecord> {
@@ -223,6 +223,11 @@ pub fn server_rows(
         .enumerate()
         .map(|(i, message)| {
             let mut row = message_row(ctx, Direction::ServerToClient, message, request_method);
+            // An answer names the tool it answers, so "which tool handed out secrets" is
+            // one row, not a join back to the request.
+            if row.kind == Kind::Response && row.tool.is_none() {
+                row.tool = request_tool.map(str::to_owned);
+            }
             row.payload = payload_of(message);
             row.status = Some(i32::from(status));
             row.latency_us = Some(ctx.elapsed_us());

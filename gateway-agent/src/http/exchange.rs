@@ -228,7 +228,8 @@ impl Pipeline {
                 rows.session = session.to_owned();
             }
             let gate = forward.response_gate;
-            self.filter_response(response, forward.method, forward.masked, scope, rows, gate)
+            let asked = (forward.method, forward.tool);
+            self.filter_response(response, asked, forward.masked, scope, rows, gate)
                 .await
             }
             .await;

@@ -32,7 +32,8 @@ type Key = (SocketAddr, String);
 struct Stream {
     inject: mpsc::Sender<Bytes>,
     /// JSON text of a request id → its method.
-    pending: HashMap<String, String>,
+    /// Request id → (method, tool of a tools/call).
+    pending: HashMap<String, (String, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -108,28 +109,31 @@ impl LegacySessions {
         &self,
         server: SocketAddr,
         post_uri: &str,
-        requests: impl IntoIterator<Item = (&'a serde_json::Value, &'a str)>,
+        requests: impl IntoIterator<Item = (&'a serde_json::Value, &'a str, Option<&'a str>)>,
     ) {
         let Some(session) = session_id(post_uri) else {
             return;
         };
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(stream) = streams.get_mut(&(server, session.to_owned())) {
-            for (id, method) in requests {
+            for (id, method, tool) in requests {
                 if stream.pending.len() < MAX_PENDING {
-                    stream.pending.insert(id.to_string(), method.to_owned());
+                    stream
+                        .pending
+                        .insert(id.to_string(), (method.to_owned(), tool.map(str::to_owned)));
                 }
             }
         }
     }
 
-    /// The method of the request `id` answers, taken out of the session's table.
+    /// The method (and tool) of the request `id` answers, taken out of the session's
+    /// table.
     pub fn take_method(
         &self,
         server: SocketAddr,
         session: &str,
         id: &serde_json::Value,
-    ) -> Option<String> {
+    ) -> Option<(String, Option<String>)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams
             .get_mut(&(server, session.to_owned()))?
@@ -188,13 +192,17 @@ mod tests {
         sessions.note_requests(
             server,
             "/messages/?session_id=a",
-            [(&one, "tools/list"), (&two, "ping")],
+            [(&one, "tools/call", Some("echo")), (&two, "ping", None)],
         );
         // Unregistered sessions note nothing.
-        sessions.note_requests(server, "/messages/?session_id=b", [(&one, "tools/call")]);
+        sessions.note_requests(
+            server,
+            "/messages/?session_id=b",
+            [(&one, "tools/call", None)],
+        );
         assert_eq!(
-            sessions.take_method(server, "a", &one).as_deref(),
-            Some("tools/list")
+            sessions.take_method(server, "a", &one),
+            Some(("tools/call".to_owned(), Some("echo".to_owned())))
         );
         assert_eq!(sessions.take_method(server, "a", &one), None, "taken once");
         assert_eq!(
@@ -203,8 +211,8 @@ mod tests {
             "1 ≠ \"1\""
         );
         assert_eq!(
-            sessions.take_method(server, "a", &two).as_deref(),
-            Some("ping")
+            sessions.take_method(server, "a", &two),
+            Some(("ping".to_owned(), None))
         );
         assert_eq!(sessions.take_method(server, "b", &one), None);
     }

@@ -28,6 +28,8 @@ pub struct MessageFilter {
     pub(super) masker: Arc<Masker>,
     pub(super) policy: Arc<PolicySet>,
     pub(super) request_method: Option<String>,
+    /// The tool of that request, when it is a `tools/call`: the answer's row names it.
+    pub(super) request_tool: Option<String>,
     pub(super) scope: Arc<Scope>,
     /// The rows' context: a stream that turns out to be a legacy session moves its rows to
     /// that session.
@@ -69,8 +71,9 @@ impl MessageFilter {
         self.legacy = Some((sessions, server, session));
     }
 
-    /// The method of the request `message` answers, when only the session knows it.
-    fn answered_method(&self, message: &Value) -> Option<String> {
+    /// The method (and tool) of the request `message` answers, when only the session
+    /// knows it.
+    fn answered_method(&self, message: &Value) -> Option<(String, Option<String>)> {
         let (sessions, server, session) = self.legacy.as_ref()?;
         if jsonrpc::kind(message) != Kind::Response {
             return None;
@@ -146,7 +149,10 @@ impl MessageFilter {
             Ok(value) => {
                 let server = self.scope.server_ref();
                 let answered = self.answered_method(&value);
-                let method = self.request_method.as_deref().or(answered.as_deref());
+                let method = (self.request_method.as_deref())
+                    .or(answered.as_ref().map(|(method, _)| method.as_str()));
+                let tool = (self.request_tool.as_deref())
+                    .or(answered.as_ref().and_then(|(_, tool)| tool.as_deref()));
                 let findings = self.check_pins(&value, method);
                 let pin_hidden = crate::pins::Pins::to_hide(&findings);
                 let hidden = |tool: &str| {
@@ -172,7 +178,12 @@ impl MessageFilter {
                         body.messages.into_iter().map(|one| one.mask).collect();
                     let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
                     let mut rows = audit_rows::server_rows(
-                        &self.rows, &delivered, &reports, method, status, bytes,
+                        &self.rows,
+                        &delivered,
+                        &reports,
+                        (method, tool),
+                        status,
+                        bytes,
                     );
                     rows.extend(
                         findings

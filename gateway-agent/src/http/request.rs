@@ -33,6 +33,8 @@ pub(super) struct Forward {
     pub body: ProxyBody,
     /// The method, when the body held exactly one request.
     pub method: Option<String>,
+    /// Its tool, when that request is a `tools/call` (the answer's audit row names it).
+    pub tool: Option<String>,
     /// False only when policy allowed every request in the body with `mask = "none"`.
     pub masked: bool,
     /// The id of the body's single request (`null` otherwise), for the gateway's own
@@ -49,6 +51,7 @@ enum Inbound {
     /// `mask = "none"`.
     Forward {
         method: Option<String>,
+        tool: Option<String>,
         masked: bool,
         id: Value,
         rows: Vec<AuditRecord>,
@@ -77,6 +80,7 @@ impl Pipeline {
             return Ok(Forward {
                 body: body::forward(incoming),
                 method: None,
+                tool: None,
                 masked: true,
                 id: Value::Null,
                 response_gate: None,
@@ -127,6 +131,7 @@ impl Pipeline {
             return Ok(Forward {
                 body: full(bytes),
                 method: None,
+                tool: None,
                 masked: true,
                 id: Value::Null,
                 response_gate: None,
@@ -163,10 +168,11 @@ impl Pipeline {
         let not_forwarded =
             |err: crate::audit::SinkError| audit_unavailable(&err, "request not forwarded");
         let mut response_gate = None;
-        let (method, masked, id, rewritten) =
+        let (method, tool, masked, id, rewritten) =
             match self.inspect_request(&parts.uri, &parts.headers, &bytes, scope, rows) {
                 Inbound::Forward {
                     method,
+                    tool,
                     masked,
                     id,
                     rows: request_rows,
@@ -183,7 +189,7 @@ impl Pipeline {
                         return Err(answer);
                     }
                     response_gate = gate;
-                    (method, masked, id, None)
+                    (method, tool, masked, id, None)
                 }
                 Inbound::Respond(response, answer_rows) => {
                     self.recorder
@@ -194,6 +200,7 @@ impl Pipeline {
                 }
                 Inbound::Hold(call, request_rows) => {
                     let id = call.message.get("id").cloned().unwrap_or(Value::Null);
+                    let tool = called_tool(&call.message);
                     // `rewritten`: the body to forward instead (the gateway's own
                     // 2026-07-28 come-back state taken out).
                     let (method, rewritten) = self
@@ -202,7 +209,7 @@ impl Pipeline {
                     if rewritten.is_some() {
                         parts.headers.remove(header::CONTENT_LENGTH);
                     }
-                    (Some(method), true, id, rewritten.map(Bytes::from))
+                    (Some(method), tool, true, id, rewritten.map(Bytes::from))
                 }
             };
         // The body is already here: the upstream needs no 100-continue dance.
@@ -215,6 +222,7 @@ impl Pipeline {
         Ok(Forward {
             body: full(rewritten.unwrap_or(bytes)),
             method,
+            tool,
             masked,
             id,
             response_gate,
@@ -364,13 +372,14 @@ impl Pipeline {
             Vec::new()
         };
         if refusals.is_empty() {
-            let (method, id, response_gate) = match messages.as_slice() {
+            let (method, tool, id, response_gate) = match messages.as_slice() {
                 [single] if jsonrpc::kind(single) == Kind::Request => (
                     jsonrpc::method(single).map(str::to_owned),
+                    called_tool(single),
                     single.get("id").cloned().unwrap_or(Value::Null),
                     self.response_gate(single, verdicts[0].rule.as_deref(), headers, scope, rows),
                 ),
-                _ => (None, Value::Null, None),
+                _ => (None, None, Value::Null, None),
             };
             // On the legacy transport the answers come back on the session's stream.
             let target = uri.path_and_query().map_or("", |pq| pq.as_str());
@@ -380,12 +389,19 @@ impl Pipeline {
                 messages
                     .iter()
                     .filter(|m| jsonrpc::kind(m) == Kind::Request)
-                    .filter_map(|m| Some((m.get("id")?, jsonrpc::method(m)?))),
+                    .filter_map(|m| {
+                        let method = jsonrpc::method(m)?;
+                        let tool = (method == "tools/call")
+                            .then(|| jsonrpc::tool_name(m))
+                            .flatten();
+                        Some((m.get("id")?, method, tool))
+                    }),
             );
             // A body of notifications/responses only has no decision: mask by default.
             let any_request = messages.iter().any(|m| jsonrpc::kind(m) == Kind::Request);
             return Inbound::Forward {
                 method,
+                tool,
                 masked: masked || !any_request,
                 id,
                 rows: request_rows,
@@ -482,7 +498,8 @@ impl Pipeline {
             crate::approval::Held::Release { body: rewritten } => {
                 let method = jsonrpc::method(&body).unwrap_or_default();
                 let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-                let id = body.get("id").into_iter().map(|id| (id, method));
+                let tool = called_tool(&body);
+                let id = (body.get("id").into_iter()).map(|id| (id, method, tool.as_deref()));
                 self.legacy.note_requests(scope.orig_dst, target, id);
                 Ok((method.to_owned(), rewritten))
             }
@@ -581,4 +598,12 @@ fn looks_like_json_rpc(bytes: &[u8]) -> bool {
         Ok(Value::Array(batch)) => batch.iter().any(|m| m.get("method").is_some()),
         _ => false,
     }
+}
+
+/// The tool a `tools/call` request names.
+fn called_tool(message: &Value) -> Option<String> {
+    (jsonrpc::method(message) == Some("tools/call"))
+        .then(|| jsonrpc::tool_name(message))
+        .flatten()
+        .map(str::to_owned)
 }

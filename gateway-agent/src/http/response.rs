@@ -79,7 +79,7 @@ impl Pipeline {
     pub(super) async fn filter_response(
         &self,
         response: Response<Incoming>,
-        request_method: Option<String>,
+        (request_method, request_tool): (Option<String>, Option<String>),
         masked: bool,
         scope: Arc<Scope>,
         rows: RowContext,
@@ -96,6 +96,7 @@ impl Pipeline {
         let declared = Declared::of(&content_type);
         let sized = parts.headers.contains_key(header::CONTENT_LENGTH);
         let mut filter = self.message_filter(request_method, masked, scope, rows);
+        filter.request_tool = request_tool;
         filter.response_gate = response_gate;
         if declared == Declared::Json && sized {
             return self
@@ -307,6 +308,7 @@ impl Pipeline {
             masker: Arc::clone(if masked { &self.masker } else { &self.unmasked }),
             policy: self.policy(),
             request_method,
+            request_tool: None,
             scope,
             rows,
             legacy: None,

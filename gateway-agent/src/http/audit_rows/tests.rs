@@ -65,7 +65,14 @@ fn client_rows_mask_arguments_and_carry_verdicts() {
 fn server_rows_name_the_answered_method() {
     let value = json!({"jsonrpc":"2.0","id":"a","error":{"code":-32601,"message":"no"}});
     let report = MaskReport::default();
-    let rows = server_rows(&ctx(), &value, &[report], Some("tools/list"), 200, 80);
+    let rows = server_rows(
+        &ctx(),
+        &value,
+        &[report],
+        (Some("tools/list"), None),
+        200,
+        80,
+    );
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(

@@ -11,6 +11,7 @@ mod auth;
 mod body;
 mod client_gone;
 mod exchange;
+mod held_request;
 mod held_response;
 mod held_sse;
 mod json_stream;
@@ -24,6 +25,7 @@ mod sse_stream;
 mod stream_pump;
 mod timeouts;
 mod unrepresentable;
+mod verdict;
 
 use std::sync::Arc;
 

@@ -332,8 +332,21 @@ impl Session {
             request = request.header("mcp-session-id", session);
         }
         let request = request.body(Full::new(Bytes::from(message.to_string())))?;
-        timed(conn.ready()).await??;
-        let response = timed(conn.send_request(request)).await??;
+        // A kept-alive connection the other side closed while idle is replaced, as HTTP
+        // clients do; a request it never sent is sent again on the new one.
+        if conn.is_closed() || timed(conn.ready()).await?.is_err() {
+            *conn = connect(authority).await?;
+        }
+        let response = match timed(conn.try_send_request(request)).await? {
+            Ok(response) => response,
+            Err(mut unsent) => match unsent.take_message() {
+                Some(request) => {
+                    *conn = connect(authority).await?;
+                    timed(conn.send_request(request)).await??
+                }
+                None => return Err(unsent.into_error().into()),
+            },
+        };
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         Ok(response)
     }

@@ -43,6 +43,10 @@ pub struct SoakArgs {
     /// How often the agent's RSS and descriptors are sampled.
     #[arg(long, default_value_t = 10)]
     sample_secs: u64,
+    /// `[audit.rotation] max_rows` for the agent (default: the agent's own): the open
+    /// Parquet file's row group is held in memory until it closes, which shows in RSS.
+    #[arg(long)]
+    audit_max_rows: Option<u64>,
     #[arg(long, hide = true)]
     prebuilt: bool,
 }
@@ -59,6 +63,13 @@ impl SoakArgs {
             "--sample-secs".into(),
             self.sample_secs.to_string(),
         ]
+        .into_iter()
+        .chain(
+            self.audit_max_rows
+                .into_iter()
+                .flat_map(|rows| ["--audit-max-rows".to_owned(), rows.to_string()]),
+        )
+        .collect()
     }
 
     fn client_limit(&self) -> Duration {
@@ -177,11 +188,15 @@ fn soak(args: &SoakArgs) -> anyhow::Result<()> {
         format!(
             "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{listen_port}\"\n\
              listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\n\
-             [audit]\ndurability = \"sync\"\ndir = \"{audit}\"\n",
+             [audit]\ndurability = \"sync\"\ndir = \"{audit}\"\n{rotation}",
             ports = [json_port, sse_port, legacy_port],
             cgroup = cgroup.path.display(),
             pins = pins.path.display(),
             audit = audit_dir.display(),
+            rotation = args
+                .audit_max_rows
+                .map(|rows| format!("\n[audit.rotation]\nmax_rows = {rows}\n"))
+                .unwrap_or_default(),
         ),
     )
     .with_context(|| format!("writing {}", config.display()))?;

@@ -37,8 +37,10 @@ pub struct SoakArgs {
     /// How long the sessions run.
     #[arg(long, default_value_t = 10)]
     minutes: u64,
-    /// Pause between one session's tool calls.
-    #[arg(long, default_value_t = 5_000)]
+    /// Pause between one session's tool calls. The default stays under uvicorn's 5 s
+    /// keep-alive timeout: at about that pause, a call and the server's close of the idle
+    /// connection race (README, "Soak").
+    #[arg(long, default_value_t = 4_000)]
     interval_ms: u64,
     /// How often the agent's RSS and descriptors are sampled.
     #[arg(long, default_value_t = 10)]

@@ -185,3 +185,52 @@ fn stalled_upstreams_are_cut_and_quiet_streams_are_not() {
         "no audit row for the upstream timeout: {rows:#?}"
     );
 }
+
+/// An upstream that ends a kept-alive connection after answering (its keep-alive
+/// timeout): the agent closes the client's connection too, as the server would have,
+/// instead of keeping it open for a next request that could only get a 502.
+#[test]
+fn an_upstream_keep_alive_close_closes_the_client_connection() {
+    if !require_root("an_upstream_keep_alive_close_closes_the_client_connection") {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        if support::read_request_head(&mut conn).is_some() {
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok",
+            );
+        }
+        // Keep-alive over: the server closes the idle connection.
+    });
+    let scenario = Scenario::new();
+    let _agent = scenario.start_agent(&scenario.config(&[port]));
+    let client = format!(
+        "import socket\n\
+         s = socket.create_connection(('127.0.0.1', {port}), timeout=10)\n\
+         s.sendall(b'GET /health HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n')\n\
+         got = b''\n\
+         try:\n\
+         \x20   while True:\n\
+         \x20       chunk = s.recv(4096)\n\
+         \x20       if not chunk:\n\
+         \x20           print('closed', got.split(b'\\r\\n')[0].decode()); break\n\
+         \x20       got += chunk\n\
+         except socket.timeout:\n\
+         \x20   print('open', got.split(b'\\r\\n')[0].decode())\n"
+    );
+    let out = scenario.output_in_cgroup(&["python3", "-c", &client]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        printed.trim(),
+        "closed HTTP/1.1 200 OK",
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.join().unwrap();
+}

@@ -6,6 +6,7 @@ mod bench;
 mod fuzz;
 mod package;
 mod setup;
+mod soak;
 
 use std::process::Command;
 
@@ -45,6 +46,13 @@ enum Task {
     /// cgroup); prints one JSON line.
     #[command(hide = true)]
     BenchClient(bench::client::ClientArgs),
+    /// Set up, build in release mode and run N concurrent real MCP sessions through the
+    /// agent for M minutes: RSS and descriptors over time, p99, errors, audit rows against
+    /// messages, `audit verify` (needs root; not for CI).
+    Soak(soak::SoakArgs),
+    /// The soak's load (started by `soak` in the agent's cgroup); prints one JSON line.
+    #[command(hide = true)]
+    SoakClient(soak::client::SoakClientArgs),
     /// Build the Debian package (release binary, hardened unit, conffiles, man page,
     /// completions, maintainer scripts) into target/debian/.
     Package(package::PackageArgs),
@@ -75,6 +83,8 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::BenchClient(args) => bench::client::run(&args),
+        Task::Soak(args) => soak::run(&args),
+        Task::SoakClient(args) => soak::client::run(&args),
         Task::Package(args) => {
             if args.setup() {
                 setup::ensure_all()?;

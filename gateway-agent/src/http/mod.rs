@@ -98,6 +98,10 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     facts: Arc<ConnFacts>,
 ) {
+    // When the upstream ends its connection (a server's keep-alive timeout), the client's
+    // is closed too once idle, as it would be without the agent: otherwise its next
+    // request would meet a dead upstream and get a 502.
+    let (upstream_gone_tx, upstream_gone) = tokio::sync::oneshot::channel::<()>();
     let upstream = if http2 {
         match hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(upstream))
             .await
@@ -107,6 +111,7 @@ pub async fn serve(
                     if let Err(err) = conn.await {
                         debug!(error = %err, "upstream h2 connection ended");
                     }
+                    let _ = upstream_gone_tx.send(());
                 });
                 Upstream::Http2(sender)
             }
@@ -126,6 +131,7 @@ pub async fn serve(
                     if let Err(err) = conn.with_upgrades().await {
                         debug!(error = %err, "upstream connection ended");
                     }
+                    let _ = upstream_gone_tx.send(());
                 });
                 Upstream::Http1(Mutex::new(sender))
             }
@@ -153,7 +159,10 @@ pub async fn serve(
             Ok::<_, std::convert::Infallible>(response)
         }
     };
-    if let Err(err) = serve_client(client, http2, timeouts, service).await {
+    let upstream_gone = async {
+        let _ = upstream_gone.await;
+    };
+    if let Err(err) = serve_client(client, http2, timeouts, upstream_gone, service).await {
         // Also how kept-alive connections idle past the timeout end: info, not a warning.
         if err.is_timeout() {
             tracing::info!(
@@ -169,11 +178,13 @@ pub async fn serve(
 /// Runs hyper's server side on a client connection, h2 or HTTP/1.1 (with upgrades, and
 /// the client's header case kept), until it ends. An HTTP/1.1 client has
 /// `timeouts.request_head` to send each request head, including the wait for the next
-/// request on a kept-alive connection.
+/// request on a kept-alive connection. Once `upstream_gone` resolves, the connection is
+/// shut down gracefully (in-flight exchanges finish, then it closes).
 async fn serve_client<F, Fut>(
     client: impl Stream,
     http2: bool,
     timeouts: Timeouts,
+    upstream_gone: impl Future<Output = ()>,
     service: F,
 ) -> hyper::Result<()>
 where
@@ -183,17 +194,31 @@ where
     let service = hyper::service::service_fn(service);
     let io = TokioIo::new(client);
     if http2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service)
-            .await
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            () = upstream_gone => {}
+        }
+        debug!("upstream closed its connection; closing the client's");
+        conn.as_mut().graceful_shutdown();
+        conn.await
     } else {
-        hyper::server::conn::http1::Builder::new()
+        let conn = hyper::server::conn::http1::Builder::new()
             .preserve_header_case(true)
             // Only the head: long-lived SSE streams and slow tools are not cut by it.
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(timeouts.request_head)
             .serve_connection(io, service)
-            .with_upgrades()
-            .await
+            .with_upgrades();
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            () = upstream_gone => {}
+        }
+        debug!("upstream closed its connection; closing the client's");
+        conn.as_mut().graceful_shutdown();
+        conn.await
     }
 }

@@ -39,7 +39,15 @@ pub async fn refuse_all(client: impl Stream, http2: bool, reason: String, max_bo
             Ok::<_, std::convert::Infallible>(json_response(StatusCode::BAD_GATEWAY, &body))
         }
     };
-    if let Err(err) = serve_client(client, http2, Timeouts::default(), service).await {
+    if let Err(err) = serve_client(
+        client,
+        http2,
+        Timeouts::default(),
+        std::future::pending(),
+        service,
+    )
+    .await
+    {
         debug!(error = %err, "refused client connection ended");
     }
 }

@@ -54,7 +54,7 @@ pub fn catch_interrupts(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()>
     Ok(())
 }
 
-fn check_interrupted() -> anyhow::Result<()> {
+pub fn check_interrupted() -> anyhow::Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
@@ -307,7 +307,7 @@ impl BoundedChild {
         }
     }
 
-    fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
         if self.exited.is_none() {
             self.exited = self
                 .child
@@ -437,6 +437,10 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn tail(&self) -> String {

@@ -11,7 +11,7 @@
 //! are then as optimised as the agent they measure.
 
 pub mod client;
-mod fixture;
+pub mod fixture;
 mod report;
 mod server;
 mod tls;

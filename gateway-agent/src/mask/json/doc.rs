@@ -5,9 +5,14 @@
 //! indentation, and how strings were escaped (`\u00e9` or `é`, `\/`, Go's `\u003c`). So
 //! the masker decides on this span tree and edits the original text.
 //!
-//! The grammar is RFC 8259's, strictly (what serde_json accepts, nothing more): a text
-//! this parser refuses is not JSON and is masked as free text instead. Nesting is capped
-//! by the caller, since the masker counts JSON inside strings as nesting too.
+//! The grammar is RFC 8259's, strictly: a text this parser refuses is not JSON and is
+//! masked as free text instead. It accepts two things serde_json refuses, because the
+//! grammar allows them and lenient clients (JavaScript's `JSON.parse`, Python's `json`)
+//! read them: a lone surrogate escape (`"\ud800"`, decoded to U+FFFD for matching) and a
+//! number beyond `f64` (`1e400`). A body holding one reaches the masker as text that
+//! serde_json could not parse, and [`crate::mask::Masker::mask_text`] masks it as JSON,
+//! by key too, rather than releasing it with pattern masking only. Nesting is capped by
+//! the caller, since the masker counts JSON inside strings as nesting too.
 
 use std::borrow::Cow;
 

@@ -103,8 +103,8 @@ pub enum MaskError {
     Prefilter(#[from] aho_corasick::BuildError),
     #[error("{0} built-in mask rules; at most 256 fit the per-string candidate set")]
     TooManyRules(usize),
-    #[error("mask keyword {0:?} is shorter than two bytes, which the trigram stage cannot find")]
-    ShortKeyword(String),
+    #[error("mask keyword {0:?} is not 2 to 255 bytes long, as the trigram stage needs")]
+    KeywordLength(String),
     #[error("mask.keys: {0:?} has no letters or digits, so it would match no key")]
     EmptyKey(String),
 }

@@ -22,7 +22,7 @@ use super::{
     is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
     table,
-    trigram::Trigrams,
+    trigram::{self, Seen, Trigrams},
     values,
 };
 
@@ -45,7 +45,7 @@ enum Target {
     Assignment,
     Encoded(Encoding),
     /// `%XX` (URL-encoding) or `\n`, `\"` (JSON escapes): keywords of the reference
-    /// pass only; the staged search looks for them with `memchr`.
+    /// pass only; the staged search flags them in its trigram pass.
     #[cfg_attr(not(test), allow(dead_code))]
     Percent,
     #[cfg_attr(not(test), allow(dead_code))]
@@ -152,8 +152,11 @@ impl Scanner {
             })
             .chain(assign::KEYWORDS.iter().map(|kw| (*kw, Target::Assignment)))
             .unzip();
-        if let Some(short) = plain.iter().find(|kw| kw.len() < 2) {
-            return Err(MaskError::ShortKeyword((*short).to_owned()));
+        if let Some(odd) = plain
+            .iter()
+            .find(|kw| !(2..=trigram::MAX_KEYWORD).contains(&kw.len()))
+        {
+            return Err(MaskError::KeywordLength((*odd).to_owned()));
         }
         let encoded_spellings = decode::keywords();
         let (encoded, encoded_targets): (Vec<&str>, Vec<Target>) = encoded_spellings
@@ -209,7 +212,7 @@ impl Scanner {
 
     /// Every `plain` keyword occurrence in `bytes`, in the order one whole-string
     /// overlapping pass reports them: by [`Trigrams`] windows, in order.
-    fn plain_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) {
+    fn plain_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) -> Seen {
         self.trigrams.regions(bytes, |start, end| {
             let input = Input::new(bytes).range(start..end);
             for found in self.plain.find_overlapping_iter(input) {
@@ -219,7 +222,7 @@ impl Scanner {
                     found.end(),
                 );
             }
-        });
+        })
     }
 
     /// Every encoded-spelling occurrence that lies in a run long enough to decode (the
@@ -254,7 +257,7 @@ impl Scanner {
     ///
     /// The detectors fed by keywords (rules, assignments, encoded runs) keep no state in
     /// common, so feeding each its own keywords in order is the same as feeding all of
-    /// them from one pass; `%` and `\` only set a flag, so `memchr` finds them.
+    /// them from one pass; `%` and `\` only set a flag, which the trigram pass sets.
     fn find(&self, text: &str, depth: usize, spans: &mut Vec<Span>, path: Path) {
         let bytes = text.as_bytes();
         let mut pass = Pass::default();
@@ -263,12 +266,12 @@ impl Scanner {
         };
         match path {
             Path::Staged => {
-                self.plain_matches(bytes, &mut on);
+                let seen = self.plain_matches(bytes, &mut on);
                 if depth < decode::MAX_DEPTH {
                     self.encoded_matches(bytes, &mut on);
                 }
-                pass.percent = bytes.contains(&b'%');
-                pass.escape = bytes.contains(&b'\\');
+                pass.percent = seen.percent;
+                pass.escape = seen.escape;
             }
             #[cfg(test)]
             Path::Reference => self.reference_matches(bytes, &mut on),
@@ -406,7 +409,9 @@ impl Scanner {
                 }
             };
             match path {
-                Path::Staged => self.plain_matches(bytes, &mut anchored),
+                Path::Staged => {
+                    self.plain_matches(bytes, &mut anchored);
+                }
                 #[cfg(test)]
                 Path::Reference => self.reference_matches(bytes, &mut anchored),
             }

@@ -10,12 +10,16 @@
 //! else, and nothing is allocated.
 //!
 //! Exactness: every keyword occurrence holds its chosen trigram, whose folded hash is in
-//! the set, so it is a hit; the occurrence lies within `back` bytes before and `ahead`
-//! bytes after that hit, so inside the hit's window. Windows that overlap are merged and
+//! the set, so it is a hit; the occurrence lies within the reach recorded for that hash
+//! (the most over the keywords entered there), so inside the hit's window. Windows that overlap are merged and
 //! the automaton runs over each merged region, so it reports exactly the occurrences the
 //! whole-string pass reports, in the same order (see the differential tests).
 //! Two-byte keywords are entered with every possible third byte, one-byte keywords are
-//! not supported (the scanner looks for its two, `%` and `\`, with `memchr`).
+//! not supported: the scanner has two, `%` and `\`, which only set a flag, and this
+//! pass reports them from the same loads.
+
+/// Longest keyword the filter takes (its reach is kept in a byte).
+pub const MAX_KEYWORD: usize = 255;
 
 /// Bit-set size in 64-bit words: 65 536 bits, 8 KiB.
 const WORDS: usize = 1024;
@@ -44,47 +48,59 @@ const COMMON: &[&str] = &[
 
 pub struct Trigrams {
     bits: Box<[u64; WORDS]>,
-    /// A keyword occurrence starts at most `back` bytes before its trigram's hit.
-    back: usize,
-    /// …and ends at most `ahead` bytes after the hit's start.
-    ahead: usize,
+    /// Per bit: a keyword occurrence whose trigram hashes there starts at most `[0]`
+    /// bytes before the hit and ends at most `[1]` bytes after the hit's start (the most
+    /// over the keywords sharing the bit). Read on hits only, so it may live outside L1.
+    reach: Box<[[u8; 2]]>,
+    /// The most any keyword starts before its hit: a region ending further back than
+    /// this from the current position can take no more windows, so it is handed on.
+    max_back: usize,
 }
 
 impl Trigrams {
-    /// The filter for `keywords`, each at least two bytes long (checked by the caller).
+    /// The filter for `keywords`, each 2 to [`MAX_KEYWORD`] bytes long (checked by the
+    /// caller).
     pub fn new<'k>(keywords: impl IntoIterator<Item = &'k str>) -> Self {
         let mut trigrams = Self {
             bits: Box::new([0; WORDS]),
-            back: 0,
-            ahead: 0,
+            reach: vec![[0; 2]; WORDS * 64].into_boxed_slice(),
+            max_back: 0,
         };
         for keyword in keywords {
             let folded: Vec<u8> = keyword.bytes().map(|b| b | 0x20).collect();
             match folded.len() {
                 0 | 1 => debug_assert!(false, "keyword {keyword:?} shorter than two bytes"),
+                len if len > MAX_KEYWORD => debug_assert!(false, "keyword {keyword:?} too long"),
                 2 => {
                     // Any third byte, the padding past a string's end included.
                     for third in 0..=u8::MAX {
-                        trigrams.insert([folded[0], folded[1], third | 0x20]);
+                        trigrams.insert([folded[0], folded[1], third | 0x20], 0, 2);
                     }
-                    trigrams.ahead = trigrams.ahead.max(2);
                 }
                 len => {
                     let offset = (0..=len - 3)
                         .min_by_key(|&at| rank(&folded[at..at + 3]))
                         .unwrap_or(0);
-                    trigrams.insert([folded[offset], folded[offset + 1], folded[offset + 2]]);
-                    trigrams.back = trigrams.back.max(offset);
-                    trigrams.ahead = trigrams.ahead.max(len - offset);
+                    trigrams.insert(
+                        [folded[offset], folded[offset + 1], folded[offset + 2]],
+                        offset,
+                        len - offset,
+                    );
                 }
             }
         }
         trigrams
     }
 
-    fn insert(&mut self, trigram: [u8; 3]) {
+    /// Enters a keyword by its trigram, found `back` bytes into it, `ahead` bytes from
+    /// its end (both under [`MAX_KEYWORD`]).
+    fn insert(&mut self, trigram: [u8; 3], back: usize, ahead: usize) {
         let bit = hash(u32::from_le_bytes([trigram[0], trigram[1], trigram[2], 0]));
         self.bits[bit / 64] |= 1 << (bit % 64);
+        let reach = &mut self.reach[bit];
+        reach[0] = reach[0].max(u8::try_from(back).unwrap_or(u8::MAX));
+        reach[1] = reach[1].max(u8::try_from(ahead).unwrap_or(u8::MAX));
+        self.max_back = self.max_back.max(back);
     }
 
     /// Whether the folded trigram `packed` (three bytes, little-endian) is in the set.
@@ -94,16 +110,31 @@ impl Trigrams {
         (self.bits[bit / 64] >> (bit % 64)) & 1
     }
 
+    /// The reach of the trigram `packed` ([`Trigrams::reach`]).
+    fn reach(&self, packed: u32) -> (usize, usize) {
+        let [back, ahead] = self.reach[hash(packed)];
+        (usize::from(back), usize::from(ahead))
+    }
+
     /// Calls `region(start, end)` for each merged window of `bytes` in which a keyword
-    /// may occur, in order, none overlapping.
-    pub fn regions(&self, bytes: &[u8], mut region: impl FnMut(usize, usize)) {
+    /// may occur, in order, none overlapping; says, from the same loads, whether `bytes`
+    /// holds a `%` or a `\\` (what the scanner's decoders start from).
+    pub fn regions(&self, bytes: &[u8], mut region: impl FnMut(usize, usize)) -> Seen {
         let len = bytes.len();
         let mut open: Option<(usize, usize)> = None;
-        let mut hit = |at: usize| {
-            let start = at.saturating_sub(self.back);
-            let end = (at + self.ahead).min(len);
+        let mut hit = |at: usize, packed: u32| {
+            let (back, ahead) = self.reach(packed);
+            let start = at.saturating_sub(back);
+            let end = (at + ahead).min(len);
             match &mut open {
-                Some((_, open_end)) if start <= *open_end => *open_end = (*open_end).max(end),
+                // Overlapping, or a later window might still reach back into the open
+                // region: one region (covering a gap only costs automaton bytes).
+                Some((open_start, open_end))
+                    if start <= *open_end || *open_end + self.max_back >= at =>
+                {
+                    *open_start = (*open_start).min(start);
+                    *open_end = (*open_end).max(end);
+                }
                 _ => {
                     if let Some((s, e)) = open.replace((start, end)) {
                         region(s, e);
@@ -111,35 +142,62 @@ impl Trigrams {
                 }
             }
         };
+        let (mut percent, mut escape) = (0, 0);
         let mut at = 0;
-        // Six trigram positions per eight-byte load.
+        // Six trigram positions per eight-byte load (consecutive loads overlap by two
+        // bytes, so every byte is in one for the `%` and `\` flags).
         while at + 8 <= len {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[at..at + 8]);
-            let word = u64::from_le_bytes(word) | FOLD;
+            let raw = u64::from_le_bytes(word);
+            percent |= zero_byte(raw ^ (ONES * u64::from(b'%')));
+            escape |= zero_byte(raw ^ (ONES * u64::from(b'\\')));
+            let word = raw | FOLD;
             let mut found = 0;
             for k in 0..6 {
                 found |= self.has((word >> (8 * k)) as u32 & 0x00FF_FFFF) << k;
             }
             while found != 0 {
-                hit(at + found.trailing_zeros() as usize);
+                let k = found.trailing_zeros();
+                hit(at + k as usize, (word >> (8 * k)) as u32 & 0x00FF_FFFF);
                 found &= found - 1;
             }
             at += 6;
         }
         // The tail, padded with folded zero bytes (two-byte keywords allow any third).
+        let tail = bytes.get(at..).unwrap_or_default();
+        percent |= u64::from(tail.contains(&b'%'));
+        escape |= u64::from(tail.contains(&b'\\'));
         while at < len {
             let byte = |i: usize| bytes.get(i).copied().unwrap_or(0) | 0x20;
             let packed = u32::from_le_bytes([byte(at), byte(at + 1), byte(at + 2), 0]);
             if self.has(packed) != 0 {
-                hit(at);
+                hit(at, packed);
             }
             at += 1;
         }
         if let Some((s, e)) = open {
             region(s, e);
         }
+        Seen {
+            percent: percent != 0,
+            escape: escape != 0,
+        }
     }
+}
+
+/// Bytes [`Trigrams::regions`] noticed on its way.
+pub struct Seen {
+    pub percent: bool,
+    pub escape: bool,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Non-zero when one of the eight bytes of `x` is zero.
+#[inline(always)]
+fn zero_byte(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & 0x8080_8080_8080_8080
 }
 
 /// Multiplicative hash of a packed trigram to a bit index (top 16 bits).
@@ -164,7 +222,9 @@ mod tests {
 
     fn regions(trigrams: &Trigrams, text: &str) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        trigrams.regions(text.as_bytes(), |s, e| out.push((s, e)));
+        let seen = trigrams.regions(text.as_bytes(), |s, e| out.push((s, e)));
+        assert_eq!(seen.percent, text.contains('%'), "{text:?}");
+        assert_eq!(seen.escape, text.contains('\\'), "{text:?}");
         out
     }
 
@@ -186,6 +246,9 @@ mod tests {
             "q~",
             "a long prefix of prose before the akia key and some more text after it all",
             "pw at the start, then PASSWORD in the middle and Ghp_ at the end: ghp_",
+            "100% of it\\n, then PASSWORD%3D in the middle and Ghp_ at the end: ghp_",
+            "at the very end %",
+            "\\ at the start and the end \\",
         ] {
             let found = regions(&trigrams, text);
             let lower = text.to_ascii_lowercase();

@@ -2,7 +2,8 @@
 //! the keyword automaton.
 //!
 //! Every keyword (ASCII case-insensitive) is represented by one of its trigrams, chosen
-//! to be rare in prose and JSON (`ssw` for `password`, not `pas`). A string is read once,
+//! to be rare in prose and JSON (`ssw` for `password`, not `pas`; `cke` for `docker
+//! login`, not `er `). A string is read once,
 //! eight bytes at a time: each position's three bytes, case-folded by setting bit 5
 //! (`A`→`a`; it also folds a few punctuation pairs such as `_`/DEL, which only adds false
 //! hits), are hashed into an 8 KiB bit set that stays in L1. Only the windows around hits
@@ -206,13 +207,29 @@ fn hash(packed: u32) -> usize {
     (packed.wrapping_mul(0x9E37_79B1) >> 16) as usize
 }
 
-/// How common a folded trigram is: its place in [`COMMON`], or past the end if absent;
-/// among absent ones, those holding a non-letter are preferred (rarer in prose).
+/// How common a folded trigram is in prose, JSON and logs (lower is rarer): its place
+/// in [`COMMON`] if listed, else the sum of its bytes' commonness ([`byte_weight`]).
 fn rank(trigram: &[u8]) -> usize {
-    match COMMON.iter().position(|c| c.as_bytes() == trigram) {
-        Some(place) => COMMON.len() + 2 - place,
-        None if trigram.iter().all(u8::is_ascii_lowercase) => 1,
-        None => 0,
+    let listed = |c: &&str| c.bytes().map(|b| b | 0x20).eq(trigram.iter().copied());
+    match COMMON.iter().position(listed) {
+        Some(place) => 1000 - place,
+        None => trigram.iter().map(|&b| byte_weight(b)).sum(),
+    }
+}
+
+/// A rough commonness of a folded byte in text: space and the frequent English letters
+/// highest, URL and path punctuation next, rare letters and symbols lowest.
+fn byte_weight(b: u8) -> usize {
+    match b {
+        b' ' => 12,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' => 8,
+        b's' | b'r' | b'h' | b'l' | b'd' => 7,
+        b'c' | b'u' | b'm' | b'f' | b'p' | b'g' => 5,
+        b'/' | b':' | b'.' | b',' | b'"' | b'w' | b'y' | b'b' => 5,
+        b'0'..=b'9' => 4,
+        b'_' | b'-' | b'=' => 3,
+        b'v' | b'k' => 2,
+        _ => 1,
     }
 }
 
@@ -226,6 +243,24 @@ mod tests {
         assert_eq!(seen.percent, text.contains('%'), "{text:?}");
         assert_eq!(seen.escape, text.contains('\\'), "{text:?}");
         out
+    }
+
+    #[test]
+    #[ignore = "prints the trigram each keyword is found by"]
+    fn print_chosen_trigrams() {
+        let keywords = crate::mask::rules::all()
+            .flat_map(|rule| rule.keywords.iter().copied())
+            .chain(crate::mask::assign::KEYWORDS.iter().copied());
+        for keyword in keywords {
+            let folded: Vec<u8> = keyword.bytes().map(|b| b | 0x20).collect();
+            if folded.len() < 3 {
+                continue;
+            }
+            let at = (0..=folded.len() - 3)
+                .min_by_key(|&at| rank(&folded[at..at + 3]))
+                .unwrap_or(0);
+            println!("{keyword:?} {:?}", String::from_utf8_lossy(&folded[at..at + 3]));
+        }
     }
 
     #[test]

@@ -122,11 +122,24 @@ fn is_base64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
 
+/// The bytes of [`long_runs`]: the base64 (both alphabets) and hex digits, and `=`.
+const RUN_BYTE: [bool; 256] = {
+    let mut member = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        member[b] =
+            byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_' | b'=');
+        b += 1;
+    }
+    member
+};
+
 /// Calls `region(start, end)` for each maximal run of `text` of at least [`MIN_RUN`]
 /// bytes of the base64 and hex alphabets and `=`: every run [`run`] accepts lies in one.
 /// Probes one byte per [`MIN_RUN`] where text has no long run (prose, JSON punctuation).
 pub fn long_runs(text: &[u8], mut region: impl FnMut(usize, usize)) {
-    let member = |b: u8| is_base64(b) || b == b'=';
+    let member = |b: u8| RUN_BYTE[usize::from(b)];
     // `at` is always at the start of the text or just after a non-member.
     let mut at = 0;
     while at + MIN_RUN <= text.len() {

@@ -1,7 +1,12 @@
-//! Pattern masking of one string: one keyword pass, then only the rules it points to.
+//! Pattern masking of one string: a keyword search, then only the rules it points to.
 //!
-//! A string without any rule keyword costs one Aho-Corasick pass and nothing else: no
-//! regex runs and nothing is allocated. A keyword that is a common word (`token` in
+//! The search is staged: the trigram filter ([`super::trigram`]) reads the string once
+//! and the keyword automaton runs only over the windows around its hits; the encoded
+//! spellings have their own automaton, run only inside runs of their alphabet long
+//! enough to decode ([`decode::long_runs`]). The result is the same as one overlapping
+//! Aho-Corasick pass over every keyword (kept for the differential tests as
+//! `Path::Reference`). A string without any keyword costs the filter's pass and nothing
+//! else: no automaton or regex runs and nothing is allocated. A keyword that is a common word (`token` in
 //! "max_tokens") costs one anchored regex attempt right after it, which fails within a
 //! byte or two, still without allocating.
 //!

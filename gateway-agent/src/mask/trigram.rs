@@ -22,6 +22,9 @@
 /// Longest keyword the filter takes (its reach is kept in a byte).
 pub const MAX_KEYWORD: usize = 255;
 
+/// Windows at most this far apart are scanned as one region ([`Trigrams::gap`]).
+const MIN_GAP: usize = 64;
+
 /// Bit-set size in 64-bit words: 65 536 bits, 8 KiB.
 const WORDS: usize = 1024;
 
@@ -53,9 +56,11 @@ pub struct Trigrams {
     /// bytes before the hit and ends at most `[1]` bytes after the hit's start (the most
     /// over the keywords sharing the bit). Read on hits only, so it may live outside L1.
     reach: Box<[[u8; 2]]>,
-    /// The most any keyword starts before its hit: a region ending further back than
-    /// this from the current position can take no more windows, so it is handed on.
-    max_back: usize,
+    /// Windows closer than this are one region: at least the most any keyword starts
+    /// before its hit (so a region handed on takes no more windows), and wide enough that
+    /// the automaton runs over a short gap rather than starting again after it (a start
+    /// costs about as much as scanning [`MIN_GAP`] bytes).
+    gap: usize,
 }
 
 impl Trigrams {
@@ -65,7 +70,7 @@ impl Trigrams {
         let mut trigrams = Self {
             bits: Box::new([0; WORDS]),
             reach: vec![[0; 2]; WORDS * 64].into_boxed_slice(),
-            max_back: 0,
+            gap: MIN_GAP,
         };
         for keyword in keywords {
             let folded: Vec<u8> = keyword.bytes().map(|b| b | 0x20).collect();
@@ -101,7 +106,7 @@ impl Trigrams {
         let reach = &mut self.reach[bit];
         reach[0] = reach[0].max(u8::try_from(back).unwrap_or(u8::MAX));
         reach[1] = reach[1].max(u8::try_from(ahead).unwrap_or(u8::MAX));
-        self.max_back = self.max_back.max(back);
+        self.gap = self.gap.max(back);
     }
 
     /// Whether the folded trigram `packed` (three bytes, little-endian) is in the set.
@@ -128,10 +133,10 @@ impl Trigrams {
             let start = at.saturating_sub(back);
             let end = (at + ahead).min(len);
             match &mut open {
-                // Overlapping, or a later window might still reach back into the open
-                // region: one region (covering a gap only costs automaton bytes).
+                // Overlapping, or close enough that a later window might still reach
+                // back into the open region: one region.
                 Some((open_start, open_end))
-                    if start <= *open_end || *open_end + self.max_back >= at =>
+                    if start <= *open_end || *open_end + self.gap >= at =>
                 {
                     *open_start = (*open_start).min(start);
                     *open_end = (*open_end).max(end);
@@ -259,7 +264,10 @@ mod tests {
             let at = (0..=folded.len() - 3)
                 .min_by_key(|&at| rank(&folded[at..at + 3]))
                 .unwrap_or(0);
-            println!("{keyword:?} {:?}", String::from_utf8_lossy(&folded[at..at + 3]));
+            println!(
+                "{keyword:?} {:?}",
+                String::from_utf8_lossy(&folded[at..at + 3])
+            );
         }
     }
 

@@ -1,12 +1,12 @@
 //! Pattern masking of one string: a keyword search, then only the rules it points to.
 //!
-//! The search is staged: the trigram filter ([`super::trigram`]) reads the string once
-//! and the keyword automaton runs only over the windows around its hits; the encoded
-//! spellings have their own automaton, run only inside runs of their alphabet long
-//! enough to decode ([`decode::long_runs`]). The result is the same as one overlapping
-//! Aho-Corasick pass over every keyword (kept for the differential tests as
-//! `Path::Reference`). A string without any keyword costs the filter's pass and nothing
-//! else: no automaton or regex runs and nothing is allocated. A keyword that is a common word (`token` in
+//! The search is staged: rule and assignment keywords are found by a trigram pass whose
+//! hits are checked in place ([`super::trigram`]); the encoded spellings have an
+//! Aho-Corasick automaton, run only inside runs of their alphabet long enough to decode
+//! ([`decode::long_runs`]). The result is the same as one overlapping Aho-Corasick pass
+//! over every keyword (kept for the differential tests as `Path::Reference`). A string
+//! without any keyword costs the trigram pass and nothing else: no automaton or regex
+//! runs and nothing is allocated. A keyword that is a common word (`token` in
 //! "max_tokens") costs one anchored regex attempt right after it, which fails within a
 //! byte or two, still without allocating.
 //!
@@ -89,12 +89,10 @@ struct Compiled {
 }
 
 pub struct Scanner {
-    /// Rule and assignment keywords, run only over the windows [`Trigrams`] finds.
-    plain: AhoCorasick,
-    /// For each `plain` pattern, what it belongs to.
+    /// Rule and assignment keywords, found by trigram hits checked in place.
+    plain: Trigrams,
+    /// For each `plain` keyword, what it belongs to.
     plain_targets: Vec<Target>,
-    /// Where a `plain` keyword may be.
-    trigrams: Trigrams,
     /// The encoded spellings of trigger words ([`decode`]), run only inside runs of
     /// their alphabet long enough to be decoded.
     encoded: AhoCorasick,
@@ -180,8 +178,7 @@ impl Scanner {
             (automaton(&keywords)?, targets)
         };
         Ok(Self {
-            trigrams: Trigrams::new(plain.iter().copied()),
-            plain: automaton(&plain)?,
+            plain: Trigrams::new(plain.iter().copied()),
             plain_targets,
             encoded: automaton(&encoded)?,
             encoded_targets,
@@ -216,17 +213,10 @@ impl Scanner {
     }
 
     /// Every `plain` keyword occurrence in `bytes`, in the order one whole-string
-    /// overlapping pass reports them: by [`Trigrams`] windows, in order.
+    /// overlapping automaton pass reports them ([`Trigrams::occurrences`]).
     fn plain_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) -> Seen {
-        self.trigrams.regions(bytes, |start, end| {
-            let input = Input::new(bytes).range(start..end);
-            for found in self.plain.find_overlapping_iter(input) {
-                f(
-                    self.plain_targets[found.pattern().as_usize()],
-                    found.start(),
-                    found.end(),
-                );
-            }
+        self.plain.occurrences(bytes, |keyword, start, end| {
+            f(self.plain_targets[keyword], start, end);
         })
     }
 

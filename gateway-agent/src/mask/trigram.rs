@@ -1,29 +1,25 @@
-//! The scanner's first stage: where in a string a keyword can possibly be, found without
-//! the keyword automaton.
+//! The scanner's keyword search for its rule and assignment keywords, without an
+//! automaton.
 //!
-//! Every keyword (ASCII case-insensitive) is represented by one of its trigrams, chosen
-//! to be rare in prose and JSON (`ssw` for `password`, not `pas`; `cke` for `docker
-//! login`, not `er `). A string is read once,
-//! eight bytes at a time: each position's three bytes, case-folded by setting bit 5
-//! (`A`→`a`; it also folds a few punctuation pairs such as `_`/DEL, which only adds false
-//! hits), are hashed into an 8 KiB bit set that stays in L1. Only the windows around hits
-//! are handed to the automaton; a string with no hit costs this one pass and nothing
-//! else, and nothing is allocated.
+//! Every keyword (ASCII case-insensitive) is entered by one of its trigrams, chosen to be
+//! rare in prose and JSON (`ssw` for `password`, not `pas`; `ock` for `docker login`,
+//! not `er `). A string is read once, eight bytes at a time: each position's three bytes,
+//! case-folded by setting bit 5 (`A`→`a`; it also folds a few punctuation pairs such as
+//! `_`/DEL, which only adds false hits), are hashed into an 8 KiB bit set that stays in
+//! L1. A hit is checked directly against the few keywords entered under its hash (a
+//! case-insensitive compare at the keyword's offset); a string with no hit costs this one
+//! pass and nothing else, and nothing is allocated.
 //!
-//! Exactness: every keyword occurrence holds its chosen trigram, whose folded hash is in
-//! the set, so it is a hit; the occurrence lies within the reach recorded for that hash
-//! (the most over the keywords entered there), so inside the hit's window. Windows that overlap are merged and
-//! the automaton runs over each merged region, so it reports exactly the occurrences the
-//! whole-string pass reports, in the same order (see the differential tests).
-//! Two-byte keywords are entered with every possible third byte, one-byte keywords are
-//! not supported: the scanner has two, `%` and `\`, which only set a flag, and this
-//! pass reports them from the same loads.
+//! Exactness: every keyword occurrence holds its chosen trigram at its chosen offset, so
+//! its hash is a hit there and the compare finds it; a compare finds nothing that is not
+//! an occurrence. Occurrences are handed on ordered as an overlapping Aho-Corasick pass
+//! reports them (by end, longer first, then by keyword), which the differential tests
+//! check against that pass. Two-byte keywords are entered with every possible third byte;
+//! one-byte keywords are not supported: the scanner has two, `%` and `\`, which only set a
+//! flag, and this pass reports them from the same loads.
 
-/// Longest keyword the filter takes (its reach is kept in a byte).
+/// Longest keyword the search takes (its trigram's offset is kept in a byte).
 pub const MAX_KEYWORD: usize = 255;
-
-/// Windows at most this far apart are scanned as one region ([`Trigrams::gap`]).
-const MIN_GAP: usize = 64;
 
 /// Bit-set size in 64-bit words: 65 536 bits, 8 KiB.
 const WORDS: usize = 1024;
@@ -52,61 +48,68 @@ const COMMON: &[&str] = &[
 
 pub struct Trigrams {
     bits: Box<[u64; WORDS]>,
-    /// Per bit: a keyword occurrence whose trigram hashes there starts at most `[0]`
-    /// bytes before the hit and ends at most `[1]` bytes after the hit's start (the most
-    /// over the keywords sharing the bit). Read on hits only, so it may live outside L1.
-    reach: Box<[[u8; 2]]>,
-    /// Windows closer than this are one region: at least the most any keyword starts
-    /// before its hit (so a region handed on takes no more windows), and wide enough that
-    /// the automaton runs over a short gap rather than starting again after it (a start
-    /// costs about as much as scanning [`MIN_GAP`] bytes).
-    gap: usize,
+    /// The keywords, case-folded to lowercase ASCII, by index.
+    keywords: Vec<Box<[u8]>>,
+    /// Per bit, where its entries start in `entries` (and, one further, end).
+    slots: Box<[u32]>,
+    /// (keyword index, offset of its trigram in it), grouped by bit. Read on hits only.
+    entries: Vec<(u32, u8)>,
 }
 
 impl Trigrams {
-    /// The filter for `keywords`, each 2 to [`MAX_KEYWORD`] bytes long (checked by the
-    /// caller).
+    /// The search for `keywords`, each 2 to [`MAX_KEYWORD`] bytes long (checked by the
+    /// caller); occurrences are reported by index into `keywords`.
     pub fn new<'k>(keywords: impl IntoIterator<Item = &'k str>) -> Self {
-        let mut trigrams = Self {
-            bits: Box::new([0; WORDS]),
-            reach: vec![[0; 2]; WORDS * 64].into_boxed_slice(),
-            gap: MIN_GAP,
-        };
-        for keyword in keywords {
+        let mut bits = Box::new([0u64; WORDS]);
+        let mut entered: Vec<(usize, u32, u8)> = Vec::new();
+        let mut folded_keywords = Vec::new();
+        for (index, keyword) in keywords.into_iter().enumerate() {
             let folded: Vec<u8> = keyword.bytes().map(|b| b | 0x20).collect();
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let mut enter = |trigram: [u8; 3], offset: usize| {
+                let bit = hash(u32::from_le_bytes([trigram[0], trigram[1], trigram[2], 0]));
+                bits[bit / 64] |= 1 << (bit % 64);
+                entered.push((bit, index, u8::try_from(offset).unwrap_or(u8::MAX)));
+            };
             match folded.len() {
                 0 | 1 => debug_assert!(false, "keyword {keyword:?} shorter than two bytes"),
                 len if len > MAX_KEYWORD => debug_assert!(false, "keyword {keyword:?} too long"),
                 2 => {
                     // Any third byte, the padding past a string's end included.
                     for third in 0..=u8::MAX {
-                        trigrams.insert([folded[0], folded[1], third | 0x20], 0, 2);
+                        enter([folded[0], folded[1], third | 0x20], 0);
                     }
                 }
                 len => {
                     let offset = (0..=len - 3)
                         .min_by_key(|&at| rank(&folded[at..at + 3]))
                         .unwrap_or(0);
-                    trigrams.insert(
+                    enter(
                         [folded[offset], folded[offset + 1], folded[offset + 2]],
                         offset,
-                        len - offset,
                     );
                 }
             }
+            folded_keywords.push(keyword.to_ascii_lowercase().into_bytes().into_boxed_slice());
         }
-        trigrams
-    }
-
-    /// Enters a keyword by its trigram, found `back` bytes into it, `ahead` bytes from
-    /// its end (both under [`MAX_KEYWORD`]).
-    fn insert(&mut self, trigram: [u8; 3], back: usize, ahead: usize) {
-        let bit = hash(u32::from_le_bytes([trigram[0], trigram[1], trigram[2], 0]));
-        self.bits[bit / 64] |= 1 << (bit % 64);
-        let reach = &mut self.reach[bit];
-        reach[0] = reach[0].max(u8::try_from(back).unwrap_or(u8::MAX));
-        reach[1] = reach[1].max(u8::try_from(ahead).unwrap_or(u8::MAX));
-        self.gap = self.gap.max(back);
+        entered.sort_unstable();
+        entered.dedup();
+        let mut slots = vec![0u32; WORDS * 64 + 1].into_boxed_slice();
+        for &(bit, _, _) in &entered {
+            slots[bit + 1] += 1;
+        }
+        for bit in 0..WORDS * 64 {
+            slots[bit + 1] += slots[bit];
+        }
+        Self {
+            bits,
+            keywords: folded_keywords,
+            slots,
+            entries: entered
+                .into_iter()
+                .map(|(_, index, offset)| (index, offset))
+                .collect(),
+        }
     }
 
     /// Whether the folded trigram `packed` (three bytes, little-endian) is in the set.
@@ -116,38 +119,40 @@ impl Trigrams {
         (self.bits[bit / 64] >> (bit % 64)) & 1
     }
 
-    /// The reach of the trigram `packed` ([`Trigrams::reach`]).
-    fn reach(&self, packed: u32) -> (usize, usize) {
-        let [back, ahead] = self.reach[hash(packed)];
-        (usize::from(back), usize::from(ahead))
-    }
-
-    /// Calls `region(start, end)` for each merged window of `bytes` in which a keyword
-    /// may occur, in order, none overlapping; says, from the same loads, whether `bytes`
-    /// holds a `%` or a `\\` (what the scanner's decoders start from).
-    pub fn regions(&self, bytes: &[u8], mut region: impl FnMut(usize, usize)) -> Seen {
-        let len = bytes.len();
-        let mut open: Option<(usize, usize)> = None;
-        let mut hit = |at: usize, packed: u32| {
-            let (back, ahead) = self.reach(packed);
-            let start = at.saturating_sub(back);
-            let end = (at + ahead).min(len);
-            match &mut open {
-                // Overlapping, or close enough that a later window might still reach
-                // back into the open region: one region.
-                Some((open_start, open_end))
-                    if start <= *open_end || *open_end + self.gap >= at =>
+    /// Calls `found(keyword, start, end)` for every keyword occurrence in `bytes`, in the
+    /// order of an overlapping Aho-Corasick pass: by end, then longer first, then by
+    /// keyword index. Says, from the same loads, whether `bytes` holds a `%` or a `\`
+    /// (what the scanner's decoders start from). Allocates only when something is found.
+    pub fn occurrences(&self, bytes: &[u8], mut found: impl FnMut(usize, usize, usize)) -> Seen {
+        let mut hits: Vec<(usize, std::cmp::Reverse<usize>, u32)> = Vec::new();
+        let seen = self.hits(bytes, |at, packed| {
+            let bit = hash(packed);
+            let (from, to) = (self.slots[bit] as usize, self.slots[bit + 1] as usize);
+            for &(index, offset) in &self.entries[from..to] {
+                let Some(start) = at.checked_sub(usize::from(offset)) else {
+                    continue;
+                };
+                let keyword = &self.keywords[index as usize];
+                let end = start + keyword.len();
+                if bytes
+                    .get(start..end)
+                    .is_some_and(|text| text.eq_ignore_ascii_case(keyword))
                 {
-                    *open_start = (*open_start).min(start);
-                    *open_end = (*open_end).max(end);
-                }
-                _ => {
-                    if let Some((s, e)) = open.replace((start, end)) {
-                        region(s, e);
-                    }
+                    hits.push((end, std::cmp::Reverse(start), index));
                 }
             }
-        };
+        });
+        hits.sort_unstable();
+        for (end, std::cmp::Reverse(start), index) in hits {
+            found(index as usize, start, end);
+        }
+        seen
+    }
+
+    /// Calls `hit(position, folded trigram)` for every position whose trigram is in the
+    /// set, in order; flags `%` and `\\`.
+    fn hits(&self, bytes: &[u8], mut hit: impl FnMut(usize, u32)) -> Seen {
+        let len = bytes.len();
         let (mut percent, mut escape) = (0, 0);
         let mut at = 0;
         // Six trigram positions per eight-byte load (consecutive loads overlap by two
@@ -182,9 +187,6 @@ impl Trigrams {
             }
             at += 1;
         }
-        if let Some((s, e)) = open {
-            region(s, e);
-        }
         Seen {
             percent: percent != 0,
             escape: escape != 0,
@@ -192,7 +194,7 @@ impl Trigrams {
     }
 }
 
-/// Bytes [`Trigrams::regions`] noticed on its way.
+/// Bytes [`Trigrams::occurrences`] noticed on its way.
 pub struct Seen {
     pub percent: bool,
     pub escape: bool,
@@ -242,9 +244,10 @@ fn byte_weight(b: u8) -> usize {
 mod tests {
     use super::*;
 
-    fn regions(trigrams: &Trigrams, text: &str) -> Vec<(usize, usize)> {
+    /// Occurrences as (keyword, start, end), checking the `%` and `\\` flags.
+    fn occurrences(trigrams: &Trigrams, text: &str) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
-        let seen = trigrams.regions(text.as_bytes(), |s, e| out.push((s, e)));
+        let seen = trigrams.occurrences(text.as_bytes(), |k, s, e| out.push((k, s, e)));
         assert_eq!(seen.percent, text.contains('%'), "{text:?}");
         assert_eq!(seen.escape, text.contains('\\'), "{text:?}");
         out
@@ -272,15 +275,15 @@ mod tests {
     }
 
     #[test]
-    fn a_string_without_keywords_has_no_region() {
+    fn a_string_without_keywords_has_no_occurrence() {
         let trigrams = Trigrams::new(["password", "ghp_", "pw"]);
-        assert!(regions(&trigrams, "the quick brown fox jumps over the lazy dog").is_empty());
-        assert!(regions(&trigrams, "").is_empty());
+        assert!(occurrences(&trigrams, "the quick brown fox jumps over the lazy dog").is_empty());
+        assert!(occurrences(&trigrams, "").is_empty());
     }
 
     #[test]
-    fn every_occurrence_lies_in_a_region_in_any_case_and_at_the_edges() {
-        let keywords = ["password", "ghp_", "pw", "q~", "AKIA"];
+    fn every_occurrence_is_found_in_any_case_at_the_edges_in_order() {
+        let keywords = ["password", "ghp_", "pw", "q~", "AKIA", "pass", "ss"];
         let trigrams = Trigrams::new(keywords);
         for text in [
             "PassWord",
@@ -293,20 +296,22 @@ mod tests {
             "at the very end %",
             "\\ at the start and the end \\",
         ] {
-            let found = regions(&trigrams, text);
             let lower = text.to_ascii_lowercase();
-            for keyword in keywords {
+            let mut expected = Vec::new();
+            for (k, keyword) in keywords.iter().enumerate() {
                 let keyword = keyword.to_ascii_lowercase();
-                for (at, _) in lower.match_indices(&keyword) {
-                    assert!(
-                        found
-                            .iter()
-                            .any(|&(s, e)| s <= at && at + keyword.len() <= e),
-                        "{keyword:?} at {at} of {text:?} outside {found:?}"
-                    );
+                for at in 0..lower.len() {
+                    if lower[at..].starts_with(&keyword) {
+                        expected.push((at + keyword.len(), std::cmp::Reverse(at), k));
+                    }
                 }
             }
-            assert!(found.windows(2).all(|w| w[0].1 < w[1].0), "{found:?}");
+            expected.sort_unstable();
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(end, std::cmp::Reverse(start), k)| (k, start, end))
+                .collect();
+            assert_eq!(occurrences(&trigrams, text), expected, "{text:?}");
         }
     }
 }

@@ -29,10 +29,10 @@
 //!
 //! Speed: a Unicode regex set runs at under 1 MB/s, a bytes regex with Unicode off at
 //! GB/s. So keywords are found first and only the rules they point to run their byte
-//! regexes. Keywords are found in stages ([`scan`]): a trigram filter reads each string
-//! once ([`trigram`]) and the Aho-Corasick automaton runs only over the windows around its
-//! hits; the encoded spellings only inside runs long enough to decode; `%` and `\` are
-//! flagged by the same loads. A string without a keyword is left as it is and nothing is
+//! regexes. Keywords are found in stages ([`scan`]): a trigram pass reads each string
+//! once and checks its hits in place against the keywords entered under them
+//! ([`trigram`]); the encoded spellings are searched by an Aho-Corasick automaton only
+//! inside runs long enough to decode; `%` and `\` are flagged by the same loads. A string without a keyword is left as it is and nothing is
 //! allocated for it. The differential tests hold this to the single whole-string pass.
 
 mod assign;

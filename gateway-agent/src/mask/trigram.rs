@@ -29,7 +29,7 @@ const FOLD: u64 = 0x2020_2020_2020_2020;
 
 /// Trigrams frequent in English prose, identifiers and JSON text, most frequent first;
 /// a keyword is represented by one of its trigrams not in this list where it has one
-/// (a hit on a frequent trigram costs an automaton run over its window).
+/// (a hit on a frequent trigram costs a check against its keywords for nothing).
 const COMMON: &[&str] = &[
     "the", "ing", "and", "ion", "tio", "ent", "for", "ati", "her", "ter", "hat", "tha", "ere",
     "ate", "his", "con", "res", "ver", "all", "ons", "nce", "men", "ith", "ted", "ers", "pro",

@@ -122,6 +122,49 @@ fn is_base64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
 
+/// The bytes of [`long_runs`]: the base64 (both alphabets) and hex digits, and `=`.
+const RUN_BYTE: [bool; 256] = {
+    let mut member = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        member[b] =
+            byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_' | b'=');
+        b += 1;
+    }
+    member
+};
+
+/// Calls `region(start, end)` for each maximal run of `text` of at least [`MIN_RUN`]
+/// bytes of the base64 and hex alphabets and `=`: every run [`run`] accepts lies in one.
+/// Probes one byte per [`MIN_RUN`] where text has no long run (prose, JSON punctuation).
+pub fn long_runs(text: &[u8], mut region: impl FnMut(usize, usize)) {
+    let member = |b: u8| RUN_BYTE[usize::from(b)];
+    // `at` is always at the start of the text or just after a non-member.
+    let mut at = 0;
+    while at + MIN_RUN <= text.len() {
+        let probe = at + MIN_RUN - 1;
+        if !member(text[probe]) {
+            at = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > at && member(text[start - 1]) {
+            start -= 1;
+        }
+        if start > at {
+            at = start;
+            continue;
+        }
+        let mut end = probe + 1;
+        while end < text.len() && member(text[end]) {
+            end += 1;
+        }
+        region(at, end);
+        at = end + 1;
+    }
+}
+
 /// The encoded run around a keyword hit at `start..end`, if long enough.
 pub fn run(text: &[u8], start: usize, end: usize, encoding: Encoding) -> Option<(usize, usize)> {
     let member: fn(u8) -> bool = match encoding {

@@ -166,6 +166,19 @@ pub struct SensitiveKeys {
     /// linear scan of ~60 byte arrays showed in profiles. A hash collision only sends a
     /// key on to the exact checks.
     endings: Box<[u64; ENDING_WORDS]>,
+    /// Every built-in exact name, suffix and not-secret ending, sorted by its last three
+    /// bytes: a key that passed the bit set is compared with the few entries that end
+    /// like it, not with all ~90 (a key such as `max_tokens` ends like `accesstokens`, and
+    /// repeats in every record of a listing).
+    by_ending: Vec<([u8; 3], Entry)>,
+}
+
+/// What a built-in name in [`SensitiveKeys::by_ending`] is.
+#[derive(Clone, Copy)]
+enum Entry {
+    Exact(&'static str),
+    Suffix(&'static str),
+    NotSecret(&'static str),
 }
 
 /// Size of the endings bit set in 64-bit words (32 768 bits for ~60 endings: collisions
@@ -198,9 +211,21 @@ impl SensitiveKeys {
             let bit = ending_bit(end);
             endings[bit / 64] |= 1 << (bit % 64);
         }
+        let mut by_ending: Vec<([u8; 3], Entry)> = EXACT
+            .iter()
+            .map(|name| Entry::Exact(name))
+            .chain(SUFFIXES.iter().map(|name| Entry::Suffix(name)))
+            .chain(NOT_SECRET.iter().map(|name| Entry::NotSecret(name)))
+            .filter_map(|entry| {
+                let (Entry::Exact(name) | Entry::Suffix(name) | Entry::NotSecret(name)) = entry;
+                name.as_bytes().last_chunk::<3>().map(|end| (*end, entry))
+            })
+            .collect();
+        by_ending.sort_by_key(|(end, _)| *end);
         Ok(Self {
             extra: normalised,
             endings,
+            by_ending,
         })
     }
 
@@ -235,11 +260,25 @@ impl SensitiveKeys {
         let Some(end) = core.last_chunk::<3>() else {
             return false;
         };
-        if !self.ends_like_one(end) || NOT_SECRET.iter().any(|n| core.ends_with(n.as_bytes())) {
+        if !self.ends_like_one(end) {
             return false;
         }
-        EXACT.iter().any(|name| name.as_bytes() == core)
-            || SUFFIXES.iter().any(|s| core.ends_with(s.as_bytes()))
+        // Only names ending in the same three bytes can equal `core` or end it (every
+        // built-in name is at least three long).
+        let from = self.by_ending.partition_point(|(e, _)| e < end);
+        let to = self.by_ending.partition_point(|(e, _)| e <= end);
+        let same_end = &self.by_ending[from..to];
+        if same_end
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::NotSecret(n) if core.ends_with(n.as_bytes())))
+        {
+            return false;
+        }
+        same_end.iter().any(|(_, e)| match e {
+            Entry::Exact(name) => name.as_bytes() == core,
+            Entry::Suffix(suffix) => core.ends_with(suffix.as_bytes()),
+            Entry::NotSecret(_) => false,
+        })
     }
 
     /// The fast "no" for nearly every key: its last three letters or digits end no

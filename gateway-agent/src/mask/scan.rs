@@ -1,7 +1,12 @@
-//! Pattern masking of one string: one keyword pass, then only the rules it points to.
+//! Pattern masking of one string: a keyword search, then only the rules it points to.
 //!
-//! A string without any rule keyword costs one Aho-Corasick pass and nothing else: no
-//! regex runs and nothing is allocated. A keyword that is a common word (`token` in
+//! The search is staged: rule and assignment keywords are found by a trigram pass whose
+//! hits are checked in place ([`super::trigram`]); the encoded spellings have an
+//! Aho-Corasick automaton, run only inside runs of their alphabet long enough to decode
+//! ([`decode::long_runs`]). The result is the same as one overlapping Aho-Corasick pass
+//! over every keyword (kept for the differential tests as `Path::Reference`). A string
+//! without any keyword costs the trigram pass and nothing else: no automaton or regex
+//! runs and nothing is allocated. A keyword that is a common word (`token` in
 //! "max_tokens") costs one anchored regex attempt right after it, which fails within a
 //! byte or two, still without allocating.
 //!
@@ -12,7 +17,7 @@
 
 use std::{borrow::Cow, cmp::Reverse};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::{
@@ -21,7 +26,9 @@ use super::{
     decode::{self, Encoding},
     is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
-    table, values,
+    table,
+    trigram::{self, Seen, Trigrams},
+    values,
 };
 
 /// Rule name of a value assigned to a sensitive name (`DB_PASS=…`, `"token": "…"`).
@@ -42,9 +49,11 @@ enum Target {
     Rule(usize),
     Assignment,
     Encoded(Encoding),
-    /// `%XX` (URL-encoding) or `\n`, `\"` (JSON escapes): seen in the same pass, so
-    /// text without them pays nothing for their decoders.
+    /// `%XX` (URL-encoding) or `\n`, `\"` (JSON escapes): keywords of the reference
+    /// pass only; the staged search flags them in its trigram pass.
+    #[cfg_attr(not(test), allow(dead_code))]
     Percent,
+    #[cfg_attr(not(test), allow(dead_code))]
     Escape,
 }
 
@@ -80,12 +89,52 @@ struct Compiled {
 }
 
 pub struct Scanner {
-    prefilter: AhoCorasick,
-    /// For each prefilter pattern, what it belongs to.
-    targets: Vec<Target>,
+    /// Rule and assignment keywords, found by trigram hits checked in place.
+    plain: Trigrams,
+    /// For each `plain` keyword, what it belongs to.
+    plain_targets: Vec<Target>,
+    /// The encoded spellings of trigger words ([`decode`]), run only inside runs of
+    /// their alphabet long enough to be decoded.
+    encoded: AhoCorasick,
+    encoded_targets: Vec<Target>,
     rules: Vec<Compiled>,
     entropy: Option<Compiled>,
     assignments: Assignments,
+    /// The single whole-string automaton over every keyword that the staged search
+    /// replaced: the differential tests compare the two.
+    #[cfg(test)]
+    reference: (AhoCorasick, Vec<Target>),
+}
+
+/// Which keyword search [`Scanner::find`] uses: the staged one, or (tests) the single
+/// whole-string pass it must agree with byte for byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    Staged,
+    #[cfg(test)]
+    Reference,
+}
+
+/// What one [`Scanner::find`] has seen so far.
+#[derive(Default)]
+struct Pass {
+    candidates: Candidates,
+    /// End of the last name / encoded run looked at: keywords inside it add nothing.
+    named_to: usize,
+    decoded_to: usize,
+    percent: bool,
+    escape: bool,
+}
+
+/// A DFA: some hundreds of KiB built once; the fastest of the automata on the hot path
+/// (≈2.5× the contiguous NFA on English text here). Overlapping, because keywords
+/// overlap (`token` inside `?access_token=`).
+fn automaton(keywords: &[&str]) -> Result<AhoCorasick, MaskError> {
+    Ok(AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(keywords)?)
 }
 
 impl Scanner {
@@ -97,8 +146,7 @@ impl Scanner {
         if rules.len() > MAX_RULES {
             return Err(MaskError::TooManyRules(rules.len()));
         }
-        let encoded = decode::keywords();
-        let (keywords, targets): (Vec<&str>, Vec<Target>) = rules::all()
+        let (plain, plain_targets): (Vec<&str>, Vec<Target>) = rules::all()
             .enumerate()
             .flat_map(|(index, rule)| {
                 rule.keywords
@@ -106,29 +154,41 @@ impl Scanner {
                     .map(move |kw| (*kw, Target::Rule(index)))
             })
             .chain(assign::KEYWORDS.iter().map(|kw| (*kw, Target::Assignment)))
-            .chain([("%", Target::Percent), ("\\", Target::Escape)])
-            .chain(
-                encoded
-                    .iter()
-                    .map(|(kw, encoding)| (kw.as_str(), Target::Encoded(*encoding))),
-            )
             .unzip();
-        // A DFA: some hundreds of KiB built once; the fastest of the automata on the hot
-        // path (≈2.5× the contiguous NFA on English text here). Overlapping, because
-        // keywords overlap (`token` inside `?access_token=`).
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&keywords)?;
+        if let Some(odd) = plain
+            .iter()
+            .find(|kw| !(2..=trigram::MAX_KEYWORD).contains(&kw.len()))
+        {
+            return Err(MaskError::KeywordLength((*odd).to_owned()));
+        }
+        let encoded_spellings = decode::keywords();
+        let (encoded, encoded_targets): (Vec<&str>, Vec<Target>) = encoded_spellings
+            .iter()
+            .map(|(kw, encoding)| (kw.as_str(), Target::Encoded(*encoding)))
+            .unzip();
+        #[cfg(test)]
+        let reference = {
+            let (keywords, targets): (Vec<&str>, Vec<Target>) = plain
+                .iter()
+                .copied()
+                .zip(plain_targets.iter().copied())
+                .chain([("%", Target::Percent), ("\\", Target::Escape)])
+                .chain(encoded.iter().copied().zip(encoded_targets.iter().copied()))
+                .unzip();
+            (automaton(&keywords)?, targets)
+        };
         Ok(Self {
-            prefilter,
-            targets,
+            plain: Trigrams::new(plain.iter().copied()),
+            plain_targets,
+            encoded: automaton(&encoded)?,
+            encoded_targets,
             rules,
             assignments: Assignments::new(),
             entropy: entropy
                 .then(|| compile(usize::MAX, &ENTROPY_RULE))
                 .transpose()?,
+            #[cfg(test)]
+            reference,
         })
     }
 
@@ -136,89 +196,163 @@ impl Scanner {
         self.rules.len()
     }
 
-    /// Replaces every secret the rules (and the entropy rule, when on) find in `text`.
-    pub fn mask<'a>(&self, text: &'a str, report: &mut MaskReport) -> Cow<'a, str> {
+    /// Replaces every secret the rules (and the entropy rule, when on) find in `text`,
+    /// finding keywords by `path`.
+    pub(super) fn mask_by<'a>(
+        &self,
+        text: &'a str,
+        report: &mut MaskReport,
+        path: Path,
+    ) -> Cow<'a, str> {
         let mut spans: Vec<Span> = Vec::new();
-        self.find(text, 0, &mut spans);
+        self.find(text, 0, &mut spans, path);
         if spans.is_empty() {
             return Cow::Borrowed(text);
         }
         Cow::Owned(replace(text, spans, report))
     }
 
+    /// Every `plain` keyword occurrence in `bytes`, in the order one whole-string
+    /// overlapping automaton pass reports them ([`Trigrams::occurrences`]).
+    fn plain_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) -> Seen {
+        self.plain.occurrences(bytes, |keyword, start, end| {
+            f(self.plain_targets[keyword], start, end);
+        })
+    }
+
+    /// Every encoded-spelling occurrence that lies in a run long enough to decode (the
+    /// others cannot lead anywhere: [`decode::run`] refuses them).
+    fn encoded_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) {
+        decode::long_runs(bytes, |start, end| {
+            let input = Input::new(bytes).range(start..end);
+            for found in self.encoded.find_overlapping_iter(input) {
+                f(
+                    self.encoded_targets[found.pattern().as_usize()],
+                    found.start(),
+                    found.end(),
+                );
+            }
+        });
+    }
+
+    /// The single whole-string pass over every keyword.
+    #[cfg(test)]
+    fn reference_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) {
+        let (automaton, targets) = &self.reference;
+        for found in automaton.find_overlapping_iter(bytes) {
+            f(
+                targets[found.pattern().as_usize()],
+                found.start(),
+                found.end(),
+            );
+        }
+    }
+
     /// Collects the spans to mask in `text`; `depth` counts decodings already undone.
-    fn find(&self, text: &str, depth: usize, spans: &mut Vec<Span>) {
+    ///
+    /// The detectors fed by keywords (rules, assignments, encoded runs) keep no state in
+    /// common, so feeding each its own keywords in order is the same as feeding all of
+    /// them from one pass; `%` and `\` only set a flag, which the trigram pass sets.
+    fn find(&self, text: &str, depth: usize, spans: &mut Vec<Span>, path: Path) {
         let bytes = text.as_bytes();
-        let mut candidates = Candidates::default();
-        // End of the last name / encoded run looked at: keywords inside it add nothing.
-        let mut named_to = 0;
-        let mut decoded_to = 0;
-        let (mut percent, mut escape) = (false, false);
-        for found in self.prefilter.find_overlapping_iter(bytes) {
-            match self.targets[found.pattern().as_usize()] {
-                Target::Rule(index) => {
-                    let rule = &self.rules[index];
-                    match rule.anchor {
-                        Anchor::Search => candidates.set(index),
-                        Anchor::AfterKeyword => {
-                            if !candidates.has(index) && rule.regex.is_match(&bytes[found.end()..])
-                            {
-                                candidates.set(index);
-                                candidates.anchored = true;
-                            }
+        let mut pass = Pass::default();
+        let mut on = |target, start, end| {
+            self.on_keyword(text, depth, target, start, end, &mut pass, spans, path)
+        };
+        match path {
+            Path::Staged => {
+                let seen = self.plain_matches(bytes, &mut on);
+                if depth < decode::MAX_DEPTH {
+                    self.encoded_matches(bytes, &mut on);
+                }
+                pass.percent = seen.percent;
+                pass.escape = seen.escape;
+            }
+            #[cfg(test)]
+            Path::Reference => self.reference_matches(bytes, &mut on),
+        }
+        self.finish(text, depth, pass, spans, path);
+    }
+
+    /// Acts on one keyword occurrence at `start..end` of `text`.
+    #[allow(clippy::too_many_arguments)]
+    fn on_keyword(
+        &self,
+        text: &str,
+        depth: usize,
+        target: Target,
+        start: usize,
+        end: usize,
+        pass: &mut Pass,
+        spans: &mut Vec<Span>,
+        path: Path,
+    ) {
+        let bytes = text.as_bytes();
+        match target {
+            Target::Rule(index) => {
+                let rule = &self.rules[index];
+                match rule.anchor {
+                    Anchor::Search => pass.candidates.set(index),
+                    Anchor::AfterKeyword => {
+                        if !pass.candidates.has(index) && rule.regex.is_match(&bytes[end..]) {
+                            pass.candidates.set(index);
+                            pass.candidates.anchored = true;
                         }
                     }
                 }
-                Target::Assignment if found.start() >= named_to => {
-                    let (name_end, values, prose) =
-                        self.assignments.at(bytes, found.start(), found.end());
-                    named_to = name_end;
-                    for value in values {
-                        spans.push(Span::named(
-                            text,
-                            value.start,
-                            value.end,
-                            ASSIGNMENT_RANK,
-                            ASSIGNMENT_RULE,
-                        ));
-                    }
-                    if !prose {
-                        table::column(self.assignments.keys(), bytes, found.start(), |s, e| {
-                            spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
-                        });
-                    }
+            }
+            Target::Assignment if start >= pass.named_to => {
+                let (name_end, values, prose) = self.assignments.at(bytes, start, end);
+                pass.named_to = name_end;
+                for value in values {
+                    spans.push(Span::named(
+                        text,
+                        value.start,
+                        value.end,
+                        ASSIGNMENT_RANK,
+                        ASSIGNMENT_RULE,
+                    ));
                 }
-                Target::Assignment => {}
-                Target::Percent => percent = true,
-                Target::Escape => escape = true,
-                Target::Encoded(encoding) => {
-                    if depth < decode::MAX_DEPTH
-                        && found.start() >= decoded_to
-                        && let Some((start, end)) =
-                            decode::run(bytes, found.start(), found.end(), encoding)
-                    {
-                        decoded_to = end;
-                        if let Some(decoded) = decode::decode(&bytes[start..end], encoding) {
-                            let mut inner = Vec::new();
-                            self.find(&decoded, depth + 1, &mut inner);
-                            if !inner.is_empty() {
-                                spans.push(Span::named(
-                                    text,
-                                    start,
-                                    end,
-                                    ENCODED_RANK,
-                                    ENCODED_RULE,
-                                ));
-                            }
+                if !prose {
+                    table::column(self.assignments.keys(), bytes, start, |s, e| {
+                        spans.push(Span::named(text, s, e, COLUMN_RANK, COLUMN_RULE));
+                    });
+                }
+            }
+            Target::Assignment => {}
+            Target::Percent => pass.percent = true,
+            Target::Escape => pass.escape = true,
+            Target::Encoded(encoding) => {
+                if depth < decode::MAX_DEPTH
+                    && start >= pass.decoded_to
+                    && let Some((run_start, run_end)) = decode::run(bytes, start, end, encoding)
+                {
+                    pass.decoded_to = run_end;
+                    if let Some(decoded) = decode::decode(&bytes[run_start..run_end], encoding) {
+                        let mut inner = Vec::new();
+                        self.find(&decoded, depth + 1, &mut inner, path);
+                        if !inner.is_empty() {
+                            spans.push(Span::named(
+                                text,
+                                run_start,
+                                run_end,
+                                ENCODED_RANK,
+                                ENCODED_RULE,
+                            ));
                         }
                     }
                 }
             }
         }
-        if depth < decode::MAX_DEPTH && percent {
+    }
+
+    /// What runs after the keyword pass: decoded views, then the candidate rules.
+    fn finish(&self, text: &str, depth: usize, pass: Pass, spans: &mut Vec<Span>, path: Path) {
+        let bytes = text.as_bytes();
+        if depth < decode::MAX_DEPTH && pass.percent {
             for (start, _, decoded, map) in decode::percent_runs(text) {
                 let mut inner = Vec::new();
-                self.find(&decoded, depth + 1, &mut inner);
+                self.find(&decoded, depth + 1, &mut inner, path);
                 for span in inner {
                     spans.push(Span::named(
                         text,
@@ -233,11 +367,11 @@ impl Scanner {
         // JSON-escaped text (`output: "DB_PASS=…\nTOKEN=…"`): lines and quotes are
         // escapes, so names and values are read again unescaped.
         if depth < decode::MAX_DEPTH
-            && escape
+            && pass.escape
             && let Some((decoded, map)) = decode::unescape(text)
         {
             let mut inner = Vec::new();
-            self.find(&decoded, depth + 1, &mut inner);
+            self.find(&decoded, depth + 1, &mut inner, path);
             for span in inner {
                 spans.push(Span::named(
                     text,
@@ -248,6 +382,7 @@ impl Scanner {
                 ));
             }
         }
+        let candidates = pass.candidates;
         if !candidates.any && self.entropy.is_none() {
             return;
         }
@@ -260,14 +395,20 @@ impl Scanner {
             }
         }
         if candidates.anchored {
-            for found in self.prefilter.find_overlapping_iter(bytes) {
-                let Target::Rule(index) = self.targets[found.pattern().as_usize()] else {
-                    continue;
-                };
-                let rule = &self.rules[index];
-                if rule.anchor == Anchor::AfterKeyword && candidates.has(index) {
-                    collect(rule, text, found.end(), spans);
+            let mut anchored = |target, _start, end| {
+                if let Target::Rule(index) = target {
+                    let rule = &self.rules[index];
+                    if rule.anchor == Anchor::AfterKeyword && candidates.has(index) {
+                        collect(rule, text, end, spans);
+                    }
                 }
+            };
+            match path {
+                Path::Staged => {
+                    self.plain_matches(bytes, &mut anchored);
+                }
+                #[cfg(test)]
+                Path::Reference => self.reference_matches(bytes, &mut anchored),
             }
         }
         if let Some(entropy) = &self.entropy {

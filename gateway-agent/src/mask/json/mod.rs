@@ -27,7 +27,7 @@ pub use edit::{Edits, Style, apply_sorted};
 use self::{key::NormKey, schema::Keyword};
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
-    is_placeholder, values,
+    is_placeholder, scan::Path, values,
 };
 
 /// How a value is read, from where it sits (see the module doc).
@@ -57,6 +57,8 @@ const MAX_FIELD_KEY: usize = 16;
 pub(super) struct Walker<'r> {
     pub rules: &'r Rules,
     pub report: &'r mut MaskReport,
+    /// The scanner's keyword search (the staged one but in differential tests).
+    pub path: Path,
 }
 
 impl Walker<'_> {
@@ -281,7 +283,7 @@ impl Walker<'_> {
                 Err(ParseError::Syntax(_)) => {} // not JSON after all: free text
             }
         }
-        match self.rules.scanner.mask(text, self.report) {
+        match self.rules.scanner.mask_by(text, self.report, self.path) {
             std::borrow::Cow::Owned(masked) => Some(masked),
             std::borrow::Cow::Borrowed(_) => None,
         }
@@ -294,7 +296,9 @@ impl Walker<'_> {
         if key.len() < MIN_SCANNED_KEY {
             return;
         }
-        if let std::borrow::Cow::Owned(masked) = self.rules.scanner.mask(key, self.report) {
+        if let std::borrow::Cow::Owned(masked) =
+            self.rules.scanner.mask_by(key, self.report, self.path)
+        {
             renames.push((child, masked));
         }
     }

@@ -232,3 +232,41 @@ fn whatever_serde_json_parses_the_span_parser_parses_too() {
         }
     }
 }
+
+/// Bodies serde_json refuses but RFC 8259's grammar allows — a lone surrogate escape, a
+/// number beyond `f64` — reach the masker as text (the gateway could not parse them).
+/// JavaScript and Python clients read them, so they are masked as JSON, by key too.
+#[test]
+fn json_serde_refuses_is_still_masked_as_json() {
+    let secret = "Zq8xW2vN7rT4pL9kM3sB6dF1";
+    for body in [
+        format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"jwt":"{secret}","note":"\ud800"}}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"jwt":"{secret}","size":1e400}}}}"#),
+        format!(r#"[{{"dsn":"{secret}\udc00"}}]"#),
+    ] {
+        assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+        let (masked, report) = masker().mask_text(&body);
+        assert!(!masked.contains(secret), "{masked}");
+        assert_eq!(report.rule_names(), ["json_key"], "{masked}");
+        // Only the masked value changed: the rest is the server's text.
+        assert!(
+            masked.contains(r#""jwt":"[MASKED:json_key]""#)
+                || masked.contains(r#""dsn":"[MASKED:json_key]""#),
+            "{masked}"
+        );
+    }
+}
+
+/// A lone surrogate inside a string decodes to U+FFFD for matching: a secret next to one
+/// is still found, and a string holding one but no secret is left byte for byte.
+#[test]
+fn lone_surrogates_neither_hide_a_secret_nor_change_clean_text() {
+    let clean = r#"{"text":"broken \ud800 pair \udc00\u0041"}"#;
+    let (masked, report) = masker().mask_text(clean);
+    assert_eq!(masked, clean);
+    assert_eq!(report.masked, 0);
+    let leaky = r#"{"text":"\ud800ghp_FAKEfake0123456789EXAMPLEexample0123"}"#;
+    let (masked, _) = mask(leaky);
+    assert!(!masked.contains("FAKEfake0123"), "{masked}");
+    assert!(masked.contains("[MASKED:github_pat]"), "{masked}");
+}

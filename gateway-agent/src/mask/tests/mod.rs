@@ -5,6 +5,7 @@ use super::*;
 mod context;
 mod corpus;
 mod detection;
+mod differential;
 mod json;
 mod keys;
 mod values;

@@ -127,7 +127,7 @@ impl Pipeline {
         }
     }
 
-    pub async fn handle<F, Fut>(
+    pub async fn handle<F, Fut, E>(
         &self,
         mut request: Request<Incoming>,
         facts: &Arc<ConnFacts>,
@@ -135,7 +135,8 @@ impl Pipeline {
     ) -> Response<ProxyBody>
     where
         F: FnOnce(Request<ProxyBody>) -> Fut,
-        Fut: Future<Output = hyper::Result<Response<Incoming>>>,
+        Fut: Future<Output = Result<Response<Incoming>, E>>,
+        E: std::fmt::Display,
     {
         let session = header_str(request.headers(), "mcp-session-id").map(str::to_owned);
         let span = info_span!("request", method = %request.method(), path = %request.uri().path(), session = session.as_deref().unwrap_or(""));
@@ -189,7 +190,7 @@ impl Pipeline {
             );
             let mut response = match crate::metrics::get().timed_upstream(send(Request::from_parts(parts, forward.body))).await {
                 Ok(response) => response,
-                Err(err) => return self.upstream_failed(&err, &forward.id, &rows).await,
+                Err(err) => return self.upstream_failed(&err.to_string(), &forward.id, &rows).await,
             };
             if let Some(client_upgrade) = client_upgrade
                 && response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -257,7 +258,7 @@ impl Pipeline {
     /// (with its id, so an SDK can match it), and the failure is recorded.
     async fn upstream_failed(
         &self,
-        err: &hyper::Error,
+        err: &str,
         id: &Value,
         rows: &RowContext,
     ) -> Response<ProxyBody> {

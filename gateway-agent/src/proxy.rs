@@ -15,7 +15,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::{
     audit::PrincipalColumns,
-    http::{self, ConnFacts, Pipeline, PoolKey, RowContext, UpstreamPool},
+    http::{self, ConnFacts, Pipeline, PoolKey, RowContext, UpstreamPool, pool::First},
     intercept::{ConnTable, socket_addr},
     principal::Principal,
     process::{IdentityResolver, ProcessIdentity},
@@ -178,12 +178,16 @@ impl Proxy {
                 server: None,
             });
             if protocol == Protocol::Http1 {
-                let first = match upstream {
-                    Some(stream) => http::pool::handshake(stream)
-                        .await
-                        .map_err(|err| warn!(error = %err, "upstream handshake failed"))
-                        .ok(),
-                    None => kept,
+                let first = match (upstream, kept) {
+                    (Some(stream), _) => match http::pool::handshake(stream).await {
+                        Ok(sender) => First::Fresh(sender),
+                        Err(err) => {
+                            warn!(error = %err, "upstream handshake failed");
+                            First::None
+                        }
+                    },
+                    (None, Some(sender)) => First::Kept(sender),
+                    (None, None) => First::None,
                 };
                 let pool = Arc::clone(&self.pool);
                 http::serve_pooled(client, pool, key, first, Arc::clone(pipeline), facts).await;

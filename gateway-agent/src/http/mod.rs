@@ -143,7 +143,7 @@ pub async fn serve_pooled(
     client: impl Stream,
     pool: Arc<UpstreamPool>,
     key: PoolKey,
-    first: Option<pool::Sender>,
+    first: pool::First,
     pipeline: Arc<Pipeline>,
     facts: Arc<ConnFacts>,
 ) {

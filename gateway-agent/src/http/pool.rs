@@ -38,7 +38,10 @@ const MAX_PER_KEY: usize = 64;
 const MAX_TOTAL: usize = 1024;
 /// A kept connection unused this long is closed (servers close idle ones too; a stale one
 /// costs a retry).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often keeping a connection also drops every dead or stale one (the connections
+/// of callers that exited are never taken again).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the upstream could not be asked.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +97,7 @@ struct Kept {
 pub struct UpstreamPool {
     kept: Mutex<HashMap<PoolKey, Vec<Kept>>>,
     connect_timeout: Duration,
+    swept: Mutex<Instant>,
 }
 
 impl UpstreamPool {
@@ -101,6 +105,7 @@ impl UpstreamPool {
         Self {
             kept: Mutex::default(),
             connect_timeout,
+            swept: Mutex::new(Instant::now()),
         }
     }
 
@@ -129,9 +134,17 @@ impl UpstreamPool {
         if sender.is_closed() {
             return;
         }
+        let sweep = {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let due = swept.elapsed() >= SWEEP_EVERY;
+            if due {
+                *swept = Instant::now();
+            }
+            due
+        };
         let mut kept = self.lock();
         let mut total: usize = kept.values().map(Vec::len).sum();
-        if total >= MAX_TOTAL {
+        if sweep || total >= MAX_TOTAL {
             // Callers come and go: drop what is dead or stale before refusing to keep.
             kept.retain(|_, list| {
                 list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
@@ -198,23 +211,48 @@ pub async fn handshake(stream: TcpStream) -> Result<Sender, hyper::Error> {
 /// pool, when the client connected) stays its own while the client is connected, so a
 /// kept-alive client sees the one upstream connection it would see without the agent;
 /// it goes back to the pool when the client leaves, for that caller's next connection.
+/// A connection opened for a client that never sent anything upstream (every request
+/// answered by the gateway, or none at all) is closed with it, as before reuse: a server
+/// that serves one connection at a time must not be left waiting on it.
 pub struct PooledUpstream {
     pool: std::sync::Arc<UpstreamPool>,
     key: PoolKey,
+    /// Opened when the client connected and not used yet.
+    fresh: Mutex<Option<Sender>>,
+    /// Has carried a request: goes back to the pool.
     own: Mutex<Option<Sender>>,
 }
 
+/// The connection a client connection starts with.
+pub enum First {
+    /// Opened for this client: closed with it unless it carried a request.
+    Fresh(Sender),
+    /// Taken from the pool: goes back to it.
+    Kept(Sender),
+    None,
+}
+
 impl PooledUpstream {
-    pub fn new(pool: std::sync::Arc<UpstreamPool>, key: PoolKey, first: Option<Sender>) -> Self {
+    pub fn new(pool: std::sync::Arc<UpstreamPool>, key: PoolKey, first: First) -> Self {
+        let (fresh, own) = match first {
+            First::Fresh(sender) => (Some(sender), None),
+            First::Kept(sender) => (None, Some(sender)),
+            First::None => (None, None),
+        };
         Self {
             pool,
             key,
-            own: Mutex::new(first),
+            fresh: Mutex::new(fresh),
+            own: Mutex::new(own),
         }
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, Option<Sender>> {
         self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self) -> Option<Sender> {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Sends `request` on this client's connection, else a kept one, else a new one. A
@@ -228,7 +266,9 @@ impl PooledUpstream {
         // An upgraded connection (WebSocket and the like) is the client's alone afterwards.
         let upgrade = request.headers().contains_key(http::header::UPGRADE);
         let taken = self.own().take();
-        let mut reused = taken.or_else(|| self.pool.take(&self.key));
+        let mut reused = taken
+            .or_else(|| self.fresh())
+            .or_else(|| self.pool.take(&self.key));
         loop {
             let retry_allowed = reused.is_some();
             let mut sender = match reused.take() {
@@ -271,7 +311,8 @@ impl PooledUpstream {
 }
 
 impl Drop for PooledUpstream {
-    /// The client left: its connection serves that caller's next one.
+    /// The client left: its connection serves that caller's next one (an unused fresh
+    /// one is dropped, which closes it).
     fn drop(&mut self) {
         if let Some(sender) = self.own().take() {
             self.pool.put(&self.key, sender);

@@ -129,7 +129,7 @@ async fn one_callers_client_connections_share_an_upstream_connection() {
     let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
     // Three client connections one after another, as a client that opens one per call.
     for _ in 0..3 {
-        let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+        let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
         let response = client_conn.send(get("/")).await.expect("sent");
         assert_eq!(text(response).await, "ok");
     }
@@ -143,14 +143,14 @@ async fn callers_never_share_a_connection() {
     let pool = pool();
     for pid in [42, 43, 42, 43] {
         let key = PoolKey::new(backend.addr, None, Some(&caller(pid)));
-        let client_conn = PooledUpstream::new(Arc::clone(&pool), key, None);
+        let client_conn = PooledUpstream::new(Arc::clone(&pool), key, First::None);
         let response = client_conn.send(get("/")).await.expect("sent");
         assert_eq!(text(response).await, "ok");
     }
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
     // Nor do two servers (their injected credentials differ) on the same address.
     let named = PoolKey::new(backend.addr, Some("other"), Some(&caller(42)));
-    let response = PooledUpstream::new(Arc::clone(&pool), named, None)
+    let response = PooledUpstream::new(Arc::clone(&pool), named, First::None)
         .send(get("/"))
         .await
         .expect("sent");
@@ -163,8 +163,8 @@ async fn a_kept_alive_client_keeps_its_connection() {
     let backend = backend(true).await;
     let pool = pool();
     let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
-    let first = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
-    let second = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+    let first = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
+    let second = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
     // Two clients connected at once, taking turns: each on a connection of its own.
     for client_conn in [&first, &second, &first, &second] {
         let response = client_conn.send(get("/")).await.expect("sent");
@@ -185,7 +185,7 @@ async fn a_streaming_response_keeps_its_connection_until_it_ends() {
     let mut backend = backend(true).await;
     let pool = pool();
     let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
-    let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+    let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
     let mut stream = client_conn
         .send(get("/stream"))
         .await
@@ -205,7 +205,7 @@ async fn a_streaming_response_keeps_its_connection_until_it_ends() {
         "a busy connection was handed out"
     );
     // A call meanwhile gets a connection of its own.
-    let other = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+    let other = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
     assert_eq!(text(other.send(get("/")).await.expect("sent")).await, "ok");
     drop(other);
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
@@ -214,7 +214,7 @@ async fn a_streaming_response_keeps_its_connection_until_it_ends() {
     assert!(stream.frame().await.is_none());
     let mut held = Vec::new();
     for _ in 0..2 {
-        let again = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+        let again = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
         assert_eq!(text(again.send(get("/")).await.expect("sent")).await, "ok");
         held.push(again);
     }
@@ -227,7 +227,7 @@ async fn a_connection_the_server_closed_is_replaced() {
     let pool = pool();
     let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
     for _ in 0..3 {
-        let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), None);
+        let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::None);
         let response = client_conn.send(get("/")).await.expect("sent");
         assert_eq!(text(response).await, "ok");
     }
@@ -243,10 +243,36 @@ async fn an_unreachable_upstream_is_an_error_not_a_hang() {
         .local_addr()
         .expect("addr");
     let key = PoolKey::new(addr, None, Some(&caller(42)));
-    let client_conn = PooledUpstream::new(pool(), key, None);
+    let client_conn = PooledUpstream::new(pool(), key, First::None);
     let err = client_conn
         .send(get("/"))
         .await
         .expect_err("nothing listens");
     assert!(matches!(err, UpstreamError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_connection_no_request_used_is_closed_with_its_client() {
+    let backend = backend(true).await;
+    let pool = pool();
+    let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
+    // As the proxy does when a client connects: a connection opened for it, which its
+    // requests never need (the gateway answered them itself).
+    let fresh = pool.connect(backend.addr).await.expect("connected");
+    drop(PooledUpstream::new(
+        Arc::clone(&pool),
+        key.clone(),
+        First::Fresh(fresh),
+    ));
+    assert_eq!(pool.kept(), 0, "an unused connection was kept");
+    // One that carried a request is kept for the caller's next connection.
+    let fresh = pool.connect(backend.addr).await.expect("connected");
+    let client_conn = PooledUpstream::new(Arc::clone(&pool), key.clone(), First::Fresh(fresh));
+    assert_eq!(
+        text(client_conn.send(get("/")).await.expect("sent")).await,
+        "ok"
+    );
+    drop(client_conn);
+    assert_eq!(pool.kept(), 1);
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
 }

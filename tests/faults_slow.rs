@@ -186,49 +186,64 @@ fn stalled_upstreams_are_cut_and_quiet_streams_are_not() {
     );
 }
 
-/// An upstream that ends a kept-alive connection after answering (its keep-alive
-/// timeout): the agent closes the client's connection too, as the server would have,
-/// instead of keeping it open for a next request that could only get a 502.
+/// A server that closes its idle kept-alive connection (uvicorn does after 5 s) must not
+/// cost the client its next request: the upstream pool finds the connection closed and
+/// sends the request on a new one, on the client's same, still open, connection.
 #[test]
-fn an_upstream_keep_alive_close_closes_the_client_connection() {
-    if !require_root("an_upstream_keep_alive_close_closes_the_client_connection") {
+fn an_upstream_keep_alive_close_costs_the_client_nothing() {
+    if !require_root("an_upstream_keep_alive_close_costs_the_client_nothing") {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let Ok((mut conn, _)) = listener.accept() else {
-            return;
-        };
-        if support::read_request_head(&mut conn).is_some() {
-            let _ = std::io::Write::write_all(
-                &mut conn,
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok",
-            );
-        }
-        // Keep-alive over: the server closes the idle connection.
-    });
     let scenario = Scenario::new();
+    let closed_marker = scenario.dir.path().join("upstream-closed");
+    let marker = closed_marker.clone();
+    let server = std::thread::spawn(move || {
+        // Two connections, one request each, each closed after its answer.
+        for n in 0..2 {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            if support::read_request_head(&mut conn).is_some() {
+                let body = format!("ok{n}");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = std::io::Write::write_all(&mut conn, head.as_bytes());
+            }
+            drop(conn);
+            if n == 0 {
+                std::fs::write(&marker, "closed").unwrap();
+            }
+        }
+    });
     let _agent = scenario.start_agent(&scenario.config(&[port]));
+    // One client connection: a request, then (once the server has closed its side) a second.
     let client = format!(
-        "import socket\n\
+        "import os, socket, time\n\
          s = socket.create_connection(('127.0.0.1', {port}), timeout=10)\n\
-         s.sendall(b'GET /health HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n')\n\
-         got = b''\n\
-         try:\n\
-         \x20   while True:\n\
+         def call():\n\
+         \x20   s.sendall(b'GET /health HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n')\n\
+         \x20   got = b''\n\
+         \x20   while b'\\r\\n\\r\\n' not in got or not got.endswith((b'ok0', b'ok1')):\n\
          \x20       chunk = s.recv(4096)\n\
-         \x20       if not chunk:\n\
-         \x20           print('closed', got.split(b'\\r\\n')[0].decode()); break\n\
+         \x20       if not chunk: return 'closed ' + got.decode(errors='replace')\n\
          \x20       got += chunk\n\
-         except socket.timeout:\n\
-         \x20   print('open', got.split(b'\\r\\n')[0].decode())\n"
+         \x20   return got.split(b'\\r\\n')[0].decode() + ' ' + got[-3:].decode()\n\
+         print(call())\n\
+         deadline = time.monotonic() + 10\n\
+         while not os.path.exists({marker:?}) and time.monotonic() < deadline:\n\
+         \x20   time.sleep(0.01)\n\
+         print(call())\n",
+        marker = closed_marker.to_str().unwrap()
     );
     let out = scenario.output_in_cgroup(&["python3", "-c", &client]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         printed.trim(),
-        "closed HTTP/1.1 200 OK",
+        "HTTP/1.1 200 OK ok0\nHTTP/1.1 200 OK ok1",
         "{printed} {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -15,7 +15,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::{
     audit::PrincipalColumns,
-    http::{self, ConnFacts, Pipeline, RowContext},
+    http::{self, ConnFacts, Pipeline, PoolKey, RowContext, UpstreamPool, pool::First},
     intercept::{ConnTable, socket_addr},
     principal::Principal,
     process::{IdentityResolver, ProcessIdentity},
@@ -26,7 +26,6 @@ use crate::{
 pub struct Proxy {
     pub table: Arc<ConnTable>,
     pub identities: Arc<IdentityResolver>,
-    pub connect_timeout: Duration,
     pub slots: Arc<Semaphore>,
     /// The agent's own listener addresses: a record pointing at one of them would loop.
     pub own_listeners: Vec<SocketAddr>,
@@ -38,6 +37,8 @@ pub struct Proxy {
     /// TLS termination for inspected servers (replaced on SIGHUP: certificate files
     /// re-read); `None` relays all TLS unseen.
     pub tls: Option<Arc<std::sync::RwLock<Arc<TlsSetup>>>>,
+    /// Kept upstream HTTP/1.1 connections for the pipeline's plain HTTP exchanges.
+    pub pool: Arc<UpstreamPool>,
 }
 
 impl Proxy {
@@ -147,26 +148,19 @@ impl Proxy {
         identity: ProcessIdentity,
         server_name: Option<String>,
     ) {
-        let mut upstream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(orig_dst)).await {
-                Ok(Ok(upstream)) => upstream,
-                Ok(Err(err)) => {
-                    warn!(error = %err, "upstream connect failed; resetting client");
-                    reset(client);
-                    return;
-                }
-                Err(_) => {
-                    warn!(
-                        timeout_ms = self.connect_timeout.as_millis() as u64,
-                        "upstream connect timed out; resetting client"
-                    );
-                    reset(client);
-                    return;
-                }
-            };
+        // A kept connection of this caller's spares the connect; it is only used if the
+        // client turns out to speak plain HTTP/1.1 (see `http::pool`).
+        let key = PoolKey::new(orig_dst, server_name.as_deref(), Some(&identity));
+        let mut kept = self.pipeline.as_ref().and_then(|_| self.pool.take(&key));
+        let mut upstream = match kept {
+            Some(_) => None,
+            None => match self.connect(orig_dst).await {
+                Some(upstream) => Some(upstream),
+                None => return reset(client),
+            },
+        };
         // Small MCP requests and SSE events must not wait for Nagle.
         let _ = client.set_nodelay(true);
-        let _ = upstream.set_nodelay(true);
         let protocol = sniff(&client).await;
         debug!(?protocol, "client protocol");
         let (tls, http) = (protocol == Protocol::Tls, protocol != Protocol::Other);
@@ -192,17 +186,49 @@ impl Proxy {
                 conn_id,
                 server: None,
             });
-            http::serve(
-                client,
-                upstream,
-                protocol == Protocol::Http2,
-                Arc::clone(pipeline),
-                facts,
-            )
-            .await;
+            if protocol == Protocol::Http1 {
+                let first = match (upstream, kept) {
+                    (Some(stream), _) => match http::pool::handshake(stream).await {
+                        Ok(sender) => First::Fresh(sender),
+                        Err(err) => {
+                            warn!(error = %err, "upstream handshake failed");
+                            First::None
+                        }
+                    },
+                    (None, Some(sender)) => First::Kept(sender),
+                    (None, None) => First::None,
+                };
+                let pool = Arc::clone(&self.pool);
+                http::serve_pooled(client, pool, key, first, Arc::clone(pipeline), facts).await;
+            } else {
+                let upstream = match (upstream, kept) {
+                    (Some(upstream), _) => upstream,
+                    (None, kept) => {
+                        if let Some(sender) = kept {
+                            self.pool.put(&key, sender);
+                        }
+                        match self.connect(orig_dst).await {
+                            Some(upstream) => upstream,
+                            None => return reset(client),
+                        }
+                    }
+                };
+                http::serve(client, upstream, true, Arc::clone(pipeline), facts).await;
+            }
             pipeline.recorder.note(rows.connection("close")).await;
             return;
         }
+        // Not plain HTTP: a raw connection of its own.
+        if let Some(sender) = kept.take() {
+            self.pool.put(&key, sender);
+        }
+        let mut upstream = match upstream.take() {
+            Some(upstream) => upstream,
+            None => match self.connect(orig_dst).await {
+                Some(upstream) => upstream,
+                None => return reset(client),
+            },
+        };
         if let (Some(pipeline), Some(tls), Protocol::Tls) = (&self.pipeline, &self.tls, protocol) {
             let tls = Arc::clone(&tls.read().unwrap_or_else(|p| p.into_inner()));
             let origin = session::Origin {
@@ -221,6 +247,25 @@ impl Proxy {
                 debug!(to_upstream, to_client, "connection closed");
             }
             Err(err) => debug!(error = %err, "connection ended with an error"),
+        }
+    }
+
+    /// Connects to the original destination (bounded, Nagle off); `None`, logged, when it
+    /// cannot be reached: the client is then reset.
+    async fn connect(&self, orig_dst: SocketAddr) -> Option<TcpStream> {
+        match self.pool.connect_tcp(orig_dst).await {
+            Ok(upstream) => Some(upstream),
+            Err(http::UpstreamError::ConnectTimeout { timeout, .. }) => {
+                warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "upstream connect timed out; resetting client"
+                );
+                None
+            }
+            Err(err) => {
+                warn!(error = %err, "upstream connect failed; resetting client");
+                None
+            }
         }
     }
 }

@@ -175,12 +175,14 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
         let proxy = Arc::new(Proxy {
             table: interception.table(),
             identities: Arc::new(IdentityResolver::default()),
-            connect_timeout: Duration::from_millis(config.proxy.connect_timeout_ms),
             slots: Arc::new(Semaphore::new(config.proxy.max_connections)),
             own_listeners: vec![listen4, listen6],
             pipeline: Some(Arc::clone(&pipeline)),
             servers: Arc::clone(&servers),
             tls: Some(Arc::clone(&tls)),
+            pool: Arc::new(crate::http::UpstreamPool::new(Duration::from_millis(
+                config.proxy.connect_timeout_ms,
+            ))),
         });
         let mut listeners = tokio::task::JoinSet::new();
         if let Some((addr, listener)) = metrics_listener {

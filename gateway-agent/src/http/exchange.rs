@@ -130,7 +130,7 @@ impl Pipeline {
         }
     }
 
-    pub async fn handle<F, Fut>(
+    pub async fn handle<F, Fut, E>(
         &self,
         mut request: Request<Incoming>,
         facts: &Arc<ConnFacts>,
@@ -138,7 +138,8 @@ impl Pipeline {
     ) -> Response<ProxyBody>
     where
         F: FnOnce(Request<ProxyBody>) -> Fut,
-        Fut: Future<Output = hyper::Result<Response<Incoming>>>,
+        Fut: Future<Output = Result<Response<Incoming>, E>>,
+        E: std::fmt::Display,
     {
         let session = header_str(request.headers(), "mcp-session-id").map(str::to_owned);
         let span = info_span!("request", method = %request.method(), path = %request.uri().path(), session = session.as_deref().unwrap_or(""));
@@ -203,7 +204,7 @@ impl Pipeline {
             let head_timeout = self.limits.timeouts.response_head;
             let mut response = match tokio::time::timeout(head_timeout, sent).await {
                 Ok(Ok(response)) => response,
-                Ok(Err(err)) => return self.upstream_failed(&err, &forward.id, &rows).await,
+                Ok(Err(err)) => return self.upstream_failed(&err.to_string(), &forward.id, &rows).await,
                 Err(_) => return self.upstream_timed_out(head_timeout, &forward.id, &rows).await,
             };
             if let Some(client_upgrade) = client_upgrade
@@ -277,7 +278,7 @@ impl Pipeline {
     /// (with its id, so an SDK can match it), and the failure is recorded.
     async fn upstream_failed(
         &self,
-        err: &hyper::Error,
+        err: &str,
         id: &Value,
         rows: &RowContext,
     ) -> Response<ProxyBody> {

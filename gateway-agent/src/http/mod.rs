@@ -2,9 +2,10 @@
 //! connection to the original destination, with every exchange passed through
 //! [`exchange::Exchange`] (policy on the way in, masking on the way out).
 //!
-//! One upstream connection per client connection mirrors the client's own keep-alive and
-//! ordering, so a server sees the same connection pattern it would see without us. The
-//! upstream speaks whatever the client chose: HTTP/1.1, or h2 with prior knowledge.
+//! Plain HTTP/1.1 exchanges go upstream on kept connections shared by the client
+//! connections of one caller ([`pool`]); h2 (prior knowledge) and TLS-terminated
+//! connections keep one upstream connection per client connection, speaking whatever the
+//! client chose.
 
 mod audit_rows;
 mod auth;
@@ -17,6 +18,7 @@ mod held_sse;
 mod json_stream;
 mod legacy;
 mod message_filter;
+pub mod pool;
 mod refuse;
 mod request;
 mod response;
@@ -42,6 +44,7 @@ pub use audit_rows::{Recorder, RowContext, connection_id, refusal_row};
 pub use body::ProxyBody;
 pub use exchange::{ConnFacts, HttpLimits, Pipeline};
 pub use legacy::LegacySessions;
+pub use pool::{PoolKey, UpstreamError, UpstreamPool};
 pub use refuse::refuse_all;
 pub use timeouts::Timeouts;
 
@@ -67,21 +70,23 @@ pub fn looks_like_http1(head: &[u8]) -> bool {
 enum Upstream {
     Http1(Mutex<hyper::client::conn::http1::SendRequest<ProxyBody>>),
     Http2(hyper::client::conn::http2::SendRequest<ProxyBody>),
+    Pooled(pool::PooledUpstream),
 }
 
 impl Upstream {
-    async fn send(&self, request: Request<ProxyBody>) -> hyper::Result<Response<Incoming>> {
+    async fn send(&self, request: Request<ProxyBody>) -> Result<Response<Incoming>, UpstreamError> {
         match self {
             Upstream::Http1(sender) => {
                 let mut sender = sender.lock().await;
                 sender.ready().await?;
-                sender.send_request(request).await
+                Ok(sender.send_request(request).await?)
             }
             Upstream::Http2(sender) => {
                 let mut sender = sender.clone();
                 sender.ready().await?;
-                sender.send_request(request).await
+                Ok(sender.send_request(request).await?)
             }
+            Upstream::Pooled(pooled) => pooled.send(request).await,
         }
     }
 }
@@ -141,7 +146,47 @@ pub async fn serve(
             }
         }
     };
-    let upstream = Arc::new(upstream);
+    let upstream_gone = async {
+        let _ = upstream_gone.await;
+    };
+    serve_upstream(
+        client,
+        http2,
+        Arc::new(upstream),
+        upstream_gone,
+        pipeline,
+        facts,
+    )
+    .await;
+}
+
+/// Serves plain HTTP/1.1 on `client`, its exchanges sent on `pool`'s connections for
+/// `key`; `first` is the connection opened (or taken) when the client connected. The
+/// client's connection is not tied to any one upstream connection, so an upstream that
+/// closes one does not close the client's (the pool opens another).
+pub async fn serve_pooled(
+    client: impl Stream,
+    pool: Arc<UpstreamPool>,
+    key: PoolKey,
+    first: pool::First,
+    pipeline: Arc<Pipeline>,
+    facts: Arc<ConnFacts>,
+) {
+    let upstream = Upstream::Pooled(pool::PooledUpstream::new(pool, key, first));
+    let never = std::future::pending();
+    serve_upstream(client, false, Arc::new(upstream), never, pipeline, facts).await;
+}
+
+/// Serves `client` until it ends, or shuts it down gracefully once `upstream_gone`
+/// resolves.
+async fn serve_upstream(
+    client: impl Stream,
+    http2: bool,
+    upstream: Arc<Upstream>,
+    upstream_gone: impl Future<Output = ()>,
+    pipeline: Arc<Pipeline>,
+    facts: Arc<ConnFacts>,
+) {
     let timeouts = pipeline.limits.timeouts;
     let service = move |request: Request<Incoming>| {
         let pipeline = Arc::clone(&pipeline);
@@ -158,9 +203,6 @@ pub async fn serve(
             };
             Ok::<_, std::convert::Infallible>(response)
         }
-    };
-    let upstream_gone = async {
-        let _ = upstream_gone.await;
     };
     if let Err(err) = serve_client(client, http2, timeouts, upstream_gone, service).await {
         // Also how kept-alive connections idle past the timeout end: info, not a warning.

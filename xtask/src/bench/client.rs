@@ -49,6 +49,10 @@ pub struct ClientArgs {
     /// latency: connections/s rather than requests/s on a warm connection.
     #[arg(long)]
     pub fresh_connections: bool,
+    /// Instead of a load: open this many SSE streams (`GET`), wait for each one's first
+    /// event, print how many are open, and hold them until stdin closes (`bench --rss`).
+    #[arg(long)]
+    pub hold_sse: Option<usize>,
 }
 
 /// The one JSON line the client prints.
@@ -94,6 +98,9 @@ struct WorkerStats {
 }
 
 pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
+    if let Some(streams) = args.hold_sse {
+        return super::sse_hold::run(&args.url, streams);
+    }
     if args.concurrency == 0 || args.duration_ms == 0 {
         bail!("--concurrency and --duration-ms must be at least 1");
     }

@@ -317,8 +317,13 @@ impl BoundedChild {
         Ok(self.exited)
     }
 
+    /// The exit status, if the process has exited (without waiting).
+    pub fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        self.try_wait()
+    }
+
     /// Sends `signal` (only while the child is unreaped, so the PID is still ours).
-    fn signal(&mut self, signal: Signal) {
+    pub fn signal(&mut self, signal: Signal) {
         if matches!(self.try_wait(), Ok(None)) {
             let _ = kill(Pid::from_raw(self.child.id() as i32), signal);
         }

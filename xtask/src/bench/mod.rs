@@ -12,8 +12,11 @@
 
 pub mod client;
 pub mod fixture;
+mod peers;
 mod report;
+mod rss;
 mod server;
+mod sse_hold;
 mod tls;
 
 use std::{path::PathBuf, process::Command, time::Duration};
@@ -53,6 +56,23 @@ pub struct BenchArgs {
     /// connection per request, next to plain HTTP in the same run.
     #[arg(long)]
     tls: bool,
+    /// Also measure nginx (plain reverse proxy) and mitmproxy (`mitmdump`, reverse mode)
+    /// in front of the same backend with the same load, kept-alive, each next to its own
+    /// direct baseline (installed on first use).
+    #[arg(long)]
+    peers: bool,
+    /// Also measure the agent's resident memory: idle, and with `--rss-streams` SSE
+    /// streams held open through it at once.
+    #[arg(long)]
+    rss: bool,
+    /// SSE streams held open for `--rss`.
+    #[arg(long, default_value_t = 1_000)]
+    rss_streams: usize,
+    /// Another agent binary (an earlier build) to measure next to this one, with the same
+    /// settings in the same run (labelled `baseline`): before/after figures that share the
+    /// machine's load.
+    #[arg(long)]
+    baseline_agent: Option<PathBuf>,
     /// Set-up and release build are done: measure in this process.
     #[arg(long, hide = true)]
     prebuilt: bool,
@@ -79,6 +99,18 @@ impl BenchArgs {
         if self.tls {
             options.push("--tls".into());
         }
+        if self.peers {
+            options.push("--peers".into());
+        }
+        if self.rss {
+            options.push("--rss".into());
+            options.push("--rss-streams".into());
+            options.push(self.rss_streams.to_string());
+        }
+        if let Some(path) = &self.baseline_agent {
+            options.push("--baseline-agent".into());
+            options.push(path.display().to_string());
+        }
         options
     }
 
@@ -92,11 +124,26 @@ impl BenchArgs {
 
     /// Upper bound for the whole measurement process.
     fn total_limit(&self) -> Duration {
-        let transports = if self.tls { 3 } else { 1 };
-        let runs = 2 * u32::try_from(self.concurrency.len() * self.audit.len() * transports)
-            .unwrap_or(u32::MAX);
-        let agents = u32::try_from(self.audit.len()).unwrap_or(u32::MAX);
-        AGENT_READY * agents + self.client_limit() * runs + Duration::from_secs(60)
+        let transports = if self.tls { 4 } else { 2 };
+        let peers = if self.peers { 2 } else { 0 };
+        let runs =
+            2 * u32::try_from(self.concurrency.len() * (self.audit.len() * transports + peers))
+                .unwrap_or(u32::MAX);
+        let builds = if self.baseline_agent.is_some() { 2 } else { 1 };
+        let runs = runs * builds;
+        let agents = u32::try_from(self.audit.len()).unwrap_or(u32::MAX) * builds;
+        let rss = if self.rss {
+            rss::LIMIT * agents
+        } else {
+            Duration::ZERO
+        };
+        // Peers may be installed on first use (apt, pip).
+        let install = if self.peers {
+            Duration::from_secs(600)
+        } else {
+            Duration::ZERO
+        };
+        AGENT_READY * agents + self.client_limit() * runs + rss + install + Duration::from_secs(60)
     }
 }
 
@@ -118,6 +165,9 @@ fn release_dir() -> PathBuf {
 
 fn build_and_rerun(args: &BenchArgs) -> anyhow::Result<()> {
     setup::ensure_all()?;
+    if args.peers {
+        peers::ensure_installed()?;
+    }
     crate::cargo(
         &[
             "build",
@@ -175,7 +225,15 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let backend_ca = tls_dir.path().join("backend-ca.pem");
     let agent_ca_dir = tls_dir.path().join("agent-ca");
     // (label, url, extra client arguments) for each kind of traffic measured.
-    let mut transports = vec![("http", url.clone(), Vec::new())];
+    // `conn-new`: a new connection per request (connections/s through interception).
+    let mut transports = vec![
+        ("http", url.clone(), Vec::new()),
+        (
+            "conn-new",
+            url.clone(),
+            vec!["--fresh-connections".to_owned()],
+        ),
+    ];
     let mut tls_config = String::new();
     let mut ports = vec![backend.port()];
     if args.tls {
@@ -223,79 +281,100 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let listen_port = fixture::free_port()?;
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let mut scenarios = Vec::new();
+    let mut memory = Vec::new();
+    let mut agents = vec![("agent", agent_bin.clone())];
+    if let Some(path) = &args.baseline_agent {
+        agents.push(("baseline", path.clone()));
+    }
     for &audit in &args.audit {
-        let audit_dir = dir.path().join(format!("audit-{}", audit.as_str()));
-        std::fs::write(
-            &config,
-            format!(
-                "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{listen_port}\"\n\
+        for &(via, ref agent_bin) in &agents {
+            let audit_dir = dir.path().join(format!("audit-{}-{via}", audit.as_str()));
+            std::fs::write(
+                &config,
+                format!(
+                    "[intercept]\nports = {ports:?}\nlisten = \"127.0.0.1:{listen_port}\"\n\
                  listen6 = \"[::1]:{listen_port}\"\ncgroup = \"{cgroup}\"\npin_dir = \"{pins}\"\n\
                  {tls_config}\n[audit]\n{audit_settings}dir = \"{audit_dir}\"\n",
-                cgroup = cgroup.path.display(),
-                pins = pins.path.display(),
-                audit_settings = audit.settings(),
-                audit_dir = audit_dir.display(),
-            ),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
-        let agent = Agent::start(&agent_bin, &config, AGENT_READY)?;
-        eprintln!(
-            "xtask bench: backend {backend}, agent (audit {}) on 127.0.0.1:{listen_port} intercepting {}",
-            audit.as_str(),
-            cgroup.path.display()
-        );
-        for &concurrency in &args.concurrency {
-            for (transport, url, extra) in &transports {
-                let mut client_args = vec![
-                    "bench-client".to_owned(),
-                    "--url".to_owned(),
-                    url.clone(),
-                    "--concurrency".to_owned(),
-                    concurrency.to_string(),
-                    "--duration-ms".to_owned(),
-                    args.duration_ms.to_string(),
-                    "--warmup-ms".to_owned(),
-                    args.warmup_ms.to_string(),
-                ];
-                client_args.extend(extra.iter().cloned());
-                eprintln!("xtask bench: c={concurrency} {transport} direct");
-                let mut direct = Command::new(&exe);
-                direct.args(&client_args);
-                let (_, direct) = run_client(direct, args)?;
-
-                eprintln!(
-                    "xtask bench: c={concurrency} {transport} through the agent (audit {})",
-                    audit.as_str()
-                );
-                // sh moves itself into the cgroup, then execs the client: same PID, so the
-                // client's connects are the cgroup's from its first instruction.
-                let mut proxied = Command::new("sh");
-                proxied
-                    .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
-                    .arg(cgroup.procs())
-                    .arg(&exe)
-                    .args(&client_args);
-                let (pid, proxied) = run_client(proxied, args)?;
-                let intercepted = agent.intercepted_from(pid, LOG_LAG);
-                if intercepted == 0 {
-                    bail!(
-                        "the proxied client (pid {pid}) never went through the agent: no \
-                         \"intercepted connection\" line for it; agent log tail:\n{}",
-                        agent.tail()
-                    );
-                }
-                scenarios.push(Scenario::new(
-                    concurrency,
-                    audit.as_str(),
-                    transport,
-                    direct,
-                    proxied,
-                    intercepted,
-                ));
+                    cgroup = cgroup.path.display(),
+                    pins = pins.path.display(),
+                    audit_settings = audit.settings(),
+                    audit_dir = audit_dir.display(),
+                ),
+            )
+            .with_context(|| format!("writing {}", config.display()))?;
+            let agent = Agent::start(agent_bin, &config, AGENT_READY)?;
+            eprintln!(
+                "xtask bench: backend {backend}, {via} (audit {}) on 127.0.0.1:{listen_port} intercepting {}",
+                audit.as_str(),
+                cgroup.path.display()
+            );
+            if args.rss {
+                let sse_url = format!("http://{backend}/sse");
+                let probe = rss::Probe {
+                    exe: &exe,
+                    cgroup_procs: cgroup.procs(),
+                    url: &sse_url,
+                    streams: args.rss_streams,
+                };
+                memory.push(rss::measure(&agent, &probe, via, audit.as_str())?);
             }
+            for &concurrency in &args.concurrency {
+                for (transport, url, extra) in &transports {
+                    let mut client_args = vec![
+                        "bench-client".to_owned(),
+                        "--url".to_owned(),
+                        url.clone(),
+                        "--concurrency".to_owned(),
+                        concurrency.to_string(),
+                        "--duration-ms".to_owned(),
+                        args.duration_ms.to_string(),
+                        "--warmup-ms".to_owned(),
+                        args.warmup_ms.to_string(),
+                    ];
+                    client_args.extend(extra.iter().cloned());
+                    eprintln!("xtask bench: c={concurrency} {transport} direct");
+                    let mut direct = Command::new(&exe);
+                    direct.args(&client_args);
+                    let (_, direct) = run_client(direct, args)?;
+
+                    eprintln!(
+                        "xtask bench: c={concurrency} {transport} through the agent (audit {})",
+                        audit.as_str()
+                    );
+                    // sh moves itself into the cgroup, then execs the client: same PID, so the
+                    // client's connects are the cgroup's from its first instruction.
+                    let mut proxied = Command::new("sh");
+                    proxied
+                        .args(["-c", "set -e; echo $$ > \"$0\"; exec \"$@\""])
+                        .arg(cgroup.procs())
+                        .arg(&exe)
+                        .args(&client_args);
+                    let (pid, proxied) = run_client(proxied, args)?;
+                    let intercepted = agent.intercepted_from(pid, LOG_LAG);
+                    if intercepted == 0 {
+                        bail!(
+                            "the proxied client (pid {pid}) never went through the agent: no \
+                         \"intercepted connection\" line for it; agent log tail:\n{}",
+                            agent.tail()
+                        );
+                    }
+                    scenarios.push(Scenario::new(
+                        via,
+                        concurrency,
+                        audit.as_str(),
+                        transport,
+                        direct,
+                        proxied,
+                        intercepted,
+                    ));
+                }
+            }
+            // Stopped (SIGTERM) before the next agent binds the same listener.
+            drop(agent);
         }
-        // Stopped (SIGTERM) before the next agent binds the same listener.
-        drop(agent);
+    }
+    if args.peers {
+        scenarios.extend(measure_peers(args, &exe, backend)?);
     }
 
     let report = Report {
@@ -308,12 +387,62 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
         duration_ms: args.duration_ms,
         warmup_ms: args.warmup_ms,
         scenarios,
+        memory,
     };
     report.print();
     let json = setup::workspace_root().join("target/bench/intercept.json");
     report.write(&json)?;
     println!("\nresults: {}", json.display());
     Ok(())
+}
+
+/// nginx and mitmproxy in front of the same backend, each level measured direct then
+/// through the peer, kept-alive plain HTTP (the agent's `http` scenario).
+fn measure_peers(
+    args: &BenchArgs,
+    exe: &std::path::Path,
+    backend: std::net::SocketAddr,
+) -> anyhow::Result<Vec<Scenario>> {
+    let direct_url = format!("http://{backend}/mcp");
+    let mut scenarios = Vec::new();
+    for start in [peers::start_nginx, peers::start_mitmproxy] {
+        let peer = start(backend)?;
+        eprintln!(
+            "xtask bench: {} on {} in front of {backend}",
+            peer.name, peer.addr
+        );
+        for &concurrency in &args.concurrency {
+            let client = |url: &str| {
+                let mut command = Command::new(exe);
+                command.args([
+                    "bench-client",
+                    "--url",
+                    url,
+                    "--concurrency",
+                    &concurrency.to_string(),
+                    "--duration-ms",
+                    &args.duration_ms.to_string(),
+                    "--warmup-ms",
+                    &args.warmup_ms.to_string(),
+                ]);
+                command
+            };
+            eprintln!("xtask bench: c={concurrency} http direct");
+            let (_, direct) = run_client(client(&direct_url), args)?;
+            eprintln!("xtask bench: c={concurrency} http through {}", peer.name);
+            let (_, proxied) = run_client(client(&peer.url()), args)?;
+            scenarios.push(Scenario::new(
+                peer.name,
+                concurrency,
+                "-",
+                "http",
+                direct,
+                proxied,
+                0,
+            ));
+        }
+    }
+    Ok(scenarios)
 }
 
 /// How the measured agent audits.

@@ -11,16 +11,18 @@ use super::client::ClientReport;
 /// One concurrency level, measured both ways against the same backend in the same run.
 #[derive(Debug, Serialize)]
 pub struct Scenario {
+    /// What the proxied run went through: `agent`, or a peer (`nginx`, `mitmproxy`).
+    pub via: &'static str,
     pub concurrency: usize,
-    /// The agent's audit setting: `off`, `sync` or `interval`.
+    /// The agent's audit setting: `off`, `sync` or `interval` (`-` for peers).
     pub audit: &'static str,
-    /// `http`, `tls` (kept-alive TLS connections) or `tls-new` (a new TLS connection per
-    /// request: connections/s).
+    /// `http` (kept-alive), `conn-new` (a new connection per request: connections/s),
+    /// `tls` (kept-alive TLS connections) or `tls-new` (a new TLS connection per request).
     pub transport: &'static str,
     pub direct: ClientReport,
     pub proxied: ClientReport,
     /// "intercepted connection" lines the agent logged for the proxied client's PID: the
-    /// proof that the proxied numbers are the agent's.
+    /// proof that the proxied numbers are the agent's (0 for peers).
     pub intercepted_connections: usize,
     /// proxied rps / direct rps.
     pub rps_ratio: f64,
@@ -31,6 +33,7 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(
+        via: &'static str,
         concurrency: usize,
         audit: &'static str,
         transport: &'static str,
@@ -40,6 +43,7 @@ impl Scenario {
     ) -> Self {
         let added = |proxied: u64, direct: u64| proxied as i64 - direct as i64;
         Self {
+            via,
             concurrency,
             audit,
             transport,
@@ -65,6 +69,8 @@ pub struct Report {
     pub duration_ms: u64,
     pub warmup_ms: u64,
     pub scenarios: Vec<Scenario>,
+    /// `--rss`: the agent's resident memory, per audit setting.
+    pub memory: Vec<super::rss::Memory>,
 }
 
 impl Report {
@@ -77,7 +83,7 @@ impl Report {
         );
         println!();
         println!(
-            "{:<28} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
+            "{:<38} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
             "scenario",
             "direct rps",
             "p50 µs",
@@ -89,11 +95,14 @@ impl Report {
             "+p50 µs",
             "+p99 µs"
         );
-        println!("{}", "-".repeat(125));
+        println!("{}", "-".repeat(135));
         for s in &self.scenarios {
             println!(
-                "{:<28} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
-                format!("c={} audit={} {}", s.concurrency, s.audit, s.transport),
+                "{:<38} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
+                format!(
+                    "{} c={} audit={} {}",
+                    s.via, s.concurrency, s.audit, s.transport
+                ),
                 s.direct.rps,
                 s.direct.p50_us,
                 s.direct.p99_us,
@@ -103,6 +112,20 @@ impl Report {
                 s.rps_ratio,
                 s.p50_added_us,
                 s.p99_added_us
+            );
+        }
+        for m in &self.memory {
+            println!(
+                "{} RSS (audit={}): idle {:.1} MiB; {} SSE streams open: {:.1} MiB \
+                 ({} of {} opened, {:.1} KiB per stream)",
+                m.via,
+                m.audit,
+                m.idle_kib as f64 / 1024.0,
+                m.streams_open,
+                m.with_streams_kib as f64 / 1024.0,
+                m.streams_open,
+                m.streams_asked,
+                m.with_streams_kib.saturating_sub(m.idle_kib) as f64 / m.streams_open.max(1) as f64
             );
         }
     }

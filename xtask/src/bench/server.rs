@@ -78,12 +78,55 @@ async fn serve(stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
         .await;
 }
 
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The one event a `GET …/sse` stream sends before it stays open (`bench --rss`).
+pub const SSE_EVENT: &[u8] = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"stream open\"}}\n\n";
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Either>, Infallible> {
+    if request.method() == hyper::Method::GET && request.uri().path().ends_with("/sse") {
+        let response = Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(Either::Held(HeldSse { sent: false }))
+            .expect("static response parts are valid");
+        return Ok(response);
+    }
     // Read the request body whole, as a real server would before answering.
     let _ = request.into_body().collect().await;
     let response = Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from_static(RESPONSE_BODY)))
+        .body(Either::Full(Full::new(Bytes::from_static(RESPONSE_BODY))))
         .expect("static response parts are valid");
     Ok(response)
+}
+
+/// The backend's two kinds of body.
+enum Either {
+    Full(Full<Bytes>),
+    Held(HeldSse),
+}
+
+/// One SSE event, then open until the client goes away (hyper drops the body then).
+struct HeldSse {
+    sent: bool,
+}
+
+impl hyper::body::Body for Either {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Either::Full(full) => std::pin::Pin::new(full).poll_frame(cx),
+            Either::Held(held) if !held.sent => {
+                held.sent = true;
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                    SSE_EVENT,
+                )))))
+            }
+            // Nothing more, ever: no waker is needed for a wake that never comes.
+            Either::Held(_) => std::task::Poll::Pending,
+        }
+    }
 }

@@ -1,0 +1,324 @@
+//! Upstream HTTP/1.1 connections kept open and reused across the client connections of one
+//! caller, so a client that opens a connection per call (or many in parallel) does not pay
+//! a TCP handshake to the server, and an HTTP handshake, on every one of them.
+//!
+//! What may share a connection: requests to the same original destination, for the same
+//! configured server (which decides the credential the gateway injects), from the same
+//! caller process (uid, pid and executable). Streamable HTTP POSTs are independent
+//! requests, so which connection carries one is invisible to a server that follows HTTP;
+//! a server that ties state to a connection (connection-bound auth schemes) still never
+//! sees two callers on one, because callers are part of the key. Long responses (SSE
+//! streams, legacy `GET /sse`) keep their connection to themselves until they end: a
+//! connection is only handed out while hyper says it can take a request.
+//!
+//! Plain HTTP/1.1 only: h2 multiplexes on the client's own connection already, and TLS
+//! upstreams keep one connection per client connection (their settings live in `tls/`).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::body::ProxyBody;
+use crate::process::ProcessIdentity;
+
+pub type Sender = hyper::client::conn::http1::SendRequest<ProxyBody>;
+
+/// Connections kept per key (more in flight at once are opened and closed after use).
+const MAX_PER_KEY: usize = 64;
+/// Connections kept over all keys: bounds memory and file descriptors.
+const MAX_TOTAL: usize = 1024;
+/// A kept connection unused this long is closed (servers close idle ones too; a stale one
+/// costs a retry).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often keeping a connection also drops every dead or stale one (the connections
+/// of callers that exited are never taken again).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Why the upstream could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("connecting to {dst}: {source}")]
+    Connect {
+        dst: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("connecting to {dst}: timed out after {timeout:?}")]
+    ConnectTimeout { dst: SocketAddr, timeout: Duration },
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+/// Which requests may share a connection (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    dst: SocketAddr,
+    /// The configured server: it decides the credential the gateway injects.
+    server: Option<String>,
+    uid: u32,
+    pid: u32,
+    /// The executable (or command name when unknown): a reused PID is another caller.
+    program: String,
+}
+
+impl PoolKey {
+    pub fn new(dst: SocketAddr, server: Option<&str>, caller: Option<&ProcessIdentity>) -> Self {
+        Self {
+            dst,
+            server: server.map(str::to_owned),
+            uid: caller.map_or(u32::MAX, |c| c.uid),
+            pid: caller.map_or(0, |c| c.pid),
+            program: caller.map_or_else(String::new, |c| match &c.exe {
+                Some(exe) => exe.display().to_string(),
+                None => c.comm.clone(),
+            }),
+        }
+    }
+
+    pub fn dst(&self) -> SocketAddr {
+        self.dst
+    }
+}
+
+struct Kept {
+    sender: Sender,
+    since: Instant,
+}
+
+/// The agent's kept upstream connections.
+pub struct UpstreamPool {
+    kept: Mutex<HashMap<PoolKey, Vec<Kept>>>,
+    connect_timeout: Duration,
+    swept: Mutex<Instant>,
+}
+
+impl UpstreamPool {
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            kept: Mutex::default(),
+            connect_timeout,
+            swept: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<Kept>>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A kept connection for `key` that can take a request now, if there is one.
+    pub fn take(&self, key: &PoolKey) -> Option<Sender> {
+        let mut kept = self.lock();
+        let list = kept.get_mut(key)?;
+        list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+        let found = list
+            .iter()
+            .position(|c| c.sender.is_ready())
+            .map(|i| list.swap_remove(i).sender);
+        if list.is_empty() {
+            kept.remove(key);
+        }
+        found
+    }
+
+    /// Keeps `sender` for later requests under `key`. It may still be busy with a
+    /// response; [`UpstreamPool::take`] only hands it out once it can take a request.
+    pub fn put(&self, key: &PoolKey, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let sweep = {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let due = swept.elapsed() >= SWEEP_EVERY;
+            if due {
+                *swept = Instant::now();
+            }
+            due
+        };
+        let mut kept = self.lock();
+        let mut total: usize = kept.values().map(Vec::len).sum();
+        if sweep || total >= MAX_TOTAL {
+            // Callers come and go: drop what is dead or stale before refusing to keep.
+            kept.retain(|_, list| {
+                list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+                !list.is_empty()
+            });
+            total = kept.values().map(Vec::len).sum();
+        }
+        let list = kept.entry(key.clone()).or_default();
+        if list.len() >= MAX_PER_KEY {
+            list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+        }
+        // Not kept: dropping the sender closes the connection once its exchange ends.
+        if list.len() < MAX_PER_KEY && total < MAX_TOTAL {
+            list.push(Kept {
+                sender,
+                since: Instant::now(),
+            });
+        } else if list.is_empty() {
+            kept.remove(key);
+        }
+    }
+
+    /// How many connections are kept (busy or not), for tests and metrics.
+    pub fn kept(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// A TCP connection to `dst`, bounded by the configured connect timeout.
+    pub async fn connect_tcp(&self, dst: SocketAddr) -> Result<TcpStream, UpstreamError> {
+        let timeout = self.connect_timeout;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(dst)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(UpstreamError::Connect { dst, source }),
+            Err(_) => return Err(UpstreamError::ConnectTimeout { dst, timeout }),
+        };
+        // Small MCP requests and SSE events must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A new connection to `dst`, ready for its HTTP/1.1 handshake's first request.
+    pub async fn connect(&self, dst: SocketAddr) -> Result<Sender, UpstreamError> {
+        let stream = self.connect_tcp(dst).await?;
+        Ok(handshake(stream).await?)
+    }
+}
+
+/// HTTP/1.1 over `stream`, its connection driven by a task of its own (it outlives the
+/// client connection that opened it when kept).
+pub async fn handshake(stream: TcpStream) -> Result<Sender, hyper::Error> {
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .handshake(TokioIo::new(stream))
+        .await?;
+    tokio::spawn(async move {
+        if let Err(err) = conn.with_upgrades().await {
+            debug!(error = %err, "upstream connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// One client connection's view of the pool. Its connection (opened, or taken from the
+/// pool, when the client connected) stays its own while the client is connected, so a
+/// kept-alive client sees the one upstream connection it would see without the agent;
+/// it goes back to the pool when the client leaves, for that caller's next connection.
+/// A connection opened for a client that never sent anything upstream (every request
+/// answered by the gateway, or none at all) is closed with it, as before reuse: a server
+/// that serves one connection at a time must not be left waiting on it.
+pub struct PooledUpstream {
+    pool: std::sync::Arc<UpstreamPool>,
+    key: PoolKey,
+    /// Opened when the client connected and not used yet.
+    fresh: Mutex<Option<Sender>>,
+    /// Has carried a request: goes back to the pool.
+    own: Mutex<Option<Sender>>,
+}
+
+/// The connection a client connection starts with.
+pub enum First {
+    /// Opened for this client: closed with it unless it carried a request.
+    Fresh(Sender),
+    /// Taken from the pool: goes back to it.
+    Kept(Sender),
+    None,
+}
+
+impl PooledUpstream {
+    pub fn new(pool: std::sync::Arc<UpstreamPool>, key: PoolKey, first: First) -> Self {
+        let (fresh, own) = match first {
+            First::Fresh(sender) => (Some(sender), None),
+            First::Kept(sender) => (None, Some(sender)),
+            First::None => (None, None),
+        };
+        Self {
+            pool,
+            key,
+            fresh: Mutex::new(fresh),
+            own: Mutex::new(own),
+        }
+    }
+
+    fn own(&self) -> std::sync::MutexGuard<'_, Option<Sender>> {
+        self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self) -> Option<Sender> {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Sends `request` on this client's connection, else a kept one, else a new one. A
+    /// kept connection the server closed before the request went out (its idle timeout
+    /// racing ours) is retried once on a new connection; anything sent is never sent
+    /// twice.
+    pub async fn send(
+        &self,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        // An upgraded connection (WebSocket and the like) is the client's alone afterwards.
+        let upgrade = request.headers().contains_key(http::header::UPGRADE);
+        let taken = self.own().take();
+        let mut reused = taken
+            .or_else(|| self.fresh())
+            .or_else(|| self.pool.take(&self.key));
+        loop {
+            let retry_allowed = reused.is_some();
+            let mut sender = match reused.take() {
+                Some(sender) => sender,
+                None => self.pool.connect(self.key.dst).await?,
+            };
+            if let Err(err) = sender.ready().await {
+                if retry_allowed {
+                    debug!(error = %err, "kept upstream connection closed; opening another");
+                    continue;
+                }
+                return Err(err.into());
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    if !upgrade {
+                        self.keep(sender);
+                    }
+                    return Ok(response);
+                }
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if retry_allowed => {
+                        debug!(error = %err.into_error(), "kept upstream connection failed before sending; opening another");
+                        request = unsent;
+                    }
+                    _ => return Err(err.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// Keeps `sender` as this client's connection, or in the pool if the client already
+    /// has one (two exchanges of one client in flight at once).
+    fn keep(&self, sender: Sender) {
+        let spare = self.own().replace(sender);
+        if let Some(spare) = spare {
+            self.pool.put(&self.key, spare);
+        }
+    }
+}
+
+impl Drop for PooledUpstream {
+    /// The client left: its connection serves that caller's next one (an unused fresh
+    /// one is dropped, which closes it).
+    fn drop(&mut self) {
+        if let Some(sender) = self.own().take() {
+            self.pool.put(&self.key, sender);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

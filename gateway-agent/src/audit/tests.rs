@@ -19,6 +19,7 @@ use crate::{
 };
 
 mod clock;
+mod row_groups;
 mod tamper;
 
 pub(crate) fn sample_row(i: u64) -> AuditRecord {

@@ -45,6 +45,14 @@ use super::{
 
 /// Rows buffered before they are handed to the Parquet encoder as one batch.
 const BATCH_ROWS: usize = 1024;
+
+/// A row group is written out once its estimated encoded size reaches this (or
+/// [`ROW_GROUP_ROWS`]; the parquet crate's writer enforces both). The writer holds the open row group in memory, and the Parquet
+/// default (a million rows) let a busy agent's memory grow with its open file, up to
+/// `[audit.rotation] max_bytes`; this bounds it whatever the file size.
+const ROW_GROUP_BYTES: usize = 4 << 20;
+/// Rows per row group at most.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 const DAY_US: i64 = 86_400_000_000;
 /// Metadata keys in every closed file.
 pub const META_FIRST_PREV: &str = "gateway.first_prev_hash";
@@ -341,6 +349,13 @@ impl AuditWriter {
         self.pending.clear();
     }
 
+    /// Bytes the open file holds in memory: its unwritten row group and pending rows.
+    pub fn buffered_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, |open| {
+            open.writer.in_progress_size() + open.pending_bytes as usize
+        })
+    }
+
     /// Closes the open file now (if any), making its rows visible; the next row starts a
     /// new one.
     pub fn finish_file(&mut self) -> Result<(), WriterError> {
@@ -416,6 +431,8 @@ impl AuditWriter {
         let file = access::create_file(&tmp, true).map_err(io(&tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
         let writer = ArrowWriter::try_new(file, record::schema(), Some(props)).map_err(pq(&tmp))?;
         Ok(OpenFile {

@@ -94,14 +94,7 @@ fn conversation_is_recorded_with_who_and_masked_payloads() {
     // Every tools/call has its answer in the same session with the same id: from the
     // server, or from the gateway for the denied one.
     for call in &calls {
-        let answer = rows
-            .iter()
-            .find(|r| {
-                r["kind"] == "response"
-                    && r["session"] == call["session"]
-                    && r["request_id"] == call["request_id"]
-            })
-            .unwrap_or_else(|| panic!("no response row for {call}"));
+        let answer = support::answer_row(&rows, call);
         let from = if call["tool"] == "shell_exec" {
             "gateway"
         } else {

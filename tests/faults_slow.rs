@@ -42,23 +42,11 @@ fn wait_fds_at_most(pid: u32, want: usize) -> usize {
 
 /// A tools/call POSTed through the agent; returns (HTTP status, body).
 fn call(scenario: &Scenario, port: u16) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let out = scenario.curl_output(&[
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "accept: application/json, text/event-stream",
-        "--data-binary",
+    support::post_json_rpc(
+        scenario,
+        port,
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#,
-        &url,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (status.trim().parse().unwrap_or(0), body.to_owned())
+    )
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use support::{
     Agent, DB_PASSWORD, DENY_SHELL_POLICY, GITHUB_TOKEN, McpServer, SERVER_SECRETS, Scenario,
-    audit_rows, require_root,
+    answer_row, audit_rows, require_root,
 };
 
 /// The test server, and an agent intercepting it with `policy` as its policy directory.
@@ -120,14 +120,7 @@ fn run_case(state: &str, response: &str, mode: &str) {
         .collect();
     assert_eq!(calls.len(), 5, "{case}: {calls:?}");
     for call in calls {
-        let answer = rows
-            .iter()
-            .find(|r| {
-                r["kind"] == "response"
-                    && r["session"] == call["session"]
-                    && r["request_id"] == call["request_id"]
-            })
-            .unwrap_or_else(|| panic!("{case}: no answer row for {call}"));
+        let answer = answer_row(&rows, call);
         assert_eq!(answer["tool"], call["tool"], "{case}: {answer}");
     }
 }

@@ -875,6 +875,43 @@ impl Drop for McpServer {
     }
 }
 
+/// POSTs the JSON-RPC `body` to `127.0.0.1:port/mcp` with curl from inside the cgroup
+/// (so through the agent); returns (HTTP status, response body).
+pub fn post_json_rpc(scenario: &Scenario, port: u16, body: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let out = scenario.curl_output(&[
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "--data-binary",
+        body,
+        &url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The audit row answering the request row `call`: same session, same request id.
+#[track_caller]
+pub fn answer_row<'a>(
+    rows: &'a [serde_json::Value],
+    call: &serde_json::Value,
+) -> &'a serde_json::Value {
+    rows.iter()
+        .find(|r| {
+            r["kind"] == "response"
+                && r["session"] == call["session"]
+                && r["request_id"] == call["request_id"]
+        })
+        .unwrap_or_else(|| panic!("no response row for {call}"))
+}
+
 /// Every audit row under `dir`, read with real DuckDB (tests/audit/rows.py), in time order.
 pub fn audit_rows(dir: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(python())

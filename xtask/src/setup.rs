@@ -235,7 +235,8 @@ fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+/// Runs `program` with `args`; fails naming the command unless it succeeds.
+pub(crate) fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(program)
         .args(args)
         .status()

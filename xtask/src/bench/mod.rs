@@ -159,15 +159,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-fn release_dir() -> PathBuf {
-    setup::workspace_root().join("target/release")
-}
-
-fn build_and_rerun(args: &BenchArgs) -> anyhow::Result<()> {
-    setup::ensure_all()?;
-    if args.peers {
-        peers::ensure_installed()?;
-    }
+/// The release agent and this xtask (whose hidden subcommands are the load clients).
+pub(crate) fn build_release() -> anyhow::Result<()> {
     crate::cargo(
         &[
             "build",
@@ -178,7 +171,19 @@ fn build_and_rerun(args: &BenchArgs) -> anyhow::Result<()> {
             "xtask",
         ],
         &[],
-    )?;
+    )
+}
+
+fn release_dir() -> PathBuf {
+    setup::workspace_root().join("target/release")
+}
+
+fn build_and_rerun(args: &BenchArgs) -> anyhow::Result<()> {
+    setup::ensure_all()?;
+    if args.peers {
+        peers::ensure_installed()?;
+    }
+    build_release()?;
     // Ctrl-C reaches the release process too, which then cleans up; this one waits for
     // that instead of returning the shell while clean-up is still running.
     let runtime = tokio::runtime::Builder::new_multi_thread()

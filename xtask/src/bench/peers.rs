@@ -72,25 +72,14 @@ fn parent_of(pid: i32) -> Option<u32> {
 /// mitmproxy in its own venv (its dependency tree must not move the test venv's).
 pub fn ensure_installed() -> anyhow::Result<()> {
     if !nginx_binary().exists() {
-        run("apt-get", &["update", "-qq"])?;
-        run("apt-get", &["install", "-y", "-qq", "nginx"])?;
+        setup::run("apt-get", &["update", "-qq"])?;
+        setup::run("apt-get", &["install", "-y", "-qq", "nginx"])?;
     }
     let venv = mitm_venv();
     if !venv.join("bin/mitmdump").exists() {
-        run("python3", &["-m", "venv", &venv.display().to_string()])?;
+        setup::run("python3", &["-m", "venv", &venv.display().to_string()])?;
         let pip = venv.join("bin/pip");
-        run(&pip.display().to_string(), &["install", "-q", MITMPROXY])?;
-    }
-    Ok(())
-}
-
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .with_context(|| format!("running {program}"))?;
-    if !status.success() {
-        bail!("{program} {} failed ({status})", args.join(" "));
+        setup::run(&pip.display().to_string(), &["install", "-q", MITMPROXY])?;
     }
     Ok(())
 }

@@ -88,17 +88,7 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         return soak(args);
     }
     setup::ensure_all()?;
-    crate::cargo(
-        &[
-            "build",
-            "--release",
-            "--package",
-            "gateway-agent",
-            "--package",
-            "xtask",
-        ],
-        &[],
-    )?;
+    crate::bench::build_release()?;
     let xtask = release_dir().join("xtask");
     let child = Command::new(&xtask)
         .args(["soak", "--prebuilt"])

@@ -30,13 +30,15 @@ use support_s3::{
 const FAILED: &str = "audit shipping failed; files stay queued locally and are retried";
 
 /// Small files (2 rows or 1 s of quiet), one-second retries and upload timeout, signing
-/// keys from `creds` (re-read by the agent when it changes).
+/// keys from `creds` (re-read by the agent when it changes). The backlog alarm is out of
+/// reach, so every failed attempt logs the same message whatever the backlog (past it,
+/// the message is the alarm's, at error level).
 fn config(scenario: &Scenario, server: &McpServer, endpoint: &str, creds: &Path) -> PathBuf {
     let extra = format!(
         "\n[audit]\ndir = \"{dir}\"\nwal_segment_bytes = 1048576\n\n[audit.rotation]\n\
          max_rows = 2\nmax_age_secs = 1\n\n[audit.ship]\nendpoint = \"{endpoint}\"\n\
          bucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nhost = \"faulty\"\n\
-         credentials_file = \"{creds}\"\nmax_backoff_secs = 1\nscan_secs = 1\ntimeout_secs = 1\n",
+         credentials_file = \"{creds}\"\nmax_backoff_secs = 1\nscan_secs = 1\ntimeout_secs = 1\nbacklog_alarm = 100000\n",
         dir = scenario.audit_dir().display(),
         creds = creds.display(),
     );

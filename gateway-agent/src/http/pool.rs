@@ -36,9 +36,13 @@ pub type Sender = hyper::client::conn::http1::SendRequest<ProxyBody>;
 const MAX_PER_KEY: usize = 64;
 /// Connections kept over all keys: bounds memory and file descriptors.
 const MAX_TOTAL: usize = 1024;
-/// A kept connection unused this long is closed (servers close idle ones too; a stale one
-/// costs a retry).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection idle this long is not used again: the servers MCP runs on close idle
+/// keep-alive connections after 5 s (uvicorn, Node's http), and a request sent as the
+/// server closes is lost in flight, which for a POST cannot be safely retried (the
+/// server may have acted on it). Under this limit the race cannot happen; past it a new
+/// connection costs a loopback or LAN handshake. Found by `cargo xtask soak
+/// --interval-ms 5000`: 903 of 7 462 calls failed with a 30 s limit.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// How often keeping a connection also drops every dead or stale one (the connections
 /// of callers that exited are never taken again).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -90,7 +94,22 @@ impl PoolKey {
 
 struct Kept {
     sender: Sender,
+    /// When it last finished a request (or was opened).
     since: Instant,
+}
+
+impl Kept {
+    fn new(sender: Sender) -> Self {
+        Self {
+            sender,
+            since: Instant::now(),
+        }
+    }
+
+    /// Open and not idle past [`IDLE_TIMEOUT`].
+    fn usable(&self) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() < IDLE_TIMEOUT
+    }
 }
 
 /// The agent's kept upstream connections.
@@ -117,7 +136,7 @@ impl UpstreamPool {
     pub fn take(&self, key: &PoolKey) -> Option<Sender> {
         let mut kept = self.lock();
         let list = kept.get_mut(key)?;
-        list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+        list.retain(Kept::usable);
         let found = list
             .iter()
             .position(|c| c.sender.is_ready())
@@ -131,7 +150,12 @@ impl UpstreamPool {
     /// Keeps `sender` for later requests under `key`. It may still be busy with a
     /// response; [`UpstreamPool::take`] only hands it out once it can take a request.
     pub fn put(&self, key: &PoolKey, sender: Sender) {
-        if sender.is_closed() {
+        self.put_kept(key, Kept::new(sender));
+    }
+
+    /// [`UpstreamPool::put`], keeping how long the connection has been idle.
+    fn put_kept(&self, key: &PoolKey, kept_one: Kept) {
+        if !kept_one.usable() {
             return;
         }
         let sweep = {
@@ -147,21 +171,18 @@ impl UpstreamPool {
         if sweep || total >= MAX_TOTAL {
             // Callers come and go: drop what is dead or stale before refusing to keep.
             kept.retain(|_, list| {
-                list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+                list.retain(Kept::usable);
                 !list.is_empty()
             });
             total = kept.values().map(Vec::len).sum();
         }
         let list = kept.entry(key.clone()).or_default();
         if list.len() >= MAX_PER_KEY {
-            list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+            list.retain(Kept::usable);
         }
         // Not kept: dropping the sender closes the connection once its exchange ends.
         if list.len() < MAX_PER_KEY && total < MAX_TOTAL {
-            list.push(Kept {
-                sender,
-                since: Instant::now(),
-            });
+            list.push(kept_one);
         } else if list.is_empty() {
             kept.remove(key);
         }
@@ -220,7 +241,7 @@ pub struct PooledUpstream {
     /// Opened when the client connected and not used yet.
     fresh: Mutex<Option<Sender>>,
     /// Has carried a request: goes back to the pool.
-    own: Mutex<Option<Sender>>,
+    own: Mutex<Option<Kept>>,
 }
 
 /// The connection a client connection starts with.
@@ -236,7 +257,7 @@ impl PooledUpstream {
     pub fn new(pool: std::sync::Arc<UpstreamPool>, key: PoolKey, first: First) -> Self {
         let (fresh, own) = match first {
             First::Fresh(sender) => (Some(sender), None),
-            First::Kept(sender) => (None, Some(sender)),
+            First::Kept(sender) => (None, Some(Kept::new(sender))),
             First::None => (None, None),
         };
         Self {
@@ -247,7 +268,7 @@ impl PooledUpstream {
         }
     }
 
-    fn own(&self) -> std::sync::MutexGuard<'_, Option<Sender>> {
+    fn own(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
         self.own.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -265,7 +286,8 @@ impl PooledUpstream {
     ) -> Result<Response<Incoming>, UpstreamError> {
         // An upgraded connection (WebSocket and the like) is the client's alone afterwards.
         let upgrade = request.headers().contains_key(http::header::UPGRADE);
-        let taken = self.own().take();
+        // This client's own connection too is not used once idle past the limit.
+        let taken = self.own().take().filter(Kept::usable).map(|k| k.sender);
         let mut reused = taken
             .or_else(|| self.fresh())
             .or_else(|| self.pool.take(&self.key));
@@ -303,9 +325,9 @@ impl PooledUpstream {
     /// Keeps `sender` as this client's connection, or in the pool if the client already
     /// has one (two exchanges of one client in flight at once).
     fn keep(&self, sender: Sender) {
-        let spare = self.own().replace(sender);
+        let spare = self.own().replace(Kept::new(sender));
         if let Some(spare) = spare {
-            self.pool.put(&self.key, spare);
+            self.pool.put_kept(&self.key, spare);
         }
     }
 }
@@ -314,8 +336,8 @@ impl Drop for PooledUpstream {
     /// The client left: its connection serves that caller's next one (an unused fresh
     /// one is dropped, which closes it).
     fn drop(&mut self) {
-        if let Some(sender) = self.own().take() {
-            self.pool.put(&self.key, sender);
+        if let Some(kept) = self.own().take() {
+            self.pool.put_kept(&self.key, kept);
         }
     }
 }

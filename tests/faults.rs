@@ -10,75 +10,23 @@ mod support;
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
-    sync::{
-        Arc, Condvar, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
-use support::{Scenario, WAIT, require_root};
+use support::{
+    Scenario, require_root,
+    stall::{CountingServer, OpenCount},
+};
 
 /// An upstream that answers every request with the head and first piece of a chunked
 /// streaming body, then says nothing more, and counts the connections still open (a
 /// connection is closed when a read sees EOF or an error).
-struct QuietServer {
-    port: u16,
-    open: Arc<(Mutex<usize>, Condvar)>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+fn quiet_server(content_type: &'static str, first: &'static str) -> CountingServer {
+    CountingServer::start(move |conn, open, stop| hold(conn, content_type, first, open, stop))
 }
 
-impl QuietServer {
-    fn start(content_type: &'static str, first: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new((Mutex::new(0usize), Condvar::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (counter, stopping) = (Arc::clone(&open), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (counter, stopping) = (Arc::clone(&counter), Arc::clone(&stopping));
-                std::thread::spawn(move || hold(conn, content_type, first, &counter, &stopping));
-            }
-        });
-        Self {
-            port,
-            open,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits (bounded by [`WAIT`]) until `want` connections are open; returns how many
-    /// are.
-    fn wait_open(&self, want: usize) -> usize {
-        let (count, cond) = &*self.open;
-        let deadline = Instant::now() + WAIT;
-        let mut guard = count.lock().unwrap();
-        while *guard != want {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-        *guard
-    }
-}
-
-fn hold(
-    mut conn: TcpStream,
-    content_type: &str,
-    first: &str,
-    open: &(Mutex<usize>, Condvar),
-    stop: &AtomicBool,
-) {
+fn hold(mut conn: TcpStream, content_type: &str, first: &str, open: &OpenCount, stop: &AtomicBool) {
     if support::read_request_head(&mut conn).is_none() {
         return;
     }
@@ -114,22 +62,11 @@ fn hold(
     change(-1);
 }
 
-impl Drop for QuietServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ =
-            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// `clients` streams opened through the agent against a quiet server, then their client
 /// process killed: every upstream connection must be closed, without the server writing.
 fn quiet_streams_released(content_type: &'static str, first: &'static str, marker: &str) {
     const CLIENTS: usize = 100;
-    let server = QuietServer::start(content_type, first);
+    let server = quiet_server(content_type, first);
     let scenario = Scenario::new();
     let _agent = scenario.start_agent(&scenario.config(&[server.port]));
 

@@ -27,22 +27,30 @@ pub enum Stall {
     Silent,
 }
 
-/// An upstream that misbehaves as told and counts connections still open (closed when a
-/// read sees EOF or an error).
-pub struct StallingServer {
+/// Connections a [`CountingServer`] holds open, with a condition variable for waiters.
+pub type OpenCount = (Mutex<usize>, Condvar);
+
+/// A loopback upstream that serves each connection on its own thread with `serve`, which
+/// counts the connections it still holds in [`OpenCount`] and returns once the test ends
+/// (the stop flag) or the agent closes the connection. Stopped and joined on drop.
+pub struct CountingServer {
     pub port: u16,
-    open: Arc<(Mutex<usize>, Condvar)>,
+    open: Arc<OpenCount>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl StallingServer {
-    pub fn start(stall: Stall) -> Self {
+impl CountingServer {
+    pub fn start<F>(serve: F) -> Self
+    where
+        F: Fn(TcpStream, &OpenCount, &AtomicBool) + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new((Mutex::new(0usize), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (counter, stopping) = (Arc::clone(&open), Arc::clone(&stop));
+        let serve = Arc::new(serve);
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
@@ -50,7 +58,8 @@ impl StallingServer {
                 }
                 let Ok(conn) = conn else { continue };
                 let (counter, stopping) = (Arc::clone(&counter), Arc::clone(&stopping));
-                std::thread::spawn(move || misbehave(conn, stall, &counter, &stopping));
+                let serve = Arc::clone(&serve);
+                std::thread::spawn(move || serve(conn, &counter, &stopping));
             }
         });
         Self {
@@ -76,7 +85,38 @@ impl StallingServer {
     }
 }
 
-fn misbehave(mut conn: TcpStream, stall: Stall, open: &(Mutex<usize>, Condvar), stop: &AtomicBool) {
+impl Drop for CountingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An upstream that misbehaves as told and counts connections still open (closed when a
+/// read sees EOF or an error).
+pub struct StallingServer(CountingServer);
+
+impl StallingServer {
+    pub fn start(stall: Stall) -> Self {
+        Self(CountingServer::start(move |conn, open, stop| {
+            misbehave(conn, stall, open, stop)
+        }))
+    }
+}
+
+impl std::ops::Deref for StallingServer {
+    type Target = CountingServer;
+
+    fn deref(&self) -> &CountingServer {
+        &self.0
+    }
+}
+
+fn misbehave(mut conn: TcpStream, stall: Stall, open: &OpenCount, stop: &AtomicBool) {
     if super::read_request_head(&mut conn).is_none() {
         return;
     }
@@ -128,15 +168,4 @@ fn quiet_stream(conn: &mut TcpStream) -> std::io::Result<()> {
     let event = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"data\":\"after the quiet\"}}\n\n";
     write!(conn, "{:x}\r\n{event}\r\n0\r\n\r\n", event.len())?;
     conn.flush()
-}
-
-impl Drop for StallingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ =
-            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }

@@ -9,7 +9,7 @@ pub const RULES: &[Rule] = &[
     rule!(
         "aws_access_key_id",
         ["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
-        r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16,}"
     ),
     // 40 base64 characters are too common to mask alone: only next to its own name.
     rule!(
@@ -134,10 +134,10 @@ pub const RULES: &[Rule] = &[
         r"(?i)okta.{0,40}?\b(00[A-Za-z0-9_\-]{40})\b"
     ),
     // Source hosting, CI and package registries
-    rule!("github_pat", ["ghp_"], r"\bghp_[A-Za-z0-9]{36}\b"),
-    rule!("github_oauth_token", ["gho_"], r"\bgho_[A-Za-z0-9]{36}\b"),
-    rule!("github_user_token", ["ghu_"], r"\bghu_[A-Za-z0-9]{36}\b"),
-    rule!("github_server_token", ["ghs_"], r"\bghs_[A-Za-z0-9]{36}\b"),
+    rule!("github_pat", ["ghp_"], r"\bghp_[A-Za-z0-9]{36,}"),
+    rule!("github_oauth_token", ["gho_"], r"\bgho_[A-Za-z0-9]{36,}"),
+    rule!("github_user_token", ["ghu_"], r"\bghu_[A-Za-z0-9]{36,}"),
+    rule!("github_server_token", ["ghs_"], r"\bghs_[A-Za-z0-9]{36,}"),
     rule!(
         "github_refresh_token",
         ["ghr_"],
@@ -161,7 +161,7 @@ pub const RULES: &[Rule] = &[
         ["ATBB"],
         r"\bATBB[A-Za-z0-9_=.\-]{28,}"
     ),
-    rule!("npmjs_token", ["npm_"], r"\bnpm_[A-Za-z0-9]{36}\b"),
+    rule!("npmjs_token", ["npm_"], r"\bnpm_[A-Za-z0-9]{36,}"),
     // PyPI tokens are macaroons whose base64 starts with the issuer's domain.
     rule!(
         "python_index_token",
@@ -271,7 +271,7 @@ pub const RULES: &[Rule] = &[
     rule!(
         "linear_api_key",
         ["lin_api_", "lin_oauth_"],
-        r"\blin_(?:api|oauth)_[A-Za-z0-9]{40}\b"
+        r"\blin_(?:api|oauth)_[A-Za-z0-9]{40,}"
     ),
     rule!(
         "notion_token",
@@ -321,7 +321,7 @@ pub const RULES: &[Rule] = &[
         r"\bsk\.eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,}"
     ),
     rule!("dropbox_token", ["sl."], r"\bsl\.[A-Za-z0-9_\-]{130,}"),
-    rule!("adafruit_io_key", ["aio_"], r"\baio_[A-Za-z0-9]{28}\b"),
+    rule!("adafruit_io_key", ["aio_"], r"\baio_[A-Za-z0-9]{28,}"),
     rule!(
         "age_secret_key",
         ["AGE-SECRET-KEY-"],
@@ -349,10 +349,10 @@ pub const RULES: &[Rule] = &[
         r"\bsk-lf-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}\b"
     ),
     rule!("huggingface_token", ["hf_"], r"\bhf_[A-Za-z0-9]{34,}\b"),
-    rule!("replicate_token", ["r8_"], r"\br8_[A-Za-z0-9]{37}\b"),
-    rule!("groq_api_key", ["gsk_"], r"\bgsk_[A-Za-z0-9]{52}\b"),
-    rule!("perplexity_api_key", ["pplx-"], r"\bpplx-[A-Za-z0-9]{48}\b"),
-    rule!("xai_api_key", ["xai-"], r"\bxai-[A-Za-z0-9]{80}\b"),
+    rule!("replicate_token", ["r8_"], r"\br8_[A-Za-z0-9]{37,}"),
+    rule!("groq_api_key", ["gsk_"], r"\bgsk_[A-Za-z0-9]{52,}"),
+    rule!("perplexity_api_key", ["pplx-"], r"\bpplx-[A-Za-z0-9]{48,}"),
+    rule!("xai_api_key", ["xai-"], r"\bxai-[A-Za-z0-9]{80,}"),
     rule!(
         "langsmith_api_key",
         ["lsv2_pt_", "lsv2_sk_"],

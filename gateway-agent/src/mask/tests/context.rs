@@ -125,3 +125,24 @@ fn json_escaped_text_is_read_unescaped() {
         r#"{"stdout": "DB_USER=app\nDB_PASS=[MASKED:password_assignment]\n"} trailing"#
     );
 }
+
+#[test]
+fn a_vendor_token_glued_to_more_token_characters_is_still_masked() {
+    // A fixed-length base62 body followed by more letters or digits (a token glued to the
+    // next word, a longer future format, a padded copy) is the token: the whole run goes.
+    // Found by the `mask` fuzz target: `ghp_` + 37 characters used to pass untouched.
+    let body = super::corpus::alnum(36);
+    for (text, want) in [
+        (format!("n=ghp_{body}A rest"), "n=[MASKED:github_pat] rest"),
+        (format!("ghp_{body}x9_suffix"), "[MASKED:github_pat]_suffix"),
+        (
+            "key AKIAIOSFODNN7EXAMPLE0 here".to_owned(),
+            "key [MASKED:aws_access_key_id] here",
+        ),
+    ] {
+        assert_eq!(masked_text(&text).0, want, "{text}");
+    }
+    // Hex bodies keep their exact length: `key-` + a sha256 is a cache key, not Mailgun's.
+    let cache_key = format!("cache-key-{}", super::corpus::hex(64));
+    assert_eq!(masked_text(&cache_key).0, cache_key);
+}

@@ -172,6 +172,10 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             %listen6,
             "interception active"
         );
+        let pool = Arc::new(crate::http::UpstreamPool::new(Duration::from_millis(
+            config.proxy.connect_timeout_ms,
+        )));
+        pool.spawn_sweeper();
         let proxy = Arc::new(Proxy {
             table: interception.table(),
             identities: Arc::new(IdentityResolver::default()),
@@ -180,9 +184,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             pipeline: Some(Arc::clone(&pipeline)),
             servers: Arc::clone(&servers),
             tls: Some(Arc::clone(&tls)),
-            pool: Arc::new(crate::http::UpstreamPool::new(Duration::from_millis(
-                config.proxy.connect_timeout_ms,
-            ))),
+            pool,
         });
         let mut listeners = tokio::task::JoinSet::new();
         if let Some((addr, listener)) = metrics_listener {

@@ -43,9 +43,10 @@ const MAX_TOTAL: usize = 1024;
 /// connection costs a loopback or LAN handshake. Found by `cargo xtask soak
 /// --interval-ms 5000`: 903 of 7 462 calls failed with a 30 s limit.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// How often keeping a connection also drops every dead or stale one (the connections
-/// of callers that exited are never taken again).
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How often, as a fraction of the idle limit, stale connections are closed on a timer:
+/// the connections of callers that exited are never taken or put again, and each holds a
+/// descriptor and a server slot until something closes it.
+const SWEEPS_PER_IDLE_TIMEOUT: u32 = 4;
 
 /// Why the upstream could not be asked.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +107,9 @@ impl Kept {
         }
     }
 
-    /// Open and not idle past [`IDLE_TIMEOUT`].
-    fn usable(&self) -> bool {
-        !self.sender.is_closed() && self.since.elapsed() < IDLE_TIMEOUT
+    /// Open and not idle past `idle_timeout`.
+    fn usable(&self, idle_timeout: Duration) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() < idle_timeout
     }
 }
 
@@ -116,16 +117,48 @@ impl Kept {
 pub struct UpstreamPool {
     kept: Mutex<HashMap<PoolKey, Vec<Kept>>>,
     connect_timeout: Duration,
-    swept: Mutex<Instant>,
+    idle_timeout: Duration,
 }
 
 impl UpstreamPool {
     pub fn new(connect_timeout: Duration) -> Self {
+        Self::with_idle_timeout(connect_timeout, IDLE_TIMEOUT)
+    }
+
+    /// A pool whose connections are not used past `idle_timeout` (tests shorten it).
+    pub fn with_idle_timeout(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
             kept: Mutex::default(),
             connect_timeout,
-            swept: Mutex::new(Instant::now()),
+            idle_timeout,
         }
+    }
+
+    /// Closes stale connections on a timer for as long as the pool exists. Without it a
+    /// connection whose caller exited would stay open until the pool next filled up.
+    pub fn spawn_sweeper(self: &std::sync::Arc<Self>) {
+        let pool = std::sync::Arc::downgrade(self);
+        let every = (self.idle_timeout / SWEEPS_PER_IDLE_TIMEOUT).max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.sweep();
+            }
+        });
+    }
+
+    /// Drops every dead or stale connection (dropping its sender closes it).
+    fn sweep(&self) -> usize {
+        let idle_timeout = self.idle_timeout;
+        let mut kept = self.lock();
+        kept.retain(|_, list| {
+            list.retain(|k| k.usable(idle_timeout));
+            !list.is_empty()
+        });
+        kept.values().map(Vec::len).sum()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<Kept>>> {
@@ -136,7 +169,7 @@ impl UpstreamPool {
     pub fn take(&self, key: &PoolKey) -> Option<Sender> {
         let mut kept = self.lock();
         let list = kept.get_mut(key)?;
-        list.retain(Kept::usable);
+        list.retain(|k| k.usable(self.idle_timeout));
         let found = list
             .iter()
             .position(|c| c.sender.is_ready())
@@ -155,30 +188,19 @@ impl UpstreamPool {
 
     /// [`UpstreamPool::put`], keeping how long the connection has been idle.
     fn put_kept(&self, key: &PoolKey, kept_one: Kept) {
-        if !kept_one.usable() {
+        let idle_timeout = self.idle_timeout;
+        if !kept_one.usable(idle_timeout) {
             return;
         }
-        let sweep = {
-            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
-            let due = swept.elapsed() >= SWEEP_EVERY;
-            if due {
-                *swept = Instant::now();
-            }
-            due
-        };
-        let mut kept = self.lock();
-        let mut total: usize = kept.values().map(Vec::len).sum();
-        if sweep || total >= MAX_TOTAL {
+        let mut total = self.kept();
+        if total >= MAX_TOTAL {
             // Callers come and go: drop what is dead or stale before refusing to keep.
-            kept.retain(|_, list| {
-                list.retain(Kept::usable);
-                !list.is_empty()
-            });
-            total = kept.values().map(Vec::len).sum();
+            total = self.sweep();
         }
+        let mut kept = self.lock();
         let list = kept.entry(key.clone()).or_default();
         if list.len() >= MAX_PER_KEY {
-            list.retain(Kept::usable);
+            list.retain(|k| k.usable(idle_timeout));
         }
         // Not kept: dropping the sender closes the connection once its exchange ends.
         if list.len() < MAX_PER_KEY && total < MAX_TOTAL {
@@ -287,7 +309,12 @@ impl PooledUpstream {
         // An upgraded connection (WebSocket and the like) is the client's alone afterwards.
         let upgrade = request.headers().contains_key(http::header::UPGRADE);
         // This client's own connection too is not used once idle past the limit.
-        let taken = self.own().take().filter(Kept::usable).map(|k| k.sender);
+        let idle_timeout = self.pool.idle_timeout;
+        let taken = self
+            .own()
+            .take()
+            .filter(|k| k.usable(idle_timeout))
+            .map(|k| k.sender);
         let mut reused = taken
             .or_else(|| self.fresh())
             .or_else(|| self.pool.take(&self.key));

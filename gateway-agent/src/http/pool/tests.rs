@@ -43,6 +43,8 @@ impl http_body::Body for ChannelBody {
 struct Backend {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    /// Connections accepted and not yet closed by either side.
+    open: Arc<AtomicUsize>,
     /// `/stream` requests hand the test the sender of their body here.
     streams: mpsc::Receiver<mpsc::Sender<Bytes>>,
 }
@@ -53,11 +55,14 @@ async fn backend(keep_alive: bool) -> Backend {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let accepted = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
     let (streams_tx, streams) = mpsc::channel(8);
     let count = Arc::clone(&accepted);
+    let open_count = Arc::clone(&open);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
+            open_count.fetch_add(1, Ordering::SeqCst);
             let streams_tx = streams_tx.clone();
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let streams_tx = streams_tx.clone();
@@ -71,16 +76,20 @@ async fn backend(keep_alive: bool) -> Backend {
                     Ok::<_, Infallible>(Response::new(ChannelBody(rx)))
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .keep_alive(keep_alive)
-                    .serve_connection(TokioIo::new(stream), service),
-            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .keep_alive(keep_alive)
+                .serve_connection(TokioIo::new(stream), service);
+            let open_count = Arc::clone(&open_count);
+            tokio::spawn(async move {
+                let _ = served.await;
+                open_count.fetch_sub(1, Ordering::SeqCst);
+            });
         }
     });
     Backend {
         addr,
         accepted,
+        open,
         streams,
     }
 }
@@ -275,4 +284,36 @@ async fn a_connection_no_request_used_is_closed_with_its_client() {
     drop(client_conn);
     assert_eq!(pool.kept(), 1);
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_connection_left_idle_is_closed_without_further_traffic() {
+    let backend = backend(true).await;
+    let pool = Arc::new(UpstreamPool::with_idle_timeout(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+    ));
+    pool.spawn_sweeper();
+    // A caller makes one call and exits: nothing will take or put under its key again.
+    let client_conn = PooledUpstream::new(
+        Arc::clone(&pool),
+        PoolKey::new(backend.addr, None, Some(&caller(42))),
+        First::None,
+    );
+    assert_eq!(
+        text(client_conn.send(get("/")).await.expect("sent")).await,
+        "ok"
+    );
+    drop(client_conn);
+    assert_eq!(pool.kept(), 1);
+    assert_eq!(backend.open.load(Ordering::SeqCst), 1);
+    // The sweeper closes it once idle past the limit: the server sees it go.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while backend.open.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection was never closed");
+    assert_eq!(pool.kept(), 0);
 }

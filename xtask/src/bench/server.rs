@@ -129,4 +129,21 @@ impl hyper::body::Body for Either {
             Either::Held(_) => std::task::Poll::Pending,
         }
     }
+
+    // Passed on so hyper sends the JSON answer with a Content-Length, as the MCP SDKs'
+    // servers do (Starlette's JSONResponse, Node's `res.end(body)`); without these it went
+    // out chunked and the agent took its streamed-JSON path instead of the buffered one.
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Either::Full(full) => hyper::body::Body::is_end_stream(full),
+            Either::Held(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Either::Full(full) => hyper::body::Body::size_hint(full),
+            Either::Held(_) => hyper::body::SizeHint::default(),
+        }
+    }
 }

@@ -50,18 +50,39 @@ const MAX_CACHED_CGROUPS: usize = 4096;
 impl IdentityResolver {
     /// Blocking (reads /proc, may call NSS): run it off the async runtime.
     pub fn resolve(&self, info: &ConnInfo) -> ProcessIdentity {
+        self.resolve_with(info, true)
+            .expect("a resolution allowed to block always completes")
+    }
+
+    /// [`IdentityResolver::resolve`] when it cannot block: the caller's user name is
+    /// already cached (no NSS call) and its cgroup path comes from /proc or the cache (no
+    /// cgroupfs walk); the /proc reads left are in-memory pseudo files. `None`: it would
+    /// block, so run [`IdentityResolver::resolve`] off the runtime. A new connection
+    /// skips a hand-off to the blocking pool and back (two thread wake-ups) this way.
+    pub fn resolve_without_blocking(&self, info: &ConnInfo) -> Option<ProcessIdentity> {
+        self.resolve_with(info, false)
+    }
+
+    fn resolve_with(&self, info: &ConnInfo, may_block: bool) -> Option<ProcessIdentity> {
+        if !may_block && !self.knows_user(info.uid) {
+            return None;
+        }
         let comm = comm_string(&info.comm);
         let visible = visible_pid(info);
         let exe = visible
             .filter(|&pid| read_proc(pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-        let cgroup = visible
+        let cgroup = match visible
             .and_then(|pid| read_proc(pid, "cgroup"))
             .and_then(|text| unified_cgroup(&text))
-            .or_else(|| self.cgroup_path(info.cgroup_id));
+        {
+            Some(path) => Some(path),
+            None if may_block => self.cgroup_path(info.cgroup_id),
+            None => self.cached_cgroup_path(info.cgroup_id)?,
+        };
         let unit = cgroup.as_deref().and_then(systemd_unit);
         let container = cgroup.as_deref().and_then(container_id);
-        ProcessIdentity {
+        Some(ProcessIdentity {
             pid: info.pid,
             tid: info.tid,
             uid: info.uid,
@@ -73,7 +94,24 @@ impl IdentityResolver {
             cgroup,
             unit,
             container,
+        })
+    }
+
+    fn knows_user(&self, uid: u32) -> bool {
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&uid)
+    }
+
+    /// A cached cgroup id → path lookup; `None` when it is not cached (it would walk
+    /// cgroupfs).
+    fn cached_cgroup_path(&self, id: u64) -> Option<Option<String>> {
+        if id == 0 {
+            return Some(None);
         }
+        let cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&id).cloned()
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -277,5 +315,44 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(IdentityResolver::default().resolve(&info).exe, None);
+    }
+
+    #[test]
+    fn resolves_without_blocking_only_what_needs_no_nss_or_cgroupfs_walk() {
+        let me = std::process::id();
+        let own_comm = read_proc(me, "comm").unwrap();
+        let mut comm = [0u8; 16];
+        comm[..own_comm.trim_end().len()].copy_from_slice(own_comm.trim_end().as_bytes());
+        let visible = ConnInfo {
+            pid: me,
+            ns_pid: me,
+            uid: 0,
+            comm,
+            ..Default::default()
+        };
+        let resolver = IdentityResolver::default();
+        // The user name is not cached yet: that would be an NSS call.
+        assert_eq!(resolver.resolve_without_blocking(&visible), None);
+        let blocking = resolver.resolve(&visible);
+        assert_eq!(resolver.resolve_without_blocking(&visible), Some(blocking));
+        // A caller /proc cannot show needs the cgroupfs walk until its cgroup is cached.
+        let own = unified_cgroup(&read_proc(me, "cgroup").unwrap()).unwrap();
+        let dir = crate::cgroup::cgroup2_mount()
+            .unwrap()
+            .join(own.trim_start_matches('/'));
+        let invisible = ConnInfo {
+            pid: u32::MAX,
+            uid: 0,
+            cgroup_id: std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap()),
+            comm: *b"elsewhere\0\0\0\0\0\0\0",
+            ..Default::default()
+        };
+        assert_eq!(resolver.resolve_without_blocking(&invisible), None);
+        let blocking = resolver.resolve(&invisible);
+        assert_eq!(blocking.cgroup.as_deref(), Some(own.as_str()));
+        assert_eq!(
+            resolver.resolve_without_blocking(&invisible),
+            Some(blocking)
+        );
     }
 }

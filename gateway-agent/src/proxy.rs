@@ -98,13 +98,18 @@ impl Proxy {
             return;
         }
         let orig_dst = socket_addr(&info.orig_dst);
-        let identities = Arc::clone(&self.identities);
-        let identity = match tokio::task::spawn_blocking(move || identities.resolve(&info)).await {
-            Ok(identity) => identity,
-            Err(err) => {
-                warn!(%peer, error = %err, "resolving process identity failed; resetting client");
-                reset(client);
-                return;
+        let identity = match self.identities.resolve_without_blocking(&info) {
+            Some(identity) => identity,
+            None => {
+                let identities = Arc::clone(&self.identities);
+                match tokio::task::spawn_blocking(move || identities.resolve(&info)).await {
+                    Ok(identity) => identity,
+                    Err(err) => {
+                        warn!(%peer, error = %err, "resolving process identity failed; resetting client");
+                        reset(client);
+                        return;
+                    }
+                }
             }
         };
         let server_name = self
@@ -180,12 +185,7 @@ impl Proxy {
                 started: std::time::Instant::now(),
             };
             pipeline.recorder.note_ahead(rows.connection("open")).await;
-            let facts = Arc::new(ConnFacts {
-                orig_dst,
-                process: Some(identity),
-                conn_id,
-                server: None,
-            });
+            let facts = Arc::new(ConnFacts::new(orig_dst, identity, conn_id, None));
             if protocol == Protocol::Http1 {
                 let first = match (upstream, kept) {
                     (Some(stream), _) => match http::pool::handshake(stream).await {

@@ -59,6 +59,32 @@ pub struct ConnFacts {
     /// The configured server a TLS connection was attributed to by its SNI (its settings
     /// apply wherever the connection goes); `None`: the server at `orig_dst`.
     pub server: Option<String>,
+    /// `orig_dst` as the rows write it, and the process half of their principal columns:
+    /// the same for every exchange on the connection, so formatted once.
+    pub server_addr: String,
+    pub process_columns: PrincipalColumns,
+}
+
+impl ConnFacts {
+    pub fn new(
+        orig_dst: SocketAddr,
+        process: ProcessIdentity,
+        conn_id: String,
+        server: Option<String>,
+    ) -> Self {
+        let process_columns = PrincipalColumns::from_principal(&Principal {
+            process: Some(process.clone()),
+            token: None,
+        });
+        Self {
+            orig_dst,
+            process: Some(process),
+            conn_id,
+            server,
+            server_addr: orig_dst.to_string(),
+            process_columns,
+        }
+    }
 }
 
 /// Who is asking whom, for one exchange: the connection's process plus this request's
@@ -171,7 +197,9 @@ impl Pipeline {
                     token,
                 },
             });
-            rows.principal = PrincipalColumns::from_principal(&scope.principal);
+            if scope.principal.token.is_some() {
+                rows.principal = PrincipalColumns::from_principal(&scope.principal);
+            }
             let is_head = parts.method == http::Method::HEAD;
             let answering = Answering::new(self.recorder.sink.clone(), rows.clone());
             let forward = match self.read_request(&mut parts, incoming, &scope, &rows).await {
@@ -264,12 +292,9 @@ impl Pipeline {
             },
             protocol_version: header_str(&parts.headers, "mcp-protocol-version").map(str::to_owned),
             server_name: server.name.clone(),
-            server_addr: facts.orig_dst.to_string(),
+            server_addr: facts.server_addr.clone(),
             // The process half: refusals before (or without) a token still say who tried.
-            principal: PrincipalColumns::from_principal(&Principal {
-                process: facts.process.clone(),
-                token: None,
-            }),
+            principal: facts.process_columns.clone(),
             started,
         }
     }

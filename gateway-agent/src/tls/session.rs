@@ -243,12 +243,12 @@ async fn terminate(
             http::refuse_all(client, http2, reason, pipeline.limits.max_request_body).await;
         }
         Ok((upstream, _)) => {
-            let facts = Arc::new(ConnFacts {
-                orig_dst: origin.orig_dst,
-                process: Some(origin.identity),
-                conn_id: rows.session.clone(),
-                server: Some(server.name.clone()),
-            });
+            let facts = Arc::new(ConnFacts::new(
+                origin.orig_dst,
+                origin.identity,
+                rows.session.clone(),
+                Some(server.name.clone()),
+            ));
             match upstream {
                 Upstream::Tls(stream) => {
                     http::serve(client, *stream, http2, Arc::clone(pipeline), facts).await

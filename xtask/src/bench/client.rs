@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use super::server::RESPONSE_BODY;
+use super::server::{RESPONSE_BODY, SSE_ANSWER, SSE_ANSWER_PATH};
 
 /// A small MCP `tools/call`, so the agent's request side (JSON-RPC parse, policy) runs.
 const REQUEST_BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
@@ -338,7 +338,12 @@ async fn exchange(
         .await
         .map_err(broken)?
         .to_bytes();
-    if status != StatusCode::OK || bytes.as_ref() != RESPONSE_BODY {
+    let expected = if target.path == SSE_ANSWER_PATH {
+        SSE_ANSWER
+    } else {
+        RESPONSE_BODY
+    };
+    if status != StatusCode::OK || bytes.as_ref() != expected {
         return Err(ExchangeError {
             error: anyhow::anyhow!(
                 "unexpected response {status}: {}",

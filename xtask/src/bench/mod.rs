@@ -230,9 +230,15 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let backend_ca = tls_dir.path().join("backend-ca.pem");
     let agent_ca_dir = tls_dir.path().join("agent-ca");
     // (label, url, extra client arguments) for each kind of traffic measured.
+    // `sse`: the answer as an SSE stream of one event (the MCP SDKs' default).
     // `conn-new`: a new connection per request (connections/s through interception).
     let mut transports = vec![
         ("http", url.clone(), Vec::new()),
+        (
+            "sse",
+            format!("http://{backend}{}", server::SSE_ANSWER_PATH),
+            Vec::new(),
+        ),
         (
             "conn-new",
             url.clone(),

@@ -78,6 +78,17 @@ async fn serve(stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
         .await;
 }
 
+/// The path whose POSTs are answered as an SSE stream of one event, as the MCP SDKs'
+/// servers answer by default (Python's `json_response=False`, TypeScript's
+/// `enableJsonResponse: false`): chunked, `text/event-stream`, ended after the answer.
+pub const SSE_ANSWER_PATH: &str = "/mcp-sse";
+
+/// What a POST to [`SSE_ANSWER_PATH`] gets: [`RESPONSE_BODY`] as one SSE event.
+pub const SSE_ANSWER: &[u8] = br#"event: message
+data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"pong from the bench backend"}],"isError":false}}
+
+"#;
+
 /// The one event a `GET …/sse` stream sends before it stays open (`bench --rss`).
 pub const SSE_EVENT: &[u8] = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"stream open\"}}\n\n";
 
@@ -89,8 +100,17 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Either>, Infallib
             .expect("static response parts are valid");
         return Ok(response);
     }
+    let sse = request.uri().path() == SSE_ANSWER_PATH;
     // Read the request body whole, as a real server would before answering.
     let _ = request.into_body().collect().await;
+    if sse {
+        let response = Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Either::Answer(Some(Bytes::from_static(SSE_ANSWER))))
+            .expect("static response parts are valid");
+        return Ok(response);
+    }
     let response = Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Either::Full(Full::new(Bytes::from_static(RESPONSE_BODY))))
@@ -98,10 +118,12 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Either>, Infallib
     Ok(response)
 }
 
-/// The backend's two kinds of body.
+/// The backend's kinds of body.
 enum Either {
     Full(Full<Bytes>),
     Held(HeldSse),
+    /// One SSE event, then the end; no size hint, so it goes out chunked.
+    Answer(Option<Bytes>),
 }
 
 /// One SSE event, then open until the client goes away (hyper drops the body then).
@@ -127,6 +149,9 @@ impl hyper::body::Body for Either {
             }
             // Nothing more, ever: no waker is needed for a wake that never comes.
             Either::Held(_) => std::task::Poll::Pending,
+            Either::Answer(event) => {
+                std::task::Poll::Ready(event.take().map(|e| Ok(hyper::body::Frame::data(e))))
+            }
         }
     }
 
@@ -137,13 +162,14 @@ impl hyper::body::Body for Either {
         match self {
             Either::Full(full) => hyper::body::Body::is_end_stream(full),
             Either::Held(_) => false,
+            Either::Answer(event) => event.is_none(),
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             Either::Full(full) => hyper::body::Body::size_hint(full),
-            Either::Held(_) => hyper::body::SizeHint::default(),
+            Either::Held(_) | Either::Answer(_) => hyper::body::SizeHint::default(),
         }
     }
 }

@@ -33,9 +33,9 @@ pub fn filter(
     filter: MessageFilter,
     audit: Option<AuditSink>,
 ) -> ProxyBody {
-    let (downstream, body) = stream_pump::channel(audit);
-    tokio::spawn(pump(upstream, max_value, status, filter, downstream));
-    body
+    stream_pump::driven(audit, move |downstream| {
+        pump(upstream, max_value, status, filter, downstream)
+    })
 }
 
 async fn pump(

@@ -322,9 +322,9 @@ impl Pipeline {
 
 /// The rest of `source` to the client as it comes.
 fn pass_through(source: Source) -> ProxyBody {
-    let (downstream, body) = stream_pump::channel(None);
-    tokio::spawn(stream_pump::pass_through(source, downstream));
-    body
+    stream_pump::driven(None, move |downstream| {
+        stream_pump::pass_through(source, downstream)
+    })
 }
 
 fn with_length(mut parts: Parts, bytes: Bytes) -> Response<ProxyBody> {

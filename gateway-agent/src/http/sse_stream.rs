@@ -29,9 +29,9 @@ pub fn filter(
     legacy: LegacyRegistry,
     audit: Option<AuditSink>,
 ) -> ProxyBody {
-    let (downstream, body) = stream_pump::channel(audit);
-    tokio::spawn(pump(upstream, max_event, filter, legacy, downstream));
-    body
+    stream_pump::driven(audit, move |downstream| {
+        pump(upstream, max_event, filter, legacy, downstream)
+    })
 }
 
 async fn pump(

@@ -2,14 +2,16 @@
 //! through): a [`Source`] that yields the upstream's decoded bytes, and a [`Downstream`]
 //! that is the client's response body.
 //!
-//! A task reads the source and sends what it releases into a bounded channel that the
+//! A pump reads the source and sends what it releases into a bounded channel that the
 //! client's body drains: the upstream is read no faster than the client reads
-//! (backpressure), nothing waits for the stream to end, and there is no idle timeout. When
-//! the client goes away the channel closes, the task ends and the upstream body is dropped.
+//! (backpressure), nothing waits for the stream to end, and there is no idle timeout.
+//! The pump runs inside the client's body ([`driven`]): hyper polls it in the task that
+//! writes the response, so an event costs no task wake-up between a pump task and the
+//! connection's (an SSE answer, the MCP SDKs' default, cost ~100 µs more than a JSON one
+//! at c=1 with a task of its own). When the client goes away hyper drops the body, and
+//! with it the pump and the upstream body, even while the upstream is silent.
 //! Every pump reads the upstream through [`Downstream::pull`], which also watches the
-//! channel: a pump parked on a quiet upstream (a subscription stream with nothing to say)
-//! would otherwise only notice the client had gone at its next write, holding the upstream
-//! connection open for as long as the server stays silent.
+//! channel, for bodies fed from elsewhere ([`channel`]).
 //! A message's audit rows are durable before the message is released; a trail that cannot
 //! take them ends the stream rather than release an unrecorded message.
 
@@ -105,6 +107,28 @@ pub struct Downstream {
     audit: Option<AuditSink>,
     /// Signalled by the body each time it hands hyper the last queued item.
     drained: Arc<Notify>,
+}
+
+/// A response body that runs `pump` (which feeds the [`Downstream`] it is given) as it is
+/// polled, in the task that writes the response: see the module docs.
+pub fn driven<F, Fut>(audit: Option<AuditSink>, pump: F) -> ProxyBody
+where
+    F: FnOnce(Downstream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
+    let drained = Arc::new(Notify::new());
+    let downstream = Downstream {
+        tx,
+        audit,
+        drained: Arc::clone(&drained),
+    };
+    let pump: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(pump(downstream));
+    DrivenBody {
+        channel: ChannelBody { rx, drained },
+        pump: Some(std::sync::Mutex::new(pump)),
+    }
+    .boxed()
 }
 
 /// A channel-backed response body and the sender that feeds it.
@@ -214,5 +238,45 @@ impl Body for ChannelBody {
             self.drained.notify_one();
         }
         item.map(|item| item.map(|result| result.map(Frame::data)))
+    }
+}
+
+/// [`ChannelBody`] with its pump inside. The mutex only makes the body `Sync`, as boxed
+/// bodies must be; it is never locked (`get_mut`).
+struct DrivenBody {
+    channel: ChannelBody,
+    /// `None` once the pump has returned (its sender dropped: the channel ends after
+    /// what it still holds).
+    pump: Option<std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl Body for DrivenBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Poll::Ready(item) = Pin::new(&mut this.channel).poll_frame(cx) {
+                return Poll::Ready(item);
+            }
+            // Nothing queued: let the pump read on (it registers `cx` with whatever it
+            // waits for: the upstream, room in the channel, an approval).
+            let Some(pump) = this.pump.as_mut() else {
+                return Poll::Pending;
+            };
+            let pump = pump
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match pump.as_mut().poll(cx) {
+                Poll::Ready(()) => this.pump = None,
+                Poll::Pending if this.channel.rx.is_empty() => return Poll::Pending,
+                // It queued something, then waited: hand that over first.
+                Poll::Pending => {}
+            }
+        }
     }
 }

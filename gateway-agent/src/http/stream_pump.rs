@@ -6,10 +6,10 @@
 //! client's body drains: the upstream is read no faster than the client reads
 //! (backpressure), nothing waits for the stream to end, and there is no idle timeout.
 //! The pump runs inside the client's body ([`driven`]): hyper polls it in the task that
-//! writes the response, so an event costs no task wake-up between a pump task and the
-//! connection's (an SSE answer, the MCP SDKs' default, cost ~100 µs more than a JSON one
-//! at c=1 with a task of its own). When the client goes away hyper drops the body, and
-//! with it the pump and the upstream body, even while the upstream is silent.
+//! writes the response, so a streamed answer (SSE is the MCP SDKs' default) costs no task
+//! spawn and no wake-up between a pump task and the connection's. When the client goes
+//! away hyper drops the body, and with it the pump and the upstream body, even while the
+//! upstream is silent.
 //! Every pump reads the upstream through [`Downstream::pull`], which also watches the
 //! channel, for bodies fed from elsewhere ([`channel`]).
 //! A message's audit rows are durable before the message is released; a trail that cannot

@@ -268,32 +268,41 @@ mod tests {
         assert_eq!(container_id(&format!("/docker/{}", &id[..63])), None);
     }
 
-    #[test]
-    fn resolves_this_process() {
+    /// What the kernel would record for a connect() by this test process (as root).
+    fn own_connection() -> ConnInfo {
         let me = std::process::id();
         let own_comm = read_proc(me, "comm").unwrap();
         let mut comm = [0u8; 16];
         comm[..own_comm.trim_end().len()].copy_from_slice(own_comm.trim_end().as_bytes());
-        let info = ConnInfo {
+        ConnInfo {
             pid: me,
             ns_pid: me,
             uid: 0,
             comm,
             ..Default::default()
-        };
-        let id = IdentityResolver::default().resolve(&info);
+        }
+    }
+
+    /// The cgroup v2 path of this process and its cgroup id.
+    fn own_cgroup() -> (String, u64) {
+        let own = unified_cgroup(&read_proc(std::process::id(), "cgroup").unwrap()).unwrap();
+        let dir = crate::cgroup::cgroup2_mount()
+            .unwrap()
+            .join(own.trim_start_matches('/'));
+        let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap());
+        (own, id)
+    }
+
+    #[test]
+    fn resolves_this_process() {
+        let id = IdentityResolver::default().resolve(&own_connection());
         assert_eq!(id.exe, std::env::current_exe().ok());
         assert_eq!(id.user.as_deref(), Some("root"));
     }
 
     #[test]
     fn invisible_caller_gets_its_cgroup_from_the_id() {
-        let own = read_proc(std::process::id(), "cgroup")
-            .and_then(|text| unified_cgroup(&text))
-            .unwrap();
-        let mount = crate::cgroup::cgroup2_mount().unwrap();
-        let dir = mount.join(own.trim_start_matches('/'));
-        let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap());
+        let (own, id) = own_cgroup();
         // A host pid our namespace cannot see (ns_pid 0) and that is no process here.
         let info = ConnInfo {
             pid: u32::MAX,
@@ -319,31 +328,18 @@ mod tests {
 
     #[test]
     fn resolves_without_blocking_only_what_needs_no_nss_or_cgroupfs_walk() {
-        let me = std::process::id();
-        let own_comm = read_proc(me, "comm").unwrap();
-        let mut comm = [0u8; 16];
-        comm[..own_comm.trim_end().len()].copy_from_slice(own_comm.trim_end().as_bytes());
-        let visible = ConnInfo {
-            pid: me,
-            ns_pid: me,
-            uid: 0,
-            comm,
-            ..Default::default()
-        };
+        let visible = own_connection();
         let resolver = IdentityResolver::default();
         // The user name is not cached yet: that would be an NSS call.
         assert_eq!(resolver.resolve_without_blocking(&visible), None);
         let blocking = resolver.resolve(&visible);
         assert_eq!(resolver.resolve_without_blocking(&visible), Some(blocking));
         // A caller /proc cannot show needs the cgroupfs walk until its cgroup is cached.
-        let own = unified_cgroup(&read_proc(me, "cgroup").unwrap()).unwrap();
-        let dir = crate::cgroup::cgroup2_mount()
-            .unwrap()
-            .join(own.trim_start_matches('/'));
+        let (own, cgroup_id) = own_cgroup();
         let invisible = ConnInfo {
             pid: u32::MAX,
             uid: 0,
-            cgroup_id: std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap()),
+            cgroup_id,
             comm: *b"elsewhere\0\0\0\0\0\0\0",
             ..Default::default()
         };

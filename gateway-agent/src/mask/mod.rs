@@ -247,12 +247,7 @@ impl Masker {
     ) -> MaskReport {
         let mut report = MaskReport::default();
         if self.enabled {
-            Walker {
-                rules: &self.rules,
-                report: &mut report,
-                path,
-            }
-            .data_members(doc, node, skip, 0, edits);
+            Walker::new(&self.rules, &mut report, path).data_members(doc, node, skip, 0, edits);
         }
         report
     }

@@ -30,6 +30,26 @@ impl Edits {
         self.edits.push(Edit { start, end, text });
     }
 
+    /// How many edits were pushed: a walk's edits are the ones pushed while it ran.
+    pub(super) fn len(&self) -> usize {
+        self.edits.len()
+    }
+
+    /// The edits pushed at positions `from..to` of the list, moved `offset` bytes back:
+    /// a subtree's edits as they apply to a copy of its text.
+    pub(super) fn moved(&self, from: usize, to: usize, offset: usize) -> Edits {
+        Edits {
+            edits: self.edits[from..to]
+                .iter()
+                .map(|e| Edit {
+                    start: e.start - offset,
+                    end: e.end - offset,
+                    text: e.text.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Removes and returns the edits that fall inside `start..end`, in order.
     pub fn take_within(&mut self, start: usize, end: usize) -> Vec<Edit> {
         self.sort();

@@ -19,12 +19,18 @@
 mod doc;
 mod edit;
 mod key;
+mod reuse;
 mod schema;
+mod string;
 
 pub use doc::{Doc, Kind, NodeId, ParseError};
 pub use edit::{Edits, Style, apply_sorted};
 
-use self::{key::NormKey, schema::Keyword};
+use self::{
+    key::NormKey,
+    reuse::{MIN_REUSED, Reuse},
+    schema::Keyword,
+};
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
     is_placeholder, scan::Path, values,
@@ -55,13 +61,34 @@ const MAX_FIELD_KEY: usize = 16;
 
 /// One masking pass over one document.
 pub(super) struct Walker<'r> {
-    pub rules: &'r Rules,
-    pub report: &'r mut MaskReport,
+    rules: &'r Rules,
+    report: &'r mut MaskReport,
     /// The scanner's keyword search (the staged one but in differential tests).
-    pub path: Path,
+    path: Path,
+    /// Repeated text is masked once ([`reuse`]); not on the reference path, which the
+    /// differential tests compare with.
+    reusing: bool,
+    reuse: Reuse,
+    /// Nesting-limit events so far (a limit reached, a JSON-looking string refused): a
+    /// container whose walk saw one is not reused.
+    depth_events: usize,
+    /// The deepest value walked so far within the current container.
+    deepest: usize,
 }
 
-impl Walker<'_> {
+impl<'r> Walker<'r> {
+    pub fn new(rules: &'r Rules, report: &'r mut MaskReport, path: Path) -> Self {
+        Self {
+            rules,
+            report,
+            path,
+            reusing: path == Path::Staged,
+            reuse: Reuse::default(),
+            depth_events: 0,
+            deepest: 0,
+        }
+    }
+
     /// Masks `node` read as data, `depth` containers (JSON inside strings included) below
     /// the message's top.
     pub fn data(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
@@ -82,30 +109,52 @@ impl Walker<'_> {
         } else {
             self.walk(doc, object, Place::Data, depth, edits);
         }
+        self.masked_deferred(doc, edits);
     }
 
     fn walk(&mut self, doc: &Doc<'_>, node: NodeId, place: Place, depth: usize, edits: &mut Edits) {
+        self.deepest = self.deepest.max(depth);
         match doc.kind(node) {
             Kind::Object | Kind::Array if depth >= MAX_DEPTH => {
                 // Not inspected, so not released (fail closed).
                 let (start, end) = doc.span(node);
                 edits.push(start, end, Style::default().encode(DEPTH_PLACEHOLDER));
                 self.report.hit("too_deep");
+                self.depth_events += 1;
             }
-            Kind::Object => self.object(doc, node, place, &[], depth, edits),
-            Kind::Array => {
-                // Under a schema keyword, an array is a list of subschemas (`anyOf`,
-                // draft-07 `items`); elsewhere its items sit where it sits.
-                for item in doc.children(node) {
-                    self.walk(doc, item, place, depth + 1, edits);
-                }
+            Kind::Object | Kind::Array
+                if self.reusing
+                    && place == Place::Data
+                    && doc.span(node).1 - doc.span(node).0 >= MIN_REUSED =>
+            {
+                self.remembered(doc, node, depth, edits);
             }
+            Kind::Object | Kind::Array => self.container(doc, node, place, depth, edits),
             Kind::String { .. } => match place {
                 Place::Secret => self.secret_string(doc, node, edits),
                 // A string where a schema was expected is not a schema: read it as data.
                 Place::Data | Place::Schema { .. } => self.data_string(doc, node, depth, edits),
             },
             Kind::Number | Kind::Bool(_) | Kind::Null => {}
+        }
+    }
+
+    fn container(
+        &mut self,
+        doc: &Doc<'_>,
+        node: NodeId,
+        place: Place,
+        depth: usize,
+        edits: &mut Edits,
+    ) {
+        if doc.kind(node) == Kind::Object {
+            self.object(doc, node, place, &[], depth, edits);
+        } else {
+            // Under a schema keyword, an array is a list of subschemas (`anyOf`,
+            // draft-07 `items`); elsewhere its items sit where it sits.
+            for item in doc.children(node) {
+                self.walk(doc, item, place, depth + 1, edits);
+            }
         }
     }
 
@@ -254,7 +303,17 @@ impl Walker<'_> {
     }
 
     /// A string read as data: JSON inside it is masked as JSON, other text by pattern.
+    /// A long one that starts like JSON may repeat a container: masked at the end.
     fn data_string(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
+        let raw = doc.raw(node).as_bytes();
+        if self.reusing && raw.len() >= MIN_REUSED + 2 && matches!(raw[1], b'{' | b'[') {
+            self.reuse.deferred.push((node, depth));
+            return;
+        }
+        self.data_string_now(doc, node, depth, edits);
+    }
+
+    fn data_string_now(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
         let Some(value) = doc.str(node) else { return };
         if let Some(masked) = self.masked_text(&value, depth) {
             let (start, end) = doc.span(node);
@@ -272,15 +331,22 @@ impl Walker<'_> {
             // keywords from a scan of the raw text.
             match Doc::parse(text, MAX_DEPTH.saturating_sub(depth + 1)) {
                 Ok(inner) => {
+                    // A document of its own: its own containers to reuse.
+                    let outer = std::mem::take(&mut self.reuse);
                     let mut inner_edits = Edits::default();
                     self.data(&inner, inner.root(), depth + 1, &mut inner_edits);
+                    self.masked_deferred(&inner, &mut inner_edits);
+                    self.reuse = outer;
                     return (!inner_edits.is_empty()).then(|| inner_edits.apply(text));
                 }
                 Err(ParseError::TooDeep) => {
+                    self.depth_events += 1;
                     self.report.hit("too_deep");
                     return Some(DEPTH_PLACEHOLDER.to_owned());
                 }
-                Err(ParseError::Syntax(_)) => {} // not JSON after all: free text
+                // Not JSON after all: free text. (At another depth the same text might
+                // have reached the limit first.)
+                Err(ParseError::Syntax(_)) => self.depth_events += 1,
             }
         }
         match self.rules.scanner.mask_by(text, self.report, self.path) {

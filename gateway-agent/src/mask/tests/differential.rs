@@ -154,6 +154,14 @@ enum Gen {
     Null,
     Array(Vec<Gen>),
     Object(Vec<(String, Gen)>),
+    /// A tool result: the value as `structuredContent` and serialised into a `text`
+    /// block. `alike`: written with the same escapes, so the text is a copy the walk may
+    /// reuse; else with the other ones (a near copy). `text_first`: the block comes first.
+    ToolResult {
+        value: Box<Gen>,
+        alike: bool,
+        text_first: bool,
+    },
 }
 
 fn gen_value() -> impl Strategy<Value = Gen> {
@@ -168,10 +176,18 @@ fn gen_value() -> impl Strategy<Value = Gen> {
             3 => prop::sample::select(KEYS).prop_map(str::to_owned),
             1 => salted(),
         ];
+        let object = prop::collection::vec((key, inner.clone()), 0..6).prop_map(Gen::Object);
         prop_oneof![
             2 => prop::collection::vec(inner.clone(), 0..6).prop_map(Gen::Array),
-            3 => prop::collection::vec((key, inner.clone()), 0..6).prop_map(Gen::Object),
+            3 => object.clone(),
             1 => inner.prop_map(|v| Gen::Nested(Box::new(v))),
+            1 => (object, any::<bool>(), any::<bool>()).prop_map(|(value, alike, text_first)| {
+                Gen::ToolResult {
+                    value: Box::new(value),
+                    alike,
+                    text_first,
+                }
+            }),
         ]
     })
 }
@@ -213,6 +229,29 @@ fn write(value: &Gen, escape_all: bool, pretty: bool, out: &mut String) {
                 write(value, escape_all, pretty, out);
             }
             out.push('}');
+        }
+        Gen::ToolResult {
+            value,
+            alike,
+            text_first,
+        } => {
+            let mut text = String::new();
+            write(value, escape_all == *alike, pretty, &mut text);
+            let mut block = String::from(r#"[{"type":"text","text":"#);
+            write_str(&text, escape_all, &mut block);
+            block.push_str("}]");
+            let mut structured = String::new();
+            write(value, escape_all, pretty, &mut structured);
+            let members = [("content", block), ("structuredContent", structured)];
+            let (first, second) = if *text_first {
+                (&members[0], &members[1])
+            } else {
+                (&members[1], &members[0])
+            };
+            out.push_str(&format!(
+                r#"{{"{}":{},"{}":{}}}"#,
+                first.0, first.1, second.0, second.1
+            ));
         }
     }
 }

@@ -135,6 +135,18 @@ impl<'a> Doc<'a> {
         })
     }
 
+    /// The raw inside of an object member's key (between the quotes), and whether it
+    /// holds escapes.
+    pub fn key_raw(&self, node: NodeId) -> Option<(&'a str, bool)> {
+        let n = self.node(node);
+        (n.key_start < n.key_end).then(|| {
+            (
+                &self.text[n.key_start as usize + 1..n.key_end as usize - 1],
+                n.key_escaped,
+            )
+        })
+    }
+
     /// The raw span of an object member's key (quotes included).
     pub fn key_span(&self, node: NodeId) -> Option<(usize, usize)> {
         let n = self.node(node);

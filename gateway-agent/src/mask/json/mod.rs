@@ -19,6 +19,7 @@
 mod doc;
 mod edit;
 mod key;
+mod keyfacts;
 mod reuse;
 mod schema;
 mod string;
@@ -28,6 +29,7 @@ pub use edit::{Edits, Style, apply_sorted};
 
 use self::{
     key::NormKey,
+    keyfacts::{Field, KeyFacts, KeyTable, Shape},
     reuse::{MIN_REUSED, Reuse},
     schema::Keyword,
 };
@@ -69,6 +71,9 @@ pub(super) struct Walker<'r> {
     /// differential tests compare with.
     reusing: bool,
     reuse: Reuse,
+    /// Answers about keys, by key ([`keyfacts`]); made on first use, not on the
+    /// reference path.
+    keys: Option<KeyTable>,
     /// Nesting-limit events so far (a limit reached, a JSON-looking string refused): a
     /// container whose walk saw one is not reused.
     depth_events: usize,
@@ -84,6 +89,7 @@ impl<'r> Walker<'r> {
             path,
             reusing: path == Path::Staged,
             reuse: Reuse::default(),
+            keys: None,
             depth_events: 0,
             deepest: 0,
         }
@@ -167,16 +173,20 @@ impl<'r> Walker<'r> {
         depth: usize,
         edits: &mut Edits,
     ) {
-        let place = match place {
-            Place::Data if schema::looks_like_schema(doc, node) => {
-                Place::Schema { secret_name: false }
+        let (place, secret_fields) = match place {
+            // The reference path reads the object once per question, as before.
+            Place::Data if !self.reusing => {
+                if schema::looks_like_schema(doc, node) {
+                    (Place::Schema { secret_name: false }, &[][..])
+                } else {
+                    (Place::Data, self.secret_fields(doc, node))
+                }
             }
-            other => other,
-        };
-        let secret_fields = if place == Place::Data {
-            self.secret_fields(doc, node)
-        } else {
-            &[]
+            Place::Data => match self.shape(doc, node) {
+                None => (Place::Schema { secret_name: false }, &[][..]),
+                Some(fields) => (Place::Data, fields),
+            },
+            other => (other, &[][..]),
         };
         let mut renames = Vec::new();
         for child in doc.children(node) {
@@ -186,7 +196,10 @@ impl<'r> Walker<'r> {
             }
             let child_place = match place {
                 Place::Secret => Place::Secret,
-                Place::Data => self.member_place(doc, child, &key, secret_fields),
+                Place::Data => {
+                    let facts = self.key_facts(doc, child);
+                    self.data_member_place(doc, child, &key, facts, secret_fields)
+                }
                 Place::Schema { secret_name } => self.keyword_place(doc, child, &key, secret_name),
             };
             let keyword = match place {
@@ -218,6 +231,82 @@ impl<'r> Walker<'r> {
             self.scan_key(child, &key, &mut renames);
         }
         self.rename_keys(doc, node, renames, edits);
+    }
+
+    /// The answers about `child`'s key, from the table when there is one.
+    fn key_facts(&mut self, doc: &Doc<'_>, child: NodeId) -> KeyFacts {
+        let (raw, escaped) = doc.key_raw(child).unwrap_or_default();
+        if !self.reusing {
+            return KeyFacts::of(self.rules, &doc.key(child).unwrap_or_default());
+        }
+        self.keys
+            .get_or_insert_with(KeyTable::new)
+            .facts(self.rules, raw, escaped)
+    }
+
+    /// [`Walker::member_place`] from the key's answers.
+    fn data_member_place(
+        &self,
+        doc: &Doc<'_>,
+        child: NodeId,
+        key: &str,
+        facts: KeyFacts,
+        secret_fields: &[&str],
+    ) -> Place {
+        if facts.sensitive || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+        {
+            Place::Secret
+        } else if facts.schema_member && schema::can_be_schema(doc, child) {
+            Place::Schema { secret_name: false }
+        } else {
+            Place::Data
+        }
+    }
+
+    /// What an object found where data was expected is, read in one pass over its
+    /// members: `None` for a JSON Schema ([`schema::looks_like_schema`]), else the keys
+    /// of its fields that hold a secret because another field says so
+    /// ([`Walker::secret_fields`]).
+    fn shape(&mut self, doc: &Doc<'_>, object: NodeId) -> Option<&'static [&'static str]> {
+        let (mut dollar_schema, mut typed, mut properties) = (None, false, false);
+        let (mut named, mut has_value, mut said) = (false, false, None);
+        for child in doc.children(object) {
+            let facts = self.key_facts(doc, child);
+            let text = || doc.str(child);
+            match facts.shape {
+                Shape::DollarSchema => {
+                    dollar_schema.get_or_insert_with(|| doc.str(child).is_some());
+                }
+                Shape::Type => typed = schema::is_type_name(doc, child),
+                Shape::Properties => properties = doc.kind(child) == Kind::Object,
+                Shape::Other => {}
+            }
+            if said.is_some() {
+                continue;
+            }
+            match facts.field {
+                Field::Value => has_value = true,
+                Field::Name => {
+                    named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
+                }
+                // AWS SSM parameters.
+                Field::Type => {
+                    named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
+                }
+                // Terraform outputs.
+                Field::Sensitive => named |= doc.kind(child) == Kind::Bool(true),
+                Field::Kty => said = Some(&JWK_PRIVATE_KEYS[..]),
+                // A Kubernetes Secret: everything under `data`/`stringData` is secret.
+                Field::Kind if text().is_some_and(|k| k == "Secret") => {
+                    said = Some(&SECRET_DATA_KEYS[..]);
+                }
+                Field::Kind | Field::Other => {}
+            }
+        }
+        if dollar_schema.unwrap_or(typed && properties) {
+            return None;
+        }
+        Some(said.unwrap_or(if named && has_value { &VALUE_KEYS } else { &[] }))
     }
 
     /// How a member of a data object is read.
@@ -261,6 +350,7 @@ impl<'r> Walker<'r> {
 
     /// The (normalised) keys of an object's fields that hold a secret because another
     /// field says so: a name/value pair naming a secret, a Kubernetes Secret, a JWK.
+    /// (The reference path's; the walk answers this in [`Walker::shape`].)
     fn secret_fields(&self, doc: &Doc<'_>, object: NodeId) -> &'static [&'static str] {
         let mut named = false;
         let mut has_value = false;

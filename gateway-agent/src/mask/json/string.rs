@@ -11,82 +11,130 @@ pub(super) fn decode(inner: &str, escaped: bool) -> Cow<'_, str> {
         return Cow::Borrowed(inner);
     }
     let mut out = String::with_capacity(inner.len());
-    decode_pieces(inner, |piece| {
-        out.push_str(piece);
-        true
-    });
-    Cow::Owned(out)
+    let mut rest = inner;
+    loop {
+        // Copy the plain run up to the next escape in one go. A byte loop, not
+        // `str::find`: escaped text has an escape every few bytes (serialised JSON in a
+        // string), where a searcher's set-up costs more than it saves.
+        let run = rest.bytes().position(|b| b == b'\\').unwrap_or(rest.len());
+        out.push_str(&rest[..run]);
+        let Some((decoded, len)) = escape_at(&rest[run..]) else {
+            return Cow::Owned(out);
+        };
+        out.push(decoded);
+        rest = &rest[run + len..];
+    }
 }
 
 /// Whether `inner` (a string's raw inside) decodes to exactly `target`, found without
 /// building the decoded value: a large escaped string (a tool result's `text`) is compared
 /// with what it may repeat at the cost of one read, and no allocation.
+///
+/// Eight bytes per step while the raw text holds no escape and matches, a byte per step
+/// around escapes (serialised JSON has one every few bytes: `\"`).
 pub(super) fn decodes_to(inner: &str, escaped: bool, target: &str) -> bool {
     if !escaped {
         return inner == target;
     }
-    let mut rest = target.as_bytes();
-    let whole = decode_pieces(inner, |piece| match rest.strip_prefix(piece.as_bytes()) {
-        Some(after) => {
-            rest = after;
-            true
+    let (raw, want) = (inner.as_bytes(), target.as_bytes());
+    let (mut at, mut to) = (0, 0);
+    loop {
+        while let (Some(a), Some(b)) = (raw.get(at..at + 8), want.get(to..to + 8)) {
+            let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+            let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+            if a != b || has_backslash(a) {
+                break;
+            }
+            at += 8;
+            to += 8;
         }
-        None => false,
-    });
-    whole && rest.is_empty()
+        let Some(&byte) = raw.get(at) else {
+            return to == want.len();
+        };
+        if byte != b'\\' {
+            if want.get(to) != Some(&byte) {
+                return false;
+            }
+            at += 1;
+            to += 1;
+            continue;
+        }
+        // The one-byte escapes inline (`\"` every few bytes in serialised JSON).
+        let simple = match raw.get(at + 1) {
+            Some(b'"') => Some(b'"'),
+            Some(b'\\') => Some(b'\\'),
+            Some(b'/') => Some(b'/'),
+            Some(b'n') => Some(b'\n'),
+            Some(b't') => Some(b'\t'),
+            Some(b'r') => Some(b'\r'),
+            Some(b'b') => Some(8),
+            Some(b'f') => Some(12),
+            _ => None,
+        };
+        if let Some(simple) = simple {
+            if want.get(to) != Some(&simple) {
+                return false;
+            }
+            at += 2;
+            to += 1;
+            continue;
+        }
+        // The raw text is valid UTF-8 and `at` is at an ASCII byte: a char boundary.
+        let Some((decoded, len)) = escape_at(&inner[at..]) else {
+            return to == want.len();
+        };
+        let mut buf = [0u8; 4];
+        for &b in decoded.encode_utf8(&mut buf).as_bytes() {
+            if want.get(to) != Some(&b) {
+                return false;
+            }
+            to += 1;
+        }
+        at += len;
+    }
 }
 
-/// Hands the decoded value of `inner` to `piece` in order, as plain runs (borrowed) and
-/// single decoded characters; stops early, returning false, when `piece` does.
-fn decode_pieces(inner: &str, mut piece: impl FnMut(&str) -> bool) -> bool {
-    let mut chars = inner.chars();
-    let mut buf = [0u8; 4];
-    loop {
-        // Copy the plain run up to the next escape in one go.
-        let rest = chars.as_str();
-        // A byte loop, not `str::find`: escaped text has an escape every few bytes
-        // (serialised JSON in a string), where a searcher's set-up costs more than it saves.
-        let run = rest.bytes().position(|b| b == b'\\').unwrap_or(rest.len());
-        if run > 0 && !piece(&rest[..run]) {
-            return false;
-        }
-        chars = rest[run..].chars();
-        if chars.next().is_none() {
-            return true;
-        }
-        let decoded = match chars.next() {
-            Some('n') => '\n',
-            Some('t') => '\t',
-            Some('r') => '\r',
-            Some('b') => '\u{8}',
-            Some('f') => '\u{c}',
-            Some('u') => {
-                let high = hex4(&mut chars);
-                let code = if (0xD800..0xDC00).contains(&high) {
-                    if let Some(low_escape) = chars.as_str().strip_prefix("\\u") {
-                        let mut ahead = low_escape.chars();
-                        let low = hex4(&mut ahead);
-                        if (0xDC00..0xE000).contains(&low) {
-                            chars = ahead;
-                            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            0xFFFD
-                        }
+/// Whether one of the eight bytes of `x` is a `\`.
+fn has_backslash(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = x ^ (ONES * u64::from(b'\\'));
+    x.wrapping_sub(ONES) & !x & 0x8080_8080_8080_8080 != 0
+}
+
+/// The character the escape at the start of `rest` stands for, and the escape's length
+/// in bytes; `None` at the end of the text (or a `\` that ends it).
+fn escape_at(rest: &str) -> Option<(char, usize)> {
+    let mut chars = rest.chars();
+    chars.next()?;
+    let decoded = match chars.next()? {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'u' => {
+            let high = hex4(&mut chars);
+            let code = if (0xD800..0xDC00).contains(&high) {
+                if let Some(low_escape) = chars.as_str().strip_prefix("\\u") {
+                    let mut ahead = low_escape.chars();
+                    let low = hex4(&mut ahead);
+                    if (0xDC00..0xE000).contains(&low) {
+                        chars = ahead;
+                        0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
                     } else {
                         0xFFFD
                     }
                 } else {
-                    high
-                };
-                char::from_u32(code).unwrap_or('\u{FFFD}')
-            }
-            Some(other) => other, // `"`, `\`, `/`
-            None => return true,
-        };
-        if !piece(decoded.encode_utf8(&mut buf)) {
-            return false;
+                    0xFFFD
+                }
+            } else {
+                high
+            };
+            char::from_u32(code).unwrap_or('\u{FFFD}')
         }
-    }
+        other => other, // `"`, `\`, `/`
+    };
+    Some((decoded, rest.len() - chars.as_str().len()))
 }
 
 fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
@@ -106,7 +154,7 @@ mod tests {
     fn raw_inside() -> impl Strategy<Value = String> {
         prop::collection::vec(
             prop_oneof![
-                4 => "[a-z{}\\[\\]:, ]{0,6}",
+                4 => "[a-z{}\\[\\]:, ]{0,12}",
                 1 => Just("é日".to_owned()),
                 1 => prop::sample::select(vec![
                     "\\n", "\\t", "\\r", "\\b", "\\f", "\\\"", "\\\\", "\\/",

@@ -10,7 +10,7 @@
 use super::{Rules, key::NormKey, schema};
 
 /// The longest raw key kept in the table (longer ones are rare and answered afresh).
-const MAX_CACHED: usize = 24;
+const MAX_CACHED: usize = 16;
 /// Table slots (a power of two).
 const SLOTS: usize = 64;
 
@@ -100,10 +100,32 @@ pub(super) struct KeyTable {
 
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The key's bytes, zero-padded; `len` is `u8::MAX` while the slot is empty.
-    bytes: [u64; MAX_CACHED / 8],
+    /// The key as [`packed`] words; `len` is `u8::MAX` while the slot is empty.
+    words: [u64; 2],
     len: u8,
     facts: KeyFacts,
+}
+
+/// A key of at most [`MAX_CACHED`] bytes as two words that, with its length, determine
+/// it: its first and its last eight bytes, which overlap for shorter keys (first and last
+/// four, or first, middle and last byte). Loads from the key itself, no copy.
+fn packed(key: &[u8]) -> [u64; 2] {
+    let len = key.len();
+    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap_or_default());
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            key[at..at + 4].try_into().unwrap_or_default(),
+        ))
+    };
+    match len {
+        8.. => [word(0), word(len - 8)],
+        4..=7 => [half(0), half(len - 4)],
+        1..=3 => [
+            u64::from(key[0]) | u64::from(key[len / 2]) << 8,
+            u64::from(key[len - 1]),
+        ],
+        0 => [0, 0],
+    }
 }
 
 impl KeyTable {
@@ -111,7 +133,7 @@ impl KeyTable {
         Self {
             slots: Box::new(
                 [Slot {
-                    bytes: [0; MAX_CACHED / 8],
+                    words: [0; 2],
                     len: u8::MAX,
                     facts: KeyFacts::default(),
                 }; SLOTS],
@@ -125,23 +147,42 @@ impl KeyTable {
         if escaped || raw.len() > MAX_CACHED {
             return KeyFacts::of(rules, &super::string::decode(raw, escaped));
         }
-        let mut padded = [0u8; MAX_CACHED];
-        padded[..raw.len()].copy_from_slice(raw.as_bytes());
-        let mut bytes = [0u64; MAX_CACHED / 8];
-        for (word, chunk) in bytes.iter_mut().zip(padded.chunks_exact(8)) {
-            *word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        }
+        let words = packed(raw.as_bytes());
         let len = raw.len() as u8;
-        let mixed = bytes[0] ^ bytes[1].rotate_left(21) ^ bytes[2].rotate_left(42) ^ u64::from(len);
-        let slot = &mut self.slots
-            [(mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize];
-        if slot.len != len || slot.bytes != bytes {
+        let mixed = words[0] ^ words[1].rotate_left(29) ^ u64::from(len) << 56;
+        let index = mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros());
+        let slot = &mut self.slots[index as usize];
+        if slot.len != len || slot.words != words {
             *slot = Slot {
-                bytes,
+                words,
                 len,
                 facts: KeyFacts::of(rules, raw),
             };
         }
         slot.facts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{MAX_CACHED, packed};
+
+    proptest! {
+        /// A key differing from another of its length in any one byte has other words.
+        #[test]
+        fn packed_words_tell_keys_apart(
+            key in "[a-zA-Z_]{1,16}",
+            at in any::<prop::sample::Index>(),
+            byte in b'a'..=b'z',
+        ) {
+            let mut other = key.clone().into_bytes();
+            let at = at.index(other.len());
+            prop_assume!(other[at] != byte);
+            other[at] = byte;
+            prop_assert!(key.len() <= MAX_CACHED);
+            prop_assert_ne!(packed(key.as_bytes()), packed(&other));
+        }
     }
 }

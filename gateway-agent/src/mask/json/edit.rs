@@ -142,8 +142,12 @@ impl Style {
     pub fn encode(&self, value: &str) -> String {
         let mut out = String::with_capacity(value.len() + 2);
         out.push('"');
+        let mut stops = [false; 256];
+        for (b, stop) in (0..=u8::MAX).zip(stops.iter_mut()) {
+            *stop = self.needs_escape(b);
+        }
         let mut rest = value;
-        while let Some(at) = rest.bytes().position(|b| self.needs_escape(b)) {
+        while let Some(at) = rest.bytes().position(|b| stops[usize::from(b)]) {
             out.push_str(&rest[..at]);
             rest = &rest[at..];
             let mut chars = rest.chars();

@@ -18,6 +18,15 @@ pub(super) fn decode(inner: &str, escaped: bool) -> Cow<'_, str> {
         // string), where a searcher's set-up costs more than it saves.
         let run = rest.bytes().position(|b| b == b'\\').unwrap_or(rest.len());
         out.push_str(&rest[..run]);
+        if let Some(simple) = rest
+            .as_bytes()
+            .get(run + 1)
+            .and_then(|&b| one_byte_escape(b))
+        {
+            out.push(char::from(simple));
+            rest = &rest[run + 2..];
+            continue;
+        }
         let Some((decoded, len)) = escape_at(&rest[run..]) else {
             return Cow::Owned(out);
         };
@@ -60,18 +69,7 @@ pub(super) fn decodes_to(inner: &str, escaped: bool, target: &str) -> bool {
             continue;
         }
         // The one-byte escapes inline (`\"` every few bytes in serialised JSON).
-        let simple = match raw.get(at + 1) {
-            Some(b'"') => Some(b'"'),
-            Some(b'\\') => Some(b'\\'),
-            Some(b'/') => Some(b'/'),
-            Some(b'n') => Some(b'\n'),
-            Some(b't') => Some(b'\t'),
-            Some(b'r') => Some(b'\r'),
-            Some(b'b') => Some(8),
-            Some(b'f') => Some(12),
-            _ => None,
-        };
-        if let Some(simple) = simple {
+        if let Some(simple) = raw.get(at + 1).and_then(|&b| one_byte_escape(b)) {
             if want.get(to) != Some(&simple) {
                 return false;
             }
@@ -91,6 +89,19 @@ pub(super) fn decodes_to(inner: &str, escaped: bool, target: &str) -> bool {
             to += 1;
         }
         at += len;
+    }
+}
+
+/// The byte a two-byte escape (`\\"`, `\\n`…) whose second byte is `b` stands for.
+fn one_byte_escape(b: u8) -> Option<u8> {
+    match b {
+        b'"' | b'\\' | b'/' => Some(b),
+        b'n' => Some(b'\n'),
+        b't' => Some(b'\t'),
+        b'r' => Some(b'\r'),
+        b'b' => Some(8),
+        b'f' => Some(12),
+        _ => None,
     }
 }
 

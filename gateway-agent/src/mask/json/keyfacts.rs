@@ -11,8 +11,8 @@ use super::{Rules, key::NormKey, schema};
 
 /// The longest raw key kept in the table (longer ones are rare and answered afresh).
 const MAX_CACHED: usize = 16;
-/// Table slots (a power of two).
-const SLOTS: usize = 64;
+/// Table slots (a power of two), in pairs.
+const SLOTS: usize = 128;
 
 /// The answers about one key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -150,16 +150,24 @@ impl KeyTable {
         let words = packed(raw.as_bytes());
         let len = raw.len() as u8;
         let mixed = words[0] ^ words[1].rotate_left(29) ^ u64::from(len) << 56;
-        let index = mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros());
-        let slot = &mut self.slots[index as usize];
-        if slot.len != len || slot.words != words {
-            *slot = Slot {
-                words,
-                len,
-                facts: KeyFacts::of(rules, raw),
-            };
+        let index =
+            (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize;
+        // Two ways: the slot and its neighbour, so that two keys of every record that
+        // share a slot do not evict each other.
+        for way in [index, index ^ 1] {
+            let slot = &self.slots[way];
+            if slot.len == len && slot.words == words {
+                return slot.facts;
+            }
         }
-        slot.facts
+        let facts = KeyFacts::of(rules, raw);
+        // The newest entry of the pair takes the first way, the one it displaces the
+        // other (evicting the oldest).
+        if self.slots[index].len != u8::MAX {
+            self.slots[index ^ 1] = self.slots[index];
+        }
+        self.slots[index] = Slot { words, len, facts };
+        facts
     }
 }
 

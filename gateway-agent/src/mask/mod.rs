@@ -12,7 +12,9 @@
 //!
 //! Values that are no secret (code, references, placeholders: [`values`]) are left alone.
 //! Strings that hold JSON — MCP tools often return their result serialised into a `text`
-//! block — are masked as JSON, so a credential in there is caught by key too.
+//! block — are masked as JSON, so a credential in there is caught by key too; a block
+//! that is byte for byte a container masked already (its `structuredContent`) is given
+//! that container's outcome rather than parsed and walked again (`json/reuse.rs`).
 //!
 //! Masking must not break a strict client ([`json`]): JSON is masked as text, so nothing
 //! but the masked values changes (key order, whitespace, escapes stay the server's); a
@@ -247,12 +249,7 @@ impl Masker {
     ) -> MaskReport {
         let mut report = MaskReport::default();
         if self.enabled {
-            Walker {
-                rules: &self.rules,
-                report: &mut report,
-                path,
-            }
-            .data_members(doc, node, skip, 0, edits);
+            Walker::new(&self.rules, &mut report, path).data_members(doc, node, skip, 0, edits);
         }
         report
     }

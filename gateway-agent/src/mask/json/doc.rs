@@ -16,6 +16,8 @@
 
 use std::borrow::Cow;
 
+use super::string::{decode, decodes_to};
+
 /// An index into [`Doc`]'s nodes.
 pub type NodeId = u32;
 
@@ -133,6 +135,18 @@ impl<'a> Doc<'a> {
         })
     }
 
+    /// The raw inside of an object member's key (between the quotes), and whether it
+    /// holds escapes.
+    pub fn key_raw(&self, node: NodeId) -> Option<(&'a str, bool)> {
+        let n = self.node(node);
+        (n.key_start < n.key_end).then(|| {
+            (
+                &self.text[n.key_start as usize + 1..n.key_end as usize - 1],
+                n.key_escaped,
+            )
+        })
+    }
+
     /// The raw span of an object member's key (quotes included).
     pub fn key_span(&self, node: NodeId) -> Option<(usize, usize)> {
         let n = self.node(node);
@@ -146,6 +160,16 @@ impl<'a> Doc<'a> {
         };
         let (start, end) = self.span(node);
         Some(decode(&self.text[start + 1..end - 1], escaped))
+    }
+
+    /// Whether string `node`'s decoded value is exactly `target` (false for other kinds),
+    /// without decoding it into a new string.
+    pub fn str_is(&self, node: NodeId, target: &str) -> bool {
+        let Kind::String { escaped } = self.kind(node) else {
+            return false;
+        };
+        let (start, end) = self.span(node);
+        decodes_to(&self.text[start + 1..end - 1], escaped, target)
     }
 
     /// The value of the member `key` of an object node (the first, if repeated).
@@ -177,65 +201,6 @@ impl Iterator for Children<'_, '_> {
             current
         })
     }
-}
-
-/// The value of a JSON string's raw inside (between the quotes). The text was validated
-/// by the parser; a lone surrogate escape (which RFC 8259 tolerates and no UTF-8 string
-/// can hold) decodes to U+FFFD.
-fn decode(inner: &str, escaped: bool) -> Cow<'_, str> {
-    if !escaped {
-        return Cow::Borrowed(inner);
-    }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    loop {
-        // Copy the plain run up to the next escape in one go.
-        let rest = chars.as_str();
-        // A byte loop, not `str::find`: escaped text has an escape every few bytes
-        // (serialised JSON in a string), where a searcher's set-up costs more than it saves.
-        let run = rest.bytes().position(|b| b == b'\\').unwrap_or(rest.len());
-        out.push_str(&rest[..run]);
-        chars = rest[run..].chars();
-        if chars.next().is_none() {
-            break;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let high = hex4(&mut chars);
-                let code = if (0xD800..0xDC00).contains(&high) {
-                    if let Some(low_escape) = chars.as_str().strip_prefix("\\u") {
-                        let mut ahead = low_escape.chars();
-                        let low = hex4(&mut ahead);
-                        if (0xDC00..0xE000).contains(&low) {
-                            chars = ahead;
-                            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            0xFFFD
-                        }
-                    } else {
-                        0xFFFD
-                    }
-                } else {
-                    high
-                };
-                out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
-            }
-            Some(other) => out.push(other), // `"`, `\`, `/`
-            None => {}
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
-    (0..4).fold(0, |acc, _| {
-        acc * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0)
-    })
 }
 
 /// Bytes that end a plain run inside a string: `"`, `\\` and control characters.

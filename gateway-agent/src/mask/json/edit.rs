@@ -30,6 +30,26 @@ impl Edits {
         self.edits.push(Edit { start, end, text });
     }
 
+    /// How many edits were pushed: a walk's edits are the ones pushed while it ran.
+    pub(super) fn len(&self) -> usize {
+        self.edits.len()
+    }
+
+    /// The edits pushed at positions `from..to` of the list, moved `offset` bytes back:
+    /// a subtree's edits as they apply to a copy of its text.
+    pub(super) fn moved(&self, from: usize, to: usize, offset: usize) -> Edits {
+        Edits {
+            edits: self.edits[from..to]
+                .iter()
+                .map(|e| Edit {
+                    start: e.start - offset,
+                    end: e.end - offset,
+                    text: e.text.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Removes and returns the edits that fall inside `start..end`, in order.
     pub fn take_within(&mut self, start: usize, end: usize) -> Vec<Edit> {
         self.sort();
@@ -85,17 +105,123 @@ pub struct Style {
 }
 
 impl Style {
-    /// The style of `raw`, whose decoded value is `value`.
+    /// The style of `raw`, whose decoded value is `value`. One look at each `\\` of
+    /// `raw` (what a substring search for `\\/`, `\\u003c`… finds, case-insensitively
+    /// for the hex digits).
     pub fn of(raw: &str, value: &str) -> Self {
         if !raw.contains('\\') {
             // Nothing was escaped; the replacement escapes only what JSON requires.
             return Self::default();
         }
+        let bytes = raw.as_bytes();
+        let mut style = Self {
+            ascii_only: raw.is_ascii() && !value.is_ascii(),
+            ..Self::default()
+        };
+        for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'\\') {
+            match bytes.get(i + 1) {
+                Some(b'/') => style.escape_slash = true,
+                // `\\U` only where an escaped `\\` precedes a `U`: the case-insensitive
+                // look for Go's escapes has always counted it.
+                Some(&u @ (b'u' | b'U')) => {
+                    let hex = &raw[i + 2..];
+                    style.upper_hex |=
+                        u == b'u' && hex.chars().take(4).any(|c| c.is_ascii_uppercase());
+                    style.html_safe |= ["003c", "003e", "0026", "2028", "2029"]
+                        .iter()
+                        .any(|code| hex.get(..4).is_some_and(|h| h.eq_ignore_ascii_case(code)));
+                }
+                _ => {}
+            }
+        }
+        style
+    }
+
+    /// `value` as a JSON string literal (quotes included) in this style. Runs of bytes
+    /// that need no escape are copied whole.
+    pub fn encode(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('"');
+        let mut stops = [false; 256];
+        for (b, stop) in (0..=u8::MAX).zip(stops.iter_mut()) {
+            *stop = self.needs_escape(b);
+        }
+        let mut rest = value;
+        while let Some(at) = rest.bytes().position(|b| stops[usize::from(b)]) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                self.encode_char(c, &mut out);
+            }
+            rest = chars.as_str();
+        }
+        out.push_str(rest);
+        out.push('"');
+        out
+    }
+
+    /// Whether a byte may start a character [`Style::encode_char`] escapes (every byte
+    /// of a multi-byte character may, in some styles: those are looked at whole).
+    fn needs_escape(&self, b: u8) -> bool {
+        match b {
+            b'"' | b'\\' | 0..0x20 => true,
+            b'/' => self.escape_slash,
+            b'<' | b'>' | b'&' => self.html_safe,
+            0x80.. => self.ascii_only || self.html_safe,
+            _ => false,
+        }
+    }
+
+    fn encode_char(&self, c: char, out: &mut String) {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '/' if self.escape_slash => out.push_str("\\/"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if self.html_safe => {
+                self.escape_code(c as u32, out)
+            }
+            c if (c as u32) < 0x20 => self.escape_code(c as u32, out),
+            c if !c.is_ascii() && self.ascii_only => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    self.escape_code(u32::from(*unit), out);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+
+    fn escape_code(&self, code: u32, out: &mut String) {
+        if self.upper_hex {
+            out.push_str(&format!("\\u{code:04X}"));
+        } else {
+            out.push_str(&format!("\\u{code:04x}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Style;
+
+    /// [`Style::of`] as first written: substring searches on the raw text.
+    fn style_by_search(raw: &str, value: &str) -> Style {
+        if !raw.contains('\\') {
+            return Style::default();
+        }
         let upper_hex = raw
             .match_indices("\\u")
             .any(|(i, _)| raw[i + 2..].chars().take(4).any(|c| c.is_ascii_uppercase()));
         let lower = raw.to_ascii_lowercase();
-        Self {
+        Style {
             ascii_only: raw.is_ascii() && !value.is_ascii(),
             escape_slash: raw.contains("\\/"),
             html_safe: ["\\u003c", "\\u003e", "\\u0026", "\\u2028", "\\u2029"]
@@ -105,42 +231,46 @@ impl Style {
         }
     }
 
-    /// `value` as a JSON string literal (quotes included) in this style.
-    pub fn encode(&self, value: &str) -> String {
-        let mut out = String::with_capacity(value.len() + 2);
-        out.push('"');
+    /// [`Style::encode`] as first written: a character at a time.
+    fn encode_by_char(style: &Style, value: &str) -> String {
+        let mut out = String::from("\"");
         for c in value.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '/' if self.escape_slash => out.push_str("\\/"),
-                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if self.html_safe => {
-                    self.escape_code(c as u32, &mut out)
-                }
-                c if (c as u32) < 0x20 => self.escape_code(c as u32, &mut out),
-                c if !c.is_ascii() && self.ascii_only => {
-                    let mut units = [0u16; 2];
-                    for unit in c.encode_utf16(&mut units) {
-                        self.escape_code(u32::from(*unit), &mut out);
-                    }
-                }
-                c => out.push(c),
-            }
+            style.encode_char(c, &mut out);
         }
         out.push('"');
         out
     }
 
-    fn escape_code(&self, code: u32, out: &mut String) {
-        if self.upper_hex {
-            out.push_str(&format!("\\u{code:04X}"));
-        } else {
-            out.push_str(&format!("\\u{code:04x}"));
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                3 => "[a-zA-Z0-9 ]{0,10}",
+                2 => prop::sample::select(vec![
+                    "\\", "\\\\", "\\/", "/", "\\u003C", "\\u003c", "\\U003e", "\\u0026",
+                    "\\u2028", "\\u00E9", "\\u00e9", "<", ">", "&", "\"", "\n", "\t", "\u{1}",
+                    "\u{7f}", "é", "\u{2028}", "\u{2029}", "日本",
+                ])
+                .prop_map(str::to_owned),
+            ],
+            0..10,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        /// One look per `\` reads the same style as the substring searches, and copying
+        /// plain runs whole encodes as a character at a time does.
+        #[test]
+        fn styles_and_encodings_match_the_first_version(raw in text(), value in text()) {
+            let style = Style::of(&raw, &value);
+            prop_assert_eq!(style, style_by_search(&raw, &value));
+            prop_assert_eq!(style.encode(&value), encode_by_char(&style, &value));
+            for other in [
+                Style { ascii_only: true, ..style },
+                Style { html_safe: true, escape_slash: true, ..style },
+            ] {
+                prop_assert_eq!(other.encode(&value), encode_by_char(&other, &value));
+            }
         }
     }
 }

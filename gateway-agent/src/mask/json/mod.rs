@@ -19,12 +19,20 @@
 mod doc;
 mod edit;
 mod key;
+mod keyfacts;
+mod reuse;
 mod schema;
+mod string;
 
 pub use doc::{Doc, Kind, NodeId, ParseError};
 pub use edit::{Edits, Style, apply_sorted};
 
-use self::{key::NormKey, schema::Keyword};
+use self::{
+    key::NormKey,
+    keyfacts::{Field, KeyFacts, KeyTable, Shape},
+    reuse::{MIN_REUSED, Reuse},
+    schema::Keyword,
+};
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
     is_placeholder, scan::Path, values,
@@ -55,13 +63,38 @@ const MAX_FIELD_KEY: usize = 16;
 
 /// One masking pass over one document.
 pub(super) struct Walker<'r> {
-    pub rules: &'r Rules,
-    pub report: &'r mut MaskReport,
+    rules: &'r Rules,
+    report: &'r mut MaskReport,
     /// The scanner's keyword search (the staged one but in differential tests).
-    pub path: Path,
+    path: Path,
+    /// Repeated text is masked once ([`reuse`]); not on the reference path, which the
+    /// differential tests compare with.
+    reusing: bool,
+    reuse: Reuse,
+    /// Answers about keys, by key ([`keyfacts`]); made on first use, not on the
+    /// reference path.
+    keys: Option<KeyTable>,
+    /// Nesting-limit events so far (a limit reached, a JSON-looking string refused): a
+    /// container whose walk saw one is not reused.
+    depth_events: usize,
+    /// The deepest value walked so far within the current container.
+    deepest: usize,
 }
 
-impl Walker<'_> {
+impl<'r> Walker<'r> {
+    pub fn new(rules: &'r Rules, report: &'r mut MaskReport, path: Path) -> Self {
+        Self {
+            rules,
+            report,
+            path,
+            reusing: path == Path::Staged,
+            reuse: Reuse::default(),
+            keys: None,
+            depth_events: 0,
+            deepest: 0,
+        }
+    }
+
     /// Masks `node` read as data, `depth` containers (JSON inside strings included) below
     /// the message's top.
     pub fn data(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
@@ -82,30 +115,52 @@ impl Walker<'_> {
         } else {
             self.walk(doc, object, Place::Data, depth, edits);
         }
+        self.masked_deferred(doc, edits);
     }
 
     fn walk(&mut self, doc: &Doc<'_>, node: NodeId, place: Place, depth: usize, edits: &mut Edits) {
+        self.deepest = self.deepest.max(depth);
         match doc.kind(node) {
             Kind::Object | Kind::Array if depth >= MAX_DEPTH => {
                 // Not inspected, so not released (fail closed).
                 let (start, end) = doc.span(node);
                 edits.push(start, end, Style::default().encode(DEPTH_PLACEHOLDER));
                 self.report.hit("too_deep");
+                self.depth_events += 1;
             }
-            Kind::Object => self.object(doc, node, place, &[], depth, edits),
-            Kind::Array => {
-                // Under a schema keyword, an array is a list of subschemas (`anyOf`,
-                // draft-07 `items`); elsewhere its items sit where it sits.
-                for item in doc.children(node) {
-                    self.walk(doc, item, place, depth + 1, edits);
-                }
+            Kind::Object | Kind::Array
+                if self.reusing
+                    && place == Place::Data
+                    && doc.span(node).1 - doc.span(node).0 >= MIN_REUSED =>
+            {
+                self.remembered(doc, node, depth, edits);
             }
+            Kind::Object | Kind::Array => self.container(doc, node, place, depth, edits),
             Kind::String { .. } => match place {
                 Place::Secret => self.secret_string(doc, node, edits),
                 // A string where a schema was expected is not a schema: read it as data.
                 Place::Data | Place::Schema { .. } => self.data_string(doc, node, depth, edits),
             },
             Kind::Number | Kind::Bool(_) | Kind::Null => {}
+        }
+    }
+
+    fn container(
+        &mut self,
+        doc: &Doc<'_>,
+        node: NodeId,
+        place: Place,
+        depth: usize,
+        edits: &mut Edits,
+    ) {
+        if doc.kind(node) == Kind::Object {
+            self.object(doc, node, place, &[], depth, edits);
+        } else {
+            // Under a schema keyword, an array is a list of subschemas (`anyOf`,
+            // draft-07 `items`); elsewhere its items sit where it sits.
+            for item in doc.children(node) {
+                self.walk(doc, item, place, depth + 1, edits);
+            }
         }
     }
 
@@ -118,16 +173,20 @@ impl Walker<'_> {
         depth: usize,
         edits: &mut Edits,
     ) {
-        let place = match place {
-            Place::Data if schema::looks_like_schema(doc, node) => {
-                Place::Schema { secret_name: false }
+        let (place, secret_fields) = match place {
+            // The reference path reads the object once per question, as before.
+            Place::Data if !self.reusing => {
+                if schema::looks_like_schema(doc, node) {
+                    (Place::Schema { secret_name: false }, &[][..])
+                } else {
+                    (Place::Data, self.secret_fields(doc, node))
+                }
             }
-            other => other,
-        };
-        let secret_fields = if place == Place::Data {
-            self.secret_fields(doc, node)
-        } else {
-            &[]
+            Place::Data => match self.shape(doc, node) {
+                None => (Place::Schema { secret_name: false }, &[][..]),
+                Some(fields) => (Place::Data, fields),
+            },
+            other => (other, &[][..]),
         };
         let mut renames = Vec::new();
         for child in doc.children(node) {
@@ -137,7 +196,10 @@ impl Walker<'_> {
             }
             let child_place = match place {
                 Place::Secret => Place::Secret,
-                Place::Data => self.member_place(doc, child, &key, secret_fields),
+                Place::Data => {
+                    let facts = self.key_facts(doc, child);
+                    self.data_member_place(doc, child, &key, facts, secret_fields)
+                }
                 Place::Schema { secret_name } => self.keyword_place(doc, child, &key, secret_name),
             };
             let keyword = match place {
@@ -169,6 +231,82 @@ impl Walker<'_> {
             self.scan_key(child, &key, &mut renames);
         }
         self.rename_keys(doc, node, renames, edits);
+    }
+
+    /// The answers about `child`'s key, from the table when there is one.
+    fn key_facts(&mut self, doc: &Doc<'_>, child: NodeId) -> KeyFacts {
+        let (raw, escaped) = doc.key_raw(child).unwrap_or_default();
+        if !self.reusing {
+            return KeyFacts::of(self.rules, &doc.key(child).unwrap_or_default());
+        }
+        self.keys
+            .get_or_insert_with(KeyTable::new)
+            .facts(self.rules, raw, escaped)
+    }
+
+    /// [`Walker::member_place`] from the key's answers.
+    fn data_member_place(
+        &self,
+        doc: &Doc<'_>,
+        child: NodeId,
+        key: &str,
+        facts: KeyFacts,
+        secret_fields: &[&str],
+    ) -> Place {
+        if facts.sensitive || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+        {
+            Place::Secret
+        } else if facts.schema_member && schema::can_be_schema(doc, child) {
+            Place::Schema { secret_name: false }
+        } else {
+            Place::Data
+        }
+    }
+
+    /// What an object found where data was expected is, read in one pass over its
+    /// members: `None` for a JSON Schema ([`schema::looks_like_schema`]), else the keys
+    /// of its fields that hold a secret because another field says so
+    /// ([`Walker::secret_fields`]).
+    fn shape(&mut self, doc: &Doc<'_>, object: NodeId) -> Option<&'static [&'static str]> {
+        let (mut dollar_schema, mut typed, mut properties) = (None, false, false);
+        let (mut named, mut has_value, mut said) = (false, false, None);
+        for child in doc.children(object) {
+            let facts = self.key_facts(doc, child);
+            let text = || doc.str(child);
+            match facts.shape {
+                Shape::DollarSchema => {
+                    dollar_schema.get_or_insert_with(|| doc.str(child).is_some());
+                }
+                Shape::Type => typed = schema::is_type_name(doc, child),
+                Shape::Properties => properties = doc.kind(child) == Kind::Object,
+                Shape::Other => {}
+            }
+            if said.is_some() {
+                continue;
+            }
+            match facts.field {
+                Field::Value => has_value = true,
+                Field::Name => {
+                    named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
+                }
+                // AWS SSM parameters.
+                Field::Type => {
+                    named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
+                }
+                // Terraform outputs.
+                Field::Sensitive => named |= doc.kind(child) == Kind::Bool(true),
+                Field::Kty => said = Some(&JWK_PRIVATE_KEYS[..]),
+                // A Kubernetes Secret: everything under `data`/`stringData` is secret.
+                Field::Kind if text().is_some_and(|k| k == "Secret") => {
+                    said = Some(&SECRET_DATA_KEYS[..]);
+                }
+                Field::Kind | Field::Other => {}
+            }
+        }
+        if dollar_schema.unwrap_or(typed && properties) {
+            return None;
+        }
+        Some(said.unwrap_or(if named && has_value { &VALUE_KEYS } else { &[] }))
     }
 
     /// How a member of a data object is read.
@@ -212,6 +350,7 @@ impl Walker<'_> {
 
     /// The (normalised) keys of an object's fields that hold a secret because another
     /// field says so: a name/value pair naming a secret, a Kubernetes Secret, a JWK.
+    /// (The reference path's; the walk answers this in [`Walker::shape`].)
     fn secret_fields(&self, doc: &Doc<'_>, object: NodeId) -> &'static [&'static str] {
         let mut named = false;
         let mut has_value = false;
@@ -254,7 +393,17 @@ impl Walker<'_> {
     }
 
     /// A string read as data: JSON inside it is masked as JSON, other text by pattern.
+    /// A long one that starts like JSON may repeat a container: masked at the end.
     fn data_string(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
+        let raw = doc.raw(node).as_bytes();
+        if self.reusing && raw.len() >= MIN_REUSED + 2 && matches!(raw[1], b'{' | b'[') {
+            self.reuse.deferred.push((node, depth));
+            return;
+        }
+        self.data_string_now(doc, node, depth, edits);
+    }
+
+    fn data_string_now(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
         let Some(value) = doc.str(node) else { return };
         if let Some(masked) = self.masked_text(&value, depth) {
             let (start, end) = doc.span(node);
@@ -272,15 +421,22 @@ impl Walker<'_> {
             // keywords from a scan of the raw text.
             match Doc::parse(text, MAX_DEPTH.saturating_sub(depth + 1)) {
                 Ok(inner) => {
+                    // A document of its own: its own containers to reuse.
+                    let outer = std::mem::take(&mut self.reuse);
                     let mut inner_edits = Edits::default();
                     self.data(&inner, inner.root(), depth + 1, &mut inner_edits);
+                    self.masked_deferred(&inner, &mut inner_edits);
+                    self.reuse = outer;
                     return (!inner_edits.is_empty()).then(|| inner_edits.apply(text));
                 }
                 Err(ParseError::TooDeep) => {
+                    self.depth_events += 1;
                     self.report.hit("too_deep");
                     return Some(DEPTH_PLACEHOLDER.to_owned());
                 }
-                Err(ParseError::Syntax(_)) => {} // not JSON after all: free text
+                // Not JSON after all: free text. (At another depth the same text might
+                // have reached the limit first.)
+                Err(ParseError::Syntax(_)) => self.depth_events += 1,
             }
         }
         match self.rules.scanner.mask_by(text, self.report, self.path) {

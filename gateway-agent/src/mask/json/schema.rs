@@ -86,7 +86,7 @@ pub fn looks_like_schema(doc: &Doc<'_>, object: NodeId) -> bool {
     typed && properties
 }
 
-fn is_type_name(doc: &Doc<'_>, node: NodeId) -> bool {
+pub fn is_type_name(doc: &Doc<'_>, node: NodeId) -> bool {
     const TYPES: [&str; 7] = [
         "object", "array", "string", "number", "integer", "boolean", "null",
     ];

@@ -84,6 +84,11 @@ fn pieces() -> &'static [String] {
                 "tokenizer",
                 "the password policy requires rotation",
                 "aGVsbG8gd29ybGQgdGhpcyBpcyBub3Q",
+                "Secret",
+                "SecureString",
+                "object",
+                "DB_PASSWORD",
+                "https://json-schema.org/draft/2020-12/schema",
             ]
             .map(str::to_owned),
         );
@@ -105,6 +110,12 @@ const KEYS: &[&str] = &[
     "value",
     "type",
     "kty",
+    "$schema",
+    "Parameter_Value",
+    "ParameterName",
+    "variable",
+    "key",
+    "jsonSchema",
     "d",
     "kind",
     "data",
@@ -143,6 +154,51 @@ fn salted() -> impl Strategy<Value = String> {
     })
 }
 
+/// Members that make an object a name/value pair, an SSM parameter, a Terraform output,
+/// a JWK, a Kubernetes Secret or a JSON Schema, or nearly (a name that is no secret, a
+/// `type` that is no type name), as raw JSON values.
+const SHAPING: &[(&str, &str)] = &[
+    ("name", r#""DB_PASSWORD""#),
+    ("Name", r#""db_host""#),
+    ("key", r#""api_key""#),
+    ("ParameterName", r#""/prod/db/password""#),
+    ("variable", r#""SMTP_PASS""#),
+    ("Type", r#""SecureString""#),
+    ("type", r#""String""#),
+    ("type", r#""object""#),
+    ("type", r#"["string","null"]"#),
+    ("sensitive", "true"),
+    ("sensitive", "false"),
+    ("kty", r#""RSA""#),
+    ("kind", r#""Secret""#),
+    ("kind", r#""ConfigMap""#),
+    (
+        "$schema",
+        r#""https://json-schema.org/draft/2020-12/schema""#,
+    ),
+    ("$schema", "1"),
+    (
+        "properties",
+        r#"{"password":{"type":"string","default":"hunter2hunter2"}}"#,
+    ),
+    ("properties", "[]"),
+];
+
+/// Keys of the fields such objects hold their secret in (and one they do not).
+const HOLDING: &[&str] = &[
+    "value",
+    "Value",
+    "Parameter_Value",
+    "OutputValue",
+    "secretValue",
+    "data",
+    "stringData",
+    "d",
+    "k",
+    "default",
+    "description",
+];
+
 /// A generated JSON value, written as JSON text below.
 #[derive(Debug, Clone)]
 enum Gen {
@@ -150,10 +206,20 @@ enum Gen {
     /// A string holding serialised JSON (a tool result's `text` block).
     Nested(Box<Gen>),
     Num(i64),
+    /// JSON text written as it is.
+    Raw(&'static str),
     Bool(bool),
     Null,
     Array(Vec<Gen>),
     Object(Vec<(String, Gen)>),
+    /// A tool result: the value as `structuredContent` and serialised into a `text`
+    /// block. `alike`: written with the same escapes, so the text is a copy the walk may
+    /// reuse; else with the other ones (a near copy). `text_first`: the block comes first.
+    ToolResult {
+        value: Box<Gen>,
+        alike: bool,
+        text_first: bool,
+    },
 }
 
 fn gen_value() -> impl Strategy<Value = Gen> {
@@ -168,10 +234,25 @@ fn gen_value() -> impl Strategy<Value = Gen> {
             3 => prop::sample::select(KEYS).prop_map(str::to_owned),
             1 => salted(),
         ];
+        let object = prop::collection::vec((key, inner.clone()), 0..6).prop_map(Gen::Object);
+        let shaping = prop::sample::select(SHAPING)
+            .prop_map(|(key, value)| (key.to_owned(), Gen::Raw(value)));
+        let holding = (prop::sample::select(HOLDING), inner.clone())
+            .prop_map(|(key, value)| (key.to_owned(), value));
+        let shaped = prop::collection::vec(prop_oneof![3 => shaping, 1 => holding], 1..8)
+            .prop_map(Gen::Object);
         prop_oneof![
             2 => prop::collection::vec(inner.clone(), 0..6).prop_map(Gen::Array),
-            3 => prop::collection::vec((key, inner.clone()), 0..6).prop_map(Gen::Object),
+            3 => object.clone(),
+            2 => shaped,
             1 => inner.prop_map(|v| Gen::Nested(Box::new(v))),
+            1 => (object, any::<bool>(), any::<bool>()).prop_map(|(value, alike, text_first)| {
+                Gen::ToolResult {
+                    value: Box::new(value),
+                    alike,
+                    text_first,
+                }
+            }),
         ]
     })
 }
@@ -188,6 +269,7 @@ fn write(value: &Gen, escape_all: bool, pretty: bool, out: &mut String) {
             write_str(&text, escape_all, out);
         }
         Gen::Num(n) => out.push_str(&n.to_string()),
+        Gen::Raw(text) => out.push_str(text),
         Gen::Bool(b) => out.push_str(&b.to_string()),
         Gen::Null => out.push_str("null"),
         Gen::Array(items) => {
@@ -213,6 +295,29 @@ fn write(value: &Gen, escape_all: bool, pretty: bool, out: &mut String) {
                 write(value, escape_all, pretty, out);
             }
             out.push('}');
+        }
+        Gen::ToolResult {
+            value,
+            alike,
+            text_first,
+        } => {
+            let mut text = String::new();
+            write(value, escape_all == *alike, pretty, &mut text);
+            let mut block = String::from(r#"[{"type":"text","text":"#);
+            write_str(&text, escape_all, &mut block);
+            block.push_str("}]");
+            let mut structured = String::new();
+            write(value, escape_all, pretty, &mut structured);
+            let members = [("content", block), ("structuredContent", structured)];
+            let (first, second) = if *text_first {
+                (&members[0], &members[1])
+            } else {
+                (&members[1], &members[0])
+            };
+            out.push_str(&format!(
+                r#"{{"{}":{},"{}":{}}}"#,
+                first.0, first.1, second.0, second.1
+            ));
         }
     }
 }

@@ -270,3 +270,53 @@ fn lone_surrogates_neither_hide_a_secret_nor_change_clean_text() {
     assert!(!masked.contains("FAKEfake0123"), "{masked}");
     assert!(masked.contains("[MASKED:github_pat]"), "{masked}");
 }
+
+/// A tool result whose `text` block repeats its `structuredContent`: both copies are
+/// masked (the block by reusing the structured copy's outcome), and the report counts
+/// each copy, as masking them one by one does.
+#[test]
+fn a_text_block_repeating_structured_content_is_masked_like_it() {
+    let structured = json!({
+        "items": [
+            {"id": 1, "password": "FAKEpassw0rd-1", "note": "max_tokens and the tokenizer"},
+            {"id": 2, "url": "postgres://app:FAKEpassw0rd@db.internal:5432/prod", "é": "/"},
+        ],
+        "total": 2,
+    });
+    let result = json!({
+        "content": [{"type": "text", "text": structured.to_string()}],
+        "structuredContent": structured,
+    });
+    let text = result.to_string();
+    let masker = masker();
+    let (masked, report) = masker.mask_json(&text).unwrap();
+    let (reference, reference_report) = masker.mask_json_reference(&text).unwrap();
+    assert_eq!(masked, reference);
+    assert_eq!(report, reference_report);
+    assert!(!masked.contains("FAKEpassw0rd"), "{masked}");
+    assert_eq!(report.masked, 4, "{masked}");
+    let value: Value = serde_json::from_str(&masked).unwrap();
+    let block: Value = serde_json::from_str(value["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(block, value["structuredContent"]);
+}
+
+/// The copy in a text block sits deeper than the structured original: where that takes
+/// it past the nesting limit, the block is masked as too deep, not given the original's
+/// outcome.
+#[test]
+fn a_repeated_copy_past_the_nesting_limit_is_not_reused() {
+    let depth = MAX_DEPTH - 3;
+    let nested = format!("{}\"x\"{}", "[".repeat(depth), "]".repeat(depth));
+    let structured = format!(r#"{{"a":{nested},"pad":"{}"}}"#, "p".repeat(200));
+    let escaped = serde_json::to_string(&structured).unwrap();
+    let text = format!(
+        r#"{{"content":[{{"type":"text","text":{escaped}}}],"structuredContent":{structured}}}"#
+    );
+    let masker = masker();
+    let (masked, report) = masker.mask_json(&text).unwrap();
+    let (reference, reference_report) = masker.mask_json_reference(&text).unwrap();
+    assert_eq!(masked, reference);
+    assert_eq!(report, reference_report);
+    assert_eq!(report.rules.get("too_deep"), Some(&1), "{masked}");
+    assert!(masked.contains(&format!(r#""structuredContent":{structured}"#)));
+}

@@ -77,11 +77,60 @@ pub fn ensure_installed() -> anyhow::Result<()> {
     }
     let venv = mitm_venv();
     if !venv.join("bin/mitmdump").exists() {
-        setup::run("python3", &["-m", "venv", &venv.display().to_string()])?;
+        // `--clear`: a venv left by a failed install (or another Python) is rebuilt.
+        let python = python_for_mitmproxy()?;
+        setup::run(
+            &python,
+            &["-m", "venv", "--clear", &venv.display().to_string()],
+        )?;
         let pip = venv.join("bin/pip");
         setup::run(&pip.display().to_string(), &["install", "-q", MITMPROXY])?;
     }
     Ok(())
+}
+
+/// mitmproxy 12 needs Python 3.12 or later; Debian 12's `python3` is 3.11. A newer
+/// interpreter is looked for on PATH by name (a deadsnakes or distribution package), then
+/// among pyenv's installed versions (whose shims refuse names the global version lacks).
+fn python_for_mitmproxy() -> anyhow::Result<String> {
+    let runs = |python: &str| {
+        Command::new(python)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if let Some(python) = ["python3.14", "python3.13", "python3.12"]
+        .into_iter()
+        .find(|python| runs(python))
+    {
+        return Ok(python.to_owned());
+    }
+    let pyenv_root = Command::new("pyenv")
+        .arg("root")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let newest = pyenv_root
+        .and_then(|root| std::fs::read_dir(root.join("versions")).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            let mut parts = name.split('.').map(str::parse::<u32>);
+            let version = (parts.next()?.ok()?, parts.next()?.ok()?);
+            let python = path.join("bin/python3");
+            (version >= (3, 12) && runs(&python.display().to_string()))
+                .then(|| (version, python.display().to_string()))
+        })
+        .max();
+    newest.map(|(_, python)| python).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{MITMPROXY} needs Python 3.12 or later: none on PATH (python3.12…3.14) nor \
+             installed by pyenv (Debian 12's python3 is 3.11)"
+        )
+    })
 }
 
 fn nginx_binary() -> PathBuf {

@@ -182,6 +182,12 @@ const SHAPING: &[(&str, &str)] = &[
         r#"{"password":{"type":"string","default":"hunter2hunter2"}}"#,
     ),
     ("properties", "[]"),
+    // A GeoJSON feature: `type` and `properties`, yet data, whose secrets are masked.
+    ("type", r#""Feature""#),
+    (
+        "properties",
+        r#"{"password":"hunter2hunter2","api_token":"FAKEtoken0123456789abcdef"}"#,
+    ),
 ];
 
 /// Keys of the fields such objects hold their secret in (and one they do not).

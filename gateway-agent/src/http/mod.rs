@@ -238,14 +238,7 @@ where
     if http2 {
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service);
-        let mut conn = std::pin::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => return result,
-            () = upstream_gone => {}
-        }
-        debug!("upstream closed its connection; closing the client's");
-        conn.as_mut().graceful_shutdown();
-        conn.await
+        until_upstream_gone(conn, upstream_gone, |conn| conn.graceful_shutdown()).await
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .preserve_header_case(true)
@@ -254,13 +247,27 @@ where
             .header_read_timeout(timeouts.request_head)
             .serve_connection(io, service)
             .with_upgrades();
-        let mut conn = std::pin::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => return result,
-            () = upstream_gone => {}
-        }
-        debug!("upstream closed its connection; closing the client's");
-        conn.as_mut().graceful_shutdown();
-        conn.await
+        until_upstream_gone(conn, upstream_gone, |conn| conn.graceful_shutdown()).await
     }
+}
+
+/// Drives a client connection `conn` to its end; once `upstream_gone` resolves first, it
+/// is shut down gracefully (`shutdown`: hyper's h1 and h2 connections each have their
+/// own `graceful_shutdown`) and driven until the exchanges in flight finish.
+async fn until_upstream_gone<C>(
+    conn: C,
+    upstream_gone: impl Future<Output = ()>,
+    shutdown: impl FnOnce(std::pin::Pin<&mut C>),
+) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        () = upstream_gone => {}
+    }
+    debug!("upstream closed its connection; closing the client's");
+    shutdown(conn.as_mut());
+    conn.await
 }

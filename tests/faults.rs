@@ -8,10 +8,10 @@
 mod support;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Write as _},
     net::{TcpListener, TcpStream},
-    sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, Instant},
+    sync::atomic::AtomicBool,
+    time::Instant,
 };
 
 use support::{
@@ -44,21 +44,7 @@ fn hold(mut conn: TcpStream, content_type: &str, first: &str, open: &OpenCount, 
         cond.notify_all();
     };
     change(1);
-    // Short read timeouts only so the thread can notice the test ending.
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf = [0u8; 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
+    support::stall::hold_until_closed(&mut conn, stop);
     change(-1);
 }
 

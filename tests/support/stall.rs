@@ -136,10 +136,17 @@ fn misbehave(mut conn: TcpStream, stall: Stall, open: &OpenCount, stop: &AtomicB
         Stall::Silent => Ok(()),
     };
     // Held until the agent closes it (or the test ends).
+    hold_until_closed(&mut conn, stop);
+    change(-1);
+}
+
+/// Reads and discards what `conn` sends until the peer closes it or `stop` is set (short
+/// read timeouts only so the thread notices the test ending).
+pub fn hold_until_closed(conn: &mut TcpStream, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 1024];
     while !stop.load(Ordering::SeqCst) {
-        match std::io::Read::read(&mut conn, &mut buf) {
+        match std::io::Read::read(conn, &mut buf) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e)
@@ -150,7 +157,6 @@ fn misbehave(mut conn: TcpStream, stall: Stall, open: &OpenCount, stop: &AtomicB
             Err(_) => break,
         }
     }
-    change(-1);
 }
 
 /// Opens an SSE stream, stays silent for twice the longest deadline, then sends one event

@@ -9,11 +9,7 @@
 
 mod support;
 
-use std::{
-    io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
-    thread::JoinHandle,
-};
+use std::{io::Write as _, net::TcpListener, thread::JoinHandle};
 
 use serde_json::Value;
 use support::{Scenario, require_root};
@@ -32,7 +28,7 @@ fn canned_server(bodies: Vec<(&'static str, String)>) -> (u16, JoinHandle<()>) {
             let Ok((mut conn, _)) = listener.accept() else {
                 return;
             };
-            read_request(&mut conn);
+            support::read_request(&mut conn);
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -41,26 +37,6 @@ fn canned_server(bodies: Vec<(&'static str, String)>) -> (u16, JoinHandle<()>) {
         }
     });
     (port, handle)
-}
-
-/// Reads a request head and its Content-Length body (bounded by the support read timeout).
-fn read_request(conn: &mut TcpStream) {
-    let Some(head) = support::read_request_head(conn) else {
-        return;
-    };
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let already = head
-        .split_once("\r\n\r\n")
-        .map_or(0, |(_, rest)| rest.len());
-    let mut rest = vec![0u8; length.saturating_sub(already).min(1 << 20)];
-    let _ = conn.read_exact(&mut rest);
 }
 
 /// POSTs a tools/call with id 7 through the agent; returns (HTTP status, body).

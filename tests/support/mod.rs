@@ -604,6 +604,27 @@ pub fn read_request_head(conn: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&request).into_owned())
 }
 
+/// Reads a request head and drains its Content-Length body (at most 1 MiB; bounded by the
+/// read timeout), so closing afterwards does not reset the connection. Returns the head
+/// (with whatever body bytes arrived with it).
+pub fn read_request(conn: &mut TcpStream) -> Option<String> {
+    let head = read_request_head(conn)?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let already = head
+        .split_once("\r\n\r\n")
+        .map_or(0, |(_, rest)| rest.len());
+    let mut rest = vec![0u8; length.saturating_sub(already).min(1 << 20)];
+    let _ = conn.read_exact(&mut rest);
+    Some(head)
+}
+
 fn answer(mut conn: TcpStream) {
     if read_request_head(&mut conn).is_none() {
         return;

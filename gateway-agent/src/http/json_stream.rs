@@ -47,11 +47,10 @@ async fn pump(
 ) {
     let mut framer = JsonFramer::new(max_value);
     loop {
-        let chunk = match downstream.pull(&mut upstream).await {
+        let chunk = match upstream.pull().await {
             Pulled::Data(chunk) => chunk,
             Pulled::Failed(err) => return downstream.fail(err).await,
             Pulled::End => break,
-            Pulled::ClientGone => return,
         };
         // What completed before a framing error is released first: it was inspected.
         let mut pieces = Vec::new();

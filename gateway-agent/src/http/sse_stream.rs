@@ -47,11 +47,10 @@ async fn pump(
     let mut _registration = None;
     loop {
         let data = tokio::select! {
-            pulled = downstream.pull(&mut upstream) => match pulled {
+            pulled = upstream.pull() => match pulled {
                 Pulled::Data(data) => data,
                 Pulled::Failed(err) => return downstream.fail(err).await,
                 Pulled::End => break,
-                Pulled::ClientGone => return,
             },
             Some(event) = injected.recv() => {
                 if !downstream.send(event).await {

@@ -10,8 +10,6 @@
 //! spawn and no wake-up between a pump task and the connection's. When the client goes
 //! away hyper drops the body, and with it the pump and the upstream body, even while the
 //! upstream is silent.
-//! Every pump reads the upstream through [`Downstream::pull`], which also watches the
-//! channel, for bodies fed from elsewhere ([`channel`]).
 //! A message's audit rows are durable before the message is released; a trail that cannot
 //! take them ends the stream rather than release an unrecorded message.
 
@@ -88,7 +86,7 @@ impl Source {
     }
 }
 
-/// What [`Downstream::pull`] got.
+/// What [`Source::pull`] got.
 pub enum Pulled {
     /// Decoded upstream bytes.
     Data(Bytes),
@@ -96,9 +94,6 @@ pub enum Pulled {
     Failed(BodyError),
     /// The upstream body ended.
     End,
-    /// The client's body was dropped (the client closed its stream or connection): the
-    /// pump must return, dropping the upstream body, which closes that connection.
-    ClientGone,
 }
 
 /// The client's side of a streamed response.
@@ -116,16 +111,10 @@ where
     F: FnOnce(Downstream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
-    let drained = Arc::new(Notify::new());
-    let downstream = Downstream {
-        tx,
-        audit,
-        drained: Arc::clone(&drained),
-    };
+    let (downstream, channel) = channel_parts(audit);
     let pump: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(pump(downstream));
     DrivenBody {
-        channel: ChannelBody { rx, drained },
+        channel,
         pump: Some(std::sync::Mutex::new(pump)),
     }
     .boxed()
@@ -133,32 +122,33 @@ where
 
 /// A channel-backed response body and the sender that feeds it.
 pub fn channel(audit: Option<AuditSink>) -> (Downstream, ProxyBody) {
+    let (downstream, body) = channel_parts(audit);
+    (downstream, body.boxed())
+}
+
+fn channel_parts(audit: Option<AuditSink>) -> (Downstream, ChannelBody) {
     let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
     let drained = Arc::new(Notify::new());
     let body = ChannelBody {
         rx,
         drained: Arc::clone(&drained),
     };
-    (Downstream { tx, audit, drained }, body.boxed())
+    (Downstream { tx, audit, drained }, body)
+}
+
+impl Source {
+    /// The next bytes, as a pump matches on them. A client that goes away needs no watch
+    /// here: hyper drops its body, and the pump running inside it ([`driven`]) with it.
+    pub async fn pull(&mut self) -> Pulled {
+        match self.next().await {
+            Some(Ok(bytes)) => Pulled::Data(bytes),
+            Some(Err(err)) => Pulled::Failed(err),
+            None => Pulled::End,
+        }
+    }
 }
 
 impl Downstream {
-    /// The next bytes from `source`, or [`Pulled::ClientGone`] as soon as the client's body
-    /// is dropped, even while the upstream says nothing.
-    pub async fn pull(&self, source: &mut Source) -> Pulled {
-        tokio::select! {
-            // Checked first: a client that is gone gets nothing more, however much the
-            // upstream has ready.
-            biased;
-            () = self.tx.closed() => Pulled::ClientGone,
-            chunk = source.next() => match chunk {
-                Some(Ok(bytes)) => Pulled::Data(bytes),
-                Some(Err(err)) => Pulled::Failed(err),
-                None => Pulled::End,
-            },
-        }
-    }
-
     /// Sends bytes that carry no message (gaps, comments); false once the client is gone.
     pub async fn send(&self, bytes: Bytes) -> bool {
         self.tx.send(Ok(bytes)).await.is_ok()
@@ -208,14 +198,14 @@ impl Downstream {
 /// Copies `source` to the client unchanged (a body that carries no MCP message).
 pub async fn pass_through(mut source: Source, downstream: Downstream) {
     loop {
-        match downstream.pull(&mut source).await {
+        match source.pull().await {
             Pulled::Data(bytes) => {
                 if !downstream.send(bytes).await {
                     return;
                 }
             }
             Pulled::Failed(err) => return downstream.fail(err).await,
-            Pulled::End | Pulled::ClientGone => return,
+            Pulled::End => return,
         }
     }
 }

@@ -162,6 +162,17 @@ pub struct ServerConfig {
     /// back to it (`handles/`); default `mask`.
     #[serde(default)]
     pub mask_mode: crate::handles::MaskMode,
+    /// This server's masking settings beyond `[mask]`.
+    #[serde(default)]
+    pub mask: ServerMaskConfig,
+}
+
+/// `mask.*` of one `[[server]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerMaskConfig {
+    /// Overrides `[mask] stream_holdback` for this server's SSE streams.
+    pub stream_holdback: Option<crate::mask::seam::StreamHoldback>,
 }
 
 fn yes() -> bool {

@@ -11,6 +11,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 use crate::{
     config::{AuthMode, Config},
     credential::{Credential, CredentialError},
+    mask::seam::StreamHoldback,
 };
 
 /// One server's settings.
@@ -27,6 +28,8 @@ pub struct ServerSettings {
     pub credential: Option<Arc<Credential>>,
     /// Secrets masked in its responses become handles (`mask_mode = "handle"`).
     pub handles: bool,
+    /// How long an SSE notification waits to be joined with the next message, if at all.
+    pub stream_holdback: Option<StreamHoldback>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +56,7 @@ impl ServerTable {
                 resource: server.resource.clone(),
                 credential,
                 handles: server.mask_mode == crate::handles::MaskMode::Handle,
+                stream_holdback: server.mask.stream_holdback.or(config.mask.stream_holdback),
             };
             by_addr.insert(canonical(server.addr), Arc::new(settings));
         }
@@ -60,6 +64,7 @@ impl ServerTable {
             by_addr,
             default: Arc::new(ServerSettings {
                 auth: config.identity.mode,
+                stream_holdback: config.mask.stream_holdback,
                 ..ServerSettings::default()
             }),
         })

@@ -763,15 +763,7 @@ impl McpServer {
 
     /// tests/mcp/pins_client.py through the scenario's agent.
     pub fn pins_client_in(&self, scenario: &Scenario) -> serde_json::Value {
-        let script = workspace().join("tests/mcp/pins_client.py");
-        let python = python();
-        let url = self.url();
-        let argv = [
-            python.to_str().unwrap(),
-            script.to_str().unwrap(),
-            url.as_str(),
-        ];
-        client_report(scenario.output_in_cgroup(&argv))
+        self.python_client_in(scenario, "pins_client.py", &[])
     }
 
     /// `@modelcontextprotocol/server-everything`; `transport`: streamableHttp | sse.
@@ -804,6 +796,32 @@ impl McpServer {
         cmd.arg(node_dir.join("conformance-server.mjs"))
             .arg(port.to_string());
         Self::spawn(cmd, port, "mcp", true)
+    }
+
+    /// tests/mcp/split_server.py: tools that report progress (a token cut across two
+    /// messages; a step the client must see before the tool can finish).
+    pub fn split() -> Self {
+        let port = free_port("127.0.0.1");
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/mcp/split_server.py"))
+            .arg(port.to_string());
+        Self::spawn(cmd, port, "mcp", false)
+    }
+
+    /// A Python client script of tests/mcp/ run through the scenario's agent against this
+    /// server (URL first, then `args`); what it printed as JSON.
+    pub fn python_client_in(
+        &self,
+        scenario: &Scenario,
+        script: &str,
+        args: &[&str],
+    ) -> serde_json::Value {
+        let python = python();
+        let script = workspace().join("tests/mcp").join(script);
+        let url = self.url();
+        let mut argv = vec![python.to_str().unwrap(), script.to_str().unwrap(), &url];
+        argv.extend_from_slice(args);
+        client_report(scenario.output_in_cgroup(&argv))
     }
 
     fn spawn(mut cmd: Command, port: u16, path: &'static str, node: bool) -> Self {

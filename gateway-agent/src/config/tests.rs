@@ -158,3 +158,36 @@ fn listen_backlog_defaults_above_the_rust_default_and_is_bounded() {
         assert!(msg.contains("proxy.listen_backlog"), "{msg}");
     }
 }
+
+#[test]
+fn stream_holdback_is_per_server_with_a_global_default() {
+    let text = format!(
+        "{MINIMAL}\n[mask]\nstream_holdback = \"100ms\"\n\n\
+         [[server]]\nname = \"logs\"\naddr = \"127.0.0.1:8000\"\nmask.stream_holdback = \"2KiB\"\n\n\
+         [[server]]\nname = \"plain\"\naddr = \"127.0.0.1:8001\"\n"
+    );
+    let config = Config::parse(&text, "t").unwrap();
+    let table = crate::servers::ServerTable::load(&config).unwrap();
+    let of = |addr: &str| table.get(addr.parse().unwrap()).stream_holdback;
+    assert_eq!(of("127.0.0.1:8000").map(|h| h.window), Some(2048));
+    let inherited = of("127.0.0.1:8001").expect("the [mask] default");
+    assert_eq!(inherited.wait, std::time::Duration::from_millis(100));
+    assert_eq!(
+        of("127.0.0.1:9999"),
+        Some(inherited),
+        "unconfigured servers too"
+    );
+    assert_eq!(
+        crate::servers::ServerTable::load(&Config::parse(MINIMAL, "t").unwrap())
+            .unwrap()
+            .get("127.0.0.1:8000".parse().unwrap())
+            .stream_holdback,
+        None,
+        "off by default"
+    );
+    let msg = problem(&format!("{MINIMAL}\n[mask]\nstream_holdback = \"1h\"\n"));
+    assert!(
+        msg.contains("stream_holdback") && msg.contains("unknown unit"),
+        "{msg}"
+    );
+}

@@ -135,6 +135,13 @@ impl MessageFilter {
 
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
     pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
+        self.apply_joined(payload, status, None)
+    }
+
+    /// [`MessageFilter::apply`] of a stream message some of whose secrets were masked
+    /// already, with the previous or next message (`seam`: its report is counted in this
+    /// message's rows, as if found here).
+    pub fn apply_joined(&self, payload: &[u8], status: u16, seam: Option<&MaskReport>) -> Applied {
         let text = String::from_utf8_lossy(payload);
         // A server repeating the credential it was given must not hand it to the caller.
         let echoed = self
@@ -162,7 +169,10 @@ impl MessageFilter {
                             .tool_hidden(&server, tool, &self.scope.principal)
                 };
                 let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
-                let total = body.total();
+                let mut total = body.total();
+                if let Some(seam) = seam {
+                    total.mask.merge(seam);
+                }
                 log_filtered(&total);
                 let rewritten = match body.rewritten {
                     Some(masked) => Some(self.with_handles(&text, masked)),
@@ -174,8 +184,11 @@ impl MessageFilter {
                         .as_deref()
                         .and_then(|masked| serde_json::from_str(masked).ok())
                         .unwrap_or(value);
-                    let reports: Vec<MaskReport> =
+                    let mut reports: Vec<MaskReport> =
                         body.messages.into_iter().map(|one| one.mask).collect();
+                    if let (Some(seam), Some(first)) = (seam, reports.first_mut()) {
+                        first.merge(seam);
+                    }
                     let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
                     let mut rows = audit_rows::server_rows(
                         &self.rows,
@@ -207,7 +220,10 @@ impl MessageFilter {
             }
             // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
             Err(_) => {
-                let (masked, report) = self.masker.mask_text(&text);
+                let (masked, mut report) = self.masker.mask_text(&text);
+                if let Some(seam) = seam {
+                    report.merge(seam);
+                }
                 log_filtered(&Filtered {
                     mask: report.clone(),
                     hidden_tools: Vec::new(),

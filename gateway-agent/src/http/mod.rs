@@ -23,6 +23,7 @@ mod refuse;
 mod request;
 mod response;
 mod sniff;
+mod sse_holdback;
 mod sse_stream;
 mod stream_pump;
 mod timeouts;

@@ -43,6 +43,7 @@ mod json;
 mod keys;
 mod rules;
 mod scan;
+pub mod seam;
 mod table;
 mod trigram;
 pub mod values;
@@ -85,6 +86,10 @@ pub struct MaskConfig {
     /// upper, lower and digits). Off by default: it costs a regex scan of every string
     /// and also masks random identifiers and base64 data.
     pub entropy: bool,
+    /// Hold each SSE notification back until the next message arrives (at most the
+    /// configured wait), to mask a secret split across the two ([`seam`]). Off by
+    /// default; a server's own `mask.stream_holdback` overrides it.
+    pub stream_holdback: Option<seam::StreamHoldback>,
 }
 
 impl Default for MaskConfig {
@@ -93,6 +98,7 @@ impl Default for MaskConfig {
             enabled: true,
             keys: Vec::new(),
             entropy: false,
+            stream_holdback: None,
         }
     }
 }

@@ -212,6 +212,15 @@ impl Scanner {
         Cow::Owned(replace(text, spans, report))
     }
 
+    /// The byte ranges [`Scanner::mask_by`] would replace in `text`, merged, each with the
+    /// rule that would name its placeholder (for joining a secret split across two
+    /// stream messages: [`super::seam`]).
+    pub(super) fn secret_ranges(&self, text: &str) -> Vec<(std::ops::Range<usize>, &'static str)> {
+        let mut spans: Vec<Span> = Vec::new();
+        self.find(text, 0, &mut spans, Path::Staged);
+        merged(spans).collect()
+    }
+
     /// Every `plain` keyword occurrence in `bytes`, in the order one whole-string
     /// overlapping automaton pass reports them ([`Trigrams::occurrences`]).
     fn plain_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) -> Seen {
@@ -501,27 +510,35 @@ fn collect(rule: &Compiled, text: &str, from: usize, spans: &mut Vec<Span>) {
     }
 }
 
-/// Masks the spans, merging overlaps: two rules that see the same secret (a JWT that is
-/// also a `token=` value) produce one placeholder, named for the span that starts first
-/// and, among those, reaches furthest, so no tail of a longer match survives.
-fn replace(text: &str, mut spans: Vec<Span>, report: &mut MaskReport) -> String {
-    // Among identical spans the earlier rule (a vendor format) names it.
-    spans.sort_unstable_by_key(|span| (span.start, Reverse(span.end), span.rank));
+/// Masks the spans, merging overlaps ([`merged`]).
+fn replace(text: &str, spans: Vec<Span>, report: &mut MaskReport) -> String {
     let mut out = String::with_capacity(text.len());
     let mut cursor = 0;
+    for (range, rule) in merged(spans) {
+        out.push_str(&text[cursor..range.start]);
+        out.push_str("[MASKED:");
+        out.push_str(rule);
+        out.push(']');
+        report.hit(rule);
+        cursor = range.end;
+    }
+    out.push_str(&text[cursor..]);
+    out
+}
+
+/// The spans in text order with overlaps merged: two rules that see the same secret (a
+/// JWT that is also a `token=` value) give one range, named for the span that starts
+/// first and, among those, reaches furthest, so no tail of a longer match survives.
+fn merged(mut spans: Vec<Span>) -> impl Iterator<Item = (std::ops::Range<usize>, &'static str)> {
+    // Among identical spans the earlier rule (a vendor format) names it.
+    spans.sort_unstable_by_key(|span| (span.start, Reverse(span.end), span.rank));
     let mut spans = spans.into_iter().peekable();
-    while let Some(first) = spans.next() {
+    std::iter::from_fn(move || {
+        let first = spans.next()?;
         let mut end = first.end;
         while let Some(next) = spans.next_if(|next| next.start < end) {
             end = end.max(next.end);
         }
-        out.push_str(&text[cursor..first.start]);
-        out.push_str("[MASKED:");
-        out.push_str(first.rule);
-        out.push(']');
-        report.hit(first.rule);
-        cursor = end;
-    }
-    out.push_str(&text[cursor..]);
-    out
+        Some((first.start..end, first.rule))
+    })
 }

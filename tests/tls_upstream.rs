@@ -8,7 +8,9 @@ mod support;
 use serde_json::Value;
 use support::{
     Scenario, audit_rows, require_root,
-    tls::{H2_SECRET, curl_call, h2_server, h2_server_with, install_ca, make_pki, start_agent},
+    tls::{
+        H2_SECRET, curl_call, h2_server, h2_server_with, install_ca, make_pki, probe, start_agent,
+    },
 };
 
 #[test]
@@ -132,4 +134,69 @@ fn upstream_mtls_with_a_held_client_certificate() {
         !without_log.exists(),
         "nothing reached the server that refused us"
     );
+}
+
+/// A caller that opens a TLS connection per call (an HTTP/1.1 client without keep-alive
+/// across calls) reuses the agent's verified upstream TLS connection instead of paying an
+/// upstream handshake each time; an h2 client still gets its own h2 connection.
+#[test]
+fn one_callers_tls_connections_share_a_verified_upstream_connection() {
+    if !require_root("one_callers_tls_connections_share_a_verified_upstream_connection") {
+        return;
+    }
+    let scenario = Scenario::new();
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(&scenario);
+    let log = scenario.dir.path().join("requests.log");
+    let (_server, port) = h2_server(&pki, "good", &log);
+    let servers = format!(
+        "\n[[server]]\nname = \"pooled\"\naddr = \"127.0.0.1:{port}\"\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
+        pki.join("test-ca.pem").display()
+    );
+    let _agent = start_agent(&scenario, &[port], &servers);
+    const CALLS: usize = 6;
+    let seen = probe(
+        &scenario,
+        &[
+            "sequential",
+            &port.to_string(),
+            "localhost",
+            bundle.to_str().unwrap(),
+            &CALLS.to_string(),
+        ],
+    );
+    let answers = seen["answers"].as_array().expect("answers");
+    assert_eq!(answers.len(), CALLS, "{seen}");
+    for answer in answers {
+        assert_eq!(answer["status"], 200, "{answer}");
+        let body = answer["body"].as_str().unwrap();
+        assert!(
+            body.contains("http 1.1") && !body.contains(H2_SECRET),
+            "{body}"
+        );
+    }
+    // One line per request: method, path, HTTP version, the agent's source port.
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let ports: std::collections::BTreeSet<&str> = lines
+        .lines()
+        .filter_map(|line| line.split(' ').nth(3))
+        .collect();
+    assert_eq!(lines.lines().count(), CALLS, "{lines}");
+    // Each client connection is closed before the next opens, so the kept connection is
+    // normally back in the pool in time; the bound leaves room for one that was not.
+    assert!(
+        ports.len() <= 2,
+        "{CALLS} client connections needed {} upstream connections: {lines}",
+        ports.len()
+    );
+
+    // An h2 client is not pooled: its connection negotiates h2 with the server.
+    let (code, version, body) = curl_call(
+        &scenario,
+        &bundle,
+        &format!("https://localhost:{port}/mcp"),
+        &[],
+    );
+    assert_eq!((code, version.as_str()), (200, "2"), "{body}");
+    assert!(body.contains("http 2.0"), "{body}");
 }

@@ -157,8 +157,13 @@ impl Proxy {
         // client turns out to speak plain HTTP/1.1 (see `http::pool`).
         let key = PoolKey::new(orig_dst, server_name.as_deref(), Some(&identity));
         let mut kept = self.pipeline.as_ref().and_then(|_| self.pool.take(&key));
+        // With a kept TLS connection of this caller's, a TLS client may need no new one
+        // (`tls::session` connects when it does).
+        let tls_kept =
+            self.pipeline.is_some() && self.tls.is_some() && self.pool.holds_tls_for(&key);
         let mut upstream = match kept {
             Some(_) => None,
+            None if tls_kept => None,
             None => match self.connect(orig_dst).await {
                 Some(upstream) => Some(upstream),
                 None => return reset(client),
@@ -199,7 +204,8 @@ impl Proxy {
                     (None, None) => First::None,
                 };
                 let pool = Arc::clone(&self.pool);
-                http::serve_pooled(client, pool, key, first, Arc::clone(pipeline), facts).await;
+                let dialed = (key, http::pool::Dial::Plain);
+                http::serve_pooled(client, pool, dialed, first, Arc::clone(pipeline), facts).await;
             } else {
                 let upstream = match (upstream, kept) {
                     (Some(upstream), _) => upstream,
@@ -222,13 +228,6 @@ impl Proxy {
         if let Some(sender) = kept.take() {
             self.pool.put(&key, sender);
         }
-        let mut upstream = match upstream.take() {
-            Some(upstream) => upstream,
-            None => match self.connect(orig_dst).await {
-                Some(upstream) => upstream,
-                None => return reset(client),
-            },
-        };
         if let (Some(pipeline), Some(tls), Protocol::Tls) = (&self.pipeline, &self.tls, protocol) {
             let tls = Arc::clone(&tls.read().unwrap_or_else(|p| p.into_inner()));
             let origin = session::Origin {
@@ -236,9 +235,20 @@ impl Proxy {
                 identity,
                 server_name,
             };
+            let upstream = session::Dialer {
+                tcp: upstream.take(),
+                pool: &self.pool,
+            };
             session::handle(&tls, pipeline, client, upstream, origin).await;
             return;
         }
+        let mut upstream = match upstream.take() {
+            Some(upstream) => upstream,
+            None => match self.connect(orig_dst).await {
+                Some(upstream) => upstream,
+                None => return reset(client),
+            },
+        };
         if protocol == Protocol::Tls {
             warn!("TLS on an MCP port is relayed without inspection (TLS handling is off)");
         }

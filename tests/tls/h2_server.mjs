@@ -1,7 +1,8 @@
 // A TLS server for the TLS end-to-end tests that speaks h2 and HTTP/1.1 (ALPN), answers
 // every POST with a JSON-RPC result naming the HTTP version it saw and carrying a planted
-// secret, and appends one line per request to REQUEST_LOG (so a test can tell whether
-// anything reached it). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG [tls1.0|mtls:CA]
+// secret, and appends one line per request to REQUEST_LOG (method, path, HTTP version and
+// the client's port, so a test can tell whether anything reached it, and on which
+// connection). Usage: node h2_server.mjs PORT CERT KEY REQUEST_LOG [tls1.0|mtls:CA]
 // (`tls1.0`: speak TLS 1.0 only, like a server nobody has upgraded; `mtls:CA`: require a
 // client certificate issued by the PEM file CA).
 import { appendFileSync, readFileSync } from "node:fs";
@@ -28,7 +29,10 @@ server.on("request", (req, res) => {
     if (body.length < 65536) body += chunk;
   });
   req.on("end", () => {
-    appendFileSync(requestLog, `${req.method} ${req.url} ${req.httpVersion}\n`);
+    appendFileSync(
+      requestLog,
+      `${req.method} ${req.url} ${req.httpVersion} ${req.socket.remotePort}\n`,
+    );
     let id = null;
     try {
       id = JSON.parse(body).id ?? null;

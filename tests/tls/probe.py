@@ -6,11 +6,14 @@ cgroup so the agent intercepts them. Each prints one JSON object.
                                           segments, then one JSON-RPC POST over it
   probe.py garbage PORT                   a TLS record header followed by garbage
   probe.py stall PORT                     the first bytes of a ClientHello, then silence
+  probe.py sequential PORT SNI CAFILE N   N HTTPS connections one after another (no ALPN),
+                                          one JSON-RPC POST on each, each closed after
 
 Every socket operation is bounded by a timeout.
 """
 
 import hashlib
+import http.client
 import json
 import socket
 import ssl
@@ -124,6 +127,21 @@ def stall(port):
     return {"outcome": outcome, "seconds": time.monotonic() - started}
 
 
+def sequential(port, sni, cafile, count):
+    ctx = ssl.create_default_context(cafile=cafile)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}})
+    answers = []
+    for _ in range(count):
+        conn = http.client.HTTPSConnection(HOST, port, timeout=TIMEOUT, context=ctx)
+        # Verified against SNI = `sni`, as a client dialling that name would.
+        conn.sock = ctx.wrap_socket(connect(port), server_hostname=sni)
+        conn.request("POST", "/mcp", body, {"Content-Type": "application/json", "Host": sni})
+        response = conn.getresponse()
+        answers.append({"status": response.status, "body": response.read().decode(errors="replace")})
+        conn.close()
+    return {"answers": answers}
+
+
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "fingerprint":
     out = fingerprint(int(args[0]), args[1])
@@ -133,6 +151,8 @@ elif mode == "garbage":
     out = garbage(int(args[0]))
 elif mode == "stall":
     out = stall(int(args[0]))
+elif mode == "sequential":
+    out = sequential(int(args[0]), args[1], args[2], int(args[3]))
 else:
     sys.exit(f"unknown mode {mode}")
 print(json.dumps(out))

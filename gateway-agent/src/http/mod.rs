@@ -161,19 +161,20 @@ pub async fn serve(
     .await;
 }
 
-/// Serves plain HTTP/1.1 on `client`, its exchanges sent on `pool`'s connections for
-/// `key`; `first` is the connection opened (or taken) when the client connected. The
+/// Serves HTTP/1.1 on `client`, its exchanges sent on `pool`'s connections for `key`
+/// (opened as `dial` says); `first` is the connection opened (or taken) when the client
+/// connected. The
 /// client's connection is not tied to any one upstream connection, so an upstream that
 /// closes one does not close the client's (the pool opens another).
 pub async fn serve_pooled(
     client: impl Stream,
     pool: Arc<UpstreamPool>,
-    key: PoolKey,
+    (key, dial): (PoolKey, pool::Dial),
     first: pool::First,
     pipeline: Arc<Pipeline>,
     facts: Arc<ConnFacts>,
 ) {
-    let upstream = Upstream::Pooled(pool::PooledUpstream::new(pool, key, first));
+    let upstream = Upstream::Pooled(pool::PooledUpstream::new(pool, key, first).dialing(dial));
     let never = std::future::pending();
     serve_upstream(client, false, Arc::new(upstream), never, pipeline, facts).await;
 }

@@ -11,8 +11,11 @@
 //! streams, legacy `GET /sse`) keep their connection to themselves until they end: a
 //! connection is only handed out while hyper says it can take a request.
 //!
-//! Plain HTTP/1.1 only: h2 multiplexes on the client's own connection already, and TLS
-//! upstreams keep one connection per client connection (their settings live in `tls/`).
+//! HTTP/1.1 only (h2 multiplexes on the client's own connection already), over plain TCP
+//! or over TLS: a terminated TLS client whose upstream speaks HTTP/1.1 gets a kept TLS
+//! connection of its caller's, sparing the upstream handshake (the TLS server name is part
+//! of the key, and a connection opened later for that key is TLS verified the same way,
+//! so nothing meant for a TLS server ever goes to it in plaintext: [`Dial`]).
 
 use std::{
     collections::HashMap,
@@ -24,7 +27,12 @@ use std::{
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
 use tracing::debug;
 
 use super::body::ProxyBody;
@@ -60,6 +68,23 @@ pub enum UpstreamError {
     ConnectTimeout { dst: SocketAddr, timeout: Duration },
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The upstream TLS handshake or its verification failed, in words a client can read.
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// How a new connection for a key is opened. A key opened over TLS names its server
+/// ([`Dial::keyed`]), so plain and TLS connections never share a key.
+#[derive(Clone, Default)]
+pub enum Dial {
+    #[default]
+    Plain,
+    /// TLS to `name`, verified by `config` (which offers HTTP/1.1 only), within `timeout`.
+    Tls {
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: ServerName<'static>,
+        timeout: Duration,
+    },
 }
 
 /// Which requests may share a connection (see the module docs).
@@ -72,6 +97,18 @@ pub struct PoolKey {
     pid: u32,
     /// The executable (or command name when unknown): a reused PID is another caller.
     program: String,
+    /// The TLS server name the connection was opened and verified for; `None`: plain.
+    tls: Option<String>,
+}
+
+impl Dial {
+    /// `key` for connections opened this way.
+    pub fn keyed(&self, key: PoolKey) -> PoolKey {
+        match self {
+            Self::Plain => key,
+            Self::Tls { name, .. } => key.over_tls(&name.to_str()),
+        }
+    }
 }
 
 impl PoolKey {
@@ -85,7 +122,24 @@ impl PoolKey {
                 Some(exe) => exe.display().to_string(),
                 None => c.comm.clone(),
             }),
+            tls: None,
         }
+    }
+
+    /// The same caller and server over TLS to `name`.
+    fn over_tls(mut self, name: &str) -> Self {
+        self.tls = Some(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Whether `other` is this key's caller and server, over TLS.
+    fn is_tls_twin(&self, other: &PoolKey) -> bool {
+        other.tls.is_some()
+            && other.dst == self.dst
+            && other.server == self.server
+            && other.uid == self.uid
+            && other.pid == self.pid
+            && other.program == self.program
     }
 
     pub fn dst(&self) -> SocketAddr {
@@ -165,6 +219,12 @@ impl UpstreamPool {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a TLS connection of `key`'s caller and server is kept: its next TLS client
+    /// connection may not need a new upstream connection at all.
+    pub fn holds_tls_for(&self, key: &PoolKey) -> bool {
+        self.lock().keys().any(|kept| key.is_tls_twin(kept))
+    }
+
     /// A kept connection for `key` that can take a request now, if there is one.
     pub fn take(&self, key: &PoolKey) -> Option<Sender> {
         let mut kept = self.lock();
@@ -228,16 +288,42 @@ impl UpstreamPool {
         Ok(stream)
     }
 
-    /// A new connection to `dst`, ready for its HTTP/1.1 handshake's first request.
+    /// A new plain connection to `dst`, ready for its HTTP/1.1 handshake's first request.
     pub async fn connect(&self, dst: SocketAddr) -> Result<Sender, UpstreamError> {
+        self.open(dst, &Dial::Plain).await
+    }
+
+    /// A new connection to `dst` opened as `dial` says, ready for its first request.
+    pub async fn open(&self, dst: SocketAddr, dial: &Dial) -> Result<Sender, UpstreamError> {
         let stream = self.connect_tcp(dst).await?;
-        Ok(handshake(stream).await?)
+        let Dial::Tls {
+            config,
+            name,
+            timeout,
+        } = dial
+        else {
+            return Ok(handshake(stream).await?);
+        };
+        let connector = TlsConnector::from(std::sync::Arc::clone(config));
+        match tokio::time::timeout(*timeout, connector.connect(name.clone(), stream)).await {
+            Ok(Ok(tls)) => Ok(handshake(tls).await?),
+            Ok(Err(err)) => Err(UpstreamError::Tls(crate::tls::connector::describe(
+                &err,
+                &name.to_str(),
+            ))),
+            Err(_) => Err(UpstreamError::Tls(
+                "upstream TLS handshake timed out".to_owned(),
+            )),
+        }
     }
 }
 
-/// HTTP/1.1 over `stream`, its connection driven by a task of its own (it outlives the
-/// client connection that opened it when kept).
-pub async fn handshake(stream: TcpStream) -> Result<Sender, hyper::Error> {
+/// HTTP/1.1 over `stream` (TCP, or TLS over it), its connection driven by a task of its
+/// own (it outlives the client connection that opened it when kept).
+pub async fn handshake<S>(stream: S) -> Result<Sender, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .preserve_header_case(true)
         .handshake(TokioIo::new(stream))
@@ -264,6 +350,8 @@ pub struct PooledUpstream {
     fresh: Mutex<Option<Sender>>,
     /// Has carried a request: goes back to the pool.
     own: Mutex<Option<Kept>>,
+    /// How a connection is opened when none is kept.
+    dial: Dial,
 }
 
 /// The connection a client connection starts with.
@@ -287,7 +375,15 @@ impl PooledUpstream {
             key,
             fresh: Mutex::new(fresh),
             own: Mutex::new(own),
+            dial: Dial::Plain,
         }
+    }
+
+    /// Opens new connections as `dial` says instead of plain, under its key.
+    pub fn dialing(mut self, dial: Dial) -> Self {
+        self.key = dial.keyed(self.key.clone());
+        self.dial = dial;
+        self
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
@@ -322,7 +418,7 @@ impl PooledUpstream {
             let retry_allowed = reused.is_some();
             let mut sender = match reused.take() {
                 Some(sender) => sender,
-                None => self.pool.connect(self.key.dst).await?,
+                None => self.pool.open(self.key.dst, &self.dial).await?,
             };
             if let Err(err) = sender.ready().await {
                 if retry_allowed {

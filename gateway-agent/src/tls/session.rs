@@ -22,7 +22,10 @@ use super::{
 };
 use crate::{
     audit::PrincipalColumns,
-    http::{self, ConnFacts, Pipeline, RowContext},
+    http::{
+        self, ConnFacts, Pipeline, PoolKey, RowContext, UpstreamPool,
+        pool::{self, Dial, First},
+    },
     mcp::jsonrpc::codes,
     principal::Principal,
     process::ProcessIdentity,
@@ -39,12 +42,37 @@ pub struct Origin {
     pub server_name: Option<String>,
 }
 
+/// Where the upstream side comes from: the TCP connection opened while the client's
+/// first bytes were awaited, if one was, else a new one; or, for a terminated HTTP/1.1
+/// client, a kept connection of its caller's (`http::pool`), sparing the upstream
+/// handshake.
+pub struct Dialer<'a> {
+    pub tcp: Option<TcpStream>,
+    pub pool: &'a Arc<UpstreamPool>,
+}
+
+impl Dialer<'_> {
+    /// A TCP connection to `dst`; `None`, logged, when it cannot be had.
+    async fn tcp(&mut self, dst: SocketAddr) -> Option<TcpStream> {
+        if let Some(tcp) = self.tcp.take() {
+            return Some(tcp);
+        }
+        match self.pool.connect_tcp(dst).await {
+            Ok(tcp) => Some(tcp),
+            Err(err) => {
+                warn!(error = %err, "upstream connect failed; resetting client");
+                None
+            }
+        }
+    }
+}
+
 /// Handles a connection whose first byte is a TLS handshake record.
 pub async fn handle(
     setup: &TlsSetup,
     pipeline: &Arc<Pipeline>,
     mut client: TcpStream,
-    upstream: TcpStream,
+    mut upstream: Dialer<'_>,
     origin: Origin,
 ) {
     let hello = match peek::read_client_hello(&mut client, setup.handshake_timeout).await {
@@ -64,6 +92,9 @@ pub async fn handle(
             } else {
                 // Not ours to judge: relay what arrived as it arrived.
                 warn!(reason = %no.reason, "no usable ClientHello; relaying the connection unseen");
+                let Some(upstream) = upstream.tcp(origin.orig_dst).await else {
+                    return reset(client);
+                };
                 passthrough(
                     pipeline,
                     client,
@@ -90,6 +121,9 @@ pub async fn handle(
                 "TLS passthrough (not inspected)"
             );
             let detail = tls_detail("passthrough", sni.as_deref(), &hello.alpn);
+            let Some(upstream) = upstream.tcp(origin.orig_dst).await else {
+                return reset(client);
+            };
             passthrough(
                 pipeline,
                 client,
@@ -155,7 +189,7 @@ async fn terminate(
     setup: &TlsSetup,
     pipeline: &Arc<Pipeline>,
     client: TcpStream,
-    upstream: TcpStream,
+    mut dialer: Dialer<'_>,
     origin: Origin,
     server: &TlsServer,
     hello: Hello,
@@ -181,8 +215,32 @@ async fn terminate(
         .filter(|p| p.as_slice() == H2 || p.as_slice() == HTTP11)
         .cloned()
         .collect();
-    let upstream =
-        connect_upstream(setup, server, upstream, upstream_name, &offered, &leaf_name).await;
+    // An HTTP/1.1 client may reuse a kept connection of its caller's to this server,
+    // opened and verified the same way (a new one for it is opened the same way too).
+    let dial = match &server.upstream {
+        Some(base) => Dial::Tls {
+            config: connector::with_alpn(base, vec![HTTP11.to_vec()]),
+            name: upstream_name.clone(),
+            timeout: setup.handshake_timeout,
+        },
+        None => Dial::Plain,
+    };
+    let key = dial.keyed(PoolKey::new(
+        origin.orig_dst,
+        Some(&server.name),
+        Some(&origin.identity),
+    ));
+    let speaks_http1 = offered.is_empty() || offered.iter().any(|p| p == HTTP11);
+    let kept = speaks_http1.then(|| dialer.pool.take(&key)).flatten();
+    let upstream = match kept {
+        Some(sender) => Ok((Upstream::Kept(sender), Some(HTTP11.to_vec()))),
+        None => {
+            let Some(tcp) = dialer.tcp(origin.orig_dst).await else {
+                return reset(client);
+            };
+            connect_upstream(setup, server, tcp, upstream_name, &offered, &leaf_name).await
+        }
+    };
     // The client gets the upstream's protocol, if it offered it; else HTTP/1.1 if it did.
     let chosen = match &upstream {
         Ok((_, Some(alpn))) if offered.contains(alpn) => Some(alpn.clone()),
@@ -249,14 +307,20 @@ async fn terminate(
                 rows.session.clone(),
                 Some(server.name.clone()),
             ));
-            match upstream {
-                Upstream::Tls(stream) => {
-                    http::serve(client, *stream, http2, Arc::clone(pipeline), facts).await
+            let pipeline = Arc::clone(pipeline);
+            let first = match upstream {
+                Upstream::Tls(stream) if http2 => {
+                    return http::serve(client, *stream, true, pipeline, facts).await;
                 }
-                Upstream::Plain(stream) => {
-                    http::serve(client, stream, http2, Arc::clone(pipeline), facts).await
+                Upstream::Plain(stream) if http2 => {
+                    return http::serve(client, stream, true, pipeline, facts).await;
                 }
-            }
+                Upstream::Kept(sender) => First::Kept(sender),
+                Upstream::Tls(stream) => fresh(pool::handshake(*stream).await),
+                Upstream::Plain(stream) => fresh(pool::handshake(stream).await),
+            };
+            let pool = Arc::clone(dialer.pool);
+            http::serve_pooled(client, pool, (key, dial), first, pipeline, facts).await;
         }
     }
     pipeline
@@ -268,6 +332,20 @@ async fn terminate(
 enum Upstream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Plain(TcpStream),
+    /// A kept HTTP/1.1 connection (TLS or plain, as the server's `dial` says).
+    Kept(pool::Sender),
+}
+
+/// The first connection of an HTTP/1.1 client: the one just opened, unless its HTTP
+/// handshake failed (the pool then opens another when a request needs it).
+fn fresh(handshake: Result<pool::Sender, hyper::Error>) -> First {
+    match handshake {
+        Ok(sender) => First::Fresh(sender),
+        Err(err) => {
+            warn!(error = %err, "upstream handshake failed");
+            First::None
+        }
+    }
 }
 
 /// TLS to the server (or plain TCP when so configured) and the protocol it chose; `Err`

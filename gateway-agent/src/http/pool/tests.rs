@@ -317,3 +317,113 @@ async fn a_connection_left_idle_is_closed_without_further_traffic() {
     assert!(closed.is_ok(), "the idle connection was never closed");
     assert_eq!(pool.kept(), 0);
 }
+
+/// A TLS backend (a self-signed certificate for `localhost`) answering `ok` on kept-alive
+/// connections; the client config that trusts it, and one that trusts something else.
+struct TlsBackend {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    trusting: Arc<rustls::ClientConfig>,
+    distrusting: Arc<rustls::ClientConfig>,
+}
+
+fn client_trusting(cert: rustls_pki_types::CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("a root");
+    let base = crate::tls::connector::client_config(&roots, Vec::new(), None).expect("config");
+    crate::tls::connector::with_alpn(&base, vec![b"http/1.1".to_vec()])
+}
+
+async fn tls_backend() -> TlsBackend {
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(issued.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![issued.cert.der().clone()], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                // A plaintext request is no TLS handshake: nothing is served on it.
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = service_fn(|_request: Request<hyper::body::Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(body::full(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    TlsBackend {
+        addr,
+        accepted,
+        trusting: client_trusting(issued.cert.der().clone()),
+        distrusting: client_trusting(other.cert.der().clone()),
+    }
+}
+
+fn tls_dial(config: &Arc<rustls::ClientConfig>) -> Dial {
+    Dial::Tls {
+        config: Arc::clone(config),
+        name: ServerName::try_from("localhost").expect("a name"),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn tls_connections_are_opened_verified_and_shared_under_their_own_key() {
+    let backend = tls_backend().await;
+    let pool = pool();
+    let plain = PoolKey::new(backend.addr, Some("secure"), Some(&caller(42)));
+    let dial = tls_dial(&backend.trusting);
+    assert_ne!(
+        dial.keyed(plain.clone()),
+        plain,
+        "TLS and plain never share a key"
+    );
+    assert!(!pool.holds_tls_for(&plain));
+    for _ in 0..3 {
+        let client_conn = PooledUpstream::new(Arc::clone(&pool), plain.clone(), First::None)
+            .dialing(dial.clone());
+        let response = client_conn.send(get("/")).await.expect("sent over TLS");
+        assert_eq!(text(response).await, "ok");
+    }
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
+    assert!(pool.holds_tls_for(&plain));
+    // The plain key has nothing: a plain client of the same caller opens its own.
+    assert!(pool.take(&plain).is_none());
+    assert!(pool.take(&dial.keyed(plain)).is_some());
+}
+
+#[tokio::test]
+async fn an_unverifiable_tls_upstream_is_an_error_naming_why() {
+    let backend = tls_backend().await;
+    let key = PoolKey::new(backend.addr, Some("secure"), Some(&caller(42)));
+    let client_conn =
+        PooledUpstream::new(pool(), key, First::None).dialing(tls_dial(&backend.distrusting));
+    let err = client_conn.send(get("/")).await.expect_err("not verified");
+    // Both self-signed certificates carry rcgen's default name, so the one trusted is
+    // taken as the issuer and its signature fails.
+    assert!(
+        err.to_string()
+            .contains("does not verify against a trusted CA"),
+        "the reason is named: {err}"
+    );
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 0);
+}

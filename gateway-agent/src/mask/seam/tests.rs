@@ -189,3 +189,61 @@ fn holdback_is_read_from_toml_as_text_or_milliseconds() {
     let err = read("stream_holdback = \"1 hour\"").expect_err("refused");
     assert!(err.to_string().contains("unknown unit"), "{err}");
 }
+
+mod split_anywhere {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn shared() -> &'static Masker {
+        static MASKER: OnceLock<Masker> = OnceLock::new();
+        MASKER.get_or_init(super::masker)
+    }
+
+    /// Vendor-format secrets with nothing around them to give them away.
+    const SECRETS: [&str; 4] = [
+        PAT,
+        "AKIAQ7ZK3M2XW4PL9T8R",
+        "xoxb-2209853428-1634251097718-kWcP3oqVnQyZbJtLmR8s4TdE",
+        "sk_live_51HcQ8vKz3Xb9Tq2Lm4Np6Rs8Uw0Yc",
+    ];
+
+    /// Words around the secret: letters, digits and the separators log lines use.
+    fn words() -> impl Strategy<Value = String> {
+        "[a-z0-9 :=,./-]{0,40}"
+    }
+
+    /// What a client sees of one message's `data` after the seam and its own masking.
+    fn delivered(message: &str) -> String {
+        let masked = shared().mask_json(message).expect("JSON").0.into_owned();
+        data_of(&masked)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Wherever a secret is cut between two messages, what the client reads of the two,
+        /// put back together, never holds it.
+        #[test]
+        fn a_secret_cut_anywhere_never_reaches_the_client_whole(
+            which in 0..SECRETS.len(),
+            cut in 1usize..20,
+            before in words(),
+            after in words(),
+        ) {
+            let secret = SECRETS[which];
+            let cut = cut.min(secret.len() - 1);
+            let (a, b) = (
+                log(&format!("{before} {}", &secret[..cut])),
+                log(&format!("{} {after}", &secret[cut..])),
+            );
+            let seam = shared().mask_seam(&a, &b, DEFAULT_WINDOW);
+            let a = seam.earlier.unwrap_or(a);
+            let b = seam.later.unwrap_or(b);
+            let joined = format!("{}{}", delivered(&a), delivered(&b));
+            prop_assert!(!joined.contains(secret), "{}", joined);
+        }
+    }
+}

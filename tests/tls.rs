@@ -15,7 +15,7 @@ use support::{
     require_root,
     tls::{
         H2_SECRET, cert_fingerprint, curl_call, h2_server, https_mcp_server, install_ca, make_pki,
-        probe, python_client, start_agent, start_agent_with_policy, tls_rows,
+        probe, python_client, start_agent, start_agent_with_policy, terminated_h2, tls_rows,
     },
     workspace,
 };
@@ -113,15 +113,15 @@ fn curl_h2_and_http1_by_alpn_and_bad_input_is_contained() {
         return;
     }
     let scenario = Scenario::new();
-    let pki = make_pki(scenario.dir.path());
-    let bundle = install_ca(&scenario);
-    let log = scenario.dir.path().join("h2-requests.log");
-    let (_server, port) = h2_server(&pki, "good", &log);
-    let servers = format!(
-        "\n[[server]]\nname = \"h2-tls\"\naddr = \"127.0.0.1:{port}\"\nsni = [\"localhost\"]\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
-        pki.join("test-ca.pem").display()
+    // Bound whole: the agent and the server live as long as it does.
+    let bed = terminated_h2(&scenario, "h2-tls", "sni = [\"localhost\"]\n");
+    let (pki, bundle, log, port) = (
+        bed.pki.clone(),
+        bed.bundle.clone(),
+        bed.log.clone(),
+        bed.port,
     );
-    let agent = start_agent(&scenario, &[port], &servers);
+    let agent = &bed.agent;
     let url = format!("https://localhost:{port}/mcp");
 
     // h2 end to end: ALPN h2 to the client because the upstream chose it.

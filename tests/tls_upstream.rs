@@ -10,6 +10,7 @@ use support::{
     Scenario, audit_rows, require_root,
     tls::{
         H2_SECRET, curl_call, h2_server, h2_server_with, install_ca, make_pki, probe, start_agent,
+        terminated_h2,
     },
 };
 
@@ -145,15 +146,9 @@ fn one_callers_tls_connections_share_a_verified_upstream_connection() {
         return;
     }
     let scenario = Scenario::new();
-    let pki = make_pki(scenario.dir.path());
-    let bundle = install_ca(&scenario);
-    let log = scenario.dir.path().join("requests.log");
-    let (_server, port) = h2_server(&pki, "good", &log);
-    let servers = format!(
-        "\n[[server]]\nname = \"pooled\"\naddr = \"127.0.0.1:{port}\"\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n",
-        pki.join("test-ca.pem").display()
-    );
-    let _agent = start_agent(&scenario, &[port], &servers);
+    // Bound whole: the agent and the server live as long as it does.
+    let bed = terminated_h2(&scenario, "pooled", "");
+    let (bundle, log, port) = (bed.bundle.clone(), bed.log.clone(), bed.port);
     const CALLS: usize = 6;
     let seen = probe(
         &scenario,

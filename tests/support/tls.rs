@@ -155,6 +155,41 @@ pub fn start_agent_with_policy(
     scenario.start_agent(&config)
 }
 
+/// tests/tls/h2_server.mjs with the `good` certificate, behind an agent that terminates
+/// TLS for it as server `name` (trusting the test CA upstream): where most TLS tests
+/// start.
+pub struct TerminatedH2 {
+    pub pki: PathBuf,
+    /// The system roots plus the agent's CA, for clients.
+    pub bundle: PathBuf,
+    /// The server's request log.
+    pub log: PathBuf,
+    pub port: u16,
+    pub agent: Agent,
+    _server: Proc,
+}
+
+/// [`TerminatedH2`]; `server_extra` is more TOML for its `[[server]]`.
+pub fn terminated_h2(scenario: &Scenario, name: &str, server_extra: &str) -> TerminatedH2 {
+    let pki = make_pki(scenario.dir.path());
+    let bundle = install_ca(scenario);
+    let log = scenario.dir.path().join(format!("{name}-requests.log"));
+    let (server, port) = h2_server(&pki, "good", &log);
+    let servers = format!(
+        "\n[[server]]\nname = \"{name}\"\naddr = \"127.0.0.1:{port}\"\ntls = \"terminate\"\nupstream_ca = [\"{}\"]\n{server_extra}",
+        pki.join("test-ca.pem").display()
+    );
+    let agent = start_agent(scenario, &[port], &servers);
+    TerminatedH2 {
+        pki,
+        bundle,
+        log,
+        port,
+        agent,
+        _server: server,
+    }
+}
+
 /// curl in the test cgroup trusting `cafile`, POSTing a `tools/call`; returns (status,
 /// http version, body).
 pub fn curl_call(

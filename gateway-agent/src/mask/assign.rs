@@ -17,7 +17,10 @@
 mod structure;
 
 use self::structure::{array, find_value, yaml_list};
-use super::{keys::SensitiveKeys, values::is_not_a_secret};
+use super::{
+    keys::SensitiveKeys,
+    values::{is_not_a_secret, looks_generated},
+};
 
 /// Prefilter keywords: every sensitive name contains one of them.
 pub const KEYWORDS: &[&str] = &[
@@ -30,6 +33,10 @@ pub const KEYWORDS: &[&str] = &[
     "auth",
     "credential",
     "cookie",
+    // Pre-shared keys (`psk="…"` in `wpa_supplicant.conf`).
+    "psk",
+    // Terraform's `"sensitive": true` beside an output's `"value"`.
+    "sensitive",
     // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
     // `/messages/?session_id=…`); session *secrets* and *tokens* are caught by their word.
     "securestring",
@@ -112,23 +119,45 @@ impl Assignments {
             })
         });
         if let Some(Delimiter { value_at, kind }) = &delimiter
+            && *kind == Kind::Quoted
+            && name.eq_ignore_ascii_case("sensitive")
+        {
+            let found = if text[*value_at..].starts_with(b"true") {
+                sensitive_value(text, name_start)
+            } else {
+                None
+            };
+            return (name_end, found.into_iter().collect(), false);
+        }
+        if let Some(Delimiter { value_at, kind }) = &delimiter
             && text.get(*value_at) == Some(&b'[')
             && kind != &Kind::Space
         {
             let found = if self.keys.is_sensitive(name) {
                 array(text, *value_at)
+            } else if self.keys.is_weak(name) {
+                generated(text, array(text, *value_at))
             } else {
                 Vec::new()
             };
             return (name_end, found, false);
         }
-        // YAML: `passwords:` then `  - …` items.
+        // YAML: `passwords:` then `  - …` items, or a block scalar (`secret: |`).
         if let Some(Delimiter { value_at, kind }) = &delimiter
             && matches!(kind, Kind::Colon | Kind::Quoted)
-            && matches!(text.get(*value_at), Some(b'\n' | b'\r'))
-            && self.keys.is_sensitive(name)
         {
-            return (name_end, yaml_list(text, *value_at), false);
+            let at = *value_at;
+            if matches!(text.get(at), Some(b'\n' | b'\r')) {
+                if self.keys.is_sensitive(name) {
+                    return (name_end, yaml_list(text, at), false);
+                }
+                if self.keys.is_weak(name) {
+                    return (name_end, generated(text, yaml_list(text, at)), false);
+                }
+            } else if matches!(text.get(at), Some(b'|' | b'>')) && self.keys.is_sensitive(name) {
+                let found = block_scalar(text, name_start, at);
+                return (name_end, found.into_iter().collect(), false);
+            }
         }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
@@ -142,6 +171,11 @@ impl Assignments {
                     if aligned(text, name_start, name_end, value_at) && self.keys.is_sensitive(name)
                     {
                         value(text, value_at, Kind::Equals)
+                    } else if matches!(text.get(value_at), Some(b'"' | b'\''))
+                        && self.keys.is_sensitive(name)
+                    {
+                        // `Use the password "…" to log in`, SQL's `PASSWORD '…'`.
+                        value(text, value_at, Kind::Quoted).filter(|v| made(&text[v.start..v.end]))
                     } else {
                         None
                     }
@@ -163,6 +197,9 @@ impl Assignments {
                 } else if self.is_secret_label(text, name_start, name, kind) {
                     value(text, value_at, kind)
                         .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
+                } else if kind != Kind::Prose && self.keys.is_weak(name) {
+                    // `SENDGRID_KEY=…`, `REDIS_AUTH=…`: only a value that looks made.
+                    value(text, value_at, kind).filter(|v| is_generated(text, v))
                 } else {
                     None
                 }
@@ -247,6 +284,96 @@ impl Assignments {
     }
 }
 
+/// Does the value at `found` look generated (see [`looks_generated`])?
+fn is_generated(text: &[u8], found: &Found) -> bool {
+    std::str::from_utf8(&text[found.start..found.end]).is_ok_and(looks_generated)
+}
+
+/// The items of a list under a weak name (`tokens:`) that look generated.
+fn generated(text: &[u8], found: Vec<Found>) -> Vec<Found> {
+    found
+        .into_iter()
+        .filter(|f| is_generated(text, f))
+        .collect()
+}
+
+/// Terraform state or `terraform output -json` printed as text: the `"value"` string of
+/// the object whose `"sensitive": true` starts at `name_start` (the walker does the same
+/// for parsed JSON). The value comes first in Terraform's output, so the object is
+/// searched back to its opening brace.
+fn sensitive_value(text: &[u8], name_start: usize) -> Option<Found> {
+    let floor = name_start.saturating_sub(2 * PAIR_REACH);
+    let mut depth = 0usize;
+    let mut open = None;
+    for p in (floor..name_start).rev() {
+        match text[p] {
+            b'}' | b']' => depth += 1,
+            b'{' | b'[' if depth > 0 => depth -= 1,
+            b'{' => {
+                open = Some(p);
+                break;
+            }
+            b'[' => return None,
+            _ => {}
+        }
+    }
+    find_value(text, open? + 1, name_start, false, 8)
+}
+
+/// A YAML block scalar under a sensitive key (`secret: |`, `private_key: >-`): the lines
+/// below it indented deeper than the key's line, from the first to the last non-blank
+/// one. `at` is the `|` or `>`; only a header (chomping/indent indicators, a comment)
+/// may follow it on its line.
+fn block_scalar(text: &[u8], name_start: usize, at: usize) -> Option<Found> {
+    let line_start = text[..name_start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let key_indent = skip_blank(text, line_start) - line_start;
+    let mut p = at + 1;
+    while matches!(text.get(p), Some(b'-' | b'+' | b'1'..=b'9')) && p - at < 3 {
+        p += 1;
+    }
+    p = skip_blank(text, p);
+    if text.get(p) == Some(&b'#') {
+        while text.get(p).is_some_and(|&b| b != b'\n') {
+            p += 1;
+        }
+    }
+    if text.get(p) == Some(&b'\r') {
+        p += 1;
+    }
+    if text.get(p) != Some(&b'\n') {
+        return None;
+    }
+    let limit = text.len().min(p + VALUE_MAX);
+    let (mut start, mut end) = (None, 0);
+    let mut line = p + 1;
+    while line < limit {
+        let content = skip_blank(text, line);
+        let eol = text[line..limit]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(limit, |e| line + e);
+        let body_end = if eol > line && text[eol - 1] == b'\r' {
+            eol - 1
+        } else {
+            eol
+        };
+        if content < body_end {
+            if content - line <= key_indent {
+                break;
+            }
+            start.get_or_insert(content);
+            end = body_end;
+        }
+        line = eol + 1;
+    }
+    let start = start?;
+    let end = skip_back_blank(text, end);
+    secret(text, start, end)
+}
+
 /// How a name is tied to its value.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -319,8 +446,13 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
         Some(b'i' | b'w') if !quoted && blank > p => {
             let rest = &text[blank..text.len().min(blank + 8)];
             match rest {
-                [b'i', b's', b' ', ..] => {
-                    p = blank + 3;
+                [b'i', b's', b' ' | b':', ..] => {
+                    p = blank + 2;
+                    // `Your temporary password is: …`
+                    let colon = skip_blank(text, p);
+                    if text.get(colon) == Some(&b':') {
+                        p = colon + 1;
+                    }
                     Kind::Prose
                 }
                 [b'w', b'a', b's', b' ', ..] => {
@@ -457,14 +589,22 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
         // Prose goes on with words ("is required", "is stored in Vault"); a password
         // mixes letters with digits or symbols. A sentence's full stop is not part of it.
         let value = value.strip_suffix(b".").unwrap_or(value);
-        let letters = value.iter().any(u8::is_ascii_alphabetic);
-        let others = value.iter().any(|b| !b.is_ascii_alphabetic());
-        if !letters || !others || value.len() < min {
+        if !made(value) || value.len() < min {
             return None;
         }
         return secret(text, at, at + value.len());
     }
     secret(text, at, at + value.len())
+}
+
+/// A value named in prose (`the password is …`, `the password "…"`) is taken only if it
+/// looks made rather than written: one word of 6+ characters mixing letters with digits
+/// or symbols (not "required", "stored in Vault", "string").
+fn made(value: &[u8]) -> bool {
+    value.len() >= 6
+        && !value.iter().any(u8::is_ascii_whitespace)
+        && value.iter().any(u8::is_ascii_alphabetic)
+        && value.iter().any(|b| !b.is_ascii_alphabetic())
 }
 
 /// The common case, decided in a few bytes: a word inside a sentence (`the password
@@ -478,6 +618,7 @@ fn is_prose(text: &[u8], name_start: usize, name_end: usize) -> bool {
     let next = &text[name_end + 1..text.len().min(name_end + 5)];
     if !next.first().is_some_and(u8::is_ascii_lowercase)
         || next.starts_with(b"is ")
+        || next.starts_with(b"is:")
         || next.starts_with(b"was ")
     {
         return false;

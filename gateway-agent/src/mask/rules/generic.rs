@@ -5,7 +5,9 @@
 //! URLs: only the password is masked (`postgres://app:[MASKED:database_url_password]@db`),
 //! so a caller still sees which host and user a tool talked to. Userinfo cannot contain
 //! `/ ? #` unencoded (RFC 3986), which bounds the match; an unencoded `@` inside the
-//! password is tolerated by taking the last `@` before the host.
+//! password is tolerated by taking the last `@` before the host, and so is an unencoded
+//! `#` after its first character (hand-written `.env` URLs: `postgres://app:p#ss@db`),
+//! since a fragment cannot be followed by `@host`.
 
 use super::{Rule, after, rule};
 
@@ -36,12 +38,12 @@ pub const RULES: &[Rule] = &[
     rule!(
         "database_url_password",
         ["://"],
-        r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb|oracle|couchdb|neo4j(?:\+s)?|nats)://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?#"'<>]*)@"#
+        r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb|oracle|couchdb|neo4j(?:\+s)?|nats)://[^\s:@/?#"'<>\[]*:([^\s@/?"'<>\[][^\s/?"'<>]*)@"#
     ),
     rule!(
         "url_password",
         ["://"],
-        r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?#"'<>]*)@"#
+        r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?"'<>]*)@"#
     ),
     // A credential in a query string: the keyword is the parameter with its delimiter.
     after!(
@@ -169,6 +171,52 @@ pub const RULES: &[Rule] = &[
         "cli_password",
         ["sudo -S"],
         r#"\becho[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*sudo[ \t]+(?:-[A-Za-z]+[ \t]+)*-S\b"#
+    ),
+    // Passwords given as a positional argument: `htpasswd -b[c] [file] user password`,
+    // `rabbitmqctl add_user|change_password user password`, Windows'
+    // `net use \\srv\share /user:DOMAIN\user password`.
+    after!(
+        "cli_password",
+        ["htpasswd"],
+        r#"^(?:[ \t]+-[A-Za-z]+)*?[ \t]+-[A-Za-z]*b[A-Za-z]*(?:[ \t]+-[A-Za-z]+)*(?:[ \t]+[^\s\-<>|;&][^\s<>|;&]*){1,2}[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\[<>|;&][^\s'"<>|;&]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["rabbitmqctl"],
+        r#"^[^\n|;&]*?[ \t](?:add_user|change_password)[ \t]+['"]?[^\s'"]+['"]?[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[<>|;&][^\s'"<>|;&]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["net use"],
+        r#"(?i)^[^\n|;&]*?[ \t]/user:\S+[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"/\[*<>|;&][^\s'"<>|;&]*))"#
+    ),
+    // A password piped into a command that reads it from stdin (`docker`, `helm
+    // registry`, `podman`, `oras login --password-stdin`) or into `chpasswd` as
+    // `user:password`.
+    rule!(
+        "cli_password",
+        ["password-stdin"],
+        r#"\b(?:echo|printf)[ \t]+(?:-[a-z]+[ \t]+)?(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*[^\n|]*?--password-stdin\b"#
+    ),
+    rule!(
+        "cli_password",
+        ["chpasswd"],
+        r#"\b(?:echo|printf)[ \t]+['"]?[^\s:'"|]+:([^\s'"|\[]+)['"]?[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd\b"#
+    ),
+    // SQL: MySQL's `IDENTIFIED BY '…'` (`CREATE USER`, `ALTER USER`, `GRANT`).
+    after!(
+        "sql_password",
+        ["identified"],
+        r#"(?i)^[ \t]+(?:with[ \t]+[A-Za-z0-9_]+[ \t]+)?by[ \t]+(?:'([^'\r\n]+)'|"([^"\r\n]+)")"#
+    ),
+    // PostgreSQL's password file: `host:port:database:user:password`, one per line.
+    // Port digits or `*`; database and user not all digits (`/etc/shadow`'s
+    // `root:*:19000:0:99999:7:::` is no such line). A line may open or close a quoted
+    // string (`output: "db:5432:…\n…"` read unescaped).
+    rule!(
+        "pgpass_password",
+        [":5432:", ":5433:", ":6432:", ":*:"],
+        r#"(?m)(?:^|["'])[ \t]*[A-Za-z0-9_.\-*]+:(?:[0-9]{2,5}|\*):[^:\s]*[^:\s0-9][^:\s]*:[^:\s]*[^:\s0-9][^:\s]*:([^\s\["'][^\s"']*)[ \t]*\r?(?:$|["'])"#
     ),
     // The private parts of a JSON Web Key (`d`; `k` of a symmetric key).
     after!(

@@ -134,6 +134,8 @@ fn contextual() -> Vec<(&'static str, String, String, String)> {
         ("cli_password", s("$ mysql -h db -u root -p'Fake#Pass1' app"), s("Fake#Pass1"), s("$ mysql -h db -P 3306 -u root -p app")),
         ("jdbc_password", s("url=jdbc:oracle:thin:scott/FakeTiger9@db.internal:1521/ORCL"), s("FakeTiger9"), s("url=jdbc:oracle:thin:@db.internal:1521/ORCL")),
         ("netrc_password", s("machine api.example.com login deploy password Fake-Netrc-77"), s("Fake-Netrc-77"), s("machine api.example.com login deploy")),
+        ("sql_password", s("mysql> CREATE USER 'app'@'%' IDENTIFIED BY 'Fake#Sql9';"), s("Fake#Sql9"), s("ERROR 1045: Access denied (using password: YES); user not identified by a password")),
+        ("pgpass_password", s("db.internal:5432:sales:report:Fake#Pgpass7\n"), s("Fake#Pgpass7"), s("root:*:19000:0:99999:7:::\n")),
         ("directive_password", s("bind 0.0.0.0\nrequirepass Fake-Redis-88\n"), s("Fake-Redis-88"), s("127.0.0.1:6379> CONFIG GET requirepass")),
         ("jwk_private_key", format!("{{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"{}\"}}", alnum(86)), alnum(86), s("{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"short\"}")),
         ("password_hash", s("root:$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE:19000:0:99999:7:::"), s("$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE"), s("daemon:*:19000:0:99999:7:::")),

@@ -299,3 +299,4 @@ fn detection_meets_its_targets_on_the_corpus() {
         1.0 - negative.rate()
     );
 }
+

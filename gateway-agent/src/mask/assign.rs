@@ -16,7 +16,7 @@
 
 mod structure;
 
-use self::structure::{array, find_value, yaml_list};
+use self::structure::{array, find_value, object_values, yaml_list};
 use super::{
     keys::SensitiveKeys,
     values::{is_not_a_secret, looks_generated},
@@ -35,6 +35,8 @@ pub const KEYWORDS: &[&str] = &[
     "cookie",
     // Pre-shared keys (`psk="…"` in `wpa_supplicant.conf`).
     "psk",
+    // Composer's `auth.json` `"bearer": {host: token}`.
+    "bearer",
     // Terraform's `"sensitive": true` beside an output's `"value"`.
     "sensitive",
     // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
@@ -172,7 +174,8 @@ impl Assignments {
                     {
                         value(text, value_at, Kind::Equals)
                     } else if matches!(text.get(value_at), Some(b'"' | b'\''))
-                        && self.keys.is_sensitive(name)
+                        && !name.eq_ignore_ascii_case("bearer") // a scheme: its rules read it
+                        && self.is_secret_name(name, Kind::Space)
                     {
                         // `Use the password "…" to log in`, SQL's `PASSWORD '…'`.
                         value(text, value_at, Kind::Quoted).filter(|v| made(&text[v.start..v.end]))
@@ -190,16 +193,28 @@ impl Assignments {
                     // `"db_password": {"sensitive": true, "value": "…"}` (Terraform).
                     if self.keys.is_sensitive(name) {
                         let limit = text.len().min(value_at + 2 * PAIR_REACH);
-                        find_value(text, value_at + 1, limit, false, 8)
+                        match find_value(text, value_at + 1, limit, false, 8) {
+                            Some(found) => Some(found),
+                            // `"bearer": {"repo.example.org": "…"}` (Composer's
+                            // auth.json): every value of a flat object, as the JSON
+                            // walk masks them.
+                            None => return (name_end, object_values(text, value_at), false),
+                        }
                     } else {
                         None
                     }
                 } else if self.is_secret_label(text, name_start, name, kind) {
                     value(text, value_at, kind)
                         .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
-                } else if kind != Kind::Prose && self.keys.is_weak(name) {
-                    // `SENDGRID_KEY=…`, `REDIS_AUTH=…`: only a value that looks made.
-                    value(text, value_at, kind).filter(|v| is_generated(text, v))
+                } else if kind != Kind::Prose {
+                    // `SENDGRID_KEY=…`, `REDIS_AUTH=…`: only a value that looks made. The
+                    // value's length is checked first: `"max_tokens": 4096` repeats in
+                    // every record of a listing and is dismissed without splitting its name.
+                    value(text, value_at, kind).filter(|v| {
+                        v.end - v.start >= MIN_GENERATED
+                            && self.keys.is_weak(name)
+                            && is_generated(text, v)
+                    })
                 } else {
                     None
                 }
@@ -283,6 +298,9 @@ impl Assignments {
         self.keys.is_sensitive(name)
     }
 }
+
+/// Shortest value [`looks_generated`] accepts.
+const MIN_GENERATED: usize = 16;
 
 /// Does the value at `found` look generated (see [`looks_generated`])?
 fn is_generated(text: &[u8], found: &Found) -> bool {
@@ -433,6 +451,11 @@ fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
             }
         },
         Some(b':') => match text.get(blank + 1) {
+            // LDIF's base64 attribute value: `userPassword:: e1NTSEF9…`.
+            Some(b':') if !quoted && matches!(text.get(blank + 2), Some(b' ')) => {
+                p = blank + 2;
+                Kind::Colon
+            }
             Some(b':') => return None,
             Some(b'=') => {
                 p = blank + 2;
@@ -538,6 +561,30 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
     }
     if kind == Kind::Space && rest.first() == Some(&b'-') {
         return None; // the next flag
+    }
+    // A bracketed phrase is judged whole, so its first word is not taken alone:
+    // Terraform's `(sensitive value)`, `(known after apply)`, `<sensitive>`, and a tuple
+    // of code (`auth=(user, os.environ["PW"])`) are no secrets.
+    if let Some(&open @ (b'(' | b'<')) = rest.first() {
+        let close = if open == b'(' { b')' } else { b'>' };
+        if let Some(len) = rest
+            .iter()
+            .take(64)
+            .position(|&b| b == close || b == b'\n')
+            .filter(|&p| rest[p] == close)
+            && rest[..len].contains(&b' ')
+        {
+            let phrase = std::str::from_utf8(&rest[..=len]).unwrap_or("x");
+            let code = |item: &str| {
+                let item = item.trim();
+                is_not_a_secret(item)
+                    || (item.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && item.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            };
+            if is_not_a_secret(phrase) || (open == b'(' && phrase[1..len].split(',').all(code)) {
+                return None;
+            }
+        }
     }
     let mut end = 0;
     while end < rest.len() {

@@ -485,7 +485,15 @@ fn collect(rule: &Compiled, text: &str, from: usize, spans: &mut Vec<Span>) {
         // A captured value ends at its line, also where the line break is a JSON escape
         // (`output: "Authorization: Bearer ****\nAccept: …"`).
         let value = if group.is_some() {
-            &span.as_bytes()[..escaped_break(span.as_bytes())]
+            let mut value = &span.as_bytes()[..escaped_break(span.as_bytes())];
+            // A value ending where an escaped quote closes it (`\"Bearer <token>\"`).
+            if value.len() == span.len()
+                && value.ends_with(b"\\")
+                && text.as_bytes().get(from + span.end()) == Some(&b'"')
+            {
+                value = &value[..value.len() - 1];
+            }
+            value
         } else {
             span.as_bytes()
         };

@@ -55,6 +55,8 @@ fn is_hidden(v: &[u8]) -> bool {
             b"masked",
             b"secret hidden",
             b"sensitive",
+            b"sensitive value",
+            b"known after apply",
             b"omitted",
             b"removed",
         ]

@@ -296,3 +296,46 @@ pub(super) fn yaml_list(text: &[u8], line_end: usize) -> Vec<Found> {
     }
     found
 }
+
+/// The string values of a flat object keyed by hosts or URLs (`{"repo.example.org":
+/// "…"}`, Composer's `auth.json`; also JSON-escaped), each if it is a secret. Nothing
+/// for a nested object, one longer than [`PAIR_REACH`] twice, or one with any other key
+/// (a schema's `type`, a `username` beside a password that its own key covers).
+pub(super) fn object_values(text: &[u8], at: usize) -> Vec<Found> {
+    let mut found = Vec::new();
+    let limit = text.len().min(at + 2 * PAIR_REACH);
+    let mut after_colon = false;
+    let mut i = at + 1;
+    while i < limit {
+        match text[i] {
+            b'}' => return found,
+            b'{' | b'[' => return Vec::new(),
+            b':' => after_colon = true,
+            b',' => after_colon = false,
+            b'"' | b'\\' if text[i] == b'"' || text.get(i + 1) == Some(&b'"') => {
+                let escaped = text[i] == b'\\';
+                let open = i + 1 + usize::from(escaped);
+                let close = (open..limit).find(|&j| {
+                    if escaped {
+                        text[j] == b'\\' && text.get(j + 1) == Some(&b'"')
+                    } else {
+                        text[j] == b'"' && text[j - 1] != b'\\'
+                    }
+                });
+                let Some(close) = close else {
+                    return Vec::new();
+                };
+                if after_colon {
+                    found.extend(secret(text, open, close));
+                } else if !text[open..close].iter().any(|&b| matches!(b, b'.' | b':')) {
+                    return Vec::new();
+                }
+                i = close + 1 + usize::from(escaped);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Vec::new()
+}

@@ -30,6 +30,12 @@ pub const RULES: &[Rule] = &[
         ["PRIVATE KEY"],
         r"-----BEGIN[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----(?:(?s:.)*?-----END[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\\\-]*)"
     ),
+    // OpenVPN's `--tls-auth` / `--tls-crypt` / `--secret` static key (hex lines).
+    rule!(
+        "private_key",
+        ["OpenVPN Static key"],
+        r"-----BEGIN OpenVPN Static key V[0-9]-----(?:(?s:.)*?-----END OpenVPN Static key V[0-9]-----|[0-9a-fA-F\s\\n]*)"
+    ),
     rule!(
         "putty_private_key",
         ["PuTTY-User-Key-File-"],
@@ -73,6 +79,15 @@ pub const RULES: &[Rule] = &[
             "&apikey=",
             "?key=",
             "&key=",
+            // Signed URLs: S3/SigV4 presigned (`X-Amz-Signature`, and the STS session
+            // token riding along), GCS V4 (`X-Goog-Signature`). Azure SAS `sig` has its
+            // own rule.
+            "&x-amz-signature=",
+            "?x-amz-signature=",
+            "&x-amz-security-token=",
+            "?x-amz-security-token=",
+            "&x-goog-signature=",
+            "?x-goog-signature=",
         ],
         r#"^([^&#\s"'<>\[][^&#\s"'<>]*)"#
     ),
@@ -122,7 +137,7 @@ pub const RULES: &[Rule] = &[
     ),
     after!(
         "cli_password",
-        ["sqlcmd"],
+        ["sqlcmd", "bcp ", "ipmitool", "zip "],
         r#"^[^\n|;&]*?[ \t]-P[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
     ),
     after!(
@@ -171,6 +186,66 @@ pub const RULES: &[Rule] = &[
         "cli_password",
         ["sudo -S"],
         r#"\becho[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*sudo[ \t]+(?:-[A-Za-z]+[ \t]+)*-S\b"#
+    ),
+    // More short password flags: `7z a -pSECRET`, `ssh-keygen -N '…'`, SNMP's community
+    // string (`snmpwalk -c …`, v1/v2c's only credential), `sqlplus user/password@db`,
+    // PowerShell's `ConvertTo-SecureString "…" -AsPlainText`.
+    after!(
+        "cli_password",
+        ["7z ", "7za ", "7zz "],
+        r#"^[^\n|;&]*?[ \t]-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["ssh-keygen"],
+        r#"^[^\n|;&]*?[ \t]-N[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["snmpwalk", "snmpget", "snmpbulkwalk", "snmpset", "snmpgetnext", "snmptable"],
+        r#"^[^\n|;&]*?[ \t]-c[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["sqlplus", "rman ", "expdp ", "impdp "],
+        r#"^(?:[ \t]+-[A-Za-z]+)*[ \t]+['"]?[A-Za-z0-9_$#]+/([^\s@/'"\[][^\s@'"]*)@"#
+    ),
+    after!(
+        "cli_password",
+        ["convertto-securestring"],
+        r#"(?i)^[ \t]+(?:-String[ \t]+)?(?:'([^'\r\n]+)'|"([^"\r\n]+)")[ \t]+-AsPlainText"#
+    ),
+    // A (user, password) pair of literals given to a credential constructor.
+    after!(
+        "cli_password",
+        [
+            "NetworkCredential(",
+            "PasswordAuthentication(",
+            "UsernamePasswordCredentials(",
+            "HTTPBasicAuth(",
+            "HTTPDigestAuth(",
+            "BasicAuth(",
+            "auth=(",
+        ],
+        r#"^[ \t]*(?:"[^"\r\n]*"|'[^'\r\n]*')[ \t]*,[ \t]*(?:"([^"\r\n]+)"|'([^'\r\n]+)')"#
+    ),
+    // Mail and file transfer sessions printed by a client (`curl -v`, `openssl s_client`,
+    // a debug log): SMTP `AUTH PLAIN base64(\0user\0password)`, FTP/POP3 `PASS …`,
+    // IMAP `tag LOGIN user password`. Upper case, at a line's start, to spare prose.
+    rule!(
+        "protocol_password",
+        ["AUTH PLAIN "],
+        r"(?m)(?:^|[ \t])AUTH PLAIN ([A-Za-z0-9+/]{8,}={0,2})\r?$"
+    ),
+    rule!(
+        "protocol_password",
+        ["PASS "],
+        r"(?m)^(?:[A-Z]: |> |-> )?PASS ([^\s\[]\S*)\r?$"
+    ),
+    rule!(
+        "protocol_password",
+        [" LOGIN "],
+        r#"(?m)^(?:[A-Z]: |> )?[A-Za-z0-9.]{1,12} LOGIN (?:"[^"\r\n]*"|[^\s"]+) (?:"([^"\r\n]+)"|([^\s"\[]+))\r?$"#
     ),
     // Passwords given as a positional argument: `htpasswd -b[c] [file] user password`,
     // `rabbitmqctl add_user|change_password user password`, Windows'
@@ -229,6 +304,18 @@ pub const RULES: &[Rule] = &[
         "password_hash",
         ["$6$", "$5$", "$y$", "$2a$", "$2b$", "$2y$", "$argon2"],
         r"\$(?:6|5|y|2[aby]|argon2(?:id|i|d)\$v=[0-9]+)\$[./A-Za-z0-9$=,]{20,}"
+    ),
+    // Older crypt(3) and LDAP/htpasswd schemes: MD5-crypt `$1$`, Apache `$apr1$`, and
+    // `{SHA}`/`{SSHA}`/`{SSHA512}` base64 digests (`.htpasswd`, LDAP `userPassword`).
+    rule!(
+        "password_hash",
+        ["$1$", "$apr1$"],
+        r"\$(?:1|apr1)\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}"
+    ),
+    rule!(
+        "password_hash",
+        ["{SHA}", "{SSHA}", "{SHA256}", "{SSHA256}", "{SHA512}", "{SSHA512}"],
+        r"\{S?SHA(?:256|512)?\}[A-Za-z0-9+/]{20,}={0,2}"
     ),
     // Oracle's thin JDBC URL carries `user/password@host`.
     rule!(

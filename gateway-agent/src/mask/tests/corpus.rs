@@ -136,6 +136,7 @@ fn contextual() -> Vec<(&'static str, String, String, String)> {
         ("netrc_password", s("machine api.example.com login deploy password Fake-Netrc-77"), s("Fake-Netrc-77"), s("machine api.example.com login deploy")),
         ("sql_password", s("mysql> CREATE USER 'app'@'%' IDENTIFIED BY 'Fake#Sql9';"), s("Fake#Sql9"), s("ERROR 1045: Access denied (using password: YES); user not identified by a password")),
         ("pgpass_password", s("db.internal:5432:sales:report:Fake#Pgpass7\n"), s("Fake#Pgpass7"), s("root:*:19000:0:99999:7:::\n")),
+        ("protocol_password", s("USER deploy\r\n331 Password required\r\nPASS Fake#Ftp77\r\n230 Logged in\r\n"), s("Fake#Ftp77"), s("The PASS command sends the password after USER.")),
         ("directive_password", s("bind 0.0.0.0\nrequirepass Fake-Redis-88\n"), s("Fake-Redis-88"), s("127.0.0.1:6379> CONFIG GET requirepass")),
         ("jwk_private_key", format!("{{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"{}\"}}", alnum(86)), alnum(86), s("{\"kty\":\"RSA\",\"e\":\"AQAB\",\"d\":\"short\"}")),
         ("password_hash", s("root:$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE:19000:0:99999:7:::"), s("$6$FAKEsalt$FAKEfake0123456789EXAMPLEexample0123456789abcdefFAKE"), s("daemon:*:19000:0:99999:7:::")),

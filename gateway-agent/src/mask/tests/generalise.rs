@@ -223,3 +223,149 @@ fn encrypted_blobs_in_braces_and_terraform_references() {
     }
     assert_unchanged(&["  password = var.db_password\n"]);
 }
+
+#[test]
+fn more_short_password_flags_and_credential_constructors() {
+    assert_masks(&[
+        (
+            "zip -r -P IJDmxBbWB*1% release.zip dist/",
+            "zip -r -P [MASKED:cli_password] release.zip dist/",
+        ),
+        (
+            "7z a -penL7BADP1@4- -mhe=on secrets.7z ./vault",
+            "7z a -p[MASKED:cli_password] -mhe=on secrets.7z ./vault",
+        ),
+        (
+            "ssh-keygen -t ed25519 -N 'Zr1PeNDMkt5^9-' -f key",
+            "ssh-keygen -t ed25519 -N '[MASKED:cli_password]' -f key",
+        ),
+        (
+            "ipmitool -I lanplus -H 10.0.9.20 -U ADMIN -P aGZ8ROwVK?5% chassis status",
+            "ipmitool -I lanplus -H 10.0.9.20 -U ADMIN -P [MASKED:cli_password] chassis status",
+        ),
+        (
+            "snmpwalk -v2c -c UiyHWujNDb3*7* 10.0.0.1",
+            "snmpwalk -v2c -c [MASKED:cli_password] 10.0.0.1",
+        ),
+        (
+            "$ sqlplus system/i1QpHjg%6#@//db.example.com:1521/ORCL",
+            "$ sqlplus system/[MASKED:cli_password]@//db.example.com:1521/ORCL",
+        ),
+        (
+            "$s = ConvertTo-SecureString \"5cdliARkAyW@3?\" -AsPlainText -Force",
+            "$s = ConvertTo-SecureString \"[MASKED:cli_password]\" -AsPlainText -Force",
+        ),
+        (
+            "var c = new NetworkCredential(\"svc\", \"E2IJCOf8TZ#6@\", \"CORP\");",
+            "var c = new NetworkCredential(\"svc\", \"[MASKED:cli_password]\", \"CORP\");",
+        ),
+        (
+            "s.auth = HTTPBasicAuth('bob', 'Zq8rT5kW2x')",
+            "s.auth = HTTPBasicAuth('bob', '[MASKED:cli_password]')",
+        ),
+    ]);
+    assert_unchanged(&[
+        "gzip -9 -c file > file.gz",
+        "snmpwalk -v3 -l authPriv -u monitor 10.0.0.1",
+        "sqlplus / as sysdba",
+        "var c = new NetworkCredential(user, password);",
+        "requests.get(url, auth=(user, os.environ[\"PW\"]))",
+    ]);
+}
+
+#[test]
+fn mail_and_ftp_session_logins_are_masked() {
+    assert_masks(&[
+        (
+            "C: AUTH PLAIN AGFsaWNlADlIcFZ6akRrVCU3QA==\r\nS: 235 ok\r\n",
+            "C: AUTH PLAIN [MASKED:protocol_password]\r\nS: 235 ok\r\n",
+        ),
+        (
+            "USER deploy\r\n331 Password required\r\nPASS I7VH9BBbw#7!\r\n230 ok\r\n",
+            "USER deploy\r\n331 Password required\r\nPASS [MASKED:protocol_password]\r\n230 ok\r\n",
+        ),
+        (
+            "a1 LOGIN alice \"nAN3zrCln&8_\"\r\na1 OK\r\n",
+            "a1 LOGIN alice \"[MASKED:protocol_password]\"\r\na1 OK\r\n",
+        ),
+    ]);
+    assert_unchanged(&[
+        "Please pass the salt\nPASS the test suite before merging\n",
+        "Go to the LOGIN page and sign in\n",
+        "S: 250-AUTH PLAIN LOGIN\r\n",
+    ]);
+}
+
+#[test]
+fn ldif_htpasswd_and_crypt_hashes_are_masked() {
+    assert_masks(&[
+        (
+            "uid: jdoe\nuserPassword:: e1NTSEF9WEY5NlJMUWdEQVRrNzRZcTVq\n",
+            "uid: jdoe\nuserPassword:: [MASKED:password_assignment]\n",
+        ),
+        (
+            "admin:$apr1$7oowQxqR$w8twgsiBUybkQo0JwPlT9q\n",
+            "admin:[MASKED:password_hash]\n",
+        ),
+        (
+            "ops:{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI=\n",
+            "ops:[MASKED:password_hash]\n",
+        ),
+        (
+            "legacy:$1$8fDJtDq2$TOtNxd/qbipS6FqupXhLCN:19500:0:99999:7:::\n",
+            "legacy:[MASKED:password_hash]:19500:0:99999:7:::\n",
+        ),
+    ]);
+    assert_unchanged(&["std::env::var(\"X\")", "price: $1$ per unit"]);
+}
+
+#[test]
+fn openvpn_static_keys_are_masked_whole() {
+    let key = "-----BEGIN OpenVPN Static key V1-----\ne1a96ac324ac3cba358120583d5a972c\nfb694c34bf62186ac03cab29a028ba9e\n-----END OpenVPN Static key V1-----";
+    assert_masks(&[(
+        &format!("<tls-auth>\n{key}\n</tls-auth>\n"),
+        "<tls-auth>\n[MASKED:private_key]\n</tls-auth>\n",
+    )]);
+}
+
+#[test]
+fn signed_url_signatures_and_session_tokens_are_masked() {
+    assert_masks(&[(
+        "https://b.s3.amazonaws.com/r.pdf?X-Amz-Credential=ASIAX%2F1&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEAbc&X-Amz-SignedHeaders=host&X-Amz-Signature=9f86d081884c7d659a2feaa0c55ad015",
+        "https://b.s3.amazonaws.com/r.pdf?X-Amz-Credential=[MASKED:password_assignment]&X-Amz-Security-Token=[MASKED:url_query_secret]&X-Amz-SignedHeaders=host&X-Amz-Signature=[MASKED:url_query_secret]",
+    )]);
+    assert_unchanged(&["https://b.s3.amazonaws.com/r.pdf?X-Amz-SignedHeaders=host"]);
+}
+
+#[test]
+fn a_host_keyed_object_under_a_sensitive_name_is_masked_in_text() {
+    assert_masks(&[(
+        "{\"bearer\": {\"repo.example.org\": \"8yXMIduZGM7eFpb7hhF7m4Wi\"}}",
+        "{\"bearer\": {\"repo.example.org\": \"[MASKED:password_assignment]\"}}",
+    )]);
+    // A schema or a user/password object is not host-keyed.
+    assert_unchanged(&[
+        "{\"password\": {\"type\": \"string\", \"description\": \"The user's password\"}}",
+    ]);
+}
+
+#[test]
+fn data_rows_of_a_markdown_table_are_not_headers() {
+    assert_unchanged(&[
+        "| Variable | Description |\n|---|---|\n| `DB_PASSWORD` | Database password |\n| `API_TOKEN` | Token for the API |\n",
+    ]);
+    assert_masks(&[(
+        "| user | password |\n|---|---|\n| bob | Zq8rT5kW2x |\n",
+        "| user | password |\n|---|---|\n| bob | [MASKED:secret_column] |\n",
+    )]);
+}
+
+#[test]
+fn bracketed_phrases_are_one_value() {
+    assert_unchanged(&[
+        "  + password = (sensitive value)\n",
+        "db_password = <sensitive>\n",
+        "  + token = (known after apply)\n",
+        "output: \"curl -H \\\"Authorization: Bearer <token>\\\" https://x\"",
+    ]);
+}

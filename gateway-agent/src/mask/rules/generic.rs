@@ -190,10 +190,14 @@ pub const RULES: &[Rule] = &[
     // More short password flags: `7z a -pSECRET`, `ssh-keygen -N '…'`, SNMP's community
     // string (`snmpwalk -c …`, v1/v2c's only credential), `sqlplus user/password@db`,
     // PowerShell's `ConvertTo-SecureString "…" -AsPlainText`.
+    // Keyed with the command letter: a bare `7z ` is every `…:07Z ` timestamp.
     after!(
         "cli_password",
-        ["7z ", "7za ", "7zz "],
-        r#"^[^\n|;&]*?[ \t]-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        [
+            "7z a ", "7z x ", "7z e ", "7z t ", "7z u ", "7za a ", "7za x ", "7za e ", "7zz a ",
+            "7zz x ",
+        ],
+        r#"^(?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
     ),
     after!(
         "cli_password",

@@ -579,7 +579,9 @@ fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
                 let item = item.trim();
                 is_not_a_secret(item)
                     || (item.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                        && item.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                        && item
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
             };
             if is_not_a_secret(phrase) || (open == b'(' && phrase[1..len].split(',').all(code)) {
                 return None;

@@ -206,7 +206,14 @@ pub const RULES: &[Rule] = &[
     ),
     after!(
         "cli_password",
-        ["snmpwalk", "snmpget", "snmpbulkwalk", "snmpset", "snmpgetnext", "snmptable"],
+        [
+            "snmpwalk",
+            "snmpget",
+            "snmpbulkwalk",
+            "snmpset",
+            "snmpgetnext",
+            "snmptable"
+        ],
         r#"^[^\n|;&]*?[ \t]-c[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
     ),
     after!(
@@ -318,7 +325,14 @@ pub const RULES: &[Rule] = &[
     ),
     rule!(
         "password_hash",
-        ["{SHA}", "{SSHA}", "{SHA256}", "{SSHA256}", "{SHA512}", "{SSHA512}"],
+        [
+            "{SHA}",
+            "{SSHA}",
+            "{SHA256}",
+            "{SSHA256}",
+            "{SHA512}",
+            "{SSHA512}"
+        ],
         r"\{S?SHA(?:256|512)?\}[A-Za-z0-9+/]{20,}={0,2}"
     ),
     // Oracle's thin JDBC URL carries `user/password@host`.

@@ -299,4 +299,3 @@ fn detection_meets_its_targets_on_the_corpus() {
         1.0 - negative.rate()
     );
 }
-

@@ -22,10 +22,25 @@ fn assert_unchanged(texts: &[&str]) {
 #[test]
 fn weak_names_hold_a_secret_only_when_the_value_looks_generated() {
     let keys = SensitiveKeys::new(&[]).unwrap();
-    for key in ["SENDGRID_KEY", "redis_auth", "mapsKey", "tokens", "secrets", "api_tokens"] {
+    for key in [
+        "SENDGRID_KEY",
+        "redis_auth",
+        "mapsKey",
+        "tokens",
+        "secrets",
+        "api_tokens",
+    ] {
         assert!(keys.is_weak(key) || keys.is_sensitive(key), "{key}");
     }
-    for key in ["key", "auth", "public_key", "cache_key", "sort_key", "keyboard", "author"] {
+    for key in [
+        "key",
+        "auth",
+        "public_key",
+        "cache_key",
+        "sort_key",
+        "keyboard",
+        "author",
+    ] {
         assert!(!keys.is_weak(key), "{key}");
     }
     for value in [

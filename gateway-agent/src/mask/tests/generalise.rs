@@ -384,3 +384,26 @@ fn bracketed_phrases_are_one_value() {
         "output: \"curl -H \\\"Authorization: Bearer <token>\\\" https://x\"",
     ]);
 }
+
+#[test]
+fn weak_keys_in_json_hold_a_secret_only_when_the_value_looks_generated() {
+    let masker = super::masker();
+    let mut value = serde_json::json!({
+        "SENDGRID_KEY": "OxpwHh1CGduuuq5fLxHbYBSXr8XssvGe",
+        "tokens": ["6Xba9awUhWzVQzS9szYBcFASsMupb7OW", "zlaBi0SH8VXDyswH7CLI2K5NzRdwfTor"],
+        "cache_key": "users:v2:list",
+        "max_tokens": 4096,
+        "secrets": ["db_password", "api_key"],
+    });
+    masker.mask_value(&mut value);
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "SENDGRID_KEY": "[MASKED:json_key]",
+            "tokens": ["[MASKED:json_key]", "[MASKED:json_key]"],
+            "cache_key": "users:v2:list",
+            "max_tokens": 4096,
+            "secrets": ["db_password", "api_key"],
+        })
+    );
+}

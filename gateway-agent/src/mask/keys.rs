@@ -160,10 +160,15 @@ const NOT_SECRET: &[&str] = &[
 /// `REDIS_AUTH`, a YAML `tokens:` list): see [`SensitiveKeys::is_weak`].
 const WEAK_WORDS: &[&str] = &["key", "keys", "auth", "tokens", "secrets"];
 
-/// First words that make a `…_key` name structural, whatever its value looks like.
+/// Words that make a `…_key` name structural or public, whatever its value looks like
+/// (anywhere before the last word: `vapid_public_key`, `stripe_publishable_key`).
 const WEAK_NOT_SECRET: &[&str] = &[
     "public",
     "pub",
+    "publishable",
+    "site",
+    "verify",
+    "verification",
     "primary",
     "foreign",
     "sort",
@@ -370,8 +375,10 @@ impl SensitiveKeys {
         if words.kept == 1 {
             return plural;
         }
-        let first = words.word(0);
-        !WEAK_NOT_SECRET.iter().any(|w| w.as_bytes() == first)
+        !(0..words.kept - 1).any(|i| {
+            let word = words.word(i);
+            WEAK_NOT_SECRET.iter().any(|w| w.as_bytes() == word)
+        })
     }
 
     /// For the name of a name/value pair (`{"name": "DB_PASSWORD", "value": …}`, an

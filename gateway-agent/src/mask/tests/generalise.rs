@@ -40,6 +40,10 @@ fn weak_names_hold_a_secret_only_when_the_value_looks_generated() {
         "sort_key",
         "keyboard",
         "author",
+        "vapid_public_key",
+        "stripe_publishable_key",
+        "recaptchaSiteKey",
+        "dedup_key",
     ] {
         assert!(!keys.is_weak(key), "{key}");
     }

@@ -219,7 +219,7 @@ pub const RULES: &[Rule] = &[
     after!(
         "cli_password",
         ["sqlplus", "rman ", "expdp ", "impdp "],
-        r#"^(?:[ \t]+-[A-Za-z]+)*[ \t]+['"]?[A-Za-z0-9_$#]+/([^\s@/'"\[][^\s@'"]*)@"#
+        r#"^[ \t]*(?:-[A-Za-z]+[ \t]+)*(?:target[ \t]+)?['"]?[A-Za-z0-9_$#]+/([^\s@/'"\[][^\s@'"]*)@"#
     ),
     after!(
         "cli_password",

@@ -271,6 +271,18 @@ fn more_short_password_flags_and_credential_constructors() {
             "$ sqlplus system/[MASKED:cli_password]@//db.example.com:1521/ORCL",
         ),
         (
+            "sqlplus -s scott/Tiger#2024x@ORCL @report.sql",
+            "sqlplus -s scott/[MASKED:cli_password]@ORCL @report.sql",
+        ),
+        (
+            "rman target sys/Zq8rT5kW2x@prod",
+            "rman target sys/[MASKED:cli_password]@prod",
+        ),
+        (
+            "expdp system/Zq8rT5kW2x@ORCL schemas=hr",
+            "expdp system/[MASKED:cli_password]@ORCL schemas=hr",
+        ),
+        (
             "$s = ConvertTo-SecureString \"5cdliARkAyW@3?\" -AsPlainText -Force",
             "$s = ConvertTo-SecureString \"[MASKED:cli_password]\" -AsPlainText -Force",
         ),

@@ -4,4 +4,4 @@
 #[path = "../../tests/fuzz/checks.rs"]
 mod checks;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::mask(data));
+libfuzzer_sys::fuzz_target!(init: checks::init_mask(), |data: &[u8]| checks::mask(data));

@@ -70,13 +70,25 @@ pub fn sse(data: &[u8]) {
     );
 }
 
+/// Builds the masker the `mask` check uses. The fuzz target calls it from libFuzzer's
+/// init, so the build (about a second in the unoptimised, instrumented CI build) is
+/// neither counted in the run's time budget nor traced as the first input's coverage.
+pub fn init_mask() {
+    LazyLock::force(&MASKER);
+}
+
 /// The masker: never panics; masking twice changes nothing more; a known secret put in
 /// the text between separators never survives.
 pub fn mask(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (once, _) = MASKER.mask_text(&text);
-    let (twice, _) = MASKER.mask_text(&once);
-    assert_eq!(once, twice, "masking is not idempotent");
+    // Masking is a function of its text: where it changed nothing, a second pass is the
+    // first call again. Only a changed text is masked twice (most fuzzed inputs hold no
+    // secret, and each pass over a large input is the bulk of an execution's cost).
+    if once != text {
+        let (twice, _) = MASKER.mask_text(&once);
+        assert_eq!(once, twice, "masking is not idempotent");
+    }
     let cut = text
         .char_indices()
         .map(|(i, _)| i)
@@ -84,15 +96,25 @@ pub fn mask(data: &[u8]) {
         .unwrap_or(text.len());
     let seeded = format!("{} {SEEDED_SECRET} {}", &text[..cut], &text[cut..]);
     let (masked, _) = MASKER.mask_text(&seeded);
+    // An input may hold the secret itself (libFuzzer learns it from this comparison),
+    // glued to other token characters (`=nghp_…`), where the vendor rules rightly do not
+    // see a token of their own: then the seeded copy is looked for between its spaces.
+    let seeded_copy = if text.contains(SEEDED_SECRET) {
+        format!(" {SEEDED_SECRET} ")
+    } else {
+        SEEDED_SECRET.to_owned()
+    };
     assert!(
-        !masked.contains(SEEDED_SECRET),
+        !masked.contains(&seeded_copy),
         "the seeded secret survived masking: {masked:?}"
     );
     if let Ok((json_once, _)) = MASKER.mask_json(&text) {
-        let (json_twice, _) = MASKER
-            .mask_json(&json_once)
-            .expect("masked JSON must stay JSON");
-        assert_eq!(json_once, json_twice, "JSON masking is not idempotent");
+        if json_once != text {
+            let (json_twice, _) = MASKER
+                .mask_json(&json_once)
+                .expect("masked JSON must stay JSON");
+            assert_eq!(json_once, json_twice, "JSON masking is not idempotent");
+        }
         assert!(
             serde_json::from_str::<serde_json::Value>(&json_once).is_ok(),
             "masking produced invalid JSON: {json_once:?}"

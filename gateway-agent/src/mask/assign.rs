@@ -12,12 +12,21 @@
 //! judged by [`SensitiveKeys`] — the same word rules as JSON keys, so `smtp_pass` and
 //! `adminPwd` are secret, `password_policy`, `bypass` and `max_tokens` are not. The value
 //! ends at its quote or, unquoted, at whitespace; never past its line. Values that are
-//! code, references or placeholders ([`is_not_a_secret`]) are left alone.
+//! code, references or placeholders ([`crate::mask::values::is_not_a_secret`]) are left
+//! alone. `lexis` reads delimiters and values; `structure` what a name reaches through
+//! structure (elements, pairs, lists, block scalars).
 
+mod lexis;
 mod structure;
 
-use self::structure::{array, find_value, yaml_list};
-use super::{keys::SensitiveKeys, values::is_not_a_secret};
+use self::lexis::{
+    Delimiter, Kind, aligned, delimiter, is_prose, made, secret, skip_back_blank, skip_blank, value,
+};
+use self::structure::{
+    MIN_GENERATED, array, block_scalar, find_value, generated, is_generated, object_values,
+    sensitive_value, yaml_list,
+};
+use super::keys::SensitiveKeys;
 
 /// Prefilter keywords: every sensitive name contains one of them.
 pub const KEYWORDS: &[&str] = &[
@@ -30,6 +39,12 @@ pub const KEYWORDS: &[&str] = &[
     "auth",
     "credential",
     "cookie",
+    // Pre-shared keys (`psk="…"` in `wpa_supplicant.conf`).
+    "psk",
+    // Composer's `auth.json` `"bearer": {host: token}`.
+    "bearer",
+    // Terraform's `"sensitive": true` beside an output's `"value"`.
+    "sensitive",
     // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
     // `/messages/?session_id=…`); session *secrets* and *tokens* are caught by their word.
     "securestring",
@@ -112,23 +127,45 @@ impl Assignments {
             })
         });
         if let Some(Delimiter { value_at, kind }) = &delimiter
+            && *kind == Kind::Quoted
+            && name.eq_ignore_ascii_case("sensitive")
+        {
+            let found = if text[*value_at..].starts_with(b"true") {
+                sensitive_value(text, name_start)
+            } else {
+                None
+            };
+            return (name_end, found.into_iter().collect(), false);
+        }
+        if let Some(Delimiter { value_at, kind }) = &delimiter
             && text.get(*value_at) == Some(&b'[')
             && kind != &Kind::Space
         {
             let found = if self.keys.is_sensitive(name) {
                 array(text, *value_at)
+            } else if self.keys.is_weak(name) {
+                generated(text, array(text, *value_at))
             } else {
                 Vec::new()
             };
             return (name_end, found, false);
         }
-        // YAML: `passwords:` then `  - …` items.
+        // YAML: `passwords:` then `  - …` items, or a block scalar (`secret: |`).
         if let Some(Delimiter { value_at, kind }) = &delimiter
             && matches!(kind, Kind::Colon | Kind::Quoted)
-            && matches!(text.get(*value_at), Some(b'\n' | b'\r'))
-            && self.keys.is_sensitive(name)
         {
-            return (name_end, yaml_list(text, *value_at), false);
+            let at = *value_at;
+            if matches!(text.get(at), Some(b'\n' | b'\r')) {
+                if self.keys.is_sensitive(name) {
+                    return (name_end, yaml_list(text, at), false);
+                }
+                if self.keys.is_weak(name) {
+                    return (name_end, generated(text, yaml_list(text, at)), false);
+                }
+            } else if matches!(text.get(at), Some(b'|' | b'>')) && self.keys.is_sensitive(name) {
+                let found = block_scalar(text, name_start, at);
+                return (name_end, found.into_iter().collect(), false);
+            }
         }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
@@ -142,6 +179,12 @@ impl Assignments {
                     if aligned(text, name_start, name_end, value_at) && self.keys.is_sensitive(name)
                     {
                         value(text, value_at, Kind::Equals)
+                    } else if matches!(text.get(value_at), Some(b'"' | b'\''))
+                        && !name.eq_ignore_ascii_case("bearer") // a scheme: its rules read it
+                        && self.is_secret_name(name, Kind::Space)
+                    {
+                        // `Use the password "…" to log in`, SQL's `PASSWORD '…'`.
+                        value(text, value_at, Kind::Quoted).filter(|v| made(&text[v.start..v.end]))
                     } else {
                         None
                     }
@@ -156,13 +199,28 @@ impl Assignments {
                     // `"db_password": {"sensitive": true, "value": "…"}` (Terraform).
                     if self.keys.is_sensitive(name) {
                         let limit = text.len().min(value_at + 2 * PAIR_REACH);
-                        find_value(text, value_at + 1, limit, false, 8)
+                        match find_value(text, value_at + 1, limit, false, 8) {
+                            Some(found) => Some(found),
+                            // `"bearer": {"repo.example.org": "…"}` (Composer's
+                            // auth.json): every value of a flat object, as the JSON
+                            // walk masks them.
+                            None => return (name_end, object_values(text, value_at), false),
+                        }
                     } else {
                         None
                     }
                 } else if self.is_secret_label(text, name_start, name, kind) {
                     value(text, value_at, kind)
                         .filter(|v| !self.names_a_secret(&text[v.start..v.end]))
+                } else if kind != Kind::Prose {
+                    // `SENDGRID_KEY=…`, `REDIS_AUTH=…`: only a value that looks made. The
+                    // value's length is checked first: `"max_tokens": 4096` repeats in
+                    // every record of a listing and is dismissed without splitting its name.
+                    value(text, value_at, kind).filter(|v| {
+                        v.end - v.start >= MIN_GENERATED
+                            && self.keys.is_weak(name)
+                            && is_generated(text, v)
+                    })
                 } else {
                     None
                 }
@@ -245,312 +303,4 @@ impl Assignments {
         }
         self.keys.is_sensitive(name)
     }
-}
-
-/// How a name is tied to its value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// `=`, `:=`, `=>`: dotenv, INI, TOML, properties, code, flags.
-    Equals,
-    /// `:`: YAML, headers, JSON. Prose uses it too, so an unquoted value must be longer.
-    Colon,
-    /// `--password hunter2`: only after a command-line flag.
-    Space,
-    /// The name was quoted (`"password": …`): JSON or a dict literal.
-    Quoted,
-    /// `the password is …`: only a value that looks made, not a word.
-    Prose,
-}
-
-struct Delimiter {
-    value_at: usize,
-    kind: Kind,
-}
-
-/// What follows a name: an optional closing quote, blanks, then `=`, `:` (not `::`),
-/// `:=` or `=>` — or, for a flag, a single run of spaces.
-fn delimiter(text: &[u8], at: usize) -> Option<Delimiter> {
-    let mut p = at;
-    let mut quoted = false;
-    if text.get(p) == Some(&b'\\') && text.get(p + 1) == Some(&b'"') {
-        p += 2;
-        quoted = true;
-    } else if matches!(text.get(p), Some(b'"' | b'\'')) {
-        p += 1;
-        quoted = true;
-        if text.get(p) == Some(&b']') {
-            p += 1; // `os.environ["API_KEY"] = …`, `ENV['DB_PASSWORD'] = …`
-        }
-    } else {
-        // Markdown emphasis around a label: `**Password**: …`, `__Token:__ …`.
-        while matches!(text.get(p), Some(b'*' | b'_')) && p - at < 2 {
-            p += 1;
-        }
-    }
-    // A quoted name is JSON-like, where line breaks around `:` are mere layout.
-    let blank = if quoted {
-        skip_space(text, skip_blank(text, p))
-    } else {
-        skip_blank(text, p)
-    };
-    let kind = match text.get(blank) {
-        Some(b'=') => match text.get(blank + 1) {
-            Some(b'=' | b'~') => return None, // `==`, `=~`: a comparison
-            Some(b'>') => {
-                p = blank + 2;
-                Kind::Equals
-            }
-            _ => {
-                p = blank + 1;
-                Kind::Equals
-            }
-        },
-        Some(b':') => match text.get(blank + 1) {
-            Some(b':') => return None,
-            Some(b'=') => {
-                p = blank + 2;
-                Kind::Equals
-            }
-            _ => {
-                p = blank + 1;
-                Kind::Colon
-            }
-        },
-        Some(b'i' | b'w') if !quoted && blank > p => {
-            let rest = &text[blank..text.len().min(blank + 8)];
-            match rest {
-                [b'i', b's', b' ', ..] => {
-                    p = blank + 3;
-                    Kind::Prose
-                }
-                [b'w', b'a', b's', b' ', ..] => {
-                    p = blank + 4;
-                    Kind::Prose
-                }
-                _ => {
-                    p = blank;
-                    Kind::Space
-                }
-            }
-        }
-        _ if !quoted && blank > p => {
-            p = blank;
-            Kind::Space
-        }
-        _ => return None,
-    };
-    let kind = if quoted && kind != Kind::Space {
-        Kind::Quoted
-    } else {
-        kind
-    };
-    if kind == Kind::Quoted {
-        let next = skip_space(text, p);
-        if text.get(next) == Some(&b'"') {
-            return Some(Delimiter {
-                value_at: next,
-                kind,
-            });
-        }
-    }
-    let mut value_at = skip_blank(text, p);
-    if kind == Kind::Colon {
-        // `**Password:** hunter2`: the closing emphasis is not the value.
-        let stars = text[value_at..]
-            .iter()
-            .take(2)
-            .take_while(|b| matches!(b, b'*' | b'_'))
-            .count();
-        if stars > 0
-            && text
-                .get(value_at + stars)
-                .is_some_and(|b| *b == b' ' || *b == b'\t')
-        {
-            value_at = skip_blank(text, value_at + stars);
-        }
-    }
-    Some(Delimiter { value_at, kind })
-}
-
-/// The value at `at`: quoted (to its closing quote on the same line) or a bare word.
-fn value(text: &[u8], at: usize, kind: Kind) -> Option<Found> {
-    let rest = &text[at..text.len().min(at + VALUE_MAX)];
-    let (open, skip) = match rest {
-        [b'\\', b'"', ..] => (&b"\\\""[..], 2),
-        [b'"', ..] => (&b"\""[..], 1),
-        [b'\'', ..] => (&b"'"[..], 1),
-        [b'`', ..] => (&b"`"[..], 1),
-        _ => (&b""[..], 0),
-    };
-    if !open.is_empty() {
-        let body = &rest[skip..];
-        let mut i = 0;
-        while i < body.len() {
-            match body[i] {
-                b'\n' | b'\r' => return None,
-                b'\\' if open == b"\"" => i += 1, // `\"` inside a JSON string
-                b'\\' if open.len() == 2 => match body.get(i + 1) {
-                    Some(b'"') => return secret(text, at + skip, at + skip + i),
-                    Some(b'n' | b'r') => return None, // an escaped line break
-                    Some(b'\\') => i += 1,
-                    _ => {}
-                },
-                b if open.len() == 1 && b == open[0] => {
-                    return secret(text, at + skip, at + skip + i);
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        return None;
-    }
-    if kind == Kind::Space && rest.first() == Some(&b'-') {
-        return None; // the next flag
-    }
-    let mut end = 0;
-    while end < rest.len() {
-        let b = rest[end];
-        if b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'`') {
-            break;
-        }
-        if b == b'\\' && matches!(rest.get(end + 1), Some(b'n' | b'r' | b't' | b'"')) {
-            break; // `\n` in JSON-escaped text
-        }
-        if b == b'<' && rest.get(end + 1) == Some(&b'/') {
-            break; // `</td>`
-        }
-        if matches!(b, b',' | b';' | b'&') && next_is_assignment(&rest[end + 1..]) {
-            break; // `password=x&user=y`, `pwd=x;Server=y`
-        }
-        end += 1;
-    }
-    let mut value = &rest[..end];
-    loop {
-        let trimmed = match value.last() {
-            Some(b',' | b';') => &value[..value.len() - 1],
-            Some(&close @ (b')' | b']' | b'}')) => {
-                let open = match close {
-                    b')' => b'(',
-                    b']' => b'[',
-                    _ => b'{',
-                };
-                let opens = value.iter().filter(|&&b| b == open).count();
-                let closes = value.iter().filter(|&&b| b == close).count();
-                if closes > opens {
-                    &value[..value.len() - 1]
-                } else {
-                    break;
-                }
-            }
-            _ => break,
-        };
-        value = trimmed;
-    }
-    let min = match kind {
-        Kind::Colon | Kind::Prose => 6,
-        _ => 4,
-    };
-    if value.len() < min {
-        return None;
-    }
-    if kind == Kind::Prose {
-        // Prose goes on with words ("is required", "is stored in Vault"); a password
-        // mixes letters with digits or symbols. A sentence's full stop is not part of it.
-        let value = value.strip_suffix(b".").unwrap_or(value);
-        let letters = value.iter().any(u8::is_ascii_alphabetic);
-        let others = value.iter().any(|b| !b.is_ascii_alphabetic());
-        if !letters || !others || value.len() < min {
-            return None;
-        }
-        return secret(text, at, at + value.len());
-    }
-    secret(text, at, at + value.len())
-}
-
-/// The common case, decided in a few bytes: a word inside a sentence (`the password
-/// policy`, `max_tokens and`), followed by a space and a lowercase word other than
-/// `is`/`was`, not a flag (`--token x`), not an element (`<Password Type=…>`), not at
-/// its line's start (`password    s3cret` listings).
-fn is_prose(text: &[u8], name_start: usize, name_end: usize) -> bool {
-    if text.get(name_end) != Some(&b' ') || text[name_start] == b'-' {
-        return false;
-    }
-    let next = &text[name_end + 1..text.len().min(name_end + 5)];
-    if !next.first().is_some_and(u8::is_ascii_lowercase)
-        || next.starts_with(b"is ")
-        || next.starts_with(b"was ")
-    {
-        return false;
-    }
-    match name_start.checked_sub(1).map(|p| text[p]) {
-        Some(b' ') => {
-            // Not first on its line.
-            let line = skip_back_blank(text, name_start);
-            line > 0 && text[line - 1] != b'\n'
-        }
-        Some(b'-' | b'<' | b':' | b'\n') | None => false,
-        Some(_) => true,
-    }
-}
-
-/// Is the name first on its line, followed by a gap of two or more blanks and one word
-/// that ends the line?
-fn aligned(text: &[u8], name_start: usize, name_end: usize, value_at: usize) -> bool {
-    let line_start = skip_back_blank(text, name_start);
-    let first = line_start == 0 || text[line_start - 1] == b'\n';
-    let gap = value_at - name_end >= 2 || text[name_end] == b'\t';
-    let word = text[value_at..]
-        .iter()
-        .take(VALUE_MAX)
-        .take_while(|b| !b.is_ascii_whitespace())
-        .count();
-    let after = skip_blank(text, value_at + word);
-    first && gap && matches!(text.get(after), None | Some(b'\n' | b'\r'))
-}
-
-/// `name=` or `name:` right after a separator (spaces allowed).
-fn next_is_assignment(rest: &[u8]) -> bool {
-    let rest = &rest[skip_blank(rest, 0)..];
-    let n = rest
-        .iter()
-        .take(64)
-        .take_while(|&&b| is_name_byte(b))
-        .count();
-    n > 0 && matches!(rest.get(n), Some(b'=' | b':'))
-}
-
-/// The span, unless its text is not a secret (code, reference, placeholder, masked).
-fn secret(text: &[u8], start: usize, end: usize) -> Option<Found> {
-    let value = std::str::from_utf8(&text[start..end]).ok()?;
-    if value.starts_with("[MASKED:") {
-        return None;
-    }
-    (!is_not_a_secret(value)).then_some(Found { start, end })
-}
-
-/// Past spaces, tabs and no-break spaces (U+00A0, as pasted from documents).
-fn skip_blank(text: &[u8], mut at: usize) -> usize {
-    loop {
-        match text.get(at) {
-            Some(b' ' | b'\t') => at += 1,
-            Some(0xC2) if text.get(at + 1) == Some(&0xA0) => at += 2,
-            _ => return at,
-        }
-    }
-}
-
-/// Past any whitespace, line breaks included, at most a few lines' worth.
-fn skip_space(text: &[u8], mut at: usize) -> usize {
-    let limit = text.len().min(at + 64);
-    while at < limit && text[at].is_ascii_whitespace() {
-        at += 1;
-    }
-    at
-}
-
-fn skip_back_blank(text: &[u8], mut at: usize) -> usize {
-    while at > 0 && matches!(text[at - 1], b' ' | b'\t') {
-        at -= 1;
-    }
-    at
 }

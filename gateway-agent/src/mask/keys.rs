@@ -57,6 +57,8 @@ const EXACT: &[&str] = &[
     "signingkey",
     "encryptionkey",
     "masterkey",
+    // Wi-Fi (`wpa_supplicant.conf`'s `psk="…"`), IPsec and VPN pre-shared keys.
+    "psk",
 ];
 
 /// Normalised endings that make a key secret.
@@ -100,6 +102,9 @@ const SUFFIXES: &[&str] = &[
     // Java keytool's `-storepass`, `-srcstorepass`, `-keypass`.
     "storepass",
     "keypass",
+    // Pre-shared keys: `wpa_psk`, WireGuard's `PresharedKey`, IPsec `ike_psk`.
+    "psk",
+    "presharedkey",
 ];
 
 /// Last words that name a password on their own but are too short to be an ending:
@@ -148,6 +153,40 @@ const NOT_SECRET: &[&str] = &[
     "mintoken",
     "numtoken",
     "tokentype",
+];
+
+/// Last words too general to name a secret alone (`cache_key`, `sort_key`, `use_auth`,
+/// `max_tokens`) but that hold one when the value looks generated (`SENDGRID_KEY`,
+/// `REDIS_AUTH`, a YAML `tokens:` list): see [`SensitiveKeys::is_weak`].
+const WEAK_WORDS: &[&str] = &["key", "keys", "auth", "tokens", "secrets"];
+
+/// Words that make a `…_key` name structural or public, whatever its value looks like
+/// (anywhere before the last word: `vapid_public_key`, `stripe_publishable_key`).
+const WEAK_NOT_SECRET: &[&str] = &[
+    "public",
+    "pub",
+    "publishable",
+    "site",
+    "verify",
+    "verification",
+    "primary",
+    "foreign",
+    "sort",
+    "partition",
+    "range",
+    "cache",
+    "idempotency",
+    "object",
+    "routing",
+    "lookup",
+    "unique",
+    "dedup",
+    "translation",
+    "i18n",
+    "host",
+    "gpg",
+    "pgp",
+    "license",
 ];
 
 /// Words a key is split into (at separators and camelCase humps), at most this many.
@@ -307,6 +346,39 @@ impl SensitiveKeys {
     fn ends_like_one(&self, end: &[u8; 3]) -> bool {
         let bit = ending_bit(end);
         self.endings[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// Is `key` a name whose last word is too general to call secret alone ([`WEAK_WORDS`]:
+    /// `SENDGRID_KEY`, `REDIS_AUTH`, `tokens`)? Callers mask its value only when the value
+    /// looks generated (`values::looks_generated`). `key`/`auth` need a word before them
+    /// (a bare `key:` is any key); the plurals stand alone (a `tokens:` list).
+    pub fn is_weak(&self, key: &str) -> bool {
+        let tail = key.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        let tail = &tail.as_bytes()[tail.len().saturating_sub(7)..];
+        if ![&b"key"[..], b"keys", b"auth", b"tokens", b"secrets"]
+            .iter()
+            .any(|w| tail.len() >= w.len() && tail[tail.len() - w.len()..].eq_ignore_ascii_case(w))
+        {
+            return false;
+        }
+        let Some(words) = Words::split(key) else {
+            return false;
+        };
+        if words.kept == 0 || words.kept != words.count {
+            return false;
+        }
+        let last = words.word(words.kept - 1);
+        if !WEAK_WORDS.iter().any(|w| w.as_bytes() == last) {
+            return false;
+        }
+        let plural = matches!(last, b"tokens" | b"secrets" | b"keys");
+        if words.kept == 1 {
+            return plural;
+        }
+        !(0..words.kept - 1).any(|i| {
+            let word = words.word(i);
+            WEAK_NOT_SECRET.iter().any(|w| w.as_bytes() == word)
+        })
     }
 
     /// For the name of a name/value pair (`{"name": "DB_PASSWORD", "value": …}`, an

@@ -491,23 +491,53 @@ fn collect(rule: &Compiled, text: &str, from: usize, spans: &mut Vec<Span>) {
         let Some(span) = group.or_else(|| caps.get(0)) else {
             continue;
         };
-        if span.is_empty() || is_placeholder(span.as_bytes()) {
+        // A captured value ends at its line, also where the line break is a JSON escape
+        // (`output: "Authorization: Bearer ****\nAccept: …"`).
+        let value = if group.is_some() {
+            let mut value = &span.as_bytes()[..escaped_break(span.as_bytes())];
+            // A value ending where an escaped quote closes it (`\"Bearer <token>\"`).
+            if value.len() == span.len()
+                && value.ends_with(b"\\")
+                && text.as_bytes().get(from + span.end()) == Some(&b'"')
+            {
+                value = &value[..value.len() - 1];
+            }
+            value
+        } else {
+            span.as_bytes()
+        };
+        if value.is_empty() || is_placeholder(value) {
             continue;
         }
         // A captured value in its context (`Password="…"`, `?token=…`) may be code or
         // a reference rather than a secret (`"$(cat /run/secrets/db)"`).
-        if group.is_some()
-            && std::str::from_utf8(span.as_bytes()).is_ok_and(values::is_not_a_secret)
-        {
+        if group.is_some() && std::str::from_utf8(value).is_ok_and(values::is_not_a_secret) {
             continue;
         }
         spans.push(Span::new(
             text,
             from + span.start(),
-            from + span.end(),
+            from + span.start() + value.len(),
             rule,
         ));
     }
+}
+
+/// Where the first JSON-escaped line break (`\n`, `\r`; not `\\n`) in `value` starts,
+/// else its length.
+fn escaped_break(value: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 1 < value.len() {
+        if value[i] == b'\\' {
+            if matches!(value[i + 1], b'n' | b'r') {
+                return i;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    value.len()
 }
 
 /// Masks the spans, merging overlaps ([`merged`]).

@@ -191,10 +191,20 @@ pub fn column(keys: &SensitiveKeys, text: &[u8], at: usize, mut mask: impl FnMut
         };
         let above = strip_cr(&text[above_start..above_end]);
         let json = above.first() == Some(&b'{') || above.first() == Some(&b'[');
-        if !is_rule_line(above)
-            && !json
-            && split(above, delim).is_some_and(|c| c.count == header.count)
-        {
+        if is_rule_line(above) {
+            // Under a rule line (Markdown's `|---|`, psql's `---+---`, a boxed table's
+            // `+---+`), a row of as many cells above that rule is the header: this line
+            // is data (`| DB_PASSWORD | Database password |` in a docs table).
+            if above_start > 0
+                && let Some((top_start, top_end)) = line_at(text, above_start - 1)
+            {
+                let top = strip_cr(&text[top_start..top_end]);
+                if !is_rule_line(top) && split(top, delim).is_some_and(|c| c.count == header.count)
+                {
+                    return;
+                }
+            }
+        } else if !json && split(above, delim).is_some_and(|c| c.count == header.count) {
             return;
         }
     }

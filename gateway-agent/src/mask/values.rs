@@ -55,6 +55,8 @@ fn is_hidden(v: &[u8]) -> bool {
             b"masked",
             b"secret hidden",
             b"sensitive",
+            b"sensitive value",
+            b"known after apply",
             b"omitted",
             b"removed",
         ]
@@ -151,7 +153,11 @@ fn is_reference(v: &[u8]) -> bool {
         [b'%', b's' | b'd'] | [b'?'] => return true,
         [b'%', b'(', ..] => return v.ends_with(b")s"),
         [b'{', b'{', ..] | [b'#', b'{', ..] => return v.ends_with(b"}"),
-        [b'{', inner @ .., b'}'] => return is_ident(inner) || inner.is_empty(),
+        // `{password}` is a template field; `{AQAAABAAAAAQ…}` (Jenkins, Maven) is an
+        // encrypted blob that happens to hold no `+` or `/`.
+        [b'{', inner @ .., b'}'] => {
+            return inner.is_empty() || (is_ident(inner) && !mixes_like_random(inner));
+        }
         [b':', rest @ ..] => return is_ident(rest) && rest.len() > 1,
         [b'!', rest @ ..] => return rest.first().is_some_and(u8::is_ascii_alphabetic),
         _ => {}
@@ -217,6 +223,63 @@ fn is_code(v: &[u8]) -> bool {
     }
 }
 
+/// Upper, lower and digit all present in at least 16 characters: how generated tokens
+/// read, and how names (`DB_PASSWORD`, `dbPassword`, `password2`) rarely do.
+fn mixes_like_random(v: &[u8]) -> bool {
+    v.len() >= 16
+        && v.iter().any(u8::is_ascii_uppercase)
+        && v.iter().any(u8::is_ascii_lowercase)
+        && v.iter().any(u8::is_ascii_digit)
+}
+
+/// Does a value under a name too general to be called secret alone (`SENDGRID_KEY`,
+/// `REDIS_AUTH`, a `tokens:` list; see `keys::SensitiveKeys::is_weak`) look generated?
+/// At least 16 characters with no blank, no URL or path, not a UUID; either upper,
+/// lower and digit mixed with few lowercase words (base62/base64 tokens, not
+/// `CamelCaseNames1`), or 32+ hex digits. `cache_key=users:v2`, `max_tokens: 4096`,
+/// `secrets: [db_password]` and `default_auth=caching_sha2_password` are not.
+pub fn looks_generated(value: &str) -> bool {
+    let v = value.as_bytes();
+    if v.len() < 16
+        || v.len() > 4096
+        || v.iter().any(|b| b.is_ascii_whitespace())
+        || value.contains("://")
+        || matches!(v[0], b'/' | b'.' | b'~' | b'$' | b'{' | b'<')
+        || is_uuid(v)
+        || is_not_a_secret(value)
+    {
+        return false;
+    }
+    if v.len() >= 32 && v.iter().all(u8::is_ascii_hexdigit) {
+        return true;
+    }
+    if !mixes_like_random(v) {
+        return false;
+    }
+    // Letters in lowercase runs of three or more: words and identifiers, not tokens.
+    let (mut letters, mut in_words, mut run) = (0usize, 0usize, 0usize);
+    for &b in v.iter().chain([b' '].iter()) {
+        if b.is_ascii_lowercase() {
+            run += 1;
+        } else {
+            if run >= 4 {
+                in_words += run;
+            }
+            run = 0;
+        }
+        letters += usize::from(b.is_ascii_alphabetic());
+    }
+    in_words * 2 < letters
+}
+
+fn is_uuid(v: &[u8]) -> bool {
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// First segments that make `a.b` code rather than a dotted password.
 fn code_root(v: &[u8]) -> bool {
     const ROOTS: &[&str] = &[
@@ -254,6 +317,11 @@ fn code_root(v: &[u8]) -> bool {
         "Bun",
         "os_env",
         "environ",
+        // Terraform / HCL references: `var.db_password`, `local.token`, `module.db.pass`.
+        "var",
+        "local",
+        "module",
+        "data",
     ];
     let first = &v[..ident_len(v)];
     ROOTS.iter().any(|r| r.as_bytes() == first)

@@ -1,13 +1,16 @@
 //! Values a name reaches through structure rather than a delimiter: XML elements
 //! (`<password>…</password>`, `<wsse:Password Type="…">…`), name/value pairs
 //! (`<add key="DbPassword" value="…"/>`, `{"name": "DB_PASSWORD", "value": "…"}`, a
-//! Kubernetes `- name:` / `value:` entry, an SSM `SecureString`), and lists under a
-//! sensitive name (`"api_keys": […]`, YAML `- …` items).
+//! Kubernetes `- name:` / `value:` entry, an SSM `SecureString`), lists under a
+//! sensitive name (`"api_keys": […]`, YAML `- …` items), flat host-keyed objects
+//! (`"bearer": {"repo.example.org": "…"}`), YAML block scalars (`secret: |`), Terraform's
+//! `"sensitive": true` beside a `"value"`, and the value-shape filter for weak names.
 
 use super::{
     Assignments, Found, Kind, NAME_MAX, PAIR_REACH, VALUE_MAX, delimiter, is_name_byte, secret,
     skip_back_blank, skip_blank, value,
 };
+use crate::mask::values::looks_generated;
 
 impl Assignments {
     /// `<password>…</password>`, `<entry key="x">` is handled by [`Self::pair`].
@@ -295,4 +298,140 @@ pub(super) fn yaml_list(text: &[u8], line_end: usize) -> Vec<Found> {
         at = item;
     }
     found
+}
+
+/// The string values of a flat object keyed by hosts or URLs (`{"repo.example.org":
+/// "…"}`, Composer's `auth.json`; also JSON-escaped), each if it is a secret. Nothing
+/// for a nested object, one longer than [`PAIR_REACH`] twice, or one with any other key
+/// (a schema's `type`, a `username` beside a password that its own key covers).
+pub(super) fn object_values(text: &[u8], at: usize) -> Vec<Found> {
+    let mut found = Vec::new();
+    let limit = text.len().min(at + 2 * PAIR_REACH);
+    let mut after_colon = false;
+    let mut i = at + 1;
+    while i < limit {
+        match text[i] {
+            b'}' => return found,
+            b'{' | b'[' => return Vec::new(),
+            b':' => after_colon = true,
+            b',' => after_colon = false,
+            b'"' | b'\\' if text[i] == b'"' || text.get(i + 1) == Some(&b'"') => {
+                let escaped = text[i] == b'\\';
+                let open = i + 1 + usize::from(escaped);
+                let close = (open..limit).find(|&j| {
+                    if escaped {
+                        text[j] == b'\\' && text.get(j + 1) == Some(&b'"')
+                    } else {
+                        text[j] == b'"' && text[j - 1] != b'\\'
+                    }
+                });
+                let Some(close) = close else {
+                    return Vec::new();
+                };
+                if after_colon {
+                    found.extend(secret(text, open, close));
+                } else if !text[open..close].iter().any(|&b| matches!(b, b'.' | b':')) {
+                    return Vec::new();
+                }
+                i = close + 1 + usize::from(escaped);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Vec::new()
+}
+
+/// Shortest value [`looks_generated`] accepts.
+pub(super) const MIN_GENERATED: usize = 16;
+
+/// Does the value at `found` look generated (see [`looks_generated`])?
+pub(super) fn is_generated(text: &[u8], found: &Found) -> bool {
+    std::str::from_utf8(&text[found.start..found.end]).is_ok_and(looks_generated)
+}
+
+/// The items of a list under a weak name (`tokens:`) that look generated.
+pub(super) fn generated(text: &[u8], found: Vec<Found>) -> Vec<Found> {
+    found
+        .into_iter()
+        .filter(|f| is_generated(text, f))
+        .collect()
+}
+
+/// Terraform state or `terraform output -json` printed as text: the `"value"` string of
+/// the object whose `"sensitive": true` starts at `name_start` (the walker does the same
+/// for parsed JSON). The value comes first in Terraform's output, so the object is
+/// searched back to its opening brace.
+pub(super) fn sensitive_value(text: &[u8], name_start: usize) -> Option<Found> {
+    let floor = name_start.saturating_sub(2 * PAIR_REACH);
+    let mut depth = 0usize;
+    let mut open = None;
+    for p in (floor..name_start).rev() {
+        match text[p] {
+            b'}' | b']' => depth += 1,
+            b'{' | b'[' if depth > 0 => depth -= 1,
+            b'{' => {
+                open = Some(p);
+                break;
+            }
+            b'[' => return None,
+            _ => {}
+        }
+    }
+    find_value(text, open? + 1, name_start, false, 8)
+}
+
+/// A YAML block scalar under a sensitive key (`secret: |`, `private_key: >-`): the lines
+/// below it indented deeper than the key's line, from the first to the last non-blank
+/// one. `at` is the `|` or `>`; only a header (chomping/indent indicators, a comment)
+/// may follow it on its line.
+pub(super) fn block_scalar(text: &[u8], name_start: usize, at: usize) -> Option<Found> {
+    let line_start = text[..name_start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let key_indent = skip_blank(text, line_start) - line_start;
+    let mut p = at + 1;
+    while matches!(text.get(p), Some(b'-' | b'+' | b'1'..=b'9')) && p - at < 3 {
+        p += 1;
+    }
+    p = skip_blank(text, p);
+    if text.get(p) == Some(&b'#') {
+        while text.get(p).is_some_and(|&b| b != b'\n') {
+            p += 1;
+        }
+    }
+    if text.get(p) == Some(&b'\r') {
+        p += 1;
+    }
+    if text.get(p) != Some(&b'\n') {
+        return None;
+    }
+    let limit = text.len().min(p + VALUE_MAX);
+    let (mut start, mut end) = (None, 0);
+    let mut line = p + 1;
+    while line < limit {
+        let content = skip_blank(text, line);
+        let eol = text[line..limit]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(limit, |e| line + e);
+        let body_end = if eol > line && text[eol - 1] == b'\r' {
+            eol - 1
+        } else {
+            eol
+        };
+        if content < body_end {
+            if content - line <= key_indent {
+                break;
+            }
+            start.get_or_insert(content);
+            end = body_end;
+        }
+        line = eol + 1;
+    }
+    let start = start?;
+    let end = skip_back_blank(text, end);
+    secret(text, start, end)
 }

@@ -19,6 +19,9 @@ const SLOTS: usize = 128;
 pub(super) struct KeyFacts {
     /// Its value is a secret ([`crate::mask::keys`]).
     pub sensitive: bool,
+    /// Its last word is too general alone (`SENDGRID_KEY`, `tokens`): its value is a
+    /// secret if it looks generated ([`crate::mask::keys::SensitiveKeys::is_weak`]).
+    pub weak: bool,
     /// Ends in `a` and normalises to a `…schema` name: its value may be a schema.
     pub schema_member: bool,
     /// What it names in an object that may be a name/value pair, a JWK, a Secret.
@@ -75,8 +78,10 @@ impl KeyFacts {
                 _ => Field::Other,
             }
         };
+        let sensitive = rules.keys.is_sensitive(key);
         Self {
-            sensitive: rules.keys.is_sensitive(key),
+            sensitive,
+            weak: !sensitive && rules.keys.is_weak(key),
             schema_member: key
                 .as_bytes()
                 .last()

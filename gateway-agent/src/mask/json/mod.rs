@@ -253,7 +253,9 @@ impl<'r> Walker<'r> {
         facts: KeyFacts,
         secret_fields: &[&str],
     ) -> Place {
-        if facts.sensitive || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+        if facts.sensitive
+            || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+            || (facts.weak && generated(doc, child))
         {
             Place::Secret
         } else if facts.schema_member && schema::can_be_schema(doc, child) {
@@ -319,6 +321,7 @@ impl<'r> Walker<'r> {
     ) -> Place {
         if self.rules.keys.is_sensitive(key)
             || (!secret_fields.is_empty() && NormKey::new(key).is_any(secret_fields))
+            || (self.rules.keys.is_weak(key) && generated(doc, child))
         {
             Place::Secret
         } else if key
@@ -490,5 +493,23 @@ impl<'r> Walker<'r> {
             }
             taken.push(name);
         }
+    }
+}
+
+/// Under a weak key (`SENDGRID_KEY`, `tokens`): a string, or a non-empty array of
+/// strings, that all look generated ([`values::looks_generated`]). Numbers, objects and
+/// words (`"max_tokens": 4096`, `"cache_key": "users:v2"`) are read as data.
+fn generated(doc: &Doc<'_>, node: NodeId) -> bool {
+    match doc.kind(node) {
+        Kind::String { .. } => doc.str(node).is_some_and(|v| values::looks_generated(&v)),
+        Kind::Array => {
+            let mut items = doc.children(node).peekable();
+            items.peek().is_some()
+                && items.all(|item| {
+                    matches!(doc.kind(item), Kind::String { .. })
+                        && doc.str(item).is_some_and(|v| values::looks_generated(&v))
+                })
+        }
+        _ => false,
     }
 }

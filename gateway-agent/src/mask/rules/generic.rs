@@ -5,7 +5,9 @@
 //! URLs: only the password is masked (`postgres://app:[MASKED:database_url_password]@db`),
 //! so a caller still sees which host and user a tool talked to. Userinfo cannot contain
 //! `/ ? #` unencoded (RFC 3986), which bounds the match; an unencoded `@` inside the
-//! password is tolerated by taking the last `@` before the host.
+//! password is tolerated by taking the last `@` before the host, and so is an unencoded
+//! `#` after its first character (hand-written `.env` URLs: `postgres://app:p#ss@db`),
+//! since a fragment cannot be followed by `@host`.
 
 use super::{Rule, after, rule};
 
@@ -28,6 +30,12 @@ pub const RULES: &[Rule] = &[
         ["PRIVATE KEY"],
         r"-----BEGIN[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----(?:(?s:.)*?-----END[A-Z ]{0,30}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\\\-]*)"
     ),
+    // OpenVPN's `--tls-auth` / `--tls-crypt` / `--secret` static key (hex lines).
+    rule!(
+        "private_key",
+        ["OpenVPN Static key"],
+        r"-----BEGIN OpenVPN Static key V[0-9]-----(?:(?s:.)*?-----END OpenVPN Static key V[0-9]-----|[0-9a-fA-F\s\\n]*)"
+    ),
     rule!(
         "putty_private_key",
         ["PuTTY-User-Key-File-"],
@@ -36,12 +44,12 @@ pub const RULES: &[Rule] = &[
     rule!(
         "database_url_password",
         ["://"],
-        r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb|oracle|couchdb|neo4j(?:\+s)?|nats)://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?#"'<>]*)@"#
+        r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb|oracle|couchdb|neo4j(?:\+s)?|nats)://[^\s:@/?#"'<>\[]*:([^\s@/?"'<>\[][^\s/?"'<>]*)@"#
     ),
     rule!(
         "url_password",
         ["://"],
-        r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?#"'<>]*)@"#
+        r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:@/?#"'<>\[]*:([^\s@/?#"'<>\[][^\s/?"'<>]*)@"#
     ),
     // A credential in a query string: the keyword is the parameter with its delimiter.
     after!(
@@ -71,6 +79,15 @@ pub const RULES: &[Rule] = &[
             "&apikey=",
             "?key=",
             "&key=",
+            // Signed URLs: S3/SigV4 presigned (`X-Amz-Signature`, and the STS session
+            // token riding along), GCS V4 (`X-Goog-Signature`). Azure SAS `sig` has its
+            // own rule.
+            "&x-amz-signature=",
+            "?x-amz-signature=",
+            "&x-amz-security-token=",
+            "?x-amz-security-token=",
+            "&x-goog-signature=",
+            "?x-goog-signature=",
         ],
         r#"^([^&#\s"'<>\[][^&#\s"'<>]*)"#
     ),
@@ -120,7 +137,7 @@ pub const RULES: &[Rule] = &[
     ),
     after!(
         "cli_password",
-        ["sqlcmd"],
+        ["sqlcmd", "bcp ", "ipmitool", "zip "],
         r#"^[^\n|;&]*?[ \t]-P[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
     ),
     after!(
@@ -170,6 +187,123 @@ pub const RULES: &[Rule] = &[
         ["sudo -S"],
         r#"\becho[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*sudo[ \t]+(?:-[A-Za-z]+[ \t]+)*-S\b"#
     ),
+    // More short password flags: `7z a -pSECRET`, `ssh-keygen -N '…'`, SNMP's community
+    // string (`snmpwalk -c …`, v1/v2c's only credential), `sqlplus user/password@db`,
+    // PowerShell's `ConvertTo-SecureString "…" -AsPlainText`.
+    // Keyed with the command letter: a bare `7z ` is every `…:07Z ` timestamp.
+    after!(
+        "cli_password",
+        [
+            "7z a ", "7z x ", "7z e ", "7z t ", "7z u ", "7za a ", "7za x ", "7za e ", "7zz a ",
+            "7zz x ",
+        ],
+        r#"^(?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["ssh-keygen"],
+        r#"^[^\n|;&]*?[ \t]-N[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        [
+            "snmpwalk",
+            "snmpget",
+            "snmpbulkwalk",
+            "snmpset",
+            "snmpgetnext",
+            "snmptable"
+        ],
+        r#"^[^\n|;&]*?[ \t]-c[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["sqlplus", "rman ", "expdp ", "impdp "],
+        r#"^[ \t]*(?:-[A-Za-z]+[ \t]+)*(?:target[ \t]+)?['"]?[A-Za-z0-9_$#]+/([^\s@/'"\[][^\s@'"]*)@"#
+    ),
+    after!(
+        "cli_password",
+        ["convertto-securestring"],
+        r#"(?i)^[ \t]+(?:-String[ \t]+)?(?:'([^'\r\n]+)'|"([^"\r\n]+)")[ \t]+-AsPlainText"#
+    ),
+    // A (user, password) pair of literals given to a credential constructor.
+    after!(
+        "cli_password",
+        [
+            "NetworkCredential(",
+            "PasswordAuthentication(",
+            "UsernamePasswordCredentials(",
+            "HTTPBasicAuth(",
+            "HTTPDigestAuth(",
+            "BasicAuth(",
+            "auth=(",
+        ],
+        r#"^[ \t]*(?:"[^"\r\n]*"|'[^'\r\n]*')[ \t]*,[ \t]*(?:"([^"\r\n]+)"|'([^'\r\n]+)')"#
+    ),
+    // Mail and file transfer sessions printed by a client (`curl -v`, `openssl s_client`,
+    // a debug log): SMTP `AUTH PLAIN base64(\0user\0password)`, FTP/POP3 `PASS …`,
+    // IMAP `tag LOGIN user password`. Upper case, at a line's start, to spare prose.
+    rule!(
+        "protocol_password",
+        ["AUTH PLAIN "],
+        r"(?m)(?:^|[ \t])AUTH PLAIN ([A-Za-z0-9+/]{8,}={0,2})\r?$"
+    ),
+    rule!(
+        "protocol_password",
+        ["PASS "],
+        r"(?m)^(?:[A-Z]: |> |-> )?PASS ([^\s\[]\S*)\r?$"
+    ),
+    rule!(
+        "protocol_password",
+        [" LOGIN "],
+        r#"(?m)^(?:[A-Z]: |> )?[A-Za-z0-9.]{1,12} LOGIN (?:"[^"\r\n]*"|[^\s"]+) (?:"([^"\r\n]+)"|([^\s"\[]+))\r?$"#
+    ),
+    // Passwords given as a positional argument: `htpasswd -b[c] [file] user password`,
+    // `rabbitmqctl add_user|change_password user password`, Windows'
+    // `net use \\srv\share /user:DOMAIN\user password`.
+    after!(
+        "cli_password",
+        ["htpasswd"],
+        r#"^(?:[ \t]+-[A-Za-z]+)*?[ \t]+-[A-Za-z]*b[A-Za-z]*(?:[ \t]+-[A-Za-z]+)*(?:[ \t]+[^\s\-<>|;&][^\s<>|;&]*){1,2}[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\[<>|;&][^\s'"<>|;&]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["rabbitmqctl"],
+        r#"^[^\n|;&]*?[ \t](?:add_user|change_password)[ \t]+['"]?[^\s'"]+['"]?[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[<>|;&][^\s'"<>|;&]*))"#
+    ),
+    after!(
+        "cli_password",
+        ["net use"],
+        r#"(?i)^[^\n|;&]*?[ \t]/user:\S+[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"/\[*<>|;&][^\s'"<>|;&]*))"#
+    ),
+    // A password piped into a command that reads it from stdin (`docker`, `helm
+    // registry`, `podman`, `oras login --password-stdin`) or into `chpasswd` as
+    // `user:password`.
+    rule!(
+        "cli_password",
+        ["password-stdin"],
+        r#"\b(?:echo|printf)[ \t]+(?:-[a-z]+[ \t]+)?(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"|\[]+))[ \t]*\|[ \t]*[^\n|]*?--password-stdin\b"#
+    ),
+    rule!(
+        "cli_password",
+        ["chpasswd"],
+        r#"\b(?:echo|printf)[ \t]+['"]?[^\s:'"|]+:([^\s'"|\[]+)['"]?[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd\b"#
+    ),
+    // SQL: MySQL's `IDENTIFIED BY '…'` (`CREATE USER`, `ALTER USER`, `GRANT`).
+    after!(
+        "sql_password",
+        ["identified"],
+        r#"(?i)^[ \t]+(?:with[ \t]+[A-Za-z0-9_]+[ \t]+)?by[ \t]+(?:'([^'\r\n]+)'|"([^"\r\n]+)")"#
+    ),
+    // PostgreSQL's password file: `host:port:database:user:password`, one per line.
+    // Port digits or `*`; database and user not all digits (`/etc/shadow`'s
+    // `root:*:19000:0:99999:7:::` is no such line). A line may open or close a quoted
+    // string (`output: "db:5432:…\n…"` read unescaped).
+    rule!(
+        "pgpass_password",
+        [":5432:", ":5433:", ":6432:", ":*:"],
+        r#"(?m)(?:^|["'])[ \t]*[A-Za-z0-9_.\-*]+:(?:[0-9]{2,5}|\*):[^:\s]*[^:\s0-9][^:\s]*:[^:\s]*[^:\s0-9][^:\s]*:([^\s\["'][^\s"']*)[ \t]*\r?(?:$|["'])"#
+    ),
     // The private parts of a JSON Web Key (`d`; `k` of a symmetric key).
     after!(
         "jwk_private_key",
@@ -181,6 +315,25 @@ pub const RULES: &[Rule] = &[
         "password_hash",
         ["$6$", "$5$", "$y$", "$2a$", "$2b$", "$2y$", "$argon2"],
         r"\$(?:6|5|y|2[aby]|argon2(?:id|i|d)\$v=[0-9]+)\$[./A-Za-z0-9$=,]{20,}"
+    ),
+    // Older crypt(3) and LDAP/htpasswd schemes: MD5-crypt `$1$`, Apache `$apr1$`, and
+    // `{SHA}`/`{SSHA}`/`{SSHA512}` base64 digests (`.htpasswd`, LDAP `userPassword`).
+    rule!(
+        "password_hash",
+        ["$1$", "$apr1$"],
+        r"\$(?:1|apr1)\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}"
+    ),
+    rule!(
+        "password_hash",
+        [
+            "{SHA}",
+            "{SSHA}",
+            "{SHA256}",
+            "{SSHA256}",
+            "{SHA512}",
+            "{SSHA512}"
+        ],
+        r"\{S?SHA(?:256|512)?\}[A-Za-z0-9+/]{20,}={0,2}"
     ),
     // Oracle's thin JDBC URL carries `user/password@host`.
     rule!(

@@ -6,6 +6,7 @@ mod context;
 mod corpus;
 mod detection;
 mod differential;
+mod generalise;
 mod json;
 mod keys;
 mod values;

@@ -474,3 +474,31 @@ fn help_text_listing_a_short_password_flag_is_not_a_command() {
         "output: \"Usage:  docker login [OPTIONS]\\n\\nOptions:\\n  -p, --password string   Password\\n\"",
     ]);
 }
+#[test]
+fn box_drawn_tables_are_read_like_pipe_tables() {
+    assert_masks(&[(
+        "│ NAME           │ VALUE            │\n│ DOPPLER_CONFIG │ prd              │\n│ SESSION_SECRET │ nf0aqtty1e085muf │\n",
+        "│ NAME           │ VALUE            │\n│ DOPPLER_CONFIG │ prd              │\n│ SESSION_SECRET │ [MASKED:password_assignment] │\n",
+    )]);
+}
+
+#[test]
+fn every_value_of_a_kubernetes_secret_manifest_is_masked() {
+    let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-env\ntype: Opaque\nstringData:\n  WEBHOOK_SIGNING: rh65LUfQAc69jM6SD2Jl\n";
+    let masked = masked_text(text).0;
+    assert!(!masked.contains("rh65LUfQAc69jM6SD2Jl"), "{masked}");
+    assert!(masked.contains("name: app-env"), "{masked}");
+    // `kubectl get -o yaml` sorts `data` before `kind`; also inside a JSON-escaped log line.
+    for text in [
+        "apiVersion: v1\ndata:\n  tls.key: TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG\nkind: Secret\nmetadata:\n  name: tls\n",
+        "output: \"apiVersion: v1\\ndata:\\n  tls.key: TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG\\nkind: Secret\\n\"",
+    ] {
+        let masked = masked_text(text).0;
+        assert!(
+            !masked.contains("TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG"),
+            "{masked}"
+        );
+    }
+    // The same keys outside a Secret are not secret.
+    assert_unchanged(&["kind: ConfigMap\ndata:\n  WEBHOOK_SIGNING: enabled\n"]);
+}

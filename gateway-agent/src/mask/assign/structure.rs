@@ -150,6 +150,7 @@ impl Assignments {
             "param",
             "secretname",
             "envname",
+            "label",
         ];
         if !NAME_ATTRS
             .iter()

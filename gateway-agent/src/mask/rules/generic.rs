@@ -165,6 +165,13 @@ pub const RULES: &[Rule] = &[
         ["smbclient"],
         r#"^[^\n|;&]*?[ \t]-U[ \t]*['"]?[^\s%'"]+%([^\s'"\[][^\s'"]*)"#
     ),
+    // `~/.gem/credentials` (YAML): an API key per push host, keyed by the host's URL as
+    // a Ruby symbol (`:https://gems.example.com: …`), at a line's start.
+    after!(
+        "host_keyed_token",
+        ["\n:http", "\\n:http"],
+        r"^s?://[^\s:\\]+(?::[0-9]+)?/?:[ \t]+([A-Za-z0-9_\-]{16,})"
+    ),
     // Config formats that separate the password by a space: `.netrc` and Redis. A
     // `.netrc` entry is as often one token a line (`machine h` / `login u` / `password p`)
     // as one line, also JSON-escaped.

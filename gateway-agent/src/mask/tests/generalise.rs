@@ -446,10 +446,15 @@ fn name_value_pairs_labelled_or_typed_concealed_are_masked() {
         {"id": "password", "type": "CONCEALED", "label": "password", "value": "f8kly33KwsgBJ9XD"},
         {"id": "notes", "type": "CONCEALED", "label": "recovery", "value": "one two three four"},
     ]});
+    let text = serde_json::to_string_pretty(&value).unwrap();
     masker.mask_value(&mut value);
     assert_eq!(value["fields"][0]["value"], "admin");
     assert_ne!(value["fields"][1]["value"], "f8kly33KwsgBJ9XD");
     assert_ne!(value["fields"][2]["value"], "one two three four");
+    // The same item as plain text (a log line, a file), not parsed as JSON.
+    let masked = masked_text(&text).0;
+    assert!(masked.contains("\"admin\""), "{masked}");
+    assert!(!masked.contains("f8kly33KwsgBJ9XD"), "{masked}");
 }
 
 #[test]
@@ -501,4 +506,13 @@ fn every_value_of_a_kubernetes_secret_manifest_is_masked() {
     }
     // The same keys outside a Secret are not secret.
     assert_unchanged(&["kind: ConfigMap\ndata:\n  WEBHOOK_SIGNING: enabled\n"]);
+}
+
+#[test]
+fn gem_credentials_keyed_by_a_push_host_are_masked() {
+    assert_masks(&[(
+        "---\n:rubygems_api_key: ff9cf7dabdcffd4cd18fdb6588d8285d\n:https://gems.example.com: x1B8ND8FQog2HowzazwFbSgN\n",
+        "---\n:rubygems_api_key: [MASKED:password_assignment]\n:https://gems.example.com: [MASKED:host_keyed_token]\n",
+    )]);
+    assert_unchanged(&["see\n:https://example.com/docs: read this first\n"]);
 }

@@ -89,11 +89,11 @@ pub(super) fn secret_values(text: &[u8], name_start: usize, name_end: usize) -> 
     };
     let first = all[..here]
         .iter()
-        .rposition(|l| ends_document(l))
+        .rposition(&ends_document)
         .map_or(0, |p| p + 1);
     let last = all[here + 1..]
         .iter()
-        .position(|l| ends_document(l))
+        .position(&ends_document)
         .map_or(all.len(), |p| here + 1 + p);
     let document = &all[first..last];
     let mut found = Vec::new();

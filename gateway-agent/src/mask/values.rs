@@ -22,12 +22,12 @@ pub fn is_not_a_secret(value: &str) -> bool {
     }
     let bytes = v.as_bytes();
     is_hidden(bytes)
-        || is_partly_shown(v)
         || is_status_word(v)
         || is_reference(bytes)
         || is_placeholder(v)
         || is_code(bytes)
         || is_path(v)
+        || is_partly_shown(v)
 }
 
 /// Already masked or redacted: `****`, `•••`, `xxxxxxxx`, `[REDACTED]`, `[MASKED:…]`.
@@ -72,7 +72,8 @@ fn is_hidden(v: &[u8]) -> bool {
 /// are not one.
 fn is_partly_shown(v: &str) -> bool {
     let v = v.trim_matches(|c| c == '\'' || c == '"');
-    if v.len() > 256 {
+    // Most values hold no mask character at all: one byte scan decides them.
+    if v.len() > 256 || !v.bytes().any(|b| matches!(b, b'*' | b'.' | 0xE2)) {
         return false;
     }
     let (mut run, mut longest, mut shown) = (0usize, 0usize, 0usize);

@@ -16,6 +16,7 @@
 //! alone. `lexis` reads delimiters and values; `structure` what a name reaches through
 //! structure (elements, pairs, lists, block scalars).
 
+mod kube;
 mod lexis;
 mod structure;
 
@@ -167,6 +168,12 @@ impl Assignments {
                 return (name_end, found.into_iter().collect(), false);
             }
         }
+        if delimiter.is_none()
+            && name == "Secret"
+            && let Some(found) = kube::secret_values(text, name_start, name_end)
+        {
+            return (name_end, found, false);
+        }
         let found = match delimiter {
             Some(Delimiter { value_at, kind }) => {
                 let flag = dashes > 0
@@ -179,6 +186,13 @@ impl Assignments {
                     if aligned(text, name_start, name_end, value_at) && self.keys.is_sensitive(name)
                     {
                         value(text, value_at, Kind::Equals)
+                    } else if let Some(cell) = next_cell(text, name_start, value_at)
+                        && self.keys.is_sensitive(name)
+                    {
+                        // `│ SESSION_SECRET │ nf0a… │` (`doppler secrets`), `| token | … |`:
+                        // a name/value table row. Only a value that looks made, so a docs
+                        // table's `| DB_PASSWORD | Database password |` stays.
+                        value(text, cell, Kind::Prose)
                     } else if matches!(text.get(value_at), Some(b'"' | b'\''))
                         && !name.eq_ignore_ascii_case("bearer") // a scheme: its rules read it
                         && self.is_secret_name(name, Kind::Space)
@@ -303,4 +317,35 @@ impl Assignments {
         }
         self.keys.is_sensitive(name)
     }
+}
+
+/// A table bar: ASCII `|` or the box-drawing `│` (U+2502) CLIs draw tables with.
+fn bar_len(text: &[u8], at: usize) -> usize {
+    match text.get(at..) {
+        Some([b'|', ..]) => 1,
+        Some([0xE2, 0x94, 0x82, ..]) => 3,
+        _ => 0,
+    }
+}
+
+/// Where the next cell's content starts, when the name at `name_start` fills a table
+/// cell (only blanks and a bar before it on its line) and `bar` is the bar closing it.
+fn next_cell(text: &[u8], name_start: usize, bar: usize) -> Option<usize> {
+    let closing = bar_len(text, bar);
+    if closing == 0 {
+        return None;
+    }
+    let mut p = name_start;
+    while p > 0 && matches!(text[p - 1], b' ' | b'\t') {
+        p -= 1;
+    }
+    let opening = (p >= 1 && text[p - 1] == b'|') || (p >= 3 && bar_len(text, p - 3) == 3);
+    if !opening {
+        return None;
+    }
+    let mut at = bar + closing;
+    while matches!(text.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    (bar_len(text, at) == 0).then_some(at)
 }

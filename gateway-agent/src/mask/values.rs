@@ -27,6 +27,7 @@ pub fn is_not_a_secret(value: &str) -> bool {
         || is_placeholder(v)
         || is_code(bytes)
         || is_path(v)
+        || is_partly_shown(v)
 }
 
 /// Already masked or redacted: `****`, `•••`, `xxxxxxxx`, `[REDACTED]`, `[MASKED:…]`.
@@ -62,6 +63,37 @@ fn is_hidden(v: &[u8]) -> bool {
         ]
         .iter()
         .any(|w| inner.eq_ignore_ascii_case(w))
+}
+
+/// Redacted the way CLIs show a stored key: a run of mask characters (4+ `*` or `•`,
+/// or `...`/`…`) with at most 8 characters shown around it — a vendor prefix or the
+/// last four (`gho_****…`, `'****…HVLd'`, `sk-...Xy9z`; `gh auth status`, `stripe
+/// config --list`). A real secret rarely holds such a run, and 8 visible characters
+/// are not one.
+fn is_partly_shown(v: &str) -> bool {
+    let v = v.trim_matches(|c| c == '\'' || c == '"');
+    // Most values hold no mask character at all: one byte scan decides them.
+    if v.len() > 256 || !v.bytes().any(|b| matches!(b, b'*' | b'.' | 0xE2)) {
+        return false;
+    }
+    let (mut run, mut longest, mut shown) = (0usize, 0usize, 0usize);
+    for c in v.chars() {
+        if matches!(c, '*' | '•' | '●') {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+            shown += 1;
+        }
+    }
+    let elided = v.contains("...") || v.contains('…');
+    let masked_chars = if elided {
+        v.replace("...", "").replace('…', "")
+    } else {
+        String::new()
+    };
+    (longest >= 4 && shown <= 8)
+        || (elided && longest == 0 && !v.contains(' ') && masked_chars.chars().count() <= 8)
 }
 
 /// The contents of `[…]`, `<…>`, `(…)` or `{…}`, else the value itself.

@@ -150,6 +150,7 @@ impl Assignments {
             "param",
             "secretname",
             "envname",
+            "label",
         ];
         if !NAME_ATTRS
             .iter()
@@ -271,6 +272,14 @@ pub(super) fn array(text: &[u8], at: usize) -> Vec<Found> {
                     found.push(item);
                     continue;
                 }
+            }
+            // A bare word outside quotes (not an escape such as `\n`): a bracketed
+            // phrase, not a list — 1Password's `[use 'op item get … --reveal' to reveal]`.
+            b if b.is_ascii_alphabetic()
+                && text.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+                && text[i - 1] != b'\\' =>
+            {
+                return Vec::new();
             }
             _ => {}
         }

@@ -70,7 +70,7 @@ impl KeyFacts {
             match NormKey::new(key).bytes() {
                 b"value" | b"parametervalue" | b"outputvalue" | b"secretvalue" => Field::Value,
                 b"name" | b"key" | b"parametername" | b"parameterkey" | b"outputkey"
-                | b"variable" => Field::Name,
+                | b"variable" | b"label" => Field::Name,
                 b"type" => Field::Type,
                 b"sensitive" => Field::Sensitive,
                 b"kty" => Field::Kty,

@@ -291,9 +291,9 @@ impl<'r> Walker<'r> {
                 Field::Name => {
                     named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
                 }
-                // AWS SSM parameters.
+                // AWS SSM parameters, 1Password fields.
                 Field::Type => {
-                    named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString"));
+                    named |= text().is_some_and(|t| is_concealed_type(&t));
                 }
                 // Terraform outputs.
                 Field::Sensitive => named |= doc.kind(child) == Kind::Bool(true),
@@ -367,11 +367,11 @@ impl<'r> Walker<'r> {
             match NormKey::new(&key).bytes() {
                 b"value" | b"parametervalue" | b"outputvalue" | b"secretvalue" => has_value = true,
                 b"name" | b"key" | b"parametername" | b"parameterkey" | b"outputkey"
-                | b"variable" => {
+                | b"variable" | b"label" => {
                     named |= text().is_some_and(|name| self.rules.keys.is_sensitive(&name));
                 }
-                // AWS SSM parameters.
-                b"type" => named |= text().is_some_and(|t| t.eq_ignore_ascii_case("SecureString")),
+                // AWS SSM parameters, 1Password fields.
+                b"type" => named |= text().is_some_and(|t| is_concealed_type(&t)),
                 // Terraform outputs.
                 b"sensitive" => named |= doc.kind(child) == Kind::Bool(true),
                 b"kty" => return &JWK_PRIVATE_KEYS,
@@ -512,4 +512,10 @@ fn generated(doc: &Doc<'_>, node: NodeId) -> bool {
         }
         _ => false,
     }
+}
+
+/// A `type` that says its object's `value` is secret: an AWS SSM `SecureString`, a
+/// 1Password (`op item get --format json`) `CONCEALED` field.
+fn is_concealed_type(t: &str) -> bool {
+    t.eq_ignore_ascii_case("SecureString") || t.eq_ignore_ascii_case("CONCEALED")
 }

@@ -119,31 +119,32 @@ pub const RULES: &[Rule] = &[
         r#"(?im)(?:^|["'])[ \t]*(?:set-)?cookie[ \t]*:[ \t]*([^\s\[][^\r\n"']{7,})"#
     ),
     // Command lines whose password flag is short or glued (`mysql -p'…'`, `-psecret`);
-    // long flags (`--password …`) are assignments (see `assign.rs`).
+    // long flags (`--password …`) are assignments (see `assign.rs`). A value never starts
+    // with `,`: that is help text listing the flag (`-p, --password string`).
     after!(
         "cli_password",
         ["mysql", "mariadb", "mysqldump", "mysqladmin"],
-        r#"^[a-z]*[ \t](?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[a-z]*[ \t](?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
         ["sshpass", "docker login", "az login", "mongosh", "mongo "],
-        r#"^[^\n|;&]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
         ["redis-cli"],
-        r#"^[^\n|;&]*?[ \t]-a[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-a[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
         ["sqlcmd", "bcp ", "ipmitool", "zip "],
-        r#"^[^\n|;&]*?[ \t]-P[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-P[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
         ["ldapsearch", "ldapmodify", "ldapadd", "ldapwhoami"],
-        r#"^[^\n|;&]*?[ \t]-w[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-w[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     // `curl -u user:password`, `--user`, `--proxy-user`; wget's `--http-password` is an
     // assignment.
@@ -164,11 +165,20 @@ pub const RULES: &[Rule] = &[
         ["smbclient"],
         r#"^[^\n|;&]*?[ \t]-U[ \t]*['"]?[^\s%'"]+%([^\s'"\[][^\s'"]*)"#
     ),
-    // Config formats that separate the password by a space: `.netrc` and Redis.
+    // `~/.gem/credentials` (YAML): an API key per push host, keyed by the host's URL as
+    // a Ruby symbol (`:https://gems.example.com: …`), at a line's start.
+    after!(
+        "host_keyed_token",
+        ["\n:http", "\\n:http"],
+        r"^s?://[^\s:\\]+(?::[0-9]+)?/?:[ \t]+([A-Za-z0-9_\-]{16,})"
+    ),
+    // Config formats that separate the password by a space: `.netrc` and Redis. A
+    // `.netrc` entry is as often one token a line (`machine h` / `login u` / `password p`)
+    // as one line, also JSON-escaped.
     rule!(
         "netrc_password",
         ["machine"],
-        r"\bmachine[ \t]+\S+(?:[ \t]+login[ \t]+\S+)?[ \t]+password[ \t]+([^\s\[]\S*)"
+        r"\bmachine[ \t]+[^\s\\]+(?:(?:\s|\\n)+login[ \t]+[^\s\\]+)?(?:\s|\\n)+password[ \t]+([^\s\[]\S*)"
     ),
     after!(
         "directive_password",
@@ -197,12 +207,12 @@ pub const RULES: &[Rule] = &[
             "7z a ", "7z x ", "7z e ", "7z t ", "7z u ", "7za a ", "7za x ", "7za e ", "7zz a ",
             "7zz x ",
         ],
-        r#"^(?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^(?:[^\n|;&]*?[ \t])?-p(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
         ["ssh-keygen"],
-        r#"^[^\n|;&]*?[ \t]-N[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-N[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",
@@ -214,7 +224,7 @@ pub const RULES: &[Rule] = &[
             "snmpgetnext",
             "snmptable"
         ],
-        r#"^[^\n|;&]*?[ \t]-c[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[][^\s'"]*))"#
+        r#"^[^\n|;&]*?[ \t]-c[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"\-\[,][^\s'"]*))"#
     ),
     after!(
         "cli_password",

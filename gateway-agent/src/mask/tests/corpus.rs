@@ -134,6 +134,7 @@ fn contextual() -> Vec<(&'static str, String, String, String)> {
         ("cli_password", s("$ mysql -h db -u root -p'Fake#Pass1' app"), s("Fake#Pass1"), s("$ mysql -h db -P 3306 -u root -p app")),
         ("jdbc_password", s("url=jdbc:oracle:thin:scott/FakeTiger9@db.internal:1521/ORCL"), s("FakeTiger9"), s("url=jdbc:oracle:thin:@db.internal:1521/ORCL")),
         ("netrc_password", s("machine api.example.com login deploy password Fake-Netrc-77"), s("Fake-Netrc-77"), s("machine api.example.com login deploy")),
+        ("host_keyed_token", s("---\n:https://gems.example.com: FakeGemHostKey0123456789\n"), s("FakeGemHostKey0123456789"), s("---\n:https://gems.example.com: short\n")),
         ("sql_password", s("mysql> CREATE USER 'app'@'%' IDENTIFIED BY 'Fake#Sql9';"), s("Fake#Sql9"), s("ERROR 1045: Access denied (using password: YES); user not identified by a password")),
         ("pgpass_password", s("db.internal:5432:sales:report:Fake#Pgpass7\n"), s("Fake#Pgpass7"), s("root:*:19000:0:99999:7:::\n")),
         ("protocol_password", s("USER deploy\r\n331 Password required\r\nPASS Fake#Ftp77\r\n230 Logged in\r\n"), s("Fake#Ftp77"), s("The PASS command sends the password after USER.")),

@@ -1,4 +1,4 @@
-//! Classes the blind batches (corpus `batch` s7a, s7b) found missed or mangled, one test
+//! Classes the blind batches (corpus `batch` s7a, s7b, s7c) found missed or mangled, one test
 //! per class: each fails without its fix.
 
 use super::super::{
@@ -422,4 +422,97 @@ fn weak_keys_in_json_hold_a_secret_only_when_the_value_looks_generated() {
             "secrets": ["db_password", "api_key"],
         })
     );
+}
+
+#[test]
+fn netrc_entries_spread_over_lines_are_masked() {
+    assert_masks(&[
+        (
+            "machine api.example.com\n  login me@example.com\n  password 0f3c2a1e-6b7d-4c8e-9a0b-1c2d3e4f5a6b\n",
+            "machine api.example.com\n  login me@example.com\n  password [MASKED:netrc_password]\n",
+        ),
+        (
+            "machine a.example.com\nlogin me\npassword Zq8rT5kW2x\nmachine b.example.com\nlogin me\npassword Zq8rT5kW2y\n",
+            "machine a.example.com\nlogin me\npassword [MASKED:netrc_password]\nmachine b.example.com\nlogin me\npassword [MASKED:netrc_password]\n",
+        ),
+    ]);
+}
+
+#[test]
+fn name_value_pairs_labelled_or_typed_concealed_are_masked() {
+    let masker = super::masker();
+    let mut value = serde_json::json!({"fields": [
+        {"id": "username", "type": "STRING", "label": "username", "value": "admin"},
+        {"id": "password", "type": "CONCEALED", "label": "password", "value": "f8kly33KwsgBJ9XD"},
+        {"id": "notes", "type": "CONCEALED", "label": "recovery", "value": "one two three four"},
+    ]});
+    let text = serde_json::to_string_pretty(&value).unwrap();
+    masker.mask_value(&mut value);
+    assert_eq!(value["fields"][0]["value"], "admin");
+    assert_ne!(value["fields"][1]["value"], "f8kly33KwsgBJ9XD");
+    assert_ne!(value["fields"][2]["value"], "one two three four");
+    // The same item as plain text (a log line, a file), not parsed as JSON.
+    let masked = masked_text(&text).0;
+    assert!(masked.contains("\"admin\""), "{masked}");
+    assert!(!masked.contains("f8kly33KwsgBJ9XD"), "{masked}");
+}
+
+#[test]
+fn redacted_values_that_keep_a_prefix_or_last_characters_are_placeholders() {
+    assert_unchanged(&[
+        "  - Token: gho_************************************\n",
+        "live_mode_api_key = '****************************************HVLd'\n",
+        "api_key: sk-...Xy9z\n",
+    ]);
+}
+
+#[test]
+fn bracketed_instructions_are_not_values() {
+    assert_unchanged(&[
+        "  password:    [use 'op item get iklbjvx8xtrkqy6fep3e68viza --reveal' to reveal]\n",
+    ]);
+}
+
+#[test]
+fn help_text_listing_a_short_password_flag_is_not_a_command() {
+    assert_unchanged(&[
+        "output: \"Usage:  docker login [OPTIONS]\\n\\nOptions:\\n  -p, --password string   Password\\n\"",
+    ]);
+}
+#[test]
+fn box_drawn_tables_are_read_like_pipe_tables() {
+    assert_masks(&[(
+        "│ NAME           │ VALUE            │\n│ DOPPLER_CONFIG │ prd              │\n│ SESSION_SECRET │ nf0aqtty1e085muf │\n",
+        "│ NAME           │ VALUE            │\n│ DOPPLER_CONFIG │ prd              │\n│ SESSION_SECRET │ [MASKED:password_assignment] │\n",
+    )]);
+}
+
+#[test]
+fn every_value_of_a_kubernetes_secret_manifest_is_masked() {
+    let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-env\ntype: Opaque\nstringData:\n  WEBHOOK_SIGNING: rh65LUfQAc69jM6SD2Jl\n";
+    let masked = masked_text(text).0;
+    assert!(!masked.contains("rh65LUfQAc69jM6SD2Jl"), "{masked}");
+    assert!(masked.contains("name: app-env"), "{masked}");
+    // `kubectl get -o yaml` sorts `data` before `kind`; also inside a JSON-escaped log line.
+    for text in [
+        "apiVersion: v1\ndata:\n  tls.key: TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG\nkind: Secret\nmetadata:\n  name: tls\n",
+        "output: \"apiVersion: v1\\ndata:\\n  tls.key: TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG\\nkind: Secret\\n\"",
+    ] {
+        let masked = masked_text(text).0;
+        assert!(
+            !masked.contains("TFMwdExTMUNSVWRKVGlCUVVrbFdRVlJG"),
+            "{masked}"
+        );
+    }
+    // The same keys outside a Secret are not secret.
+    assert_unchanged(&["kind: ConfigMap\ndata:\n  WEBHOOK_SIGNING: enabled\n"]);
+}
+
+#[test]
+fn gem_credentials_keyed_by_a_push_host_are_masked() {
+    assert_masks(&[(
+        "---\n:rubygems_api_key: ff9cf7dabdcffd4cd18fdb6588d8285d\n:https://gems.example.com: x1B8ND8FQog2HowzazwFbSgN\n",
+        "---\n:rubygems_api_key: [MASKED:password_assignment]\n:https://gems.example.com: [MASKED:host_keyed_token]\n",
+    )]);
+    assert_unchanged(&["see\n:https://example.com/docs: read this first\n"]);
 }

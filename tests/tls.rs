@@ -231,6 +231,30 @@ fn curl_h2_and_http1_by_alpn_and_bad_input_is_contained() {
     // …and everyone else is still served.
     let (code, version, _) = curl_call(&scenario, &bundle, &url, &["--http2"]);
     assert_eq!((code, version.as_str()), (200, "2"));
+
+    // Every terminated connection, h2 or HTTP/1.1, has its close row in the trail.
+    assert!(bed.agent.stop(libc::SIGTERM).success());
+    let rows = audit_rows(&scenario.audit_dir());
+    let events = |event: &str| -> Vec<String> {
+        tls_rows(&rows, "terminate", Some("localhost"))
+            .into_iter()
+            .filter(|r| {
+                r["payload"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("\"event\":\"{event}\""))
+            })
+            .map(|r| r["session"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let (opened, closed) = (events("open"), events("close"));
+    assert!(opened.len() >= 3, "{opened:?}");
+    for session in &opened {
+        assert!(
+            closed.contains(session),
+            "no close row for {session}: {closed:?}"
+        );
+    }
 }
 
 #[test]

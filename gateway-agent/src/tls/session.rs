@@ -307,26 +307,49 @@ async fn terminate(
                 rows.session.clone(),
                 Some(server.name.clone()),
             ));
+            let dialed = (key, dial);
             let pipeline = Arc::clone(pipeline);
-            let first = match upstream {
-                Upstream::Tls(stream) if http2 => {
-                    return http::serve(client, *stream, true, pipeline, facts).await;
-                }
-                Upstream::Plain(stream) if http2 => {
-                    return http::serve(client, stream, true, pipeline, facts).await;
-                }
-                Upstream::Kept(sender) => First::Kept(sender),
-                Upstream::Tls(stream) => fresh(pool::handshake(*stream).await),
-                Upstream::Plain(stream) => fresh(pool::handshake(stream).await),
-            };
-            let pool = Arc::clone(dialer.pool);
-            http::serve_pooled(client, pool, (key, dial), first, pipeline, facts).await;
+            serve_terminated(
+                client,
+                upstream,
+                http2,
+                dialer.pool,
+                dialed,
+                pipeline,
+                facts,
+            )
+            .await;
         }
     }
     pipeline
         .recorder
         .note(rows.connection_with("close", detail))
         .await;
+}
+
+/// Serves a terminated client: h2 on the upstream connection of its own, HTTP/1.1
+/// through its caller's pool (starting with the connection just opened or taken).
+async fn serve_terminated(
+    client: tokio_rustls::server::TlsStream<TcpStream>,
+    upstream: Upstream,
+    http2: bool,
+    pool: &Arc<UpstreamPool>,
+    dialed: (PoolKey, Dial),
+    pipeline: Arc<Pipeline>,
+    facts: Arc<ConnFacts>,
+) {
+    let first = match upstream {
+        Upstream::Tls(stream) if http2 => {
+            return http::serve(client, *stream, true, pipeline, facts).await;
+        }
+        Upstream::Plain(stream) if http2 => {
+            return http::serve(client, stream, true, pipeline, facts).await;
+        }
+        Upstream::Kept(sender) => First::Kept(sender),
+        Upstream::Tls(stream) => fresh(pool::handshake(*stream).await),
+        Upstream::Plain(stream) => fresh(pool::handshake(stream).await),
+    };
+    http::serve_pooled(client, Arc::clone(pool), dialed, first, pipeline, facts).await;
 }
 
 enum Upstream {

@@ -542,14 +542,21 @@ fn escaped_break(value: &[u8]) -> usize {
 
 /// Masks the spans, merging overlaps ([`merged`]).
 fn replace(text: &str, spans: Vec<Span>, report: &mut MaskReport) -> String {
+    with_placeholders(text, merged(spans).inspect(|(_, rule)| report.hit(rule)))
+}
+
+/// `text` with each range replaced by its rule's placeholder (ranges sorted, disjoint).
+pub(super) fn with_placeholders(
+    text: &str,
+    ranges: impl IntoIterator<Item = (std::ops::Range<usize>, &'static str)>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut cursor = 0;
-    for (range, rule) in merged(spans) {
+    for (range, rule) in ranges {
         out.push_str(&text[cursor..range.start]);
         out.push_str("[MASKED:");
         out.push_str(rule);
         out.push(']');
-        report.hit(rule);
         cursor = range.end;
     }
     out.push_str(&text[cursor..]);

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, de};
 use super::{
     MaskReport, Masker,
     json::{Doc, Edits, Kind, NodeId, Style},
+    scan::with_placeholders,
 };
 
 /// How long a notification waits for its successor when only a size was configured.
@@ -119,7 +120,7 @@ struct Leaf {
     node: Option<NodeId>,
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Step {
     Key(String),
     Index(usize),
@@ -190,7 +191,7 @@ fn collect(doc: &Doc<'_>, node: NodeId, path: &mut Vec<Step>, leaves: &mut Vec<L
     }
     match doc.kind(node) {
         Kind::String { .. } => leaves.push(Leaf {
-            path: path.iter().map(Step::clone_step).collect(),
+            path: path.clone(),
             node: Some(node),
         }),
         Kind::Object => {
@@ -211,51 +212,8 @@ fn collect(doc: &Doc<'_>, node: NodeId, path: &mut Vec<Step>, leaves: &mut Vec<L
     }
 }
 
-impl Step {
-    fn clone_step(&self) -> Self {
-        match self {
-            Self::Key(key) => Self::Key(key.clone()),
-            Self::Index(index) => Self::Index(*index),
-        }
-    }
-}
-
-/// The largest char boundary of `text` at or below `at`.
-fn floor_boundary(text: &str, at: usize) -> usize {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
-/// `text` with each range replaced by its rule's placeholder (ranges sorted, disjoint).
-fn with_placeholders(text: &str, ranges: &[(Range<usize>, &'static str)]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut cursor = 0;
-    for (range, rule) in ranges {
-        out.push_str(&text[cursor..range.start]);
-        out.push_str("[MASKED:");
-        out.push_str(rule);
-        out.push(']');
-        cursor = range.end;
-    }
-    out.push_str(&text[cursor..]);
-    out
-}
-
-/// Keeps `ranges` sorted and merges overlapping ones (the first one's rule names both).
-fn merge_ranges(ranges: &mut Vec<(Range<usize>, &'static str)>) {
-    ranges.sort_by_key(|(range, _)| (range.start, std::cmp::Reverse(range.end)));
-    let mut merged: Vec<(Range<usize>, &'static str)> = Vec::with_capacity(ranges.len());
-    for (range, rule) in ranges.drain(..) {
-        match merged.last_mut() {
-            Some((last, _)) if range.start < last.end => last.end = last.end.max(range.end),
-            _ => merged.push((range, rule)),
-        }
-    }
-    *ranges = merged;
-}
+/// Ranges of one string with the rule naming each, sorted and disjoint.
+type Ranges = Vec<(Range<usize>, &'static str)>;
 
 impl Masker {
     /// Joins the strings of two consecutive messages at each JSON path they share (or the
@@ -286,10 +244,10 @@ impl Masker {
                 seam.later_report.hit(rule);
             }
             if !a_ranges.is_empty() {
-                first_changes.push((a_leaf, with_placeholders(&a, &a_ranges)));
+                first_changes.push((a_leaf, with_placeholders(&a, a_ranges)));
             }
             if !b_ranges.is_empty() {
-                second_changes.push((b_leaf, with_placeholders(&b, &b_ranges)));
+                second_changes.push((b_leaf, with_placeholders(&b, b_ranges)));
             }
         }
         seam.earlier = first.rewritten(first_changes);
@@ -299,22 +257,10 @@ impl Masker {
 
     /// The ranges of `a` and of `b` that belong to a secret found in the end of `a`
     /// joined to the start of `b` and overlapping nothing either part shows alone.
-    #[allow(clippy::type_complexity)]
-    fn split_secrets(
-        &self,
-        a: &str,
-        b: &str,
-        window: usize,
-    ) -> (
-        Vec<(Range<usize>, &'static str)>,
-        Vec<(Range<usize>, &'static str)>,
-    ) {
-        // Round the tail's start up to a character, so it holds at most `window` bytes.
-        let mut tail_start = a.len().saturating_sub(window);
-        while !a.is_char_boundary(tail_start) {
-            tail_start += 1;
-        }
-        let head_end = floor_boundary(b, window);
+    fn split_secrets(&self, a: &str, b: &str, window: usize) -> (Ranges, Ranges) {
+        // At most `window` bytes of each side, in whole characters.
+        let tail_start = a.ceil_char_boundary(a.len().saturating_sub(window));
+        let head_end = b.floor_char_boundary(window);
         let (tail, head) = (&a[tail_start..], &b[..head_end]);
         let mut joined = String::with_capacity(tail.len() + head.len());
         joined.push_str(tail);
@@ -352,8 +298,8 @@ impl Masker {
                 b_ranges.push((range.start.max(at) - at..range.end - at, rule));
             }
         }
-        merge_ranges(&mut a_ranges);
-        merge_ranges(&mut b_ranges);
+        // `found` is sorted and disjoint, and each part lies inside its range: so are
+        // the parts.
         (a_ranges, b_ranges)
     }
 }

@@ -68,6 +68,9 @@ pub struct TlsServer {
     cert: Option<Arc<CertifiedKey>>,
     /// Verified TLS to the server; `None`: plain HTTP behind (`upstream_tls = false`).
     pub upstream: Option<Arc<ClientConfig>>,
+    /// `upstream` offering HTTP/1.1 only: how the connections an HTTP/1.1 client shares
+    /// through the pool are opened (built once, not per connection).
+    pub upstream_http1: Option<Arc<ClientConfig>>,
 }
 
 /// What to do with one TLS connection.
@@ -171,6 +174,9 @@ impl TlsSetup {
                 patterns: server.sni.iter().map(|p| p.to_ascii_lowercase()).collect(),
                 mode,
                 cert,
+                upstream_http1: upstream
+                    .as_ref()
+                    .map(|base| connector::with_alpn(base, vec![b"http/1.1".to_vec()])),
                 upstream,
             });
         }

@@ -217,9 +217,9 @@ async fn terminate(
         .collect();
     // An HTTP/1.1 client may reuse a kept connection of its caller's to this server,
     // opened and verified the same way (a new one for it is opened the same way too).
-    let dial = match &server.upstream {
-        Some(base) => Dial::Tls {
-            config: connector::with_alpn(base, vec![HTTP11.to_vec()]),
+    let dial = match &server.upstream_http1 {
+        Some(config) => Dial::Tls {
+            config: Arc::clone(config),
             name: upstream_name.clone(),
             timeout: setup.handshake_timeout,
         },

@@ -68,6 +68,10 @@ pub struct ClientReport {
     pub errors: u64,
     /// TCP connections opened (one per worker unless one had to reconnect).
     pub connections: u64,
+    /// Requests answered over the whole run, warm-up included: what the proxy's CPU time
+    /// over the whole run is divided by.
+    #[serde(default)]
+    pub completed: u64,
 }
 
 /// Where and what to send, shared by all workers.
@@ -92,6 +96,7 @@ struct Window {
 
 struct WorkerStats {
     latencies: Histogram<u64>,
+    completed: u64,
     errors: u64,
     connections: u64,
     first_error: Option<String>,
@@ -154,8 +159,9 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
     })?;
 
     let mut latencies = new_histogram();
-    let (mut errors, mut connections) = (0, 0);
+    let (mut errors, mut connections, mut completed) = (0, 0, 0);
     for stat in &stats {
+        completed += stat.completed;
         latencies
             .add(&stat.latencies)
             .context("merging histograms")?;
@@ -174,6 +180,7 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
         p99_us: latencies.value_at_quantile(0.99),
         errors,
         connections,
+        completed,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -188,6 +195,7 @@ fn new_histogram() -> Histogram<u64> {
 async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
     let mut stats = WorkerStats {
         latencies: new_histogram(),
+        completed: 0,
         errors: 0,
         connections: 0,
         first_error: None,
@@ -219,6 +227,7 @@ async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
             match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut sender, &target, &body)).await
             {
                 Ok(Ok(())) => {
+                    stats.completed += 1;
                     let done = Instant::now();
                     if started >= window.from && done <= window.until {
                         let micros = (done - started).as_micros().max(1);
@@ -258,6 +267,7 @@ async fn fresh_connections(target: &Target, window: Window, body: &Bytes, stats:
         match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
             Ok(Ok(())) => {
                 stats.connections += 1;
+                stats.completed += 1;
                 let done = Instant::now();
                 if started >= window.from && done <= window.until {
                     let micros = (done - started).as_micros().max(1);

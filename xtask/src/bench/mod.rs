@@ -11,6 +11,7 @@
 //! are then as optimised as the agent they measure.
 
 pub mod client;
+mod cpu;
 pub mod fixture;
 mod peers;
 mod report;
@@ -360,7 +361,9 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
                         .arg(cgroup.procs())
                         .arg(&exe)
                         .args(&client_args);
+                    let before = cpu::sample(&[agent.pid()]);
                     let (pid, proxied) = run_client(proxied, args)?;
+                    let agent_cpu = before.per_call(cpu::sample(&[agent.pid()]), proxied.completed);
                     let intercepted = agent.intercepted_from(pid, LOG_LAG);
                     if intercepted == 0 {
                         bail!(
@@ -369,15 +372,18 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
                             agent.tail()
                         );
                     }
-                    scenarios.push(Scenario::new(
-                        via,
-                        concurrency,
-                        audit.as_str(),
-                        transport,
-                        direct,
-                        proxied,
-                        intercepted,
-                    ));
+                    scenarios.push(
+                        Scenario::new(
+                            via,
+                            concurrency,
+                            audit.as_str(),
+                            transport,
+                            direct,
+                            proxied,
+                            intercepted,
+                        )
+                        .with_proxy_cpu(agent_cpu),
+                    );
                 }
             }
             // Stopped (SIGTERM) before the next agent binds the same listener.
@@ -441,16 +447,13 @@ fn measure_peers(
             eprintln!("xtask bench: c={concurrency} http direct");
             let (_, direct) = run_client(client(&direct_url), args)?;
             eprintln!("xtask bench: c={concurrency} http through {}", peer.name);
+            let before = cpu::sample(&peer.pids());
             let (_, proxied) = run_client(client(&peer.url()), args)?;
-            scenarios.push(Scenario::new(
-                peer.name,
-                concurrency,
-                "-",
-                "http",
-                direct,
-                proxied,
-                0,
-            ));
+            let peer_cpu = before.per_call(cpu::sample(&peer.pids()), proxied.completed);
+            scenarios.push(
+                Scenario::new(peer.name, concurrency, "-", "http", direct, proxied, 0)
+                    .with_proxy_cpu(peer_cpu),
+            );
         }
     }
     Ok(scenarios)

@@ -251,4 +251,13 @@ impl Peer {
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
     }
+
+    /// The peer's processes: its master and (nginx) its workers.
+    pub fn pids(&self) -> Vec<u32> {
+        let workers = self
+            .workers
+            .iter()
+            .filter_map(|&pid| u32::try_from(pid).ok());
+        std::iter::once(self.child.id()).chain(workers).collect()
+    }
 }

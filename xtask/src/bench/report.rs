@@ -29,6 +29,8 @@ pub struct Scenario {
     /// Latency the agent adds, proxied minus direct.
     pub p50_added_us: i64,
     pub p99_added_us: i64,
+    /// The proxy's (agent's or peer's) CPU time and scheduler runs per call answered.
+    pub proxy_per_call: Option<super::cpu::PerCall>,
 }
 
 impl Scenario {
@@ -57,7 +59,14 @@ impl Scenario {
             direct,
             proxied,
             intercepted_connections,
+            proxy_per_call: None,
         }
+    }
+
+    /// With the proxy's CPU time per call for its run.
+    pub fn with_proxy_cpu(mut self, per_call: Option<super::cpu::PerCall>) -> Self {
+        self.proxy_per_call = per_call;
+        self
     }
 }
 
@@ -83,7 +92,7 @@ impl Report {
         );
         println!();
         println!(
-            "{:<38} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9}",
+            "{:<38} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>10} {:>9}",
             "scenario",
             "direct rps",
             "p50 µs",
@@ -93,12 +102,14 @@ impl Report {
             "p99 µs",
             "rps ratio",
             "+p50 µs",
-            "+p99 µs"
+            "+p99 µs",
+            "CPU µs/call",
+            "runs/call"
         );
-        println!("{}", "-".repeat(135));
+        println!("{}", "-".repeat(159));
         for s in &self.scenarios {
             println!(
-                "{:<38} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9}",
+                "{:<38} | {:>10.0} {:>8} {:>8} | {:>10.0} {:>8} {:>8} | {:>9.3} {:>+9} {:>+9} | {:>10} {:>9}",
                 format!(
                     "{} c={} audit={} {}",
                     s.via, s.concurrency, s.audit, s.transport
@@ -111,7 +122,11 @@ impl Report {
                 s.proxied.p99_us,
                 s.rps_ratio,
                 s.p50_added_us,
-                s.p99_added_us
+                s.p99_added_us,
+                s.proxy_per_call
+                    .map_or("-".into(), |c| format!("{:.1}", c.cpu_us)),
+                s.proxy_per_call
+                    .map_or("-".into(), |c| format!("{:.2}", c.runs)),
             );
         }
         for m in &self.memory {

@@ -295,6 +295,18 @@ pub struct ProxyConfig {
     /// client's SYN is dropped and retried a second later. The Rust default, 128, was
     /// exceeded by a burst of a few hundred connects.
     pub listen_backlog: u32,
+    /// Data-path threads, each serving the connections it accepts from start to end;
+    /// default one per CPU the agent may use.
+    pub threads: Option<usize>,
+}
+
+impl ProxyConfig {
+    /// `threads`, else the CPUs this process may run on (its affinity and cgroup quota).
+    pub fn data_path_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 impl Default for ProxyConfig {
@@ -303,6 +315,7 @@ impl Default for ProxyConfig {
             connect_timeout_ms: 5_000,
             max_connections: 10_000,
             listen_backlog: 4096,
+            threads: None,
         }
     }
 }
@@ -511,6 +524,14 @@ impl Config {
             return Err(invalid(
                 "proxy.listen_backlog",
                 format!("{} is outside 1..=65535", self.proxy.listen_backlog),
+            ));
+        }
+        if let Some(threads) = self.proxy.threads
+            && !(1..=1024).contains(&threads)
+        {
+            return Err(invalid(
+                "proxy.threads",
+                format!("{threads} is outside 1..=1024"),
             ));
         }
         if let Some(ship) = &self.audit.ship {

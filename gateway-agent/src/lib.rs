@@ -29,3 +29,4 @@ pub mod servers;
 pub mod ship;
 pub mod status;
 pub mod tls;
+pub mod workers;

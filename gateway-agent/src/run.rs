@@ -24,6 +24,7 @@ use crate::{
     servers::ServerTable,
     status,
     tls::TlsSetup,
+    workers::DataPath,
 };
 
 pub fn check(path: Option<&Path>) -> anyhow::Result<()> {
@@ -191,10 +192,14 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             listeners.spawn(crate::metrics::serve::serve(listener, approvals.clone()));
             info!(%addr, "metrics served at /metrics");
         }
-        listeners.spawn(Arc::clone(&proxy).serve(listener4));
+        let mut intercept_listeners = vec![listener4.into_std().context("handing over intercept.listen")?];
         if let Some(listener6) = listener6 {
-            listeners.spawn(Arc::clone(&proxy).serve(listener6));
+            intercept_listeners.push(listener6.into_std().context("handing over intercept.listen6")?);
         }
+        let threads = config.proxy.data_path_threads();
+        let data_path = DataPath::start(&proxy, &intercept_listeners, threads)?;
+        drop(intercept_listeners);
+        info!(threads, "data path serving");
         let record = agent_record(&config, path, &cgroup, &interception, on_exit);
         if let Err(err) = status::write(&config.status.file, &record) {
             warn!(file = %config.status.file.display(), error = %err, "cannot write the status file; `gateway-agent status` will report the agent as down");
@@ -243,6 +248,7 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
         }
         info!(signal, "stopping");
         listeners.abort_all();
+        data_path.stop_accepting();
         status::remove(&config.status.file);
         if let Some(approvals) = &approvals {
             // Held exchanges answer "pending" now; their approvals stay in the journal.
@@ -250,6 +256,11 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             approvals.drained(Duration::from_secs(2)).await;
             let _ = std::fs::remove_file(&approvals.config().socket);
         }
+        // Connections still open end here, before the audit trail closes: no traffic
+        // moves that could not be recorded.
+        tokio::task::spawn_blocking(move || data_path.finish())
+            .await
+            .context("stopping the data-path threads")?;
         // Files closed and the WAL retired: what was recorded is readable now.
         if let Some(sink) = sink {
             let closer = tokio::task::spawn_blocking(move || sink.close());

@@ -160,6 +160,19 @@ fn listen_backlog_defaults_above_the_rust_default_and_is_bounded() {
 }
 
 #[test]
+fn data_path_threads_default_to_the_usable_cpus_and_are_bounded() {
+    let config = Config::parse(MINIMAL, "test.toml").unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(config.proxy.data_path_threads(), cpus);
+    let config = Config::parse(&format!("{MINIMAL}\n[proxy]\nthreads = 3\n"), "t").unwrap();
+    assert_eq!(config.proxy.data_path_threads(), 3);
+    for bad in [0, 1025] {
+        let msg = problem(&format!("{MINIMAL}\n[proxy]\nthreads = {bad}\n"));
+        assert!(msg.contains("proxy.threads"), "{msg}");
+    }
+}
+
+#[test]
 fn stream_holdback_is_per_server_with_a_global_default() {
     let text = format!(
         "{MINIMAL}\n[mask]\nstream_holdback = \"100ms\"\n\n\

@@ -118,7 +118,7 @@ pub fn digest(value: &Value) -> String {
 /// (absent counts as `null`).
 pub fn bound_arguments(message: &Value) -> &Value {
     let part = if message.get("method").and_then(Value::as_str) == Some("tools/call") {
-        message.pointer("/params/arguments")
+        crate::mcp::jsonrpc::params(message, "arguments")
     } else {
         message.get("params")
     };

@@ -21,7 +21,7 @@ const METHODS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 const PREFIX: &str = "gateway-approval.v1.";
 
 fn state(message: &Value) -> Option<&str> {
-    message.pointer("/params/requestState")?.as_str()
+    crate::mcp::jsonrpc::params(message, "requestState")?.as_str()
 }
 
 /// May `message` be answered with a come-back (a 2026-07-28 interactive request)?

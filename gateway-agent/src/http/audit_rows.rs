@@ -319,11 +319,33 @@ fn message_row(
         .then(|| jsonrpc::tool_name(message))
         .flatten()
         .map(str::to_owned);
-    row.error_code = message.pointer("/error/code").and_then(Value::as_i64);
+    row.error_code = message
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_i64);
     if direction != Direction::ServerToClient {
-        row.bytes = message.to_string().len() as u64;
+        row.bytes = compact_len(message);
     }
     row
+}
+
+/// The length of `message` as compact JSON, counted as it is written rather than by
+/// building the text.
+fn compact_len(message: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
 }
 
 /// What a message carries: `params` of a request or notification, `result` or `error`

@@ -41,11 +41,17 @@ pub fn method(message: &Value) -> Option<&str> {
 /// approval binding keys on). It does not look at the method: callers that want a tool
 /// check that the method is `tools/call` (a fuzz-found crash was a check assuming this did).
 pub fn tool_name(message: &Value) -> Option<&str> {
-    message.pointer("/params/name").and_then(Value::as_str)
+    params(message, "name").and_then(Value::as_str)
+}
+
+/// `params.<member>`. Not `Value::pointer`, which allocates two strings per path token
+/// to unescape it: this runs several times per message on the request path.
+pub fn params<'a>(message: &'a Value, member: &str) -> Option<&'a Value> {
+    message.get("params")?.get(member)
 }
 
 pub fn tool_arguments(message: &Value) -> Option<&Value> {
-    message.pointer("/params/arguments")
+    params(message, "arguments")
 }
 
 /// The messages of a body: a single message or a batch (2025-03-26 allowed batches).

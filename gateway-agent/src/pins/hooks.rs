@@ -28,7 +28,11 @@ pub fn listed_tools(body: &Value, request_method: Option<&str>) -> (Vec<Value>, 
         if message.get("method").is_some() {
             continue;
         }
-        let Some(tools) = message.pointer("/result/tools").and_then(Value::as_array) else {
+        let Some(tools) = message
+            .get("result")
+            .and_then(|r| r.get("tools"))
+            .and_then(Value::as_array)
+        else {
             continue;
         };
         let shaped = tools

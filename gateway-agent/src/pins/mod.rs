@@ -20,6 +20,7 @@ pub mod fingerprint;
 mod hooks;
 pub mod markers;
 pub mod store;
+mod watch;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -132,6 +133,8 @@ struct Loaded {
     state: State,
     /// The state file's modification time when last read or written.
     stamp: Option<SystemTime>,
+    /// Says when the file cannot have changed, so the time need not be looked up.
+    watch: Option<watch::StateWatch>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,10 +165,14 @@ impl Pins {
             Some(dir) => store::read_shipped(dir)?,
             None => BTreeMap::new(),
         };
+        let watch = watch::StateWatch::new(&file);
         let state = State::read(&file)?;
         let pins = Self::assemble(file, config, per_server, shipped, state);
         let now = stamp(&pins.file);
-        pins.inner.lock().unwrap_or_else(|p| p.into_inner()).stamp = now;
+        let mut loaded = pins.inner.lock().unwrap_or_else(|p| p.into_inner());
+        loaded.stamp = now;
+        loaded.watch = Some(watch);
+        drop(loaded);
         Ok(pins)
     }
 
@@ -182,7 +189,10 @@ impl Pins {
             marker_action: config.on_injection_marker,
             per_server,
             shipped,
-            inner: Mutex::new(Loaded { state, stamp: None }),
+            inner: Mutex::new(Loaded {
+                state,
+                ..Loaded::default()
+            }),
         }
     }
 
@@ -199,6 +209,13 @@ impl Pins {
 
     fn locked(&self) -> std::sync::MutexGuard<'_, Loaded> {
         let mut loaded = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !loaded
+            .watch
+            .as_mut()
+            .is_none_or(watch::StateWatch::maybe_changed)
+        {
+            return loaded;
+        }
         // `pins accept` rewrote the file: take its word.
         let now = stamp(&self.file);
         if now.is_some() && now != loaded.stamp {

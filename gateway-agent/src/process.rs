@@ -159,8 +159,32 @@ fn visible_pid(info: &ConnInfo) -> Option<u32> {
     in_init_ns.then_some(info.pid)
 }
 
+/// Longest /proc file read: a process's `cgroup` on a hybrid layout is a few hundred bytes.
+const PROC_FILE_LIMIT: usize = 64 * 1024;
+
+/// Read per new connection, so in as few syscalls as possible: `read_to_string` asks
+/// for the size first (0 for /proc files) and then probes with small reads.
 fn read_proc(pid: u32, file: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
+    use std::io::Read as _;
+    let mut handle = std::fs::File::open(format!("/proc/{pid}/{file}")).ok()?;
+    let mut buf = vec![0; 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len >= PROC_FILE_LIMIT {
+                return None;
+            }
+            buf.resize(len * 2, 0);
+        }
+        match handle.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// The cgroup v2 path from /proc/<pid>/cgroup (the `0::` line).
@@ -221,6 +245,24 @@ mod tests {
         comm[..4].copy_from_slice(b"curl");
         assert_eq!(comm_string(&comm), "curl");
         assert_eq!(comm_string(&[b'x'; 16]), "x".repeat(16));
+    }
+
+    #[test]
+    fn reads_proc_files_whole() {
+        let me = std::process::id();
+        assert_eq!(
+            read_proc(me, "cgroup"),
+            std::fs::read_to_string(format!("/proc/{me}/cgroup")).ok()
+        );
+        // Larger than the first buffer: /proc/self/maps of a test binary spans pages.
+        assert_eq!(
+            read_proc(me, "maps").map(|maps| maps.lines().next().map(str::to_owned)),
+            std::fs::read_to_string(format!("/proc/{me}/maps"))
+                .ok()
+                .map(|maps| maps.lines().next().map(str::to_owned))
+        );
+        assert!(read_proc(me, "maps").unwrap().len() > 1024);
+        assert_eq!(read_proc(me, "no-such-file"), None);
     }
 
     #[test]

@@ -168,7 +168,12 @@ impl Pipeline {
         E: std::fmt::Display,
     {
         let session = header_str(request.headers(), "mcp-session-id").map(str::to_owned);
-        let span = info_span!("request", method = %request.method(), path = %request.uri().path(), session = session.as_deref().unwrap_or(""));
+        let span = info_span!(
+            "request",
+            method = request.method().as_str(),
+            path = request.uri().path(),
+            session = session.as_deref().unwrap_or("")
+        );
         async move {
             let started = Instant::now();
             let wants_upgrade = request.headers().contains_key(header::UPGRADE);

@@ -24,6 +24,7 @@ use super::{
     MaskError, MaskReport,
     assign::{self, Assignments},
     decode::{self, Encoding},
+    hexgate::HexGate,
     is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
     table,
@@ -97,6 +98,9 @@ pub struct Scanner {
     /// their alphabet long enough to be decoded.
     encoded: AhoCorasick,
     encoded_targets: Vec<Target>,
+    /// Rules out hex identifiers (a commit SHA) before the encoded automaton starts on
+    /// them; `None` if its premise fails for the spellings.
+    hex_gate: Option<HexGate>,
     rules: Vec<Compiled>,
     entropy: Option<Compiled>,
     assignments: Assignments,
@@ -182,6 +186,7 @@ impl Scanner {
             plain_targets,
             encoded: automaton(&encoded)?,
             encoded_targets,
+            hex_gate: HexGate::new(&encoded_spellings),
             rules,
             assignments: Assignments::new(),
             entropy: entropy
@@ -233,6 +238,13 @@ impl Scanner {
     /// others cannot lead anywhere: [`decode::run`] refuses them).
     fn encoded_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) {
         decode::long_runs(bytes, |start, end| {
+            if self
+                .hex_gate
+                .as_ref()
+                .is_some_and(|gate| gate.rules_out(&bytes[start..end]))
+            {
+                return;
+            }
             let input = Input::new(bytes).range(start..end);
             for found in self.encoded.find_overlapping_iter(input) {
                 f(

@@ -79,6 +79,20 @@ impl Candidates {
     fn has(&self, rule: usize) -> bool {
         self.bits[rule / 64] & (1 << (rule % 64)) != 0
     }
+
+    /// The rules set, in increasing order.
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 struct Compiled {
@@ -407,11 +421,13 @@ impl Scanner {
         if !candidates.any && self.entropy.is_none() {
             return;
         }
-        for (index, rule) in self.rules.iter().enumerate() {
+        // In rule order, visiting only the candidates (a string that names one rule's
+        // keyword does not pay a look at every rule).
+        for index in candidates.indices() {
+            let rule = &self.rules[index];
             // `is_match` first: it needs no capture slots, so a keyword without a secret
             // (the word "aws" in prose) still allocates nothing.
-            if rule.anchor == Anchor::Search && candidates.has(index) && rule.regex.is_match(bytes)
-            {
+            if rule.anchor == Anchor::Search && rule.regex.is_match(bytes) {
                 collect(rule, text, 0, spans);
             }
         }

@@ -39,6 +39,7 @@
 
 mod assign;
 mod decode;
+mod hexgate;
 mod json;
 mod keys;
 mod rules;

@@ -24,6 +24,7 @@ use super::{
     MaskError, MaskReport,
     assign::{self, Assignments},
     decode::{self, Encoding},
+    hexgate::HexGate,
     is_placeholder,
     rules::{self, Anchor, ENTROPY_RULE, Rule},
     table,
@@ -78,6 +79,20 @@ impl Candidates {
     fn has(&self, rule: usize) -> bool {
         self.bits[rule / 64] & (1 << (rule % 64)) != 0
     }
+
+    /// The rules set, in increasing order.
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 struct Compiled {
@@ -97,6 +112,9 @@ pub struct Scanner {
     /// their alphabet long enough to be decoded.
     encoded: AhoCorasick,
     encoded_targets: Vec<Target>,
+    /// Rules out hex identifiers (a commit SHA) before the encoded automaton starts on
+    /// them; `None` if its premise fails for the spellings.
+    hex_gate: Option<HexGate>,
     rules: Vec<Compiled>,
     entropy: Option<Compiled>,
     assignments: Assignments,
@@ -182,6 +200,7 @@ impl Scanner {
             plain_targets,
             encoded: automaton(&encoded)?,
             encoded_targets,
+            hex_gate: HexGate::new(&encoded_spellings),
             rules,
             assignments: Assignments::new(),
             entropy: entropy
@@ -233,6 +252,13 @@ impl Scanner {
     /// others cannot lead anywhere: [`decode::run`] refuses them).
     fn encoded_matches(&self, bytes: &[u8], f: &mut impl FnMut(Target, usize, usize)) {
         decode::long_runs(bytes, |start, end| {
+            if self
+                .hex_gate
+                .as_ref()
+                .is_some_and(|gate| gate.rules_out(&bytes[start..end]))
+            {
+                return;
+            }
             let input = Input::new(bytes).range(start..end);
             for found in self.encoded.find_overlapping_iter(input) {
                 f(
@@ -395,11 +421,13 @@ impl Scanner {
         if !candidates.any && self.entropy.is_none() {
             return;
         }
-        for (index, rule) in self.rules.iter().enumerate() {
+        // In rule order, visiting only the candidates (a string that names one rule's
+        // keyword does not pay a look at every rule).
+        for index in candidates.indices() {
+            let rule = &self.rules[index];
             // `is_match` first: it needs no capture slots, so a keyword without a secret
             // (the word "aws" in prose) still allocates nothing.
-            if rule.anchor == Anchor::Search && candidates.has(index) && rule.regex.is_match(bytes)
-            {
+            if rule.anchor == Anchor::Search && rule.regex.is_match(bytes) {
                 collect(rule, text, 0, spans);
             }
         }

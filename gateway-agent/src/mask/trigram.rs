@@ -67,7 +67,9 @@ impl Trigrams {
             let folded: Vec<u8> = keyword.bytes().map(|b| b | 0x20).collect();
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             let mut enter = |trigram: [u8; 3], offset: usize| {
-                let bit = hash(u32::from_le_bytes([trigram[0], trigram[1], trigram[2], 0]));
+                let bit = hash(u64::from(u32::from_le_bytes([
+                    trigram[0], trigram[1], trigram[2], 0,
+                ])));
                 bits[bit / 64] |= 1 << (bit % 64);
                 entered.push((bit, index, u8::try_from(offset).unwrap_or(u8::MAX)));
             };
@@ -112,10 +114,9 @@ impl Trigrams {
         }
     }
 
-    /// Whether the folded trigram `packed` (three bytes, little-endian) is in the set.
+    /// Whether hash `bit` is in the set (0 or 1).
     #[inline(always)]
-    fn has(&self, packed: u32) -> u64 {
-        let bit = hash(packed);
+    fn has(&self, bit: usize) -> u64 {
         (self.bits[bit / 64] >> (bit % 64)) & 1
     }
 
@@ -125,8 +126,7 @@ impl Trigrams {
     /// (what the scanner's decoders start from). Allocates only when something is found.
     pub fn occurrences(&self, bytes: &[u8], mut found: impl FnMut(usize, usize, usize)) -> Seen {
         let mut hits: Vec<(usize, std::cmp::Reverse<usize>, u32)> = Vec::new();
-        let seen = self.hits(bytes, |at, packed| {
-            let bit = hash(packed);
+        let seen = self.hits(bytes, |at, bit| {
             let (from, to) = (self.slots[bit] as usize, self.slots[bit + 1] as usize);
             for &(index, offset) in &self.entries[from..to] {
                 let Some(start) = at.checked_sub(usize::from(offset)) else {
@@ -149,31 +149,42 @@ impl Trigrams {
         seen
     }
 
-    /// Calls `hit(position, folded trigram)` for every position whose trigram is in the
+    /// Calls `hit(position, trigram hash)` for every position whose trigram is in the
     /// set, in order; flags `%` and `\\`.
-    fn hits(&self, bytes: &[u8], mut hit: impl FnMut(usize, u32)) -> Seen {
+    fn hits(&self, bytes: &[u8], mut hit: impl FnMut(usize, usize)) -> Seen {
         let len = bytes.len();
         let (mut percent, mut escape) = (0, 0);
         let mut at = 0;
-        // Six trigram positions per eight-byte load (consecutive loads overlap by two
-        // bytes, so every byte is in one for the `%` and `\` flags).
-        while at + 8 <= len {
+        // Eight trigram positions per step: one eight-byte load (which alone sets the `%`
+        // and `\` flags: steps do not overlap) and the two bytes after it for the last
+        // two positions.
+        while let Some(chunk) = bytes.get(at..at + 10) {
             let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[at..at + 8]);
+            word.copy_from_slice(&chunk[..8]);
             let raw = u64::from_le_bytes(word);
             percent |= zero_byte(raw ^ (ONES * u64::from(b'%')));
             escape |= zero_byte(raw ^ (ONES * u64::from(b'\\')));
-            let word = raw | FOLD;
+            let low = raw | FOLD;
+            // Bytes 6 to 9, folded.
+            let high =
+                (low >> 48) | (u64::from(u16::from_le_bytes([chunk[8], chunk[9]]) | 0x2020) << 16);
             let mut found = 0;
             for k in 0..6 {
-                found |= self.has((word >> (8 * k)) as u32 & 0x00FF_FFFF) << k;
+                found |= self.has(hash(low >> (8 * k))) << k;
             }
+            found |= self.has(hash(high)) << 6;
+            found |= self.has(hash(high >> 8)) << 7;
             while found != 0 {
                 let k = found.trailing_zeros();
-                hit(at + k as usize, (word >> (8 * k)) as u32 & 0x00FF_FFFF);
+                let window = if k < 6 {
+                    low >> (8 * k)
+                } else {
+                    high >> (8 * (k - 6))
+                };
+                hit(at + k as usize, hash(window));
                 found &= found - 1;
             }
-            at += 6;
+            at += 8;
         }
         // The tail, padded with folded zero bytes (two-byte keywords allow any third).
         let tail = bytes.get(at..).unwrap_or_default();
@@ -182,8 +193,9 @@ impl Trigrams {
         while at < len {
             let byte = |i: usize| bytes.get(i).copied().unwrap_or(0) | 0x20;
             let packed = u32::from_le_bytes([byte(at), byte(at + 1), byte(at + 2), 0]);
-            if self.has(packed) != 0 {
-                hit(at, packed);
+            let bit = hash(u64::from(packed));
+            if self.has(bit) != 0 {
+                hit(at, bit);
             }
             at += 1;
         }
@@ -208,10 +220,13 @@ fn zero_byte(x: u64) -> u64 {
     x.wrapping_sub(ONES) & !x & 0x8080_8080_8080_8080
 }
 
-/// Multiplicative hash of a packed trigram to a bit index (top 16 bits).
+/// Multiplicative hash of the trigram in the low three bytes of `window` to a bit index:
+/// bits 8 to 23 of the low three bytes times an odd constant. The multiplier is shifted
+/// up by 40 bits so that the product's top 16 bits are those and the bytes above the
+/// trigram fall off the top: no mask is needed to cut the trigram out of a longer load.
 #[inline(always)]
-fn hash(packed: u32) -> usize {
-    (packed.wrapping_mul(0x9E37_79B1) >> 16) as usize
+fn hash(window: u64) -> usize {
+    (window.wrapping_mul(0x9E37_79B1 << 40) >> 48) as usize
 }
 
 /// How common a folded trigram is in prose, JSON and logs (lower is rarer): its place
@@ -242,6 +257,8 @@ fn byte_weight(b: u8) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     /// Occurrences as (keyword, start, end), checking the `%` and `\\` flags.
@@ -281,6 +298,48 @@ mod tests {
         assert!(occurrences(&trigrams, "").is_empty());
     }
 
+    /// Every occurrence of `keywords` in `text`, by brute force, in the order
+    /// [`Trigrams::occurrences`] promises.
+    fn expected(keywords: &[&str], text: &str) -> Vec<(usize, usize, usize)> {
+        let lower = text.to_ascii_lowercase();
+        let mut expected = Vec::new();
+        for (k, keyword) in keywords.iter().enumerate() {
+            let keyword = keyword.to_ascii_lowercase();
+            for at in 0..lower.len() {
+                if lower.as_bytes()[at..].starts_with(keyword.as_bytes()) {
+                    expected.push((at + keyword.len(), std::cmp::Reverse(at), k));
+                }
+            }
+        }
+        expected.sort_unstable();
+        expected
+            .into_iter()
+            .map(|(end, std::cmp::Reverse(start), k)| (k, start, end))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Keywords at every offset of the eight-position steps and of the tail, in any
+        /// case, among filler: all found, in order, and the flags right.
+        #[test]
+        fn occurrences_agree_with_brute_force(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => "[a-z _%\\\\]{0,11}",
+                    1 => proptest::sample::select(vec![
+                        "password", "PassWord", "ghp_", "pw", "PW", "q~", "akia", "pass", "ss",
+                    ]).prop_map(str::to_owned),
+                ],
+                0..12,
+            )
+        ) {
+            let keywords = ["password", "ghp_", "pw", "q~", "AKIA", "pass", "ss"];
+            let trigrams = Trigrams::new(keywords);
+            let text = parts.concat();
+            proptest::prop_assert_eq!(occurrences(&trigrams, &text), expected(&keywords, &text));
+        }
+    }
+
     #[test]
     fn every_occurrence_is_found_in_any_case_at_the_edges_in_order() {
         let keywords = ["password", "ghp_", "pw", "q~", "AKIA", "pass", "ss"];
@@ -296,21 +355,7 @@ mod tests {
             "at the very end %",
             "\\ at the start and the end \\",
         ] {
-            let lower = text.to_ascii_lowercase();
-            let mut expected = Vec::new();
-            for (k, keyword) in keywords.iter().enumerate() {
-                let keyword = keyword.to_ascii_lowercase();
-                for at in 0..lower.len() {
-                    if lower[at..].starts_with(&keyword) {
-                        expected.push((at + keyword.len(), std::cmp::Reverse(at), k));
-                    }
-                }
-            }
-            expected.sort_unstable();
-            let expected: Vec<_> = expected
-                .into_iter()
-                .map(|(end, std::cmp::Reverse(start), k)| (k, start, end))
-                .collect();
+            let expected = expected(&keywords, text);
             assert_eq!(occurrences(&trigrams, text), expected, "{text:?}");
         }
     }

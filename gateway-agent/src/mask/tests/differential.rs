@@ -77,6 +77,13 @@ fn pieces() -> &'static [String] {
                 "日本",
                 "cGFzc3dvcmQ9aHVudGVyMmh1bnRlcjJodW50ZXIy",
                 "70617373776f72643d68756e746572",
+                // Hex runs: a commit SHA (ruled out by the hex gate), hex-spelled secrets
+                // in either case, and a trigger's spelling among digits.
+                "0123456789abcdef0123456789abcdef01234567",
+                "414B4941494F53464F444E4E374558414D504C45",
+                "746f6b656e3d6768705f46414b4566616b6530313233343536373839",
+                "0070617373776f72643d",
+                "1",
                 "AKIAIOSFODNN7EXAMPLE",
                 "ghp_FAKEfake0123456789EXAMPLEexample0123",
                 "postgres://app:FAKEpassw0rd@db.internal:5432/prod",
@@ -225,6 +232,10 @@ enum Gen {
         value: Box<Gen>,
         alike: bool,
         text_first: bool,
+        /// One letter or digit of the text block changed (at this index modulo the
+        /// block's length, if it falls on one): a near copy that must not be taken for
+        /// the structured one.
+        changed: Option<usize>,
     },
 }
 
@@ -252,13 +263,14 @@ fn gen_value() -> impl Strategy<Value = Gen> {
             3 => object.clone(),
             2 => shaped,
             1 => inner.prop_map(|v| Gen::Nested(Box::new(v))),
-            1 => (object, any::<bool>(), any::<bool>()).prop_map(|(value, alike, text_first)| {
-                Gen::ToolResult {
+            1 => (object, any::<bool>(), any::<bool>(), prop::option::of(any::<usize>())).prop_map(
+                |(value, alike, text_first, changed)| Gen::ToolResult {
                     value: Box::new(value),
                     alike,
                     text_first,
+                    changed,
                 }
-            }),
+            ),
         ]
     })
 }
@@ -306,9 +318,22 @@ fn write(value: &Gen, escape_all: bool, pretty: bool, out: &mut String) {
             value,
             alike,
             text_first,
+            changed,
         } => {
             let mut text = String::new();
             write(value, escape_all == *alike, pretty, &mut text);
+            if let Some(at) = changed
+                .filter(|_| !text.is_empty())
+                .map(|at| at % text.len())
+            {
+                let mut bytes = text.into_bytes();
+                bytes[at] = match bytes[at] {
+                    b'x' => b'y',
+                    b if b.is_ascii_alphanumeric() => b'x',
+                    b => b,
+                };
+                text = String::from_utf8(bytes).unwrap_or_default();
+            }
             let mut block = String::from(r#"[{"type":"text","text":"#);
             write_str(&text, escape_all, &mut block);
             block.push_str("}]");

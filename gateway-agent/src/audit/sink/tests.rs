@@ -120,6 +120,32 @@ fn interval_mode_keeps_every_row_through_close() {
     assert_trail(tmp.path(), &(0..300).collect());
 }
 
+/// In interval mode rows wait in the queue while a flush is pending; a burst that fills
+/// half of it wakes the WAL thread, so callers never wait out the interval for a slot
+/// (with a minute's interval and no wake-up, the 4097th record would wait that minute),
+/// and close does not wait for the interval either.
+#[test]
+fn interval_mode_takes_a_burst_larger_than_the_queue_without_waiting_for_the_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 100_000);
+    cfg.durability = Durability::Interval;
+    cfg.interval_ms = 60_000;
+    let (sink, _) = AuditSink::open(&cfg).unwrap();
+    let burst = 3 * QUEUE_REQUESTS as u64;
+    runtime().block_on(async {
+        let recorded = async {
+            for i in 0..burst {
+                sink.record(vec![row(i, 10)]).await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), recorded)
+            .await
+            .expect("a full queue woke the WAL thread before the interval");
+    });
+    sink.close().unwrap();
+    assert_trail(tmp.path(), &(0..burst).collect());
+}
+
 /// An enqueued row (a connection's `open`) is on disk, ahead of it, by the time the
 /// `record` that follows it resolves: it needs no flush of its own.
 #[test]

@@ -296,15 +296,23 @@ pub struct ProxyConfig {
     /// exceeded by a burst of a few hundred connects.
     pub listen_backlog: u32,
     /// Data-path threads, each serving the connections it accepts from start to end;
-    /// default one per CPU the agent may use.
+    /// default one per CPU the agent may use, at most [`DEFAULT_THREADS_MAX`].
     pub threads: Option<usize>,
 }
 
+/// Every idle data-path thread wakes for each new connection (they share the listening
+/// sockets, and epoll wakes every watcher), so a many-core host does not get a thread per
+/// core by default: four serve far more MCP traffic than a host makes.
+pub const DEFAULT_THREADS_MAX: usize = 4;
+
 impl ProxyConfig {
-    /// `threads`, else the CPUs this process may run on (its affinity and cgroup quota).
+    /// `threads`, else the CPUs this process may run on (its affinity and cgroup quota),
+    /// at most [`DEFAULT_THREADS_MAX`].
     pub fn data_path_threads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(DEFAULT_THREADS_MAX)
         })
     }
 }

@@ -9,7 +9,10 @@
 //! thread runs a current-thread runtime and accepts on its own copy of the listening
 //! socket, so a connection, the upstream connection it opens and its body pumps are
 //! scheduled on one thread, as nginx's workers do. A thread per CPU keeps every CPU usable
-//! under load; the kernel hands a new connection to whichever thread accepts first.
+//! under load; the kernel hands a new connection to whichever thread accepts first, after
+//! waking every idle one (hence the default cap in [`crate::config::ProxyConfig`]).
+//! Not `SO_REUSEPORT`, which would spare that wake-up: it would also let a second agent
+//! started by mistake share the port silently instead of failing to bind.
 //!
 //! The trade: a long CPU-bound step (masking a very large body) delays the other
 //! connections of its thread, which the work-stealing runtime would have moved to the

@@ -160,10 +160,10 @@ fn listen_backlog_defaults_above_the_rust_default_and_is_bounded() {
 }
 
 #[test]
-fn data_path_threads_default_to_the_usable_cpus_and_are_bounded() {
+fn data_path_threads_default_to_the_usable_cpus_up_to_four_and_are_bounded() {
     let config = Config::parse(MINIMAL, "test.toml").unwrap();
     let cpus = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(config.proxy.data_path_threads(), cpus);
+    assert_eq!(config.proxy.data_path_threads(), cpus.min(4));
     let config = Config::parse(&format!("{MINIMAL}\n[proxy]\nthreads = 3\n"), "t").unwrap();
     assert_eq!(config.proxy.data_path_threads(), 3);
     for bad in [0, 1025] {

@@ -159,7 +159,13 @@ pub struct Masker {
 struct Rules {
     keys: SensitiveKeys,
     scanner: Scanner,
+    /// Unique in the process: answers about keys kept between documents
+    /// ([`json::keyfacts`]) are valid only for the rules that gave them.
+    id: u64,
 }
+
+/// Source of [`Rules::id`].
+static NEXT_RULES_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Masker {
     pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
@@ -168,6 +174,7 @@ impl Masker {
             rules: std::sync::Arc::new(Rules {
                 keys: SensitiveKeys::new(&config.keys).map_err(MaskError::EmptyKey)?,
                 scanner: Scanner::new(config.entropy)?,
+                id: NEXT_RULES_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             }),
         })
     }
@@ -256,7 +263,9 @@ impl Masker {
     ) -> MaskReport {
         let mut report = MaskReport::default();
         if self.enabled {
-            Walker::new(&self.rules, &mut report, path).data_members(doc, node, skip, 0, edits);
+            let mut walker = Walker::new(&self.rules, &mut report, path);
+            walker.data_members(doc, node, skip, 0, edits);
+            walker.finish();
         }
         report
     }

@@ -6,6 +6,14 @@
 //! name), does it name a field of a name/value pair, a schema member, a schema's shape.
 //! The answers depend on the key alone, so short unescaped keys are looked up in a small
 //! direct-mapped table by their raw bytes; the rest are answered afresh.
+//!
+//! The table outlives its document: each thread keeps the last one it used
+//! ([`KeyTable::for_rules`], [`KeyTable::keep`]), tagged with the rules it answered for.
+//! Small MCP messages are mostly the same keys (`jsonrpc`, `id`, `result`, `content`,
+//! `type`, `text`), and building a table (4 KiB) and answering them afresh per message
+//! was most of the walk's cost for them.
+
+use std::cell::Cell;
 
 use super::{Rules, key::NormKey, schema};
 
@@ -101,6 +109,13 @@ impl KeyFacts {
 /// A direct-mapped table from raw key bytes to their answers.
 pub(super) struct KeyTable {
     slots: Box<[Slot; SLOTS]>,
+    /// The [`Rules`] the answers are for.
+    rules: u64,
+}
+
+thread_local! {
+    /// The table this thread's last walk used.
+    static KEPT: Cell<Option<KeyTable>> = const { Cell::new(None) };
 }
 
 #[derive(Clone, Copy)]
@@ -134,7 +149,7 @@ fn packed(key: &[u8]) -> [u64; 2] {
 }
 
 impl KeyTable {
-    pub fn new() -> Self {
+    fn new(rules: u64) -> Self {
         Self {
             slots: Box::new(
                 [Slot {
@@ -143,7 +158,23 @@ impl KeyTable {
                     facts: KeyFacts::default(),
                 }; SLOTS],
             ),
+            rules,
         }
+    }
+
+    /// This thread's kept table if it answered for `rules`, else a new one. Two walks at
+    /// once on one thread (one nested in the other) each get a table of their own; the
+    /// last to end is kept.
+    pub fn for_rules(rules: &Rules) -> Self {
+        match KEPT.take() {
+            Some(table) if table.rules == rules.id => table,
+            _ => Self::new(rules.id),
+        }
+    }
+
+    /// Keeps `table` for this thread's next walk.
+    pub fn keep(table: Self) {
+        KEPT.set(Some(table));
     }
 
     /// The answers for a key whose raw inside (between the quotes) is `raw`, holding

@@ -95,6 +95,13 @@ impl<'r> Walker<'r> {
         }
     }
 
+    /// Ends the walk: its answers about keys are kept for this thread's next one.
+    pub fn finish(self) {
+        if let Some(keys) = self.keys {
+            KeyTable::keep(keys);
+        }
+    }
+
     /// Masks `node` read as data, `depth` containers (JSON inside strings included) below
     /// the message's top.
     pub fn data(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
@@ -239,9 +246,10 @@ impl<'r> Walker<'r> {
         if !self.reusing {
             return KeyFacts::of(self.rules, &doc.key(child).unwrap_or_default());
         }
+        let rules = self.rules;
         self.keys
-            .get_or_insert_with(KeyTable::new)
-            .facts(self.rules, raw, escaped)
+            .get_or_insert_with(|| KeyTable::for_rules(rules))
+            .facts(rules, raw, escaped)
     }
 
     /// [`Walker::member_place`] from the key's answers.

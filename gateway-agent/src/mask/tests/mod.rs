@@ -192,6 +192,25 @@ fn operator_keys_are_masked() {
     assert!(matches!(empty, Err(MaskError::EmptyKey(key)) if key == "-"));
 }
 
+/// Answers about keys are kept per thread between documents, for the rules that gave
+/// them: maskers with other keys on the same thread answer for themselves.
+#[test]
+fn maskers_with_other_keys_on_one_thread_answer_for_themselves() {
+    let vendor = Masker::new(&MaskConfig {
+        keys: vec!["flavor".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let plain = masker();
+    let body = r#"{"flavor":"vanilla-1","id":1}"#;
+    for _ in 0..2 {
+        let (masked, _) = vendor.mask_json(body).unwrap();
+        assert!(masked.contains(KEY_PLACEHOLDER), "{masked}");
+        let (masked, _) = plain.mask_json(body).unwrap();
+        assert_eq!(masked, body, "another masker's key answers were used");
+    }
+}
+
 #[test]
 fn secrets_used_as_object_keys_are_masked() {
     let secret = format!("ghp_{}", corpus::alnum(36));

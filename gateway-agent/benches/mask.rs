@@ -2,7 +2,8 @@
 //!
 //! A tool result carries its data twice — serialised into a `text` block and as
 //! `structuredContent` — so the JSON-in-string path is exercised as much as the tree
-//! walk. Sizes: ~4 KiB (a typical call) and ~256 KiB (a large listing). "clean" holds no
+//! walk. Sizes: ~4 KiB (a typical call) and ~256 KiB (a large listing), and one ~120-byte
+//! answer (`clean/small`: what per-message costs are). "clean" holds no
 //! secret (the common case, which should run at keyword-prefilter speed); "secrets" has a
 //! handful planted by key and by pattern (tool results) or by context (log text: dotenv,
 //! YAML, a header, a command line).
@@ -304,6 +305,12 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
             });
         }
     }
+    // The answer most tool calls get, about 120 bytes: per-message costs, not bytes.
+    let small = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"pong from the bench backend"}],"isError":false}}"#;
+    group.throughput(Throughput::Bytes(small.len() as u64));
+    group.bench_function("clean/small", |b| {
+        b.iter(|| black_box(masker.mask_json(black_box(small)).map(|(m, _)| m.len())))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("mask_text");

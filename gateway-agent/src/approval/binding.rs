@@ -117,8 +117,8 @@ pub fn digest(value: &Value) -> String {
 /// What in a request the digest covers: a tool call's `arguments`, otherwise `params`
 /// (absent counts as `null`).
 pub fn bound_arguments(message: &Value) -> &Value {
-    let part = if message.get("method").and_then(Value::as_str) == Some("tools/call") {
-        crate::mcp::jsonrpc::params(message, "arguments")
+    let part = if crate::mcp::jsonrpc::method(message) == Some("tools/call") {
+        crate::mcp::jsonrpc::tool_arguments(message)
     } else {
         message.get("params")
     };

@@ -418,7 +418,10 @@ impl PooledUpstream {
             let retry_allowed = reused.is_some();
             let mut sender = match reused.take() {
                 Some(sender) => sender,
-                None => self.pool.open(self.key.dst, &self.dial).await?,
+                // Boxed: the dial (TCP, TLS, handshake) is a large future that every
+                // call's future would otherwise carry and copy while it is moved about,
+                // though it runs once per connection at most.
+                None => Box::pin(self.pool.open(self.key.dst, &self.dial)).await?,
             };
             if let Err(err) = sender.ready().await {
                 if retry_allowed {

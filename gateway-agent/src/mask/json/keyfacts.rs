@@ -15,7 +15,7 @@
 
 use std::cell::Cell;
 
-use super::{Rules, key::NormKey, schema};
+use super::{Rules, key::NormKey, schema, terraform};
 
 /// The longest raw key kept in the table (longer ones are rare and answered afresh).
 const MAX_CACHED: usize = 16;
@@ -63,6 +63,8 @@ pub(super) enum Shape {
     DollarSchema,
     Type,
     Properties,
+    /// `sensitive_attributes` / `sensitive_values`: Terraform's own marks.
+    TerraformMarks,
 }
 
 /// The longest raw key that can name a field (`Parameter_Value` and the like, with
@@ -100,6 +102,7 @@ impl KeyFacts {
                 "$schema" => Shape::DollarSchema,
                 "type" => Shape::Type,
                 "properties" => Shape::Properties,
+                key if terraform::is_marker(key) => Shape::TerraformMarks,
                 _ => Shape::Other,
             },
         }

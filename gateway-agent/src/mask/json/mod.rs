@@ -23,6 +23,7 @@ mod keyfacts;
 mod reuse;
 mod schema;
 mod string;
+mod terraform;
 
 pub use doc::{Doc, Kind, NodeId, ParseError};
 pub use edit::{Edits, Style, apply_sorted};
@@ -32,7 +33,10 @@ use self::{
     keyfacts::{Field, KeyFacts, KeyTable, Shape},
     reuse::{MIN_REUSED, Reuse},
     schema::Keyword,
+    terraform::Marks,
 };
+use std::borrow::Cow;
+
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
     is_placeholder, scan::Path, values,
@@ -48,6 +52,16 @@ enum Place {
     Schema {
         secret_name: bool,
     },
+}
+
+/// What the caller of [`Walker::object`] already knows about some of its members.
+#[derive(Clone, Copy)]
+enum Told<'s, 'a> {
+    Nothing,
+    /// Left alone (the caller handles them).
+    Skip(&'s [&'s str]),
+    /// Hold secrets because a sibling of the object says so (Terraform's marks).
+    Secret(&'s [Cow<'a, str>]),
 }
 
 /// Keys of the field that holds the value in a name/value pair object.
@@ -118,7 +132,7 @@ impl<'r> Walker<'r> {
         edits: &mut Edits,
     ) {
         if doc.kind(object) == Kind::Object {
-            self.object(doc, object, Place::Data, skip, depth, edits);
+            self.object(doc, object, Place::Data, Told::Skip(skip), depth, edits);
         } else {
             self.walk(doc, object, Place::Data, depth, edits);
         }
@@ -161,7 +175,7 @@ impl<'r> Walker<'r> {
         edits: &mut Edits,
     ) {
         if doc.kind(node) == Kind::Object {
-            self.object(doc, node, place, &[], depth, edits);
+            self.object(doc, node, place, Told::Nothing, depth, edits);
         } else {
             // Under a schema keyword, an array is a list of subschemas (`anyOf`,
             // draft-07 `items`); elsewhere its items sit where it sits.
@@ -176,33 +190,52 @@ impl<'r> Walker<'r> {
         doc: &Doc<'_>,
         node: NodeId,
         place: Place,
-        skip: &[&str],
+        told: Told<'_, '_>,
         depth: usize,
         edits: &mut Edits,
     ) {
-        let (place, secret_fields) = match place {
+        let (place, secret_fields, terraform) = match place {
             // The reference path reads the object once per question, as before.
             Place::Data if !self.reusing => {
                 if schema::looks_like_schema(doc, node) {
-                    (Place::Schema { secret_name: false }, &[][..])
+                    (Place::Schema { secret_name: false }, &[][..], false)
                 } else {
-                    (Place::Data, self.secret_fields(doc, node))
+                    let terraform = doc
+                        .children(node)
+                        .any(|child| doc.key(child).is_some_and(|k| terraform::is_marker(&k)));
+                    (Place::Data, self.secret_fields(doc, node), terraform)
                 }
             }
             Place::Data => match self.shape(doc, node) {
-                None => (Place::Schema { secret_name: false }, &[][..]),
-                Some(fields) => (Place::Data, fields),
+                None => (Place::Schema { secret_name: false }, &[][..], false),
+                Some((fields, terraform)) => (Place::Data, fields, terraform),
             },
-            other => (other, &[][..]),
+            other => (other, &[][..], false),
+        };
+        let marks = if terraform {
+            Marks::of(doc, node)
+        } else {
+            Marks::default()
         };
         let mut renames = Vec::new();
         for child in doc.children(node) {
             let key = doc.key(child).unwrap_or_default();
-            if skip.contains(&key.as_ref()) {
+            if let Told::Skip(skip) = told
+                && skip.contains(&key.as_ref())
+            {
                 continue;
             }
             let child_place = match place {
+                // Spring Boot actuator's `{"value": …, "origin": "class path resource
+                // […]"}` under a sensitive property name: the origin says where the value
+                // was set, not what it is.
+                Place::Secret if key == "origin" && doc.member(node, "value").is_some() => {
+                    Place::Data
+                }
                 Place::Secret => Place::Secret,
+                Place::Data if matches!(told, Told::Secret(names) if names.contains(&key)) => {
+                    Place::Secret
+                }
                 Place::Data => {
                     let facts = self.key_facts(doc, child);
                     self.data_member_place(doc, child, &key, facts, secret_fields)
@@ -232,6 +265,22 @@ impl<'r> Walker<'r> {
                         };
                         self.walk(doc, sub, sub_place, depth + 2, edits);
                     }
+                }
+                // Terraform's `attributes`/`values`, some of whose members its own marks
+                // call sensitive.
+                _ if let Some(names) = marks.names_under(&key)
+                    && child_place == Place::Data
+                    && doc.kind(child) == Kind::Object
+                    && depth + 1 < MAX_DEPTH =>
+                {
+                    self.object(
+                        doc,
+                        child,
+                        Place::Data,
+                        Told::Secret(names),
+                        depth + 1,
+                        edits,
+                    );
                 }
                 _ => self.walk(doc, child, child_place, depth + 1, edits),
             }
@@ -277,8 +326,9 @@ impl<'r> Walker<'r> {
     /// members: `None` for a JSON Schema ([`schema::looks_like_schema`]), else the keys
     /// of its fields that hold a secret because another field says so
     /// ([`Walker::secret_fields`]).
-    fn shape(&mut self, doc: &Doc<'_>, object: NodeId) -> Option<&'static [&'static str]> {
+    fn shape(&mut self, doc: &Doc<'_>, object: NodeId) -> Option<(&'static [&'static str], bool)> {
         let (mut dollar_schema, mut typed, mut properties) = (None, false, false);
+        let mut terraform = false;
         let (mut named, mut has_value, mut said) = (false, false, None);
         for child in doc.children(object) {
             let facts = self.key_facts(doc, child);
@@ -289,6 +339,7 @@ impl<'r> Walker<'r> {
                 }
                 Shape::Type => typed = schema::is_type_name(doc, child),
                 Shape::Properties => properties = doc.kind(child) == Kind::Object,
+                Shape::TerraformMarks => terraform = true,
                 Shape::Other => {}
             }
             if said.is_some() {
@@ -316,7 +367,8 @@ impl<'r> Walker<'r> {
         if dollar_schema.unwrap_or(typed && properties) {
             return None;
         }
-        Some(said.unwrap_or(if named && has_value { &VALUE_KEYS } else { &[] }))
+        let fields = said.unwrap_or(if named && has_value { &VALUE_KEYS } else { &[] });
+        Some((fields, terraform))
     }
 
     /// How a member of a data object is read.

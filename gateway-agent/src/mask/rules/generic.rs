@@ -308,10 +308,17 @@ pub const RULES: &[Rule] = &[
     // PostgreSQL's password file: `host:port:database:user:password`, one per line.
     // Port digits or `*`; database and user not all digits (`/etc/shadow`'s
     // `root:*:19000:0:99999:7:::` is no such line). A line may open or close a quoted
-    // string (`output: "db:5432:…\n…"` read unescaped).
+    // string (`output: "db:5432:…\n…"` read unescaped). The keywords are the ports
+    // PostgreSQL and what speaks its protocol listen on (a second cluster's 5433…, 15432
+    // and 25432 of port-shifted containers, PgBouncer 6432, Supavisor 6543, Redshift 5439,
+    // DigitalOcean 25060, CockroachDB 26257) and the `*` wildcard; a line on another port
+    // is not found.
     rule!(
         "pgpass_password",
-        [":5432:", ":5433:", ":6432:", ":*:"],
+        [
+            "5432:", "5433:", "5434:", "5435:", "5439:", "6432:", "6543:", "25060:", "26257:",
+            ":*:"
+        ],
         r#"(?m)(?:^|["'])[ \t]*[A-Za-z0-9_.\-*]+:(?:[0-9]{2,5}|\*):[^:\s]*[^:\s0-9][^:\s]*:[^:\s]*[^:\s0-9][^:\s]*:([^\s\["'][^\s"']*)[ \t]*\r?(?:$|["'])"#
     ),
     // The private parts of a JSON Web Key (`d`; `k` of a symmetric key).

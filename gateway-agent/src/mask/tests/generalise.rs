@@ -213,6 +213,98 @@ fn pgpass_lines_mask_the_password_field() {
 }
 
 #[test]
+fn pgpass_lines_on_the_ports_of_poolers_and_shifted_clusters_are_masked_too() {
+    assert_masks(&[
+        (
+            "pooler.supabase.com:6543:postgres:postgres.abc:nu2nqgPGR10#8*\n",
+            "pooler.supabase.com:6543:postgres:postgres.abc:[MASKED:pgpass_password]\n",
+        ),
+        (
+            "localhost:15432:app:app:Zq8rT5kW2x\n",
+            "localhost:15432:app:app:[MASKED:pgpass_password]\n",
+        ),
+        (
+            "warehouse.example.redshift.amazonaws.com:5439:dev:awsuser:Zq8rT5kW2x\n",
+            "warehouse.example.redshift.amazonaws.com:5439:dev:awsuser:[MASKED:pgpass_password]\n",
+        ),
+        (
+            "db-postgresql-fra1-123.db.ondigitalocean.com:25060:defaultdb:doadmin:Zq8rT5kW2x\n",
+            "db-postgresql-fra1-123.db.ondigitalocean.com:25060:defaultdb:doadmin:[MASKED:pgpass_password]\n",
+        ),
+    ]);
+    assert_unchanged(&["12:15432:00 build 6543: ok\n"]);
+}
+
+/// Terraform says itself which attributes are sensitive; `result` is a secret by no name.
+#[test]
+fn attributes_terraform_marks_sensitive_are_masked_and_the_rest_kept() {
+    let masker = super::masker();
+    // A state file (format 4): paths into the instance's `attributes`.
+    let mut state = serde_json::json!({"version": 4, "resources": [{
+        "mode": "managed", "type": "random_password", "name": "db",
+        "instances": [{
+            "schema_version": 3,
+            "attributes": {"id": "none", "length": 24, "special": true,
+                           "result": "k7#Vb2!qLm9zR4tWx8pN3sYd", "keepers": {"rotation": "2026-11"}},
+            "sensitive_attributes": [[{"type": "get_attr", "value": "result"}]]
+        }]
+    }]});
+    masker.mask_value(&mut state);
+    let attributes = &state["resources"][0]["instances"][0]["attributes"];
+    assert_eq!(attributes["result"], super::super::KEY_PLACEHOLDER);
+    assert_eq!(attributes["id"], "none");
+    assert_eq!(attributes["keepers"]["rotation"], "2026-11");
+    // `terraform show -json`: `sensitive_values` mirrors `values`.
+    let mut shown = serde_json::json!({"values": {"root_module": {"resources": [{
+        "address": "tls_private_key.deploy", "type": "tls_private_key",
+        "values": {"algorithm": "ED25519", "private_key_openssh": "b3BlbnNzaC1rZXktdjEAAAAA",
+                   "public_key_openssh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"},
+        "sensitive_values": {"private_key_openssh": true, "public_key_openssh": false}
+    }]}}});
+    masker.mask_value(&mut shown);
+    let values = &shown["values"]["root_module"]["resources"][0]["values"];
+    assert_eq!(values["private_key_openssh"], super::super::KEY_PLACEHOLDER);
+    assert_eq!(values["algorithm"], "ED25519");
+    assert_eq!(
+        values["public_key_openssh"],
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"
+    );
+    // Without the marks, `result` is just a word.
+    let mut unmarked = serde_json::json!({"attributes": {"result": "k7#Vb2!qLm9zR4tWx8pN3sYd"}});
+    masker.mask_value(&mut unmarked);
+    assert_eq!(unmarked["attributes"]["result"], "k7#Vb2!qLm9zR4tWx8pN3sYd");
+}
+
+/// Spring Boot actuator (`/actuator/env`, `/configprops`): under a sensitive property
+/// name, `value` is the secret and `origin` says where it was set.
+#[test]
+fn where_a_secret_was_set_is_not_the_secret() {
+    let masker = super::masker();
+    let mut env = serde_json::json!({"propertySources": [{"name": "application.yml", "properties": {
+        "spring.datasource.password": {"value": "hunter2Xq9", "origin": "class path resource [application.yml] - 7:17"},
+        "app.api-key": {"value": "k7Vb2qLm9zR4tWx8", "origin": "System Environment Property \"APP_API_KEY\""}
+    }}]});
+    masker.mask_value(&mut env);
+    let properties = &env["propertySources"][0]["properties"];
+    assert_eq!(
+        properties["spring.datasource.password"]["value"],
+        super::super::KEY_PLACEHOLDER
+    );
+    assert_eq!(
+        properties["spring.datasource.password"]["origin"],
+        "class path resource [application.yml] - 7:17"
+    );
+    assert_eq!(
+        properties["app.api-key"]["value"],
+        super::super::KEY_PLACEHOLDER
+    );
+    assert_eq!(
+        properties["app.api-key"]["origin"],
+        "System Environment Property \"APP_API_KEY\""
+    );
+}
+
+#[test]
 fn a_hash_sign_in_a_url_password_does_not_end_it() {
     assert_masks(&[(
         "DATABASE_URL=postgres://u8f:hy28oRD2Xn#7_@ec2-1-2-3-4.example.com:5432/d1",

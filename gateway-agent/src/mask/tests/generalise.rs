@@ -608,3 +608,16 @@ fn gem_credentials_keyed_by_a_push_host_are_masked() {
     )]);
     assert_unchanged(&["see\n:https://example.com/docs: read this first\n"]);
 }
+
+/// `kubectl get secrets -o yaml` prints a `kind: List` whose items are the Secrets.
+#[test]
+fn secrets_inside_a_kubernetes_list_are_masked() {
+    let listed = "apiVersion: v1\nitems:\n- apiVersion: v1\n  data:\n    ca.crt: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n    username: YWRtaW4=\n  kind: Secret\n  metadata:\n    name: db-creds\n  type: Opaque\nkind: List\nmetadata:\n  resourceVersion: \"\"\n";
+    let masked = super::masked_text(listed).0;
+    assert!(!masked.contains("YWRtaW4="), "{masked}");
+    assert!(
+        !masked.contains("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"),
+        "{masked}"
+    );
+    assert!(masked.contains("name: db-creds"), "{masked}");
+}

@@ -258,7 +258,11 @@ enum AuditCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let output = match cli.command {
+        Command::Run { .. } => logging::Output::Background,
+        _ => logging::Output::Direct,
+    };
+    let _log_writer = logging::init(cli.log_format, output);
     if let Command::Status { config, json } = &cli.command {
         return match run::status(config.as_deref(), *json) {
             Ok(code) => std::process::ExitCode::from(code),

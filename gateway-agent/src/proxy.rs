@@ -189,7 +189,10 @@ impl Proxy {
                 )),
                 started: std::time::Instant::now(),
             };
-            pipeline.recorder.note_ahead(rows.connection("open")).await;
+            pipeline
+                .recorder
+                .note_ahead(|| rows.connection("open"))
+                .await;
             let facts = Arc::new(ConnFacts::new(orig_dst, identity, conn_id, None));
             if protocol == Protocol::Http1 {
                 let first = match (upstream, kept) {
@@ -221,7 +224,7 @@ impl Proxy {
                 };
                 http::serve(client, upstream, true, Arc::clone(pipeline), facts).await;
             }
-            pipeline.recorder.note(rows.connection("close")).await;
+            pipeline.recorder.note(|| rows.connection("close")).await;
             return;
         }
         // Not plain HTTP: a raw connection of its own.

@@ -86,7 +86,7 @@ pub async fn handle(
                 let rows = row_context(&origin, origin.server_name.clone(), "tls");
                 pipeline
                     .recorder
-                    .note(rows.connection_with("refused", detail))
+                    .note(|| rows.connection_with("refused", detail))
                     .await;
                 reset(client);
             } else {
@@ -145,7 +145,7 @@ pub async fn handle(
             let rows = row_context(&origin, Some(server.name.clone()), "tls");
             pipeline
                 .recorder
-                .note(rows.connection_with("refused", detail))
+                .note(|| rows.connection_with("refused", detail))
                 .await;
             reset(client);
         }
@@ -168,7 +168,7 @@ async fn passthrough(
     let rows = row_context(origin, server_name, "tls");
     pipeline
         .recorder
-        .note(rows.connection_with("open", detail.clone()))
+        .note(|| rows.connection_with("open", detail.clone()))
         .await;
     let relayed = async {
         upstream.write_all(&replay).await?;
@@ -181,7 +181,7 @@ async fn passthrough(
     }
     pipeline
         .recorder
-        .note(rows.connection_with("close", detail))
+        .note(|| rows.connection_with("close", detail))
         .await;
 }
 
@@ -288,7 +288,7 @@ async fn terminate(
     let rows = row_context(&origin, Some(server.name.clone()), "streamable_http");
     pipeline
         .recorder
-        .note_ahead(rows.connection_with("open", detail.clone()))
+        .note_ahead(|| rows.connection_with("open", detail.clone()))
         .await;
     info!(sni = sni.as_deref().unwrap_or(""), server = %server.name, http2, "TLS terminated");
     crate::metrics::get().connection(Some(&server.name), "terminated");
@@ -323,7 +323,7 @@ async fn terminate(
     }
     pipeline
         .recorder
-        .note(rows.connection_with("close", detail))
+        .note(|| rows.connection_with("close", detail))
         .await;
 }
 

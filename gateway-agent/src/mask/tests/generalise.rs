@@ -286,22 +286,16 @@ fn where_a_secret_was_set_is_not_the_secret() {
     }}]});
     masker.mask_value(&mut env);
     let properties = &env["propertySources"][0]["properties"];
-    assert_eq!(
-        properties["spring.datasource.password"]["value"],
-        super::super::KEY_PLACEHOLDER
-    );
-    assert_eq!(
-        properties["spring.datasource.password"]["origin"],
-        "class path resource [application.yml] - 7:17"
-    );
-    assert_eq!(
-        properties["app.api-key"]["value"],
-        super::super::KEY_PLACEHOLDER
-    );
-    assert_eq!(
-        properties["app.api-key"]["origin"],
-        "System Environment Property \"APP_API_KEY\""
-    );
+    for (name, origin) in [
+        (
+            "spring.datasource.password",
+            "class path resource [application.yml] - 7:17",
+        ),
+        ("app.api-key", "System Environment Property \"APP_API_KEY\""),
+    ] {
+        assert_eq!(properties[name]["value"], super::super::KEY_PLACEHOLDER);
+        assert_eq!(properties[name]["origin"], origin);
+    }
 }
 
 #[test]

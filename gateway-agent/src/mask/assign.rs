@@ -49,6 +49,8 @@ pub const KEYWORDS: &[&str] = &[
     // Not `session`: `session_id=` is protocol state (MCP's legacy SSE endpoint is
     // `/messages/?session_id=…`); session *secrets* and *tokens* are caught by their word.
     "securestring",
+    // 1Password's `"type": "CONCEALED"` field (`op item get --format json`).
+    "concealed",
 ];
 
 /// Longest name considered, each side of the keyword.

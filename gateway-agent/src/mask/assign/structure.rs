@@ -1,8 +1,8 @@
 //! Values a name reaches through structure rather than a delimiter: XML elements
 //! (`<password>…</password>`, `<wsse:Password Type="…">…`), name/value pairs
 //! (`<add key="DbPassword" value="…"/>`, `{"name": "DB_PASSWORD", "value": "…"}`, a
-//! Kubernetes `- name:` / `value:` entry, an SSM `SecureString`), lists under a
-//! sensitive name (`"api_keys": […]`, YAML `- …` items), flat host-keyed objects
+//! Kubernetes `- name:` / `value:` entry, an SSM `SecureString`, a 1Password
+//! `CONCEALED` field), lists under a sensitive name (`"api_keys": […]`, YAML `- …` items), flat host-keyed objects
 //! (`"bearer": {"repo.example.org": "…"}`), YAML block scalars (`secret: |`), Terraform's
 //! `"sensitive": true` beside a `"value"`, and the value-shape filter for weak names.
 
@@ -158,7 +158,10 @@ impl Assignments {
         {
             return None;
         }
-        let secure = name.eq_ignore_ascii_case("securestring");
+        // A type that says the value is secret: an SSM `SecureString`, a 1Password
+        // `CONCEALED` field.
+        let secure =
+            name.eq_ignore_ascii_case("securestring") || name.eq_ignore_ascii_case("concealed");
         if !secure && !self.keys.is_sensitive_name_value(name) {
             return None;
         }

@@ -615,3 +615,23 @@ fn secrets_inside_a_kubernetes_list_are_masked() {
     );
     assert!(masked.contains("name: db-creds"), "{masked}");
 }
+
+/// `op item get --format json` read as text (quoted in a message, or printed pretty and
+/// cut): a field typed `CONCEALED` holds a secret whatever its label says.
+#[test]
+fn fields_typed_concealed_are_masked_in_plain_text_too() {
+    assert_masks(&[
+        (
+            "Item r2:\n{\"id\":\"r2\",\"type\":\"CONCEALED\",\"label\":\"recovery\",\"value\":\"one two three four\"}\n",
+            "Item r2:\n{\"id\":\"r2\",\"type\":\"CONCEALED\",\"label\":\"recovery\",\"value\":\"[MASKED:password_assignment]\"}\n",
+        ),
+        (
+            "fields:\n- id: r2\n  type: CONCEALED\n  label: pin\n  value: Xh38vQp2LmZ9rT4w\n",
+            "fields:\n- id: r2\n  type: CONCEALED\n  label: pin\n  value: [MASKED:password_assignment]\n",
+        ),
+    ]);
+    assert_unchanged(&[
+        "The field is concealed: value shown on request.\n",
+        "{\"type\": \"STRING\", \"label\": \"username\", \"value\": \"admin\"}",
+    ]);
+}

@@ -3,6 +3,8 @@
 //! for the systemd service, so every event field is a journal field an operator can match
 //! on (`journalctl -u gateway-agent COMM=curl`) instead of text inside `MESSAGE`.
 
+mod batched;
+
 use clap::ValueEnum;
 use tracing_subscriber::{
     EnvFilter, fmt::writer::BoxMakeWriter, layer::SubscriberExt as _, util::SubscriberInitExt as _,
@@ -17,8 +19,6 @@ pub enum LogFormat {
     /// the journal's socket is not there.
     Journald,
 }
-
-mod batched;
 
 /// Where text and JSON lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

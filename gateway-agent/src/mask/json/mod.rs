@@ -7,7 +7,8 @@
 //!   strings are scanned for credential patterns, and strings that hold JSON are masked as
 //!   JSON. Objects that name a secret in a field (`{"name": "DB_PASSWORD", "value": …}`,
 //!   an SSM `SecureString`, a Terraform output marked `sensitive`, a Kubernetes `Secret`'s
-//!   `data`) have their value masked as if it sat under a sensitive key.
+//!   `data`) have their value masked as if it sat under a sensitive key, and so do the
+//!   attributes Terraform's own marks name ([`terraform`]).
 //! - **secret** (under a sensitive key): every string is a secret, unless it is empty, a
 //!   placeholder, or no secret at all (a variable reference, `****`: see `values`).
 //!   Containers are entered, never replaced, and numbers, booleans and null are kept, so
@@ -25,6 +26,8 @@ mod schema;
 mod string;
 mod terraform;
 
+use std::borrow::Cow;
+
 pub use doc::{Doc, Kind, NodeId, ParseError};
 pub use edit::{Edits, Style, apply_sorted};
 
@@ -35,8 +38,6 @@ use self::{
     schema::Keyword,
     terraform::Marks,
 };
-use std::borrow::Cow;
-
 use super::{
     DEPTH_PLACEHOLDER, KEY_PLACEHOLDER, MAX_DEPTH, MIN_SCANNED_KEY, MaskReport, Rules,
     is_placeholder, scan::Path, values,

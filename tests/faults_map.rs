@@ -11,7 +11,6 @@ use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use support::{Scenario, require_root};
@@ -197,7 +196,7 @@ fn more_waiting_connections_than_records_are_served_or_refused_never_misrouted()
     );
     assert!(served > 0, "no record survived at all");
     // Every refusal is logged, with the reason.
-    wait_for_count(&agent, refused, is_no_record);
+    agent.wait_for_count(refused as usize, is_no_record);
 
     // The agent keeps serving: batches that fit in the maps are served whole.
     for _ in 0..5 {
@@ -348,30 +347,13 @@ fn a_stale_record_is_never_used_for_a_connection_whose_own_was_evicted() {
         "the victim (dialled B) got {line:?}"
     );
     let peer = format!("127.0.0.1:{local}");
-    wait_for_count(&second, 1, |l| l["peer"] == peer && is_no_record(l));
+    second.wait_for_count(1, |l| l["peer"] == peer && is_no_record(l));
 }
 
 fn is_no_record(line: &serde_json::Value) -> bool {
     line["message"]
         .as_str()
         .is_some_and(|m| m.starts_with(NO_RECORD))
-}
-
-/// Waits (bounded) until `count` log lines satisfy `pred`, and checks there are no more:
-/// the client saw its reset before the agent's line reached the log.
-#[track_caller]
-fn wait_for_count(agent: &support::Agent, count: u64, pred: impl Fn(&serde_json::Value) -> bool) {
-    let seen = || agent.all_lines().iter().filter(|l| pred(l)).count() as u64;
-    let deadline = std::time::Instant::now() + support::WAIT;
-    while seen() < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {count} log lines seen",
-            seen()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(seen(), count);
 }
 
 /// A burst of connects while the agent is not accepting (busy, or stopped here) is queued

@@ -491,6 +491,30 @@ impl Agent {
         }
     }
 
+    /// Waits (bounded) until `count` log lines satisfy `pred`, then checks there are no
+    /// more. The agent writes its log in batches (up to 20 ms after the event), so a
+    /// client can see its answer before the agent's line about it is readable.
+    #[track_caller]
+    pub fn wait_for_count(&self, count: usize, pred: impl Fn(&serde_json::Value) -> bool) {
+        let (lines, cond) = &*self.log;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            let seen = guard.iter().filter(|l| pred(l)).count();
+            if seen >= count {
+                assert_eq!(seen, count, "more log lines than expected");
+                return;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "{seen} of {count} log lines seen; log so far:\n{}",
+                render(&guard)
+            );
+            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
     /// Every log line seen so far.
     pub fn all_lines(&self) -> Vec<serde_json::Value> {
         self.log.0.lock().unwrap().clone()

@@ -474,21 +474,14 @@ impl Agent {
         message: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let (lines, cond) = &*self.log;
-        let deadline = Instant::now() + WAIT;
-        let mut guard = lines.lock().unwrap();
-        loop {
-            if let Some(found) = guard.iter().find(|l| l["message"] == message && pred(l)) {
-                return found.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "agent never logged {message:?}; log so far:\n{}",
-                render(&guard)
-            );
-            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
-        }
+        self.wait_until(
+            |log| {
+                log.iter()
+                    .find(|l| l["message"] == message && pred(l))
+                    .cloned()
+            },
+            |_| format!("agent never logged {message:?}"),
+        )
     }
 
     /// Waits (bounded) until `count` log lines satisfy `pred`, then checks there are no
@@ -496,19 +489,34 @@ impl Agent {
     /// client can see its answer before the agent's line about it is readable.
     #[track_caller]
     pub fn wait_for_count(&self, count: usize, pred: impl Fn(&serde_json::Value) -> bool) {
+        let seen_count = |log: &[serde_json::Value]| log.iter().filter(|l| pred(l)).count();
+        let seen = self.wait_until(
+            |log| Some(seen_count(log)).filter(|&seen| seen >= count),
+            |log| format!("{} of {count} log lines seen", seen_count(log)),
+        );
+        assert_eq!(seen, count, "more log lines than expected");
+    }
+
+    /// Waits (bounded) on the log until `found` answers; on timeout panics with what
+    /// `missing` says and the whole log.
+    #[track_caller]
+    fn wait_until<T>(
+        &self,
+        found: impl Fn(&[serde_json::Value]) -> Option<T>,
+        missing: impl Fn(&[serde_json::Value]) -> String,
+    ) -> T {
         let (lines, cond) = &*self.log;
         let deadline = Instant::now() + WAIT;
         let mut guard = lines.lock().unwrap();
         loop {
-            let seen = guard.iter().filter(|l| pred(l)).count();
-            if seen >= count {
-                assert_eq!(seen, count, "more log lines than expected");
-                return;
+            if let Some(answer) = found(&guard) {
+                return answer;
             }
             let now = Instant::now();
             assert!(
                 now < deadline,
-                "{seen} of {count} log lines seen; log so far:\n{}",
+                "{}; log so far:\n{}",
+                missing(&guard),
                 render(&guard)
             );
             guard = cond.wait_timeout(guard, deadline - now).unwrap().0;

@@ -142,6 +142,10 @@ struct Pass {
     decoded_to: usize,
     percent: bool,
     escape: bool,
+    /// Where each keyword of an [`Anchor::AfterKeyword`] rule ended, in pass order, with
+    /// its rule: where those rules run once the candidates are known, without a second
+    /// keyword pass over the text.
+    anchors: Vec<(usize, usize)>,
 }
 
 /// A DFA: some hundreds of KiB built once; the fastest of the automata on the hot path
@@ -223,12 +227,26 @@ impl Scanner {
         report: &mut MaskReport,
         path: Path,
     ) -> Cow<'a, str> {
-        let mut spans: Vec<Span> = Vec::new();
-        self.find(text, 0, &mut spans, path);
-        if spans.is_empty() {
+        let ranges = self.masked_ranges_by(text, report, path);
+        if ranges.is_empty() {
             return Cow::Borrowed(text);
         }
-        Cow::Owned(replace(text, spans, report))
+        Cow::Owned(with_placeholders(text, ranges))
+    }
+
+    /// The byte ranges [`Scanner::mask_by`] replaces in `text`, merged, each with the rule
+    /// that names its placeholder; each counted in `report`.
+    pub(super) fn masked_ranges_by(
+        &self,
+        text: &str,
+        report: &mut MaskReport,
+        path: Path,
+    ) -> Vec<(std::ops::Range<usize>, &'static str)> {
+        let mut spans: Vec<Span> = Vec::new();
+        self.find(text, 0, &mut spans, path);
+        merged(spans)
+            .inspect(|(_, rule)| report.hit(rule))
+            .collect()
     }
 
     /// The byte ranges [`Scanner::mask_by`] would replace in `text`, merged, each with the
@@ -329,6 +347,7 @@ impl Scanner {
                 match rule.anchor {
                     Anchor::Search => pass.candidates.set(index),
                     Anchor::AfterKeyword => {
+                        pass.anchors.push((index, end));
                         if !pass.candidates.has(index) && rule.regex.is_match(&bytes[end..]) {
                             pass.candidates.set(index);
                             pass.candidates.anchored = true;
@@ -432,20 +451,24 @@ impl Scanner {
             }
         }
         if candidates.anchored {
-            let mut anchored = |target, _start, end| {
-                if let Target::Rule(index) = target {
-                    let rule = &self.rules[index];
-                    if rule.anchor == Anchor::AfterKeyword && candidates.has(index) {
-                        collect(rule, text, end, spans);
-                    }
-                }
-            };
             match path {
                 Path::Staged => {
-                    self.plain_matches(bytes, &mut anchored);
+                    for (index, end) in pass.anchors {
+                        if candidates.has(index) {
+                            collect(&self.rules[index], text, end, spans);
+                        }
+                    }
                 }
+                // The second keyword pass the recorded ends replaced.
                 #[cfg(test)]
-                Path::Reference => self.reference_matches(bytes, &mut anchored),
+                Path::Reference => self.reference_matches(bytes, &mut |target, _start, end| {
+                    if let Target::Rule(index) = target {
+                        let rule = &self.rules[index];
+                        if rule.anchor == Anchor::AfterKeyword && candidates.has(index) {
+                            collect(rule, text, end, spans);
+                        }
+                    }
+                }),
             }
         }
         if let Some(entropy) = &self.entropy {
@@ -566,11 +589,6 @@ fn escaped_break(value: &[u8]) -> usize {
         }
     }
     value.len()
-}
-
-/// Masks the spans, merging overlaps ([`merged`]).
-fn replace(text: &str, spans: Vec<Span>, report: &mut MaskReport) -> String {
-    with_placeholders(text, merged(spans).inspect(|(_, rule)| report.hit(rule)))
 }
 
 /// `text` with each range replaced by its rule's placeholder (ranges sorted, disjoint).

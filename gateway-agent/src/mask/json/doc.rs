@@ -16,7 +16,10 @@
 
 use std::borrow::Cow;
 
-use super::string::{decode, decodes_to};
+use super::{
+    edit::{Edits, Needed, Style, apply_sorted},
+    string::{decode, decodes_to, edited},
+};
 
 /// An index into [`Doc`]'s nodes.
 pub type NodeId = u32;
@@ -170,6 +173,39 @@ impl<'a> Doc<'a> {
         };
         let (start, end) = self.span(node);
         decodes_to(&self.text[start + 1..end - 1], escaped, target)
+    }
+
+    /// String `node`'s literal (quotes included) with `changes` made to its decoded value
+    /// (`None` for other kinds). Only the changed bytes differ from the server's text:
+    /// the rest keeps its escapes, and each replacement is escaped in the string's own
+    /// style ([`Style`]), read only as far as the replacement holds bytes styles differ
+    /// on.
+    pub fn str_edited(&self, node: NodeId, changes: Edits) -> Option<String> {
+        let Kind::String { escaped } = self.kind(node) else {
+            return None;
+        };
+        let raw = self.raw(node);
+        let inner = &raw[1..raw.len() - 1];
+        let changes = changes.into_sorted();
+        // Read once, and only as far as a replacement needs: a large escaped string
+        // holds thousands of escapes.
+        let (mut slashes, mut style) = (None, None);
+        let in_place = edited(inner, &changes, |text, out| {
+            let style = match Style::needed_for(text) {
+                Needed::Nothing => Style::default(),
+                Needed::Slash => {
+                    *slashes.get_or_insert_with(|| Style::slashes(raw.contains("\\/")))
+                }
+                Needed::All => *style.get_or_insert_with(|| Style::of_literal(raw)),
+            };
+            style.encode_inside(text, out);
+        });
+        in_place.or_else(|| {
+            // An edit inside one escape's bytes: the whole value re-encoded.
+            let value = decode(inner, escaped);
+            let changed = apply_sorted(&value, 0, value.len(), &changes);
+            Some(Style::of(raw, &value).encode(&changed))
+        })
     }
 
     /// The value of the member `key` of an object node (the first, if repeated).

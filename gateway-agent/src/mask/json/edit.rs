@@ -69,6 +69,12 @@ impl Edits {
         apply_sorted(text, 0, text.len(), &self.edits)
     }
 
+    /// The edits in the order [`Edits::apply`] makes them.
+    pub(super) fn into_sorted(mut self) -> Vec<Edit> {
+        self.sort();
+        self.edits
+    }
+
     fn sort(&mut self) {
         self.edits
             .sort_by_key(|e| (e.start, std::cmp::Reverse(e.end)));
@@ -91,6 +97,14 @@ pub fn apply_sorted(text: &str, start: usize, end: usize, edits: &[Edit]) -> Str
     out
 }
 
+/// What of a string's [`Style`] writing a value into it depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needed {
+    Nothing,
+    Slash,
+    All,
+}
+
 /// How an encoder wrote one string, read off its raw text (quotes included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Style {
@@ -109,13 +123,27 @@ impl Style {
     /// `raw` (what a substring search for `\\/`, `\\u003c`… finds, case-insensitively
     /// for the hex digits).
     pub fn of(raw: &str, value: &str) -> Self {
+        Self::read(raw, || raw.is_ascii() && !value.is_ascii())
+    }
+
+    /// [`Style::of`] a string literal (quotes included) whose value is not at hand: that
+    /// the value is non-ASCII is read off the raw text's escapes instead of decoding it.
+    pub fn of_literal(raw: &str) -> Self {
+        Self::read(raw, || {
+            raw.is_ascii() && super::string::escapes_non_ascii(&raw[1..raw.len() - 1])
+        })
+    }
+
+    /// The style of `raw`; `ascii_only` says whether it is ASCII text holding a
+    /// non-ASCII value (asked only if something was escaped).
+    fn read(raw: &str, ascii_only: impl FnOnce() -> bool) -> Self {
         if !raw.contains('\\') {
             // Nothing was escaped; the replacement escapes only what JSON requires.
             return Self::default();
         }
         let bytes = raw.as_bytes();
         let mut style = Self {
-            ascii_only: raw.is_ascii() && !value.is_ascii(),
+            ascii_only: ascii_only(),
             ..Self::default()
         };
         for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'\\') {
@@ -137,28 +165,53 @@ impl Style {
         style
     }
 
+    /// How much of a string's style encoding `value` into it depends on: nothing when
+    /// it holds no byte styles treat differently (`/`, `<`, `>`, `&`, control
+    /// characters, non-ASCII), whether slashes are escaped when `/` is its only one.
+    pub fn needed_for(value: &str) -> Needed {
+        let mut needed = Needed::Nothing;
+        for b in value.bytes() {
+            match b {
+                b'/' => needed = Needed::Slash,
+                b'<' | b'>' | b'&' | 0..0x20 | 0x80.. => return Needed::All,
+                _ => {}
+            }
+        }
+        needed
+    }
+
+    /// The plain style, with `/` escaped or not: what [`Style::of`] reads for a value
+    /// [`Style::needed_for`] says needs no more (`escaped`: the raw text holds `\\/`).
+    pub fn slashes(escaped: bool) -> Self {
+        Self {
+            escape_slash: escaped,
+            ..Self::default()
+        }
+    }
+
     /// `value` as a JSON string literal (quotes included) in this style. Runs of bytes
     /// that need no escape are copied whole.
     pub fn encode(&self, value: &str) -> String {
         let mut out = String::with_capacity(value.len() + 2);
         out.push('"');
-        let mut stops = [false; 256];
-        for (b, stop) in (0..=u8::MAX).zip(stops.iter_mut()) {
-            *stop = self.needs_escape(b);
-        }
+        self.encode_inside(value, &mut out);
+        out.push('"');
+        out
+    }
+
+    /// `value` escaped in this style, without quotes, appended to `out`.
+    pub fn encode_inside(&self, value: &str, out: &mut String) {
         let mut rest = value;
-        while let Some(at) = rest.bytes().position(|b| stops[usize::from(b)]) {
+        while let Some(at) = rest.bytes().position(|b| self.needs_escape(b)) {
             out.push_str(&rest[..at]);
             rest = &rest[at..];
             let mut chars = rest.chars();
             if let Some(c) = chars.next() {
-                self.encode_char(c, &mut out);
+                self.encode_char(c, out);
             }
             rest = chars.as_str();
         }
         out.push_str(rest);
-        out.push('"');
-        out
     }
 
     /// Whether a byte may start a character [`Style::encode_char`] escapes (every byte
@@ -210,7 +263,7 @@ impl Style {
 mod tests {
     use proptest::prelude::*;
 
-    use super::Style;
+    use super::{Needed, Style};
 
     /// [`Style::of`] as first written: substring searches on the raw text.
     fn style_by_search(raw: &str, value: &str) -> Style {
@@ -258,6 +311,19 @@ mod tests {
     }
 
     proptest! {
+        /// A value written with only the part of the style it needs is written as the
+        /// whole style writes it.
+        #[test]
+        fn the_style_a_value_needs_writes_it_alike(raw in text(), value in text()) {
+            let full = Style::of(&raw, &value);
+            let enough = match Style::needed_for(&value) {
+                Needed::Nothing => Style::default(),
+                Needed::Slash => Style::slashes(raw.contains("\\/")),
+                Needed::All => full,
+            };
+            prop_assert_eq!(enough.encode(&value), full.encode(&value));
+        }
+
         /// One look per `\` reads the same style as the substring searches, and copying
         /// plain runs whole encodes as a character at a time does.
         #[test]

@@ -469,14 +469,16 @@ impl<'r> Walker<'r> {
 
     fn data_string_now(&mut self, doc: &Doc<'_>, node: NodeId, depth: usize, edits: &mut Edits) {
         let Some(value) = doc.str(node) else { return };
-        if let Some(masked) = self.masked_text(&value, depth) {
+        if let Some(changes) = self.masked_text(&value, depth)
+            && let Some(literal) = doc.str_edited(node, changes)
+        {
             let (start, end) = doc.span(node);
-            edits.push(start, end, Style::of(doc.raw(node), &value).encode(&masked));
+            edits.push(start, end, literal);
         }
     }
 
-    /// A text's masked replacement, or `None` if it holds nothing secret.
-    fn masked_text(&mut self, text: &str, depth: usize) -> Option<String> {
+    /// The changes masking makes to a text, or `None` if it holds nothing secret.
+    fn masked_text(&mut self, text: &str, depth: usize) -> Option<Edits> {
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             // Always parsed, not first scanned for keywords: real tool output nearly
@@ -491,22 +493,32 @@ impl<'r> Walker<'r> {
                     self.data(&inner, inner.root(), depth + 1, &mut inner_edits);
                     self.masked_deferred(&inner, &mut inner_edits);
                     self.reuse = outer;
-                    return (!inner_edits.is_empty()).then(|| inner_edits.apply(text));
+                    return (!inner_edits.is_empty()).then_some(inner_edits);
                 }
                 Err(ParseError::TooDeep) => {
                     self.depth_events += 1;
                     self.report.hit("too_deep");
-                    return Some(DEPTH_PLACEHOLDER.to_owned());
+                    let mut whole = Edits::default();
+                    whole.push(0, text.len(), DEPTH_PLACEHOLDER.to_owned());
+                    return Some(whole);
                 }
                 // Not JSON after all: free text. (At another depth the same text might
                 // have reached the limit first.)
                 Err(ParseError::Syntax(_)) => self.depth_events += 1,
             }
         }
-        match self.rules.scanner.mask_by(text, self.report, self.path) {
-            std::borrow::Cow::Owned(masked) => Some(masked),
-            std::borrow::Cow::Borrowed(_) => None,
+        let ranges = self
+            .rules
+            .scanner
+            .masked_ranges_by(text, self.report, self.path);
+        if ranges.is_empty() {
+            return None;
         }
+        let mut placeholders = Edits::default();
+        for (range, rule) in ranges {
+            placeholders.push(range.start, range.end, format!("[MASKED:{rule}]"));
+        }
+        Some(placeholders)
     }
 
     /// Maps keyed by credential (`{"ghp_…": {"scopes": …}}`) exist too. Keys under 16

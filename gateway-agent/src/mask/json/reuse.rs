@@ -18,7 +18,7 @@
 //! replacements would be incomplete. The differential tests compare with a walk that
 //! reuses nothing.
 
-use super::{Doc, Edits, MAX_DEPTH, MaskReport, NodeId, Place, Style, Walker};
+use super::{Doc, Edits, MAX_DEPTH, MaskReport, NodeId, Place, Walker};
 
 /// Containers shorter than this are not remembered, and strings shorter than this (plus
 /// their quotes) are not left for later: a small copy costs little to mask again.
@@ -100,9 +100,9 @@ impl Walker<'_> {
             self.deepest = self.deepest.max(depth + 1 + memo.height);
             if memo.edits.0 < memo.edits.1 {
                 let moved = edits.moved(memo.edits.0, memo.edits.1, memo.start);
-                let value = doc.str(node).unwrap_or_default();
-                let masked = moved.apply(&value);
-                edits.push(start, end, Style::of(doc.raw(node), &value).encode(&masked));
+                if let Some(literal) = doc.str_edited(node, moved) {
+                    edits.push(start, end, literal);
+                }
             }
         }
     }

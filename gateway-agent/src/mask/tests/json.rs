@@ -175,6 +175,28 @@ fn a_masked_string_keeps_its_encoders_escapes() {
 }
 
 #[test]
+fn the_bytes_around_a_masked_secret_keep_their_escapes() {
+    // Escapes no single style explains (an escaped `A`, one slash escaped and one not):
+    // only the secret changes, not the rest of the string re-encoded.
+    let (masked, _) = mask(r#"{"t":"\u0041 caf\u00e9 / and \/ AKIAIOSFODNN7EXAMPLE done"}"#);
+    assert_eq!(
+        masked,
+        r#"{"t":"\u0041 caf\u00e9 / and \/ [MASKED:aws_access_key_id] done"}"#
+    );
+    // A text block written by PHP (`\/`) holding JSON with a database URL: the masked
+    // URL goes back in with its slashes escaped the way the block escapes them.
+    let text =
+        r#"{"text":"{\"db\":\"postgres:\/\/app:FAKEpassw0rd@db.internal:5432\/prod\",\"n\":1}"}"#;
+    let (masked, report) = mask(text);
+    assert_eq!(report.masked, 1, "{masked}");
+    let rule = report.rule_names()[0];
+    assert_eq!(
+        masked,
+        text.replace("FAKEpassw0rd", &format!("[MASKED:{rule}]"))
+    );
+}
+
+#[test]
 fn escapes_cannot_hide_a_secret() {
     let (masked, report) =
         mask(r#"{"t":"\u0041KIAIOSFODNN7EXAMPLE","p\u0061ssword":"x-secret-1"}"#);

@@ -152,32 +152,41 @@ fn filter_message(
         return filtered;
     }
     filtered.mask = masker.mask_members(doc, node, &["jsonrpc", "id", "method", "result"], edits);
-    let Some(result) = doc.member(node, "result") else {
-        return filtered;
-    };
-    filtered
-        .mask
-        .merge(&masker.mask_members(doc, result, &["requestState", "nextCursor"], edits));
-    if jsonrpc::kind(message) == Kind::Response
-        && (request_method == Some("tools/list")
-            || (request_method.is_none() && looks_like_tools_list(doc, result)))
-        && let Some(tools) = doc.member(result, "tools")
-    {
-        filtered.hidden_tools = hide_tools(doc, tools, tool_hidden, edits);
+    // Every copy of a repeated `result` or `tools`: clients differ on which they keep.
+    for result in doc.members(node, "result") {
+        filtered.mask.merge(&masker.mask_members(
+            doc,
+            result,
+            &["requestState", "nextCursor"],
+            edits,
+        ));
+        if jsonrpc::kind(message) == Kind::Response
+            && (request_method == Some("tools/list")
+                || (request_method.is_none() && looks_like_tools_list(doc, result)))
+        {
+            for tools in doc.members(result, "tools") {
+                filtered
+                    .hidden_tools
+                    .extend(hide_tools(doc, tools, tool_hidden, edits));
+            }
+        }
     }
     filtered
 }
 
-fn tool_name<'a>(doc: &Doc<'a>, tool: NodeId) -> Option<std::borrow::Cow<'a, str>> {
-    doc.member(tool, "name").and_then(|name| doc.str(name))
+/// A tool's names: one, unless the server repeated `name`.
+fn tool_names<'a>(doc: &Doc<'a>, tool: NodeId) -> Vec<std::borrow::Cow<'a, str>> {
+    doc.members(tool, "name")
+        .filter_map(|name| doc.str(name))
+        .collect()
 }
 
 fn looks_like_tools_list(doc: &Doc<'_>, result: NodeId) -> bool {
-    doc.member(result, "tools")
+    doc.members(result, "tools")
         .filter(|&tools| doc.kind(tools) == JsonKind::Array)
-        .is_some_and(|tools| {
+        .any(|tools| {
             doc.children(tools).all(|tool| {
-                tool_name(doc, tool).is_some() && doc.member(tool, "inputSchema").is_some()
+                !tool_names(doc, tool).is_empty() && doc.member(tool, "inputSchema").is_some()
             })
         })
 }
@@ -199,12 +208,18 @@ fn hide_tools(
         .iter()
         .copied()
         .filter(|&tool| {
-            let name = tool_name(doc, tool).unwrap_or_default();
-            let hide = tool_hidden(&name);
-            if hide {
-                hidden.push(name.into_owned());
+            // Hidden if any of its names is: a client may read any copy.
+            let mut names = tool_names(doc, tool);
+            if names.is_empty() {
+                names.push(Default::default());
             }
-            !hide
+            match names.into_iter().find(|name| tool_hidden(name)) {
+                Some(name) => {
+                    hidden.push(name.into_owned());
+                    false
+                }
+                None => true,
+            }
         })
         .collect();
     if hidden.is_empty() {

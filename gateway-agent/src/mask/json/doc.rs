@@ -208,13 +208,27 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// The value of the member `key` of an object node (the first, if repeated).
+    /// The value of the member `key` of an object node: the last, if repeated, which is
+    /// the one JSON parsers keep (JavaScript's `JSON.parse`, Python's `json`,
+    /// serde_json). For a decision every copy must satisfy, use [`Doc::members`].
     pub fn member(&self, object: NodeId, key: &str) -> Option<NodeId> {
-        if self.kind(object) != Kind::Object {
-            return None;
-        }
-        self.children(object)
-            .find(|&child| self.key(child).is_some_and(|k| k == key))
+        self.members(object, key).last()
+    }
+
+    /// Every member `key` of an object node, in order. A repeated key is valid JSON and
+    /// parsers differ on which copy they keep (most the last, some the first, a few
+    /// refuse), so what the gateway masks or hides it must do to every copy: a server
+    /// must not get a secret past it by writing a `result` twice.
+    pub fn members<'d>(
+        &'d self,
+        object: NodeId,
+        key: &'d str,
+    ) -> impl Iterator<Item = NodeId> + 'd {
+        let children = (self.kind(object) == Kind::Object).then(|| self.children(object));
+        children
+            .into_iter()
+            .flatten()
+            .filter(move |&child| self.key(child).is_some_and(|k| k == key))
     }
 
     fn node(&self, node: NodeId) -> &Node {

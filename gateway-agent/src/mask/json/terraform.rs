@@ -30,20 +30,21 @@ pub(super) struct Marks<'a> {
 impl<'a> Marks<'a> {
     pub fn of(doc: &Doc<'a>, object: NodeId) -> Self {
         let mut marks = Marks::default();
-        if let Some(paths) = doc.member(object, "sensitive_attributes") {
-            marks.attributes = doc
-                .children(paths)
-                .filter_map(|path| first_attribute(doc, path))
-                .collect();
+        // Every copy of a repeated mark counts: marks only add masking.
+        for paths in doc.members(object, "sensitive_attributes") {
+            marks.attributes.extend(
+                doc.children(paths)
+                    .filter_map(|path| first_attribute(doc, path)),
+            );
         }
-        if let Some(flags) = doc.member(object, "sensitive_values")
-            && doc.kind(flags) == Kind::Object
-        {
-            marks.values = doc
-                .children(flags)
-                .filter(|&flag| marks_anything(doc, flag, 0))
-                .filter_map(|flag| doc.key(flag))
-                .collect();
+        for flags in doc.members(object, "sensitive_values") {
+            if doc.kind(flags) == Kind::Object {
+                marks.values.extend(
+                    doc.children(flags)
+                        .filter(|&flag| marks_anything(doc, flag, 0))
+                        .filter_map(|flag| doc.key(flag)),
+                );
+            }
         }
         marks
     }

@@ -269,6 +269,10 @@ fn attributes_terraform_marks_sensitive_are_masked_and_the_rest_kept() {
         values["public_key_openssh"],
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"
     );
+    // A repeated mark list counts whole, whichever copy a reader keeps.
+    let text = r#"{"attributes": {"result": "k7#Vb2!qLm9zR4tWx8pN3sYd"}, "sensitive_attributes": [[{"type": "get_attr", "value": "result"}]], "sensitive_attributes": []}"#;
+    let (masked, _) = masker.mask_json(text).unwrap();
+    assert!(!masked.contains("k7#Vb2"), "{masked}");
     // Without the marks, `result` is just a word.
     let mut unmarked = serde_json::json!({"attributes": {"result": "k7#Vb2!qLm9zR4tWx8pN3sYd"}});
     masker.mask_value(&mut unmarked);

@@ -114,3 +114,34 @@ fn every_tool_hidden_leaves_an_empty_list() {
         Some(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"nextCursor":"c"}}"#)
     );
 }
+
+#[test]
+fn a_repeated_member_is_filtered_as_clients_read_it() {
+    // JSON parsers keep the last of a repeated key (JavaScript, Python, serde_json):
+    // whatever the gateway inspects, the copy the client reads must be masked and
+    // filtered.
+    let text = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]},"result":{"content":[{"type":"text","text":"AKIAIOSFODNN7EXAMPLE"}]}}"#;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let body = filter_server_body(text, &value, Some("tools/call"), &masker(), &hide_shell);
+    let delivered = body.rewritten.as_deref().unwrap_or(text);
+    assert!(!delivered.contains("AKIAIOSFODNN7EXAMPLE"), "{delivered}");
+
+    let text = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"shell_exec","inputSchema":{}}]}}"#;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let body = filter_server_body(text, &value, Some("tools/list"), &masker(), &hide_shell);
+    let delivered: Value = serde_json::from_str(body.rewritten.as_deref().unwrap_or(text)).unwrap();
+    assert_eq!(delivered["result"]["tools"], json!([]), "{delivered}");
+}
+
+#[test]
+fn a_tool_named_twice_is_hidden_if_either_name_is() {
+    let text = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"safe","name":"shell_exec","inputSchema":{}},{"name":"alpha","inputSchema":{}}]}}"#;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let body = filter_server_body(text, &value, Some("tools/list"), &masker(), &hide_shell);
+    assert_eq!(body.total().hidden_tools, ["shell_exec"]);
+    let delivered: Value = serde_json::from_str(body.rewritten.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        delivered["result"]["tools"],
+        json!([{"name": "alpha", "inputSchema": {}}])
+    );
+}

@@ -112,6 +112,19 @@ fn malformed_requests_are_refused_with_json_rpc_errors() {
     );
     assert_eq!((status, rpc_error_code(&body)), (400, -32020), "{body}");
 
+    // A repeated key: policy would judge the last `name`, a first-wins server run the
+    // first. Refused as ambiguous, not judged one way and run another.
+    let (status, body) = post(
+        &scenario,
+        &url,
+        &[
+            "--data-binary",
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shell_exec","name":"echo","arguments":{}}}"#,
+        ],
+    );
+    assert_eq!((status, rpc_error_code(&body)), (400, -32600), "{body}");
+    assert!(body.contains("repeated"), "{body}");
+
     // 100 MB: refused at the 4 MiB limit, without buffering the rest.
     let big = scenario.dir.path().join("big.json");
     let mut file = std::fs::File::create(&big).unwrap();

@@ -56,8 +56,20 @@ impl Pipeline {
             let row = audit_rows::refusal_row(rows, status.as_u16(), Some(code), &message);
             Inbound::Respond(json_response(status, &answer), vec![row])
         };
-        let body: Value = match serde_json::from_slice(bytes) {
+        let body: Value = match jsonrpc::parse_request(bytes) {
             Ok(body) => body,
+            Err(err) if err.classify() == serde_json::error::Category::Data => {
+                warn!(error = %err, "request body repeats a key; refused");
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    &Value::Null,
+                    codes::INVALID_REQUEST,
+                    format!(
+                        "gateway: request body is ambiguous, servers read a repeated key \
+                         differently: {err}"
+                    ),
+                );
+            }
             Err(err) => {
                 warn!(error = %err, "request body is not valid JSON; refused");
                 return refused(

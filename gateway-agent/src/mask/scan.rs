@@ -600,13 +600,19 @@ pub(super) fn with_placeholders(
     let mut cursor = 0;
     for (range, rule) in ranges {
         out.push_str(&text[cursor..range.start]);
-        out.push_str("[MASKED:");
-        out.push_str(rule);
-        out.push(']');
+        push_placeholder(&mut out, rule);
         cursor = range.end;
     }
     out.push_str(&text[cursor..]);
     out
+}
+
+/// Appends the placeholder that names `rule` (`[MASKED:github_pat]`): the one spelling
+/// of a pattern rule's replacement, in free text and in JSON strings alike.
+pub(super) fn push_placeholder(out: &mut String, rule: &str) {
+    out.push_str("[MASKED:");
+    out.push_str(rule);
+    out.push(']');
 }
 
 /// The spans in text order with overlaps merged: two rules that see the same secret (a

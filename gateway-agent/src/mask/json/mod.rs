@@ -516,7 +516,9 @@ impl<'r> Walker<'r> {
         }
         let mut placeholders = Edits::default();
         for (range, rule) in ranges {
-            placeholders.push(range.start, range.end, format!("[MASKED:{rule}]"));
+            let mut placeholder = String::new();
+            super::scan::push_placeholder(&mut placeholder, rule);
+            placeholders.push(range.start, range.end, placeholder);
         }
         Some(placeholders)
     }

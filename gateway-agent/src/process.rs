@@ -10,8 +10,18 @@
 //! inside a PID namespace (systemd in a container, a pod) the host pid names another
 //! process or none. A caller the agent's namespace cannot see has no exe; its cgroup path
 //! is found from the cgroup id the kernel recorded, by looking the id up in cgroupfs.
+//!
+//! Cgroup ids are never reused, so an id → path pair, once checked, is remembered: a new
+//! connection from a cgroup seen before reads only /proc/<pid>/comm and the exe link, not
+//! /proc/<pid>/cgroup (the costliest of the three to generate, one line per hierarchy on a
+//! hybrid layout). The path is then the cgroup the caller connected from, even if it
+//! moved since.
 
-use std::{collections::HashMap, path::PathBuf, sync::Mutex};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Mutex, OnceLock},
+};
 
 use gateway_common::ConnInfo;
 
@@ -39,6 +49,9 @@ pub struct ProcessIdentity {
 pub struct IdentityResolver {
     users: Mutex<HashMap<u32, Option<String>>>,
     cgroups: Mutex<HashMap<u64, Option<String>>>,
+    /// The cgroup2 mount, found once: where a path read from /proc is checked against its
+    /// id before it is remembered.
+    cgroup_root: OnceLock<Option<PathBuf>>,
 }
 
 /// The inode number of the initial PID namespace (`PROC_PID_INIT_INO` in the kernel).
@@ -72,13 +85,19 @@ impl IdentityResolver {
         let exe = visible
             .filter(|&pid| read_proc(pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-        let cgroup = match visible
-            .and_then(|pid| read_proc(pid, "cgroup"))
-            .and_then(|text| unified_cgroup(&text))
-        {
+        let cgroup = match self.remembered_cgroup(info.cgroup_id) {
             Some(path) => Some(path),
-            None if may_block => self.cgroup_path(info.cgroup_id),
-            None => self.cached_cgroup_path(info.cgroup_id)?,
+            None => match visible
+                .and_then(|pid| read_proc(pid, "cgroup"))
+                .and_then(|text| unified_cgroup(&text))
+            {
+                Some(path) => {
+                    self.remember_cgroup(info.cgroup_id, &path);
+                    Some(path)
+                }
+                None if may_block => self.cgroup_path(info.cgroup_id),
+                None => self.cached_cgroup_path(info.cgroup_id)?,
+            },
         };
         let unit = cgroup.as_deref().and_then(systemd_unit);
         let container = cgroup.as_deref().and_then(container_id);
@@ -112,6 +131,40 @@ impl IdentityResolver {
         }
         let cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(&id).cloned()
+    }
+
+    /// The path of cgroup `id` when it is known already (0: the kernel recorded none).
+    fn remembered_cgroup(&self, id: u64) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        let cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&id).cloned().flatten()
+    }
+
+    /// Remembers that cgroup `id` is at `path` (read from /proc), once cgroupfs confirms
+    /// it: the caller may have moved to another cgroup between its connect and our read,
+    /// and a wrong pair would name every later caller from `id` wrongly.
+    fn remember_cgroup(&self, id: u64, path: &str) {
+        use std::os::unix::fs::MetadataExt as _;
+        if id == 0 {
+            return;
+        }
+        let root = self
+            .cgroup_root
+            .get_or_init(|| crate::cgroup::cgroup2_mount().ok());
+        let Some(root) = root else {
+            return;
+        };
+        let dir = root.join(path.trim_start_matches('/'));
+        if !std::fs::metadata(dir).is_ok_and(|meta| meta.ino() == id) {
+            return;
+        }
+        let mut cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_CGROUPS {
+            cache.clear();
+        }
+        cache.insert(id, Some(path.to_owned()));
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -325,6 +378,29 @@ mod tests {
         }
     }
 
+    /// A child cgroup no process is in, removed on drop (also when the test fails).
+    struct EmptyCgroup {
+        dir: std::path::PathBuf,
+        id: u64,
+    }
+
+    impl EmptyCgroup {
+        fn new() -> Self {
+            let dir = crate::cgroup::cgroup2_mount()
+                .unwrap()
+                .join(format!("gateway-process-test-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+            Self { dir, id }
+        }
+    }
+
+    impl Drop for EmptyCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+
     /// The cgroup v2 path of this process and its cgroup id.
     fn own_cgroup() -> (String, u64) {
         let own = unified_cgroup(&read_proc(std::process::id(), "cgroup").unwrap()).unwrap();
@@ -366,6 +442,49 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(IdentityResolver::default().resolve(&info).exe, None);
+    }
+
+    #[test]
+    fn remembers_a_cgroup_read_from_proc_once_its_id_matches() {
+        let (own, cgroup_id) = own_cgroup();
+        let resolver = IdentityResolver::default();
+        let invisible = ConnInfo {
+            pid: u32::MAX,
+            uid: 0,
+            cgroup_id,
+            comm: *b"elsewhere\0\0\0\0\0\0\0",
+            ..Default::default()
+        };
+        resolver.resolve(&own_connection());
+        // Not learnt from a connection that carried no cgroup id.
+        assert_eq!(resolver.resolve_without_blocking(&invisible), None);
+        // A pair cgroupfs contradicts is not kept: a caller recorded in an empty child
+        // cgroup whose /proc entry names ours (it moved, as far as we can tell).
+        let other = EmptyCgroup::new();
+        let moved = ConnInfo {
+            cgroup_id: other.id,
+            ..own_connection()
+        };
+        assert_eq!(
+            resolver.resolve(&moved).cgroup.as_deref(),
+            Some(own.as_str())
+        );
+        let from_other = ConnInfo {
+            cgroup_id: other.id,
+            ..invisible
+        };
+        assert_eq!(resolver.resolve_without_blocking(&from_other), None);
+        // The true pair is kept: the next caller from that cgroup needs no /proc read.
+        let visible = ConnInfo {
+            cgroup_id,
+            ..own_connection()
+        };
+        assert_eq!(
+            resolver.resolve(&visible).cgroup.as_deref(),
+            Some(own.as_str())
+        );
+        let learnt = resolver.resolve_without_blocking(&invisible).unwrap();
+        assert_eq!(learnt.cgroup.as_deref(), Some(own.as_str()));
     }
 
     #[test]

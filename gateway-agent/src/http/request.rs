@@ -115,7 +115,11 @@ impl Pipeline {
         }
         // Secret handles the caller sends back: resolved for the upstream only (policy and
         // the audit trail see the handles), or the request is refused.
-        let binding = scope.handle_binding(&rows.session);
+        // The binding is only worked out (strings built) when handles are in use at all.
+        let binding = self
+            .handles
+            .as_ref()
+            .and_then(|_| scope.handle_binding(&rows.session));
         let resolved = match crate::handles::resolve_request(
             self.handles.as_deref(),
             &bytes,

@@ -55,9 +55,10 @@ struct ConnectionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    /// Static (a known method or `other`): a label set built per request allocates nothing.
+    method: &'static str,
     /// `allow`, `deny` or `approve` (the policy's decision).
-    decision: String,
+    decision: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -203,11 +204,11 @@ impl Metrics {
     }
 
     /// One MCP request and the policy's decision on it.
-    pub fn request(&self, method: &str, decision: &str) {
+    pub fn request(&self, method: &str, decision: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method_label(method).to_owned(),
-                decision: decision.to_owned(),
+                method: method_label(method),
+                decision,
             })
             .inc();
     }

@@ -378,6 +378,18 @@ mod tests {
         }
     }
 
+    /// A caller in cgroup `cgroup_id` under a host pid our namespace cannot see (ns_pid 0)
+    /// and that is no process here.
+    fn invisible_caller(cgroup_id: u64) -> ConnInfo {
+        ConnInfo {
+            pid: u32::MAX,
+            uid: 0,
+            cgroup_id,
+            comm: *b"elsewhere\0\0\0\0\0\0\0",
+            ..Default::default()
+        }
+    }
+
     /// A child cgroup no process is in, removed on drop (also when the test fails).
     struct EmptyCgroup {
         dir: std::path::PathBuf,
@@ -421,14 +433,7 @@ mod tests {
     #[test]
     fn invisible_caller_gets_its_cgroup_from_the_id() {
         let (own, id) = own_cgroup();
-        // A host pid our namespace cannot see (ns_pid 0) and that is no process here.
-        let info = ConnInfo {
-            pid: u32::MAX,
-            cgroup_id: id,
-            comm: *b"elsewhere\0\0\0\0\0\0\0",
-            ..Default::default()
-        };
-        let identity = IdentityResolver::default().resolve(&info);
+        let identity = IdentityResolver::default().resolve(&invisible_caller(id));
         assert_eq!(identity.cgroup.as_deref(), Some(own.as_str()));
         assert_eq!(identity.exe, None);
     }
@@ -448,13 +453,7 @@ mod tests {
     fn remembers_a_cgroup_read_from_proc_once_its_id_matches() {
         let (own, cgroup_id) = own_cgroup();
         let resolver = IdentityResolver::default();
-        let invisible = ConnInfo {
-            pid: u32::MAX,
-            uid: 0,
-            cgroup_id,
-            comm: *b"elsewhere\0\0\0\0\0\0\0",
-            ..Default::default()
-        };
+        let invisible = invisible_caller(cgroup_id);
         resolver.resolve(&own_connection());
         // Not learnt from a connection that carried no cgroup id.
         assert_eq!(resolver.resolve_without_blocking(&invisible), None);
@@ -497,13 +496,7 @@ mod tests {
         assert_eq!(resolver.resolve_without_blocking(&visible), Some(blocking));
         // A caller /proc cannot show needs the cgroupfs walk until its cgroup is cached.
         let (own, cgroup_id) = own_cgroup();
-        let invisible = ConnInfo {
-            pid: u32::MAX,
-            uid: 0,
-            cgroup_id,
-            comm: *b"elsewhere\0\0\0\0\0\0\0",
-            ..Default::default()
-        };
+        let invisible = invisible_caller(cgroup_id);
         assert_eq!(resolver.resolve_without_blocking(&invisible), None);
         let blocking = resolver.resolve(&invisible);
         assert_eq!(blocking.cgroup.as_deref(), Some(own.as_str()));

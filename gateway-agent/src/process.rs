@@ -85,7 +85,7 @@ impl IdentityResolver {
         let exe = visible
             .filter(|&pid| read_proc(pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-        let cgroup = match self.remembered_cgroup(info.cgroup_id) {
+        let cgroup = match self.cached_cgroup_path(info.cgroup_id).flatten() {
             Some(path) => Some(path),
             None => match visible
                 .and_then(|pid| read_proc(pid, "cgroup"))
@@ -133,15 +133,6 @@ impl IdentityResolver {
         cache.get(&id).cloned()
     }
 
-    /// The path of cgroup `id` when it is known already (0: the kernel recorded none).
-    fn remembered_cgroup(&self, id: u64) -> Option<String> {
-        if id == 0 {
-            return None;
-        }
-        let cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&id).cloned().flatten()
-    }
-
     /// Remembers that cgroup `id` is at `path` (read from /proc), once cgroupfs confirms
     /// it: the caller may have moved to another cgroup between its connect and our read,
     /// and a wrong pair would name every later caller from `id` wrongly.
@@ -161,10 +152,7 @@ impl IdentityResolver {
             return;
         }
         let mut cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED_CGROUPS {
-            cache.clear();
-        }
-        cache.insert(id, Some(path.to_owned()));
+        cache_cgroup(&mut cache, id, path.to_owned());
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -190,15 +178,20 @@ impl IdentityResolver {
             return path.clone();
         }
         let path = crate::cgroup::path_of_id(id);
-        if cache.len() >= MAX_CACHED_CGROUPS {
-            cache.clear();
-        }
         // A miss is not cached: the cgroup may just have been created.
-        if path.is_some() {
-            cache.insert(id, path.clone());
+        if let Some(path) = &path {
+            cache_cgroup(&mut cache, id, path.clone());
         }
         path
     }
+}
+
+/// Adds a found cgroup to the id → path cache, cleared when full.
+fn cache_cgroup(cache: &mut HashMap<u64, Option<String>>, id: u64, path: String) {
+    if cache.len() >= MAX_CACHED_CGROUPS {
+        cache.clear();
+    }
+    cache.insert(id, Some(path));
 }
 
 /// The caller's pid in our /proc: the kernel's `ns_pid` when it reported one, else the host

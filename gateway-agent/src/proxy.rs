@@ -23,6 +23,7 @@ use crate::{
     tls::{TlsSetup, session},
 };
 
+#[derive(Clone)]
 pub struct Proxy {
     pub table: Arc<ConnTable>,
     pub identities: Arc<IdentityResolver>,
@@ -37,11 +38,24 @@ pub struct Proxy {
     /// TLS termination for inspected servers (replaced on SIGHUP: certificate files
     /// re-read); `None` relays all TLS unseen.
     pub tls: Option<Arc<std::sync::RwLock<Arc<TlsSetup>>>>,
-    /// Kept upstream HTTP/1.1 connections for the pipeline's plain HTTP exchanges.
+    /// Kept upstream HTTP/1.1 connections for the pipeline's plain HTTP exchanges: each
+    /// data-path thread has its own ([`Proxy::for_thread`]).
     pub pool: Arc<UpstreamPool>,
 }
 
 impl Proxy {
+    /// This proxy for one data-path thread: the same tables and pipeline, with a pool of
+    /// upstream connections of its own. A kept connection is driven by a task on the
+    /// thread that opened it, so a connection accepted by another thread that took it
+    /// would pay two cross-thread wake-ups per exchange (the request handed to that task,
+    /// its answer handed back).
+    pub fn for_thread(&self) -> Self {
+        Self {
+            pool: Arc::new(self.pool.sibling()),
+            ..self.clone()
+        }
+    }
+
     /// Accepts on `listener` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {

@@ -173,10 +173,10 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             %listen6,
             "interception active"
         );
+        // The template of each data-path thread's own pool (`Proxy::for_thread`).
         let pool = Arc::new(crate::http::UpstreamPool::new(Duration::from_millis(
             config.proxy.connect_timeout_ms,
         )));
-        pool.spawn_sweeper();
         let proxy = Arc::new(Proxy {
             table: interception.table(),
             identities: Arc::new(IdentityResolver::default()),

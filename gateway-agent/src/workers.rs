@@ -8,7 +8,8 @@
 //! in full (`perf`: a quarter of the agent's samples were the switch itself). Here every
 //! thread runs a current-thread runtime and accepts on its own copy of the listening
 //! socket, so a connection, the upstream connection it opens and its body pumps are
-//! scheduled on one thread, as nginx's workers do. A thread per CPU keeps every CPU usable
+//! scheduled on one thread, as nginx's workers do; kept upstream connections are pooled
+//! per thread for the same reason (`http::pool`). A thread per CPU keeps every CPU usable
 //! under load; the kernel hands a new connection to whichever thread accepts first, after
 //! waking every idle one (hence the default cap in [`crate::config::ProxyConfig`]).
 //! Not `SO_REUSEPORT`, which would spare that wake-up: it would also let a second agent
@@ -62,7 +63,7 @@ impl DataPath {
                 .enable_all()
                 .build()
                 .context("starting a data-path runtime")?;
-            let proxy = Arc::clone(proxy);
+            let proxy = Arc::new(proxy.for_thread());
             let phase = phase.subscribe();
             let thread = std::thread::Builder::new()
                 .name(format!("data-path-{index}"))
@@ -89,6 +90,7 @@ impl DataPath {
 }
 
 async fn serve(proxy: Arc<Proxy>, listeners: Vec<StdListener>, mut phase: watch::Receiver<Phase>) {
+    proxy.pool.spawn_sweeper();
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners {
         // Registers this copy of the socket with this thread's reactor.

@@ -2,6 +2,11 @@
 //! caller, so a client that opens a connection per call (or many in parallel) does not pay
 //! a TCP handshake to the server, and an HTTP handshake, on every one of them.
 //!
+//! Each data-path thread keeps its own pool (`Proxy::for_thread`): a kept connection's
+//! task runs on the thread that opened it, and a client connection of another thread
+//! using it paid two cross-thread wake-ups per exchange. A caller whose connections land
+//! on different threads may so hold one kept connection per thread.
+//!
 //! What may share a connection: requests to the same original destination, for the same
 //! configured server (which decides the credential the gateway injects), from the same
 //! caller process (uid, pid and executable). Streamable HTTP POSTs are independent
@@ -42,7 +47,7 @@ pub type Sender = hyper::client::conn::http1::SendRequest<ProxyBody>;
 
 /// Connections kept per key (more in flight at once are opened and closed after use).
 const MAX_PER_KEY: usize = 64;
-/// Connections kept over all keys: bounds memory and file descriptors.
+/// Connections kept over all keys (per data-path thread): bounds memory and file descriptors.
 const MAX_TOTAL: usize = 1024;
 /// A connection idle this long is not used again: the servers MCP runs on close idle
 /// keep-alive connections after 5 s (uvicorn, Node's http), and a request sent as the
@@ -186,6 +191,11 @@ impl UpstreamPool {
             connect_timeout,
             idle_timeout,
         }
+    }
+
+    /// An empty pool with the same limits (one per data-path thread).
+    pub fn sibling(&self) -> Self {
+        Self::with_idle_timeout(self.connect_timeout, self.idle_timeout)
     }
 
     /// Closes stale connections on a timer for as long as the pool exists. Without it a

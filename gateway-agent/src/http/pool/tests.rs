@@ -146,6 +146,31 @@ async fn one_callers_client_connections_share_an_upstream_connection() {
     assert_eq!(pool.kept(), 1);
 }
 
+/// Each data-path thread has a sibling pool: what one keeps, the other never hands out.
+#[tokio::test]
+async fn sibling_pools_share_no_connection_and_keep_the_limits() {
+    let backend = backend(true).await;
+    let pool = Arc::new(UpstreamPool::with_idle_timeout(
+        Duration::from_secs(3),
+        Duration::from_millis(1500),
+    ));
+    let sibling = Arc::new(pool.sibling());
+    let key = PoolKey::new(backend.addr, None, Some(&caller(42)));
+    for _ in 0..2 {
+        for pool in [&pool, &sibling] {
+            let client_conn = PooledUpstream::new(Arc::clone(pool), key.clone(), First::None);
+            let response = client_conn.send(get("/")).await.expect("sent");
+            assert_eq!(text(response).await, "ok");
+        }
+    }
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!((pool.kept(), sibling.kept()), (1, 1));
+    assert_eq!(
+        (sibling.connect_timeout, sibling.idle_timeout),
+        (pool.connect_timeout, pool.idle_timeout)
+    );
+}
+
 #[tokio::test]
 async fn callers_never_share_a_connection() {
     let backend = backend(true).await;

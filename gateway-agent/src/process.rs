@@ -48,7 +48,8 @@ pub struct ProcessIdentity {
 #[derive(Default)]
 pub struct IdentityResolver {
     users: Mutex<HashMap<u32, Option<String>>>,
-    cgroups: Mutex<HashMap<u64, Option<String>>>,
+    /// Cgroup id → path, for ids whose path was found (a miss is never kept).
+    cgroups: Mutex<HashMap<u64, String>>,
     /// The cgroup2 mount, found once: where a path read from /proc is checked against its
     /// id before it is remembered.
     cgroup_root: OnceLock<Option<PathBuf>>,
@@ -130,7 +131,7 @@ impl IdentityResolver {
             return Some(None);
         }
         let cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&id).cloned()
+        cache.get(&id).cloned().map(Some)
     }
 
     /// Remembers that cgroup `id` is at `path` (read from /proc), once cgroupfs confirms
@@ -151,8 +152,16 @@ impl IdentityResolver {
         if !std::fs::metadata(dir).is_ok_and(|meta| meta.ino() == id) {
             return;
         }
+        self.cache_cgroup(id, path.to_owned());
+    }
+
+    /// Adds a found cgroup to the id → path cache, cleared when full.
+    fn cache_cgroup(&self, id: u64, path: String) {
         let mut cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-        cache_cgroup(&mut cache, id, path.to_owned());
+        if cache.len() >= MAX_CACHED_CGROUPS {
+            cache.clear();
+        }
+        cache.insert(id, path);
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -169,29 +178,19 @@ impl IdentityResolver {
     }
 
     /// The cgroup path (as /proc/<pid>/cgroup would show it) of the cgroup with this id.
+    /// The walk runs without the cache's lock: data-path threads look up cached ids
+    /// meanwhile.
     fn cgroup_path(&self, id: u64) -> Option<String> {
-        if id == 0 {
-            return None;
-        }
-        let mut cache = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(path) = cache.get(&id) {
-            return path.clone();
+        if let Some(known) = self.cached_cgroup_path(id) {
+            return known;
         }
         let path = crate::cgroup::path_of_id(id);
         // A miss is not cached: the cgroup may just have been created.
         if let Some(path) = &path {
-            cache_cgroup(&mut cache, id, path.clone());
+            self.cache_cgroup(id, path.clone());
         }
         path
     }
-}
-
-/// Adds a found cgroup to the id → path cache, cleared when full.
-fn cache_cgroup(cache: &mut HashMap<u64, Option<String>>, id: u64, path: String) {
-    if cache.len() >= MAX_CACHED_CGROUPS {
-        cache.clear();
-    }
-    cache.insert(id, Some(path));
 }
 
 /// The caller's pid in our /proc: the kernel's `ns_pid` when it reported one, else the host

@@ -207,6 +207,54 @@ fn refuses_to_pin_into_a_bpffs_it_would_mount_in_a_private_mount_namespace() {
     assert!(!scenario.pins.path.exists(), "no pins were made");
 }
 
+/// Each data-path thread listens on a socket of its own (`SO_REUSEPORT`); a second agent
+/// started by mistake on the same listener must still stop before it attaches anything,
+/// and the first keeps every connection.
+#[test]
+fn a_second_agent_on_the_same_listener_stops_and_the_first_keeps_serving() {
+    if !require_root("a_second_agent_on_the_same_listener_stops_and_the_first_keeps_serving") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let config = scenario.config_with(&[server.port()], "threads = 4\n");
+    let agent = scenario.start_agent(&config);
+
+    let mut second = std::process::Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the second agent");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait for the second agent") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second agent on the same listener kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("binding intercept.listen"), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+
+    // Every new connection reaches the first agent, whichever of its four listening
+    // sockets the kernel hashes it to.
+    for _ in 0..12 {
+        let curl = scenario.curl_in_cgroup(&server.url(), None);
+        assert!(curl.assert_ok().starts_with("hello from the real server"));
+        agent.wait_for(INTERCEPTED, |l| l["pid"] == curl.pid);
+    }
+}
+
 #[test]
 fn upstream_down_resets_the_client_promptly_and_others_are_still_served() {
     if !require_root("upstream_down_resets_the_client_promptly_and_others_are_still_served") {

@@ -290,19 +290,19 @@ pub struct ProxyConfig {
     pub connect_timeout_ms: u64,
     /// Connections proxied at once; beyond this new clients are reset (and it is logged).
     pub max_connections: usize,
-    /// Redirected connections the kernel queues for the listeners while the agent is busy
-    /// accepting (listen(2) backlog; the kernel caps it at net.core.somaxconn). Beyond it a
-    /// client's SYN is dropped and retried a second later. The Rust default, 128, was
-    /// exceeded by a burst of a few hundred connects.
+    /// Redirected connections the kernel queues for each data-path thread's listener while
+    /// that thread is busy (listen(2) backlog; the kernel caps it at net.core.somaxconn).
+    /// Beyond it a client's SYN is dropped and retried a second later. The Rust default,
+    /// 128, was exceeded by a burst of a few hundred connects.
     pub listen_backlog: u32,
     /// Data-path threads, each serving the connections it accepts from start to end;
     /// default one per CPU the agent may use, at most [`DEFAULT_THREADS_MAX`].
     pub threads: Option<usize>,
 }
 
-/// Every idle data-path thread wakes for each new connection (they share the listening
-/// sockets, and epoll wakes every watcher), so a many-core host does not get a thread per
-/// core by default: four serve far more MCP traffic than a host makes.
+/// A many-core host does not get a thread per core by default: four serve far more MCP
+/// traffic than a host makes, and each thread keeps upstream connections of its own (a
+/// caller whose connections land on every thread holds one kept connection per thread).
 pub const DEFAULT_THREADS_MAX: usize = 4;
 
 impl ProxyConfig {

@@ -14,6 +14,7 @@ pub mod handles;
 pub mod http;
 pub mod identity;
 pub mod intercept;
+pub mod listeners;
 pub mod logging;
 pub mod mask;
 pub mod mcp;

@@ -354,17 +354,3 @@ fn reset(stream: TcpStream) {
     }
     drop(stream);
 }
-
-/// Binds an interception listener with `backlog` queued connections (tokio's `bind` uses
-/// 128, too few for a burst of redirected connects while the agent is busy).
-pub async fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    // As tokio's bind does: a restarted agent rebinds while old connections linger.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
-}

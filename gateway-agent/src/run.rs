@@ -16,6 +16,7 @@ use crate::{
     http::{HttpLimits, LegacySessions, Pipeline, Recorder},
     identity::Authenticator,
     intercept::{Interception, RedirectTarget, detach_pinned},
+    listeners::ThreadListeners,
     mask::Masker,
     policy::{DEFAULT_POLICY, PolicySet},
     process::IdentityResolver,
@@ -100,12 +101,12 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
         let listen4 = config.intercept.listen;
         let listen6 = config.listen6();
         let backlog = config.proxy.listen_backlog;
-        let listener4 = crate::proxy::bind_listener(listen4, backlog)
-            .await
+        let threads = config.proxy.data_path_threads();
+        let mut listener4 = ThreadListeners::bind(listen4, backlog, threads)
             .with_context(|| format!("binding intercept.listen {listen4}"))?;
         // Without IPv6 on the host there is nothing to intercept over IPv6; IPv6 connects
         // then go to an unbound address and are refused, which is still closed.
-        let listener6 = match crate::proxy::bind_listener(listen6, backlog).await {
+        let mut listener6 = match ThreadListeners::bind(listen6, backlog, threads) {
             Ok(listener) => Some(listener),
             Err(err) => {
                 warn!(%listen6, error = %err, "cannot bind intercept.listen6; IPv6 MCP connects will be refused");
@@ -192,13 +193,19 @@ pub fn run(path: Option<&Path>, on_exit: Option<OnExit>) -> anyhow::Result<()> {
             listeners.spawn(crate::metrics::serve::serve(listener, approvals.clone()));
             info!(%addr, "metrics served at /metrics");
         }
-        let mut intercept_listeners = vec![listener4.into_std().context("handing over intercept.listen")?];
-        if let Some(listener6) = listener6 {
-            intercept_listeners.push(listener6.into_std().context("handing over intercept.listen6")?);
+        // Thread i accepts on the i-th socket of each address; the guards stay here, held
+        // until the agent exits.
+        let mut per_thread: Vec<Vec<_>> = listener4
+            .take_per_thread()
+            .into_iter()
+            .map(|listener| vec![listener])
+            .collect();
+        if let Some(listener6) = listener6.as_mut() {
+            for (thread, listener) in per_thread.iter_mut().zip(listener6.take_per_thread()) {
+                thread.push(listener);
+            }
         }
-        let threads = config.proxy.data_path_threads();
-        let data_path = DataPath::start(&proxy, &intercept_listeners, threads)?;
-        drop(intercept_listeners);
+        let data_path = DataPath::start(&proxy, per_thread)?;
         info!(threads, "data path serving");
         let record = agent_record(&config, path, &cgroup, &interception, on_exit);
         if let Err(err) = status::write(&config.status.file, &record) {

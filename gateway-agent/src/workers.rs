@@ -6,14 +6,12 @@
 //! look for work to steal: 3.9 context switches per call at one call in flight, where
 //! nginx's one-loop-per-worker design needs 1.9, and each switch on a virtual CPU is paid
 //! in full (`perf`: a quarter of the agent's samples were the switch itself). Here every
-//! thread runs a current-thread runtime and accepts on its own copy of the listening
-//! socket, so a connection, the upstream connection it opens and its body pumps are
-//! scheduled on one thread, as nginx's workers do; kept upstream connections are pooled
-//! per thread for the same reason (`http::pool`). A thread per CPU keeps every CPU usable
-//! under load; the kernel hands a new connection to whichever thread accepts first, after
-//! waking every idle one (hence the default cap in [`crate::config::ProxyConfig`]).
-//! Not `SO_REUSEPORT`, which would spare that wake-up: it would also let a second agent
-//! started by mistake share the port silently instead of failing to bind.
+//! thread runs a current-thread runtime and accepts on listening sockets of its own
+//! (`SO_REUSEPORT`, see [`crate::listeners`]: the kernel picks the thread of each new
+//! connection and wakes no other), so a connection, the upstream connection it opens and
+//! its body pumps are scheduled on one thread, as nginx's workers do; kept upstream
+//! connections are pooled per thread for the same reason (`http::pool`). A thread per CPU
+//! keeps every CPU usable under load.
 //!
 //! The trade: a long CPU-bound step (masking a very large body) delays the other
 //! connections of its thread, which the work-stealing runtime would have moved to the
@@ -44,21 +42,12 @@ pub struct DataPath {
 }
 
 impl DataPath {
-    /// Starts `count` threads (at least one), each accepting on its own copy of every
-    /// listener in `listeners`.
-    pub fn start(
-        proxy: &Arc<Proxy>,
-        listeners: &[StdListener],
-        count: usize,
-    ) -> anyhow::Result<Self> {
+    /// Starts a thread per entry of `per_thread`, each accepting on the listening sockets
+    /// of its entry.
+    pub fn start(proxy: &Arc<Proxy>, per_thread: Vec<Vec<StdListener>>) -> anyhow::Result<Self> {
         let (phase, _) = watch::channel(Phase::Serving);
         let mut threads = Vec::new();
-        for index in 0..count.max(1) {
-            let copies = listeners
-                .iter()
-                .map(StdListener::try_clone)
-                .collect::<std::io::Result<Vec<_>>>()
-                .context("copying the intercept listener for a data-path thread")?;
+        for (index, listeners) in per_thread.into_iter().enumerate() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -67,7 +56,7 @@ impl DataPath {
             let phase = phase.subscribe();
             let thread = std::thread::Builder::new()
                 .name(format!("data-path-{index}"))
-                .spawn(move || runtime.block_on(serve(proxy, copies, phase)))
+                .spawn(move || runtime.block_on(serve(proxy, listeners, phase)))
                 .context("starting a data-path thread")?;
             threads.push(thread);
         }
@@ -93,13 +82,14 @@ async fn serve(proxy: Arc<Proxy>, listeners: Vec<StdListener>, mut phase: watch:
     proxy.pool.spawn_sweeper();
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners {
-        // Registers this copy of the socket with this thread's reactor.
+        // Registers the socket with this thread's reactor. Should that fail, the socket is
+        // closed (dropped with the error), so the kernel hashes no connection to it.
         match TcpListener::from_std(listener) {
             Ok(listener) => {
                 accepting.spawn(Arc::clone(&proxy).serve(listener));
             }
             Err(err) => {
-                warn!(error = %err, "a data-path thread cannot watch the listener; the other threads accept its connections")
+                warn!(error = %err, "a data-path thread cannot watch its listener; the other threads accept the new connections")
             }
         }
     }

@@ -71,9 +71,9 @@ pub struct BenchArgs {
     rss_streams: usize,
     /// Another agent binary (an earlier build) to measure next to this one, with the same
     /// settings in the same run (labelled `baseline`): before/after figures that share the
-    /// machine's load.
+    /// machine's load. Repeat it to compare several builds (each labelled by its file name).
     #[arg(long)]
-    baseline_agent: Option<PathBuf>,
+    baseline_agent: Vec<PathBuf>,
     /// Set-up and release build are done: measure in this process.
     #[arg(long, hide = true)]
     prebuilt: bool,
@@ -108,7 +108,7 @@ impl BenchArgs {
             options.push("--rss-streams".into());
             options.push(self.rss_streams.to_string());
         }
-        if let Some(path) = &self.baseline_agent {
+        for path in &self.baseline_agent {
             options.push("--baseline-agent".into());
             options.push(path.display().to_string());
         }
@@ -130,7 +130,7 @@ impl BenchArgs {
         let runs =
             2 * u32::try_from(self.concurrency.len() * (self.audit.len() * transports + peers))
                 .unwrap_or(u32::MAX);
-        let builds = if self.baseline_agent.is_some() { 2 } else { 1 };
+        let builds = 1 + u32::try_from(self.baseline_agent.len()).unwrap_or(u32::MAX);
         let runs = runs * builds;
         let agents = u32::try_from(self.audit.len()).unwrap_or(u32::MAX) * builds;
         let rss = if self.rss {
@@ -295,8 +295,11 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let mut scenarios = Vec::new();
     let mut memory = Vec::new();
     let mut agents = vec![("agent", agent_bin.clone())];
-    if let Some(path) = &args.baseline_agent {
-        agents.push(("baseline", path.clone()));
+    for path in &args.baseline_agent {
+        agents.push((
+            baseline_label(path, args.baseline_agent.len()),
+            path.clone(),
+        ));
     }
     for &audit in &args.audit {
         for &(via, ref agent_bin) in &agents {
@@ -411,6 +414,15 @@ fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     report.write(&json)?;
     println!("\nresults: {}", json.display());
     Ok(())
+}
+
+/// `baseline` for the one earlier build; with several, each by its file name (a row label
+/// lives as long as the report).
+fn baseline_label(path: &std::path::Path, builds: usize) -> &'static str {
+    match path.file_name() {
+        Some(name) if builds > 1 => Box::leak(name.to_string_lossy().into_owned().into_boxed_str()),
+        _ => "baseline",
+    }
 }
 
 /// nginx and mitmproxy in front of the same backend, each level measured direct then

@@ -126,7 +126,7 @@ impl BenchArgs {
     /// Upper bound for the whole measurement process.
     fn total_limit(&self) -> Duration {
         let transports = if self.tls { 4 } else { 2 };
-        let peers = if self.peers { 2 } else { 0 };
+        let peers = if self.peers { 4 } else { 0 };
         let runs =
             2 * u32::try_from(self.concurrency.len() * (self.audit.len() * transports + peers))
                 .unwrap_or(u32::MAX);
@@ -426,7 +426,8 @@ fn baseline_label(path: &std::path::Path, builds: usize) -> &'static str {
 }
 
 /// nginx and mitmproxy in front of the same backend, each level measured direct then
-/// through the peer, kept-alive plain HTTP (the agent's `http` scenario).
+/// through the peer, plain HTTP kept alive and with a new connection per call (the
+/// agent's `http` and `conn-new` scenarios).
 fn measure_peers(
     args: &BenchArgs,
     exe: &std::path::Path,
@@ -441,31 +442,37 @@ fn measure_peers(
             peer.name, peer.addr
         );
         for &concurrency in &args.concurrency {
-            let client = |url: &str| {
-                let mut command = Command::new(exe);
-                command.args([
-                    "bench-client",
-                    "--url",
-                    url,
-                    "--concurrency",
-                    &concurrency.to_string(),
-                    "--duration-ms",
-                    &args.duration_ms.to_string(),
-                    "--warmup-ms",
-                    &args.warmup_ms.to_string(),
-                ]);
-                command
-            };
-            eprintln!("xtask bench: c={concurrency} http direct");
-            let (_, direct) = run_client(client(&direct_url), args)?;
-            eprintln!("xtask bench: c={concurrency} http through {}", peer.name);
-            let before = cpu::sample(&peer.pids());
-            let (_, proxied) = run_client(client(&peer.url()), args)?;
-            let peer_cpu = before.per_call(cpu::sample(&peer.pids()), proxied.completed);
-            scenarios.push(
-                Scenario::new(peer.name, concurrency, "-", "http", direct, proxied, 0)
-                    .with_proxy_cpu(peer_cpu),
-            );
+            for (transport, extra) in [("http", None), ("conn-new", Some("--fresh-connections"))] {
+                let client = |url: &str| {
+                    let mut command = Command::new(exe);
+                    command.args([
+                        "bench-client",
+                        "--url",
+                        url,
+                        "--concurrency",
+                        &concurrency.to_string(),
+                        "--duration-ms",
+                        &args.duration_ms.to_string(),
+                        "--warmup-ms",
+                        &args.warmup_ms.to_string(),
+                    ]);
+                    command.args(extra);
+                    command
+                };
+                eprintln!("xtask bench: c={concurrency} {transport} direct");
+                let (_, direct) = run_client(client(&direct_url), args)?;
+                eprintln!(
+                    "xtask bench: c={concurrency} {transport} through {}",
+                    peer.name
+                );
+                let before = cpu::sample(&peer.pids());
+                let (_, proxied) = run_client(client(&peer.url()), args)?;
+                let peer_cpu = before.per_call(cpu::sample(&peer.pids()), proxied.completed);
+                scenarios.push(
+                    Scenario::new(peer.name, concurrency, "-", transport, direct, proxied, 0)
+                        .with_proxy_cpu(peer_cpu),
+                );
+            }
         }
     }
     Ok(scenarios)

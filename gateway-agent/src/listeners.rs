@@ -19,9 +19,9 @@
 //! attaches anything, as it did when there was one socket.
 //!
 //! The trade: a new connection waits for the thread its hash picked, even if another
-//! thread is idle (before, whichever thread was free accepted it). A long CPU-bound step on
-//! one thread (masking a very large body) delays the connections hashed to it as it already
-//! delayed the connections that thread was serving.
+//! thread is idle (before, whichever thread was free accepted it). Steps long enough to
+//! matter, filtering a large message, run off the thread (`http::offload`), so that wait is
+//! a fraction of a millisecond.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 

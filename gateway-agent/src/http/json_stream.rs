@@ -10,6 +10,8 @@
 //! values (garbage, a value over the limit, a stream ending inside a value) cuts the
 //! stream: bytes the gateway could not inspect are never released.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 use tracing::warn;
@@ -17,6 +19,7 @@ use tracing::warn;
 use super::{
     body::ProxyBody,
     message_filter::MessageFilter,
+    offload,
     stream_pump::{self, Downstream, Pulled, Source},
 };
 use crate::{
@@ -45,6 +48,7 @@ async fn pump(
     filter: MessageFilter,
     downstream: Downstream,
 ) {
+    let filter = Arc::new(filter);
     let mut framer = JsonFramer::new(max_value);
     loop {
         let chunk = match upstream.pull().await {
@@ -80,14 +84,14 @@ async fn pump(
 /// secrets is held for approval first). A value that is not valid JSON is an error (the
 /// framer only checked its brackets).
 async fn release(
-    filter: &MessageFilter,
+    filter: &Arc<MessageFilter>,
     value: Bytes,
     status: u16,
 ) -> Result<(Vec<crate::audit::AuditRecord>, Bytes), String> {
     if let Err(err) = serde_json::from_slice::<IgnoredAny>(&value) {
         return Err(format!("streamed JSON value is not valid JSON: {err}"));
     }
-    let applied = filter.apply(&value, status);
+    let (value, applied) = offload::apply(filter, value, status, None).await;
     let mut rows = applied.rows;
     let out = applied.rewritten.unwrap_or(value);
     let (out, held_rows) = super::held_response::gate_payload(filter, applied.masked, out).await;

@@ -134,13 +134,9 @@ impl MessageFilter {
     }
 
     /// Filters one payload; `status` is the HTTP status it arrived with (for the rows).
-    pub fn apply(&self, payload: &[u8], status: u16) -> Applied {
-        self.apply_joined(payload, status, None)
-    }
-
-    /// [`MessageFilter::apply`] of a stream message some of whose secrets were masked
-    /// already, with the previous or next message (`seam`: its report is counted in this
-    /// message's rows, as if found here).
+    /// `seam`: for a stream message some of whose secrets were masked already, with the
+    /// previous or next message, their report (counted in this message's rows, as if found
+    /// here). Large payloads go through [`super::offload::apply`] instead, off the thread.
     pub fn apply_joined(&self, payload: &[u8], status: u16, seam: Option<&MaskReport>) -> Applied {
         let text = String::from_utf8_lossy(payload);
         // A server repeating the credential it was given must not hand it to the caller.

@@ -18,6 +18,7 @@ mod held_sse;
 mod json_stream;
 mod legacy;
 mod message_filter;
+mod offload;
 pub mod pool;
 mod refuse;
 mod request;

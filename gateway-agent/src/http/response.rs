@@ -33,6 +33,7 @@ use super::{
     held_response::{ResponseGate, gate_payload},
     json_stream,
     message_filter::MessageFilter,
+    offload,
     sniff::{self, Sniffed},
     sse_stream::{self, LegacyRegistry},
     stream_pump::{self, Source},
@@ -206,7 +207,7 @@ impl Pipeline {
                 }
             },
         };
-        self.release_whole(parts, bytes, &filter, status).await
+        self.release_whole(parts, bytes, filter, status).await
     }
 
     /// A complete body under another type that starts like JSON: filtered as JSON if it
@@ -230,7 +231,7 @@ impl Pipeline {
         }
         let bytes = bytes.freeze();
         if serde_json::from_slice::<IgnoredAny>(&bytes).is_ok() {
-            return self.release_whole(parts, bytes, &filter, status).await;
+            return self.release_whole(parts, bytes, filter, status).await;
         }
         let row = self.non_mcp_row(&parts, &filter, status, content_type);
         if let Err(err) = self.recorder.commit(row).await {
@@ -244,15 +245,16 @@ impl Pipeline {
         &self,
         parts: Parts,
         bytes: Bytes,
-        filter: &MessageFilter,
+        filter: MessageFilter,
         status: u16,
     ) -> Response<ProxyBody> {
-        let applied = filter.apply(&bytes, status);
+        let filter = Arc::new(filter);
+        let (bytes, applied) = offload::apply(&filter, bytes, status, None).await;
         if let Err(err) = self.recorder.commit(applied.rows).await {
             return audit_unavailable(&err, "response withheld");
         }
         let out = applied.rewritten.unwrap_or(bytes);
-        let (out, answer_rows) = gate_payload(filter, applied.masked, out).await;
+        let (out, answer_rows) = gate_payload(&filter, applied.masked, out).await;
         if let Err(err) = self.recorder.commit(answer_rows).await {
             return audit_unavailable(&err, "response withheld");
         }

@@ -15,6 +15,7 @@ use super::{
     body::ProxyBody,
     legacy::{INJECT_QUEUE, LegacySessions},
     message_filter::MessageFilter,
+    offload,
     sse_holdback::{Holdback, Ready},
     stream_pump::{self, Downstream, Pulled, Source},
 };
@@ -36,7 +37,7 @@ pub fn filter(
     let holdback = filter.scope.server.stream_holdback.map(Holdback::new);
     stream_pump::driven(audit, move |downstream| {
         let stream = Stream {
-            filter,
+            filter: Arc::new(filter),
             downstream,
             holdback,
         };
@@ -46,7 +47,9 @@ pub fn filter(
 
 /// One SSE response being filtered.
 struct Stream {
-    filter: MessageFilter,
+    /// Shared with the blocking pool while a large event is filtered there ([`offload`]),
+    /// and only then.
+    filter: Arc<MessageFilter>,
     downstream: Downstream,
     holdback: Option<Holdback>,
 }
@@ -101,11 +104,18 @@ impl Stream {
                 {
                     _registration = legacy.sessions.register(legacy.server, endpoint, inject);
                     if let Some(registration) = &_registration {
-                        self.filter.follow_legacy_session(
-                            Arc::clone(&legacy.sessions),
-                            legacy.server,
-                            registration.session().to_owned(),
-                        );
+                        // The sole owner: an offloaded event's clone is dropped before its
+                        // filtering is awaited to the end.
+                        match Arc::get_mut(&mut self.filter) {
+                            Some(filter) => filter.follow_legacy_session(
+                                Arc::clone(&legacy.sessions),
+                                legacy.server,
+                                registration.session().to_owned(),
+                            ),
+                            None => warn!(
+                                "legacy session rows stay with the stream: its filter is shared"
+                            ),
+                        }
                     }
                 }
                 let released = match event.data.take() {
@@ -130,7 +140,7 @@ impl Stream {
         // client, but it is still text that reached us, so no secret in it may pass.
         let tail = parser.finish();
         if !tail.is_empty() {
-            let applied = self.filter.apply(&tail, 200);
+            let (tail, applied) = offload::apply(&self.filter, tail, 200, None).await;
             self.downstream
                 .release(applied.rows, applied.rewritten.unwrap_or(tail))
                 .await;
@@ -161,12 +171,18 @@ impl Stream {
     /// Filters one message event and releases it once its rows are durable; false when
     /// the stream must end.
     async fn release(&self, ready: Ready) -> bool {
-        let seam = (ready.seam.masked > 0).then_some(&ready.seam);
-        let applied = self.filter.apply_joined(ready.data.as_bytes(), 200, seam);
+        let Ready {
+            event,
+            data,
+            edited,
+            seam,
+        } = ready;
+        let seam = (seam.masked > 0).then_some(seam);
+        let (data, applied) = offload::apply(&self.filter, data, 200, seam).await;
         let mut rows = applied.rows;
         let payload = applied
             .rewritten
-            .or_else(|| ready.edited.then(|| Bytes::from(ready.data)));
+            .or_else(|| edited.then(|| Bytes::from(data)));
         let out = match payload {
             Some(payload) => {
                 // An answer with too many secrets (masked, so rewritten) waits here for
@@ -174,9 +190,9 @@ impl Stream {
                 let (payload, held_rows) =
                     super::held_response::gate_payload(&self.filter, applied.masked, payload).await;
                 rows.extend(held_rows);
-                ready.event.with_data(&String::from_utf8_lossy(&payload))
+                event.with_data(&String::from_utf8_lossy(&payload))
             }
-            None => ready.event.raw,
+            None => event.raw,
         };
         self.downstream.release(rows, out).await
     }

@@ -301,8 +301,10 @@ fn a_stale_record_is_never_used_for_a_connection_whose_own_was_evicted() {
     }
     let (a, b) = (WhoServer::start(), WhoServer::start());
     let scenario = Scenario::new();
-    // A short accept queue, quick to fill (lands in [proxy]).
-    let config = scenario.config_with(&[a.port, b.port], "listen_backlog = 128\n");
+    // A short accept queue, quick to fill (lands in [proxy]); one data-path thread, so
+    // one queue: each thread has a listening socket of its own, and the kernel would hash
+    // the victim to a queue the filling connects had not filled.
+    let config = scenario.config_with(&[a.port, b.port], "listen_backlog = 128\nthreads = 1\n");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[intercept]\n",
         "[intercept]\nmax_tracked_connections = 256\n",

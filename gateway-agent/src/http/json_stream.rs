@@ -17,10 +17,9 @@ use serde::de::IgnoredAny;
 use tracing::warn;
 
 use super::{
-    body::ProxyBody,
     message_filter::MessageFilter,
     offload,
-    stream_pump::{self, Downstream, Pulled, Source},
+    stream_pump::{self, Downstream, DrivenBody, Pulled, Source},
 };
 use crate::{
     audit::AuditSink,
@@ -35,8 +34,8 @@ pub fn filter(
     status: u16,
     filter: MessageFilter,
     audit: Option<AuditSink>,
-) -> ProxyBody {
-    stream_pump::driven(audit, move |downstream| {
+) -> DrivenBody {
+    stream_pump::driven_body(audit, move |downstream| {
         pump(upstream, max_value, status, filter, downstream)
     })
 }

@@ -152,8 +152,9 @@ impl Pipeline {
                 };
                 let max_event = self.limits.max_sse_event;
                 let audit = self.recorder.sink.clone();
-                let body = sse_stream::filter(source, max_event, filter, legacy, audit);
-                Response::from_parts(parts, body)
+                let mut body = sse_stream::filter(source, max_event, filter, legacy, audit);
+                body.prime().await;
+                Response::from_parts(parts, body.boxed())
             }
             Sniffed::Json if parts.headers.contains_key(header::CONTENT_LENGTH) => {
                 self.buffered_sniffed(parts, source, filter, status, &content_type)
@@ -162,8 +163,9 @@ impl Pipeline {
             Sniffed::Json => {
                 let limit = self.limits.max_response_body;
                 let audit = self.recorder.sink.clone();
-                let body = json_stream::filter(source, limit, status, filter, audit);
-                Response::from_parts(parts, body)
+                let mut body = json_stream::filter(source, limit, status, filter, audit);
+                body.prime().await;
+                Response::from_parts(parts, body.boxed())
             }
             Sniffed::Empty => Response::from_parts(parts, pass_through(source)),
             Sniffed::Other => {

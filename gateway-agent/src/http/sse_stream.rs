@@ -12,12 +12,11 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{
-    body::ProxyBody,
     legacy::{INJECT_QUEUE, LegacySessions},
     message_filter::MessageFilter,
     offload,
     sse_holdback::{Holdback, Ready},
-    stream_pump::{self, Downstream, Pulled, Source},
+    stream_pump::{self, Downstream, DrivenBody, Pulled, Source},
 };
 use crate::{audit::AuditSink, mcp::sse::SseParser};
 
@@ -33,9 +32,9 @@ pub fn filter(
     filter: MessageFilter,
     legacy: LegacyRegistry,
     audit: Option<AuditSink>,
-) -> ProxyBody {
+) -> DrivenBody {
     let holdback = filter.scope.server.stream_holdback.map(Holdback::new);
-    stream_pump::driven(audit, move |downstream| {
+    stream_pump::driven_body(audit, move |downstream| {
         let stream = Stream {
             filter: Arc::new(filter),
             downstream,

@@ -111,13 +111,21 @@ where
     F: FnOnce(Downstream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    driven_body(audit, pump).boxed()
+}
+
+/// [`driven`], not yet boxed: [`DrivenBody::prime`] it first.
+pub fn driven_body<F, Fut>(audit: Option<AuditSink>, pump: F) -> DrivenBody
+where
+    F: FnOnce(Downstream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let (downstream, channel) = channel_parts(audit);
     let pump: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(pump(downstream));
     DrivenBody {
         channel,
         pump: Some(std::sync::Mutex::new(pump)),
     }
-    .boxed()
 }
 
 /// A channel-backed response body and the sender that feeds it.
@@ -233,16 +241,56 @@ impl Body for ChannelBody {
 
 /// [`ChannelBody`] with its pump inside. The mutex only makes the body `Sync`, as boxed
 /// bodies must be; it is never locked (`get_mut`).
-struct DrivenBody {
+pub struct DrivenBody {
     channel: ChannelBody,
     /// `None` once the pump has returned (its sender dropped: the channel ends after
     /// what it still holds).
     pump: Option<std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>>,
 }
 
+impl DrivenBody {
+    /// Lets the pump take what the upstream has delivered already, and the upstream's end
+    /// if it follows at once, before the response head goes out. A short stream (the SSE
+    /// answer to a POST, what the MCP SDKs' servers send, ends after one event) then
+    /// reaches the client in one write, head, event and end together ([`Body::is_end_stream`]
+    /// tells hyper there is no more). Without it the event went out with the head, and the
+    /// end in a second write a moment later: a second wake-up of the client per call. The
+    /// upstream connection's task hands over its body one chunk at a time, so it needs a
+    /// turn between the pump's two looks. Never waits for the upstream.
+    pub async fn prime(&mut self) {
+        self.poll_pump_once().await;
+        tokio::task::yield_now().await;
+        self.poll_pump_once().await;
+    }
+
+    async fn poll_pump_once(&mut self) {
+        std::future::poll_fn(|cx| {
+            if let Some(pump) = self.pump.as_mut() {
+                let pump = pump
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if pump.as_mut().poll(cx).is_ready() {
+                    self.pump = None;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    pub fn boxed(self) -> ProxyBody {
+        http_body_util::BodyExt::boxed(self)
+    }
+}
+
 impl Body for DrivenBody {
     type Data = Bytes;
     type Error = BodyError;
+
+    /// The pump has returned (dropping its sender) and the client has taken everything.
+    fn is_end_stream(&self) -> bool {
+        self.pump.is_none() && self.channel.rx.is_empty() && self.channel.rx.is_closed()
+    }
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -268,5 +316,71 @@ impl Body for DrivenBody {
                 Poll::Pending => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The next frame's data, if the body has one ready now.
+    async fn ready_data(body: &mut DrivenBody) -> Option<Bytes> {
+        std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(frame.into_data().ok()),
+            _ => Poll::Ready(None),
+        })
+        .await
+    }
+
+    /// As with a short upstream stream: the pump releases an event, then learns of the end
+    /// only once another task (the upstream connection's, handing over one chunk at a
+    /// time) has had a turn. Primed, the body holds the event and says it ends with it.
+    #[test]
+    fn a_primed_body_holds_its_event_and_its_end() {
+        runtime().block_on(async {
+            let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = go_rx.await;
+                let _ = end_tx.send(());
+            });
+            let mut body = driven_body(None, move |downstream| async move {
+                downstream.send(Bytes::from_static(b"data: x\n\n")).await;
+                let _ = go_tx.send(());
+                let _ = end_rx.await;
+            });
+            assert!(!body.is_end_stream());
+            body.prime().await;
+            let data = ready_data(&mut body).await;
+            assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
+            assert!(body.is_end_stream(), "the end was not seen with the event");
+        });
+    }
+
+    /// Priming never waits: a pump that needs more from the upstream is left pending, and
+    /// what it released is there to send.
+    #[test]
+    fn priming_does_not_wait_for_a_stream_that_goes_on() {
+        runtime().block_on(async {
+            let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+            let mut body = driven_body(None, move |downstream| async move {
+                downstream.send(Bytes::from_static(b"data: x\n\n")).await;
+                let _ = never.await;
+            });
+            tokio::time::timeout(std::time::Duration::from_secs(5), body.prime())
+                .await
+                .expect("priming waited for the upstream");
+            assert!(!body.is_end_stream());
+            let data = ready_data(&mut body).await;
+            assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
+            assert!(!body.is_end_stream());
+        });
     }
 }

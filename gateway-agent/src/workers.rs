@@ -14,10 +14,11 @@
 //! keeps every CPU usable under load.
 //!
 //! The trade: a CPU-bound step delays the other connections of its thread, which the
-//! work-stealing runtime would have moved to the other worker. So the long one, filtering a
-//! message of 256 KiB or more, runs on the runtime's blocking pool (`http::offload`);
-//! what stays on the thread takes well under a millisecond per message. Everything else (audit sink, approvals, metrics, signals, background
-//! refreshes) stays on the main runtime.
+//! work-stealing runtime would have moved to the other worker. So the long one, filtering
+//! a message of 256 KiB or more, runs on the runtime's blocking pool (`http::offload`);
+//! what stays on the thread takes well under a millisecond per message. Everything else
+//! (audit sink, approvals, metrics, signals, background refreshes) stays on the main
+//! runtime.
 
 use std::{net::TcpListener as StdListener, sync::Arc, thread::JoinHandle};
 

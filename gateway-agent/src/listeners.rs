@@ -82,19 +82,10 @@ mod tests {
     use super::*;
     use std::io::{Read as _, Write as _};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     /// A second set on the same address fails as a second plain bind would; a plain
     /// listener cannot take the address either.
-    #[test]
-    fn a_second_agent_cannot_bind_the_address() {
-        let runtime = runtime();
-        let _entered = runtime.enter();
+    #[tokio::test]
+    async fn a_second_agent_cannot_bind_the_address() {
         let first = ThreadListeners::bind("127.0.0.1:0".parse().unwrap(), 16, 2).unwrap();
         let addr = first.local_addr().unwrap();
         let second = ThreadListeners::bind(addr, 16, 2);
@@ -106,10 +97,8 @@ mod tests {
 
     /// Every per-thread socket accepts connections: the kernel spreads new connections
     /// over all of them, so a socket nobody accepts on would leave clients hanging.
-    #[test]
-    fn the_kernel_spreads_connections_over_every_socket() {
-        let runtime = runtime();
-        let _entered = runtime.enter();
+    #[tokio::test]
+    async fn the_kernel_spreads_connections_over_every_socket() {
         let mut set = ThreadListeners::bind("127.0.0.1:0".parse().unwrap(), 64, 4).unwrap();
         let addr = set.local_addr().unwrap();
         let listeners = set.take_per_thread();
@@ -140,10 +129,8 @@ mod tests {
     }
 
     /// Dropping the set frees the address for the next agent.
-    #[test]
-    fn dropping_the_set_frees_the_address() {
-        let runtime = runtime();
-        let _entered = runtime.enter();
+    #[tokio::test]
+    async fn dropping_the_set_frees_the_address() {
         let set = ThreadListeners::bind("127.0.0.1:0".parse().unwrap(), 16, 2).unwrap();
         let addr = set.local_addr().unwrap();
         drop(set);

@@ -323,13 +323,6 @@ impl Body for DrivenBody {
 mod tests {
     use super::*;
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     /// The next frame's data, if the body has one ready now.
     async fn ready_data(body: &mut DrivenBody) -> Option<Bytes> {
         std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
@@ -342,45 +335,41 @@ mod tests {
     /// As with a short upstream stream: the pump releases an event, then learns of the end
     /// only once another task (the upstream connection's, handing over one chunk at a
     /// time) has had a turn. Primed, the body holds the event and says it ends with it.
-    #[test]
-    fn a_primed_body_holds_its_event_and_its_end() {
-        runtime().block_on(async {
-            let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
-            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(async move {
-                let _ = go_rx.await;
-                let _ = end_tx.send(());
-            });
-            let mut body = driven_body(None, move |downstream| async move {
-                downstream.send(Bytes::from_static(b"data: x\n\n")).await;
-                let _ = go_tx.send(());
-                let _ = end_rx.await;
-            });
-            assert!(!body.is_end_stream());
-            body.prime().await;
-            let data = ready_data(&mut body).await;
-            assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
-            assert!(body.is_end_stream(), "the end was not seen with the event");
+    #[tokio::test]
+    async fn a_primed_body_holds_its_event_and_its_end() {
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = go_rx.await;
+            let _ = end_tx.send(());
         });
+        let mut body = driven_body(None, move |downstream| async move {
+            downstream.send(Bytes::from_static(b"data: x\n\n")).await;
+            let _ = go_tx.send(());
+            let _ = end_rx.await;
+        });
+        assert!(!body.is_end_stream());
+        body.prime().await;
+        let data = ready_data(&mut body).await;
+        assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
+        assert!(body.is_end_stream(), "the end was not seen with the event");
     }
 
     /// Priming never waits: a pump that needs more from the upstream is left pending, and
     /// what it released is there to send.
-    #[test]
-    fn priming_does_not_wait_for_a_stream_that_goes_on() {
-        runtime().block_on(async {
-            let (_keep, never) = tokio::sync::oneshot::channel::<()>();
-            let mut body = driven_body(None, move |downstream| async move {
-                downstream.send(Bytes::from_static(b"data: x\n\n")).await;
-                let _ = never.await;
-            });
-            tokio::time::timeout(std::time::Duration::from_secs(5), body.prime())
-                .await
-                .expect("priming waited for the upstream");
-            assert!(!body.is_end_stream());
-            let data = ready_data(&mut body).await;
-            assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
-            assert!(!body.is_end_stream());
+    #[tokio::test]
+    async fn priming_does_not_wait_for_a_stream_that_goes_on() {
+        let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+        let mut body = driven_body(None, move |downstream| async move {
+            downstream.send(Bytes::from_static(b"data: x\n\n")).await;
+            let _ = never.await;
         });
+        tokio::time::timeout(std::time::Duration::from_secs(5), body.prime())
+            .await
+            .expect("priming waited for the upstream");
+        assert!(!body.is_end_stream());
+        let data = ready_data(&mut body).await;
+        assert_eq!(data.as_deref(), Some(&b"data: x\n\n"[..]));
+        assert!(!body.is_end_stream());
     }
 }

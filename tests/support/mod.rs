@@ -201,13 +201,39 @@ fn remove_pins(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// A port nothing listens on right now (bound, then released).
+/// A port nothing is bound to right now, for a server or agent the test starts next.
+///
+/// Taken from *below* the kernel's ephemeral range: a port the kernel handed out for
+/// `bind(0)` and then released could be handed out again to another test's listener or
+/// outgoing connection before our process binds it (CI saw an agent fail with "address
+/// in use" that way). Below the range only explicit binds compete, and within this test
+/// binary a counter keeps every port distinct; the start is spread by PID and time so
+/// successive binaries do not walk the same ports while old connections linger.
 pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .expect("bind ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    const LOW: usize = 10_000;
+    let high = ephemeral_range_start().max(LOW + 1_000);
+    let span = high - LOW;
+    let seed = std::process::id() as usize * 7_919
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as usize);
+    let _ = NEXT.compare_exchange(usize::MAX, seed % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {LOW}..{high}");
+}
+
+/// The first port the kernel may pick for `bind(0)` or `connect`.
+fn ephemeral_range_start() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// What an agent test needs: its cgroup, pins, a config file and the agent's ports.

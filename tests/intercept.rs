@@ -51,6 +51,56 @@ fn ipv4_client_in_cgroup_is_proxied_and_attributed() {
     assert!(served_peer(&body).ip().is_loopback());
 }
 
+/// A client that connects from a worker thread with a name of its own (a tokio worker,
+/// a Java `HttpClient` thread) is still named by its executable: the kernel records the
+/// connecting thread's comm, and the check that /proc still shows that caller compares it
+/// with that thread's comm, not the main thread's.
+#[test]
+fn a_client_connecting_from_a_named_thread_is_attributed_to_its_executable() {
+    if !require_root("a_client_connecting_from_a_named_thread_is_attributed_to_its_executable") {
+        return;
+    }
+    let server = HttpServer::start("127.0.0.1");
+    let scenario = Scenario::new();
+    let agent = scenario.start_agent(&scenario.config(&[server.port()]));
+
+    // The connecting thread renames itself (PR_SET_NAME); the main thread keeps the
+    // interpreter's name. It prints its pid, then what the server answered.
+    let client = format!(
+        r#"
+import ctypes, os, socket, threading
+def call():
+    ctypes.CDLL(None).prctl(15, b"mcp-worker", 0, 0, 0)
+    with socket.create_connection(("127.0.0.1", {port}), timeout=20) as s:
+        s.sendall(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+        print(os.getpid(), s.makefile("rb").read().decode(errors="replace"), flush=True)
+worker = threading.Thread(target=call)
+worker.start()
+worker.join()
+"#,
+        port = server.port()
+    );
+    let out = scenario.output_in_cgroup(&["timeout", "30", "/usr/bin/python3", "-c", &client]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hello from the real server"), "{stdout}");
+    let pid: u32 = stdout.split_whitespace().next().unwrap().parse().unwrap();
+
+    let line = agent.wait_for(INTERCEPTED, orig_dst_is(server.addr));
+    assert_eq!(line["pid"], pid, "{line}");
+    assert_ne!(
+        line["tid"], pid,
+        "not connected from the worker thread: {line}"
+    );
+    assert_eq!(line["comm"], "mcp-worker", "{line}");
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    assert_eq!(line["exe"], python.display().to_string(), "{line}");
+}
+
 #[test]
 fn ipv6_client_in_cgroup_is_proxied() {
     if !require_root("ipv6_client_in_cgroup_is_proxied") {

@@ -4,7 +4,7 @@
 //! The kernel fields are authoritative (captured at connect(), not spoofable by the
 //! client). The /proc lookups are best effort: a short-lived client may be gone by the
 //! time we look, and its pid may even have been reused, so an exe path is only reported
-//! when /proc/<pid>/comm still matches the comm the kernel captured.
+//! when /proc still shows the comm the kernel captured for the connecting thread.
 //!
 //! /proc is read under the pid the agent's own PID namespace gives the caller (`ns_pid`):
 //! inside a PID namespace (systemd in a container, a pod) the host pid names another
@@ -12,7 +12,7 @@
 //! is found from the cgroup id the kernel recorded, by looking the id up in cgroupfs.
 //!
 //! Cgroup ids are never reused, so an id → path pair, once checked, is remembered: a new
-//! connection from a cgroup seen before reads only /proc/<pid>/comm and the exe link, not
+//! connection from a cgroup seen before reads only a comm and the exe link, not
 //! /proc/<pid>/cgroup (the costliest of the three to generate, one line per hierarchy on a
 //! hybrid layout). The path is then the cgroup the caller connected from, even if it
 //! moved since.
@@ -84,7 +84,7 @@ impl IdentityResolver {
         let comm = comm_string(&info.comm);
         let visible = visible_pid(info);
         let exe = visible
-            .filter(|&pid| read_proc(pid, "comm").as_deref().map(str::trim_end) == Some(&comm))
+            .filter(|&pid| still_the_caller(info, pid, &comm))
             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
         let cgroup = match self.cached_cgroup_path(info.cgroup_id).flatten() {
             Some(path) => Some(path),
@@ -204,14 +204,38 @@ fn visible_pid(info: &ConnInfo) -> Option<u32> {
     in_init_ns.then_some(info.pid)
 }
 
+/// Whether `/proc/<pid>` (`pid` as our /proc numbers the caller) still shows the process
+/// that connected, judged by comm: a caller gone by now shows none, a reused pid most
+/// likely another name.
+///
+/// The kernel recorded the comm of the *thread* that called `connect()`, which is often
+/// not its process's: a tokio worker (`tokio-runtime-w`), a JVM's `HttpClient` thread or
+/// any thread that named itself. So that thread's own comm is compared
+/// (`/proc/<pid>/task/<tid>/comm`) where our /proc numbers threads as the kernel recorded
+/// them (the host's numbers: the agent is not in a PID namespace of its own), and the
+/// process's comm where it does not or the thread has exited since.
+fn still_the_caller(info: &ConnInfo, pid: u32, comm: &str) -> bool {
+    let matches = |file: &str| read_proc_file(file).as_deref().map(str::trim_end) == Some(comm);
+    let host_numbers = pid == info.pid && info.tid != 0;
+    if host_numbers && matches(&format!("/proc/{pid}/task/{}/comm", info.tid)) {
+        return true;
+    }
+    matches(&format!("/proc/{pid}/comm"))
+}
+
 /// Longest /proc file read: a process's `cgroup` on a hybrid layout is a few hundred bytes.
 const PROC_FILE_LIMIT: usize = 64 * 1024;
 
 /// Read per new connection, so in as few syscalls as possible: `read_to_string` asks
 /// for the size first (0 for /proc files) and then probes with small reads.
 fn read_proc(pid: u32, file: &str) -> Option<String> {
+    read_proc_file(&format!("/proc/{pid}/{file}"))
+}
+
+/// [`read_proc`] by path.
+fn read_proc_file(path: &str) -> Option<String> {
     use std::io::Read as _;
-    let mut handle = std::fs::File::open(format!("/proc/{pid}/{file}")).ok()?;
+    let mut handle = std::fs::File::open(path).ok()?;
     let mut buf = vec![0; 1024];
     let mut len = 0;
     loop {
@@ -428,6 +452,29 @@ mod tests {
         let identity = IdentityResolver::default().resolve(&invisible_caller(id));
         assert_eq!(identity.cgroup.as_deref(), Some(own.as_str()));
         assert_eq!(identity.exe, None);
+    }
+
+    /// A connect from a thread named otherwise than its process (a client's worker
+    /// thread) still reports the executable: its own comm is what the kernel recorded.
+    #[test]
+    fn a_named_threads_connect_reports_the_exe() {
+        let (ready, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let worker = std::thread::Builder::new()
+            .name("mcp-worker".into())
+            .spawn(move || {
+                ready.0.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+                done.1.recv().ok();
+            })
+            .unwrap();
+        let mut info = own_connection();
+        info.tid = ready.1.recv().unwrap();
+        info.comm = *b"mcp-worker\0\0\0\0\0\0";
+        let while_running = IdentityResolver::default().resolve(&info).exe;
+        done.0.send(()).unwrap();
+        worker.join().unwrap();
+        assert_eq!(while_running, std::env::current_exe().ok());
+        // Once the thread has exited only the process's comm is left, and it differs.
+        assert_eq!(IdentityResolver::default().resolve(&info).exe, None);
     }
 
     #[test]

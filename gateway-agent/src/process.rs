@@ -55,6 +55,13 @@ pub struct IdentityResolver {
     cgroup_root: OnceLock<Option<PathBuf>>,
 }
 
+/// This agent's pid, asked of the kernel once: glibc does not cache `getpid`, and a
+/// system call per new connection showed in `perf`.
+pub fn own_pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// The inode number of the initial PID namespace (`PROC_PID_INIT_INO` in the kernel).
 const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
 /// Cached cgroup id → path lookups; beyond this the cache is cleared (ids of removed

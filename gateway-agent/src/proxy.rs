@@ -106,7 +106,7 @@ impl Proxy {
         };
         // The kernel never redirects the agent's own connects (see gateway-ebpf); should an
         // older program still be attached, refusing here turns a loop into one reset.
-        if info.ns_pid != 0 && info.ns_pid == std::process::id() {
+        if info.ns_pid != 0 && info.ns_pid == crate::process::own_pid() {
             warn!(%peer, "connection opened by the agent itself (redirect loop); resetting");
             reset(client);
             return;
@@ -133,22 +133,25 @@ impl Proxy {
             .get(orig_dst)
             .name
             .clone();
+        // Logged before the connection's span is entered: the JSON formatter re-reads an
+        // enclosing span's fields for every event in it, and this line carries them all.
+        info!(
+            %orig_dst,
+            %peer,
+            pid = identity.pid,
+            tid = identity.tid,
+            uid = identity.uid,
+            gid = identity.gid,
+            user = identity.user.as_deref().unwrap_or(""),
+            comm = %identity.comm,
+            exe = %identity.exe.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            cgroup_id = identity.cgroup_id,
+            cgroup = identity.cgroup.as_deref().unwrap_or(""),
+            server = server_name.as_deref().unwrap_or(""),
+            "intercepted connection"
+        );
         let span = info_span!("conn", %orig_dst, %peer, pid = identity.pid, comm = %identity.comm);
         async {
-            info!(
-                %orig_dst,
-                pid = identity.pid,
-                tid = identity.tid,
-                uid = identity.uid,
-                gid = identity.gid,
-                user = identity.user.as_deref().unwrap_or(""),
-                comm = %identity.comm,
-                exe = %identity.exe.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
-                cgroup_id = identity.cgroup_id,
-                cgroup = identity.cgroup.as_deref().unwrap_or(""),
-                server = server_name.as_deref().unwrap_or(""),
-                "intercepted connection"
-            );
             if self.own_listeners.contains(&orig_dst) {
                 warn!("original destination is the agent itself; resetting client");
                 reset(client);

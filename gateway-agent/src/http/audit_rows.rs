@@ -70,16 +70,16 @@ impl Recorder {
 /// A process-unique id for a connection: the session of rows that have no MCP session.
 pub fn connection_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    // The start time and pid, asked once (a `getpid` per connection showed in `perf`).
-    static START: std::sync::OnceLock<(u64, u32)> = std::sync::OnceLock::new();
-    let (start, pid) = START.get_or_init(|| {
-        let start = std::time::SystemTime::now()
+    // The start time, asked once.
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        (start, std::process::id())
+            .map_or(0, |d| d.as_secs())
     });
     format!(
-        "conn-{start:x}-{pid}-{}",
+        "conn-{start:x}-{}-{}",
+        crate::process::own_pid(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

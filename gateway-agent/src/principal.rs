@@ -7,7 +7,7 @@
 //! `Option` or an empty slice: policy treats "unknown" as "does not match", never as a
 //! wildcard, so an unidentified caller cannot satisfy an identity condition.
 
-use std::{borrow::Cow, path::Path};
+use std::{borrow::Cow, path::Path, sync::Arc};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -16,8 +16,9 @@ use crate::process::ProcessIdentity;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Principal {
-    /// The local process that opened the connection, if the kernel recorded one.
-    pub process: Option<ProcessIdentity>,
+    /// The local process that opened the connection, if the kernel recorded one. Shared:
+    /// every request on a connection has the same one.
+    pub process: Option<Arc<ProcessIdentity>>,
     /// Claims of the caller's validated bearer token, if it presented one.
     pub token: Option<TokenClaims>,
 }
@@ -108,7 +109,7 @@ impl Principal {
     /// A caller known only by its local process (what the agent has before OIDC).
     pub fn from_process(process: ProcessIdentity) -> Self {
         Self {
-            process: Some(process),
+            process: Some(Arc::new(process)),
             token: None,
         }
     }

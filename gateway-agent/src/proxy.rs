@@ -200,10 +200,10 @@ impl Proxy {
                 transport: "streamable_http",
                 protocol_version: None,
                 server_name,
-                server_addr: orig_dst.to_string(),
-                principal: PrincipalColumns::from_principal(&Principal::from_process(
+                server_addr: orig_dst.to_string().into(),
+                principal: Arc::new(PrincipalColumns::from_principal(&Principal::from_process(
                     identity.clone(),
-                )),
+                ))),
                 started: std::time::Instant::now(),
             };
             pipeline

@@ -196,7 +196,7 @@ mod tests {
             principal_key(&Principal::from_process(other_exe))
         );
         let token = Principal {
-            process: Some(process),
+            process: Some(std::sync::Arc::new(process)),
             token: Some(TokenClaims {
                 issuer: "https://idp".into(),
                 subject: "alice".into(),

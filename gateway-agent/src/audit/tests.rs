@@ -144,7 +144,7 @@ fn hash_covers_nulls_lists_and_prev_hash() {
 #[test]
 fn principal_columns_come_from_principal() {
     let principal = Principal {
-        process: Some(ProcessIdentity {
+        process: Some(std::sync::Arc::new(ProcessIdentity {
             pid: 7,
             tid: 7,
             uid: 1000,
@@ -156,7 +156,7 @@ fn principal_columns_come_from_principal() {
             cgroup: Some("/user.slice".into()),
             unit: None,
             container: None,
-        }),
+        })),
         token: Some(TokenClaims {
             issuer: "https://idp".into(),
             subject: "u-1".into(),

@@ -8,7 +8,10 @@
 //! forwarded unchanged: the server needs it exactly).
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Instant,
 };
 
@@ -94,8 +97,10 @@ pub struct RowContext {
     pub transport: &'static str,
     pub protocol_version: Option<String>,
     pub server_name: Option<String>,
-    pub server_addr: String,
-    pub principal: PrincipalColumns,
+    pub server_addr: Arc<str>,
+    /// Shared with the connection (and replaced for a request whose token adds claims):
+    /// copied into a row only when a row is made.
+    pub principal: Arc<PrincipalColumns>,
     pub started: Instant,
 }
 
@@ -105,8 +110,8 @@ impl RowContext {
         row.transport = self.transport.to_owned();
         row.protocol_version = self.protocol_version.clone();
         row.server_name = self.server_name.clone();
-        row.server_addr = self.server_addr.clone();
-        row.principal = self.principal.clone();
+        row.server_addr = self.server_addr.to_string();
+        row.principal = PrincipalColumns::clone(&self.principal);
         row
     }
 

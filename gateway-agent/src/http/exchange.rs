@@ -53,7 +53,7 @@ pub struct HttpLimits {
 pub struct ConnFacts {
     pub orig_dst: SocketAddr,
     /// The local process that opened it, from the kernel.
-    pub process: Option<ProcessIdentity>,
+    pub process: Option<Arc<ProcessIdentity>>,
     /// The session of rows recorded before (or without) an MCP session.
     pub conn_id: String,
     /// The configured server a TLS connection was attributed to by its SNI (its settings
@@ -61,8 +61,8 @@ pub struct ConnFacts {
     pub server: Option<String>,
     /// `orig_dst` as the rows write it, and the process half of their principal columns:
     /// the same for every exchange on the connection, so formatted once.
-    pub server_addr: String,
-    pub process_columns: PrincipalColumns,
+    pub server_addr: Arc<str>,
+    pub process_columns: Arc<PrincipalColumns>,
 }
 
 impl ConnFacts {
@@ -72,17 +72,14 @@ impl ConnFacts {
         conn_id: String,
         server: Option<String>,
     ) -> Self {
-        let process_columns = PrincipalColumns::from_principal(&Principal {
-            process: Some(process.clone()),
-            token: None,
-        });
+        let principal = Principal::from_process(process);
         Self {
             orig_dst,
-            process: Some(process),
+            process_columns: Arc::new(PrincipalColumns::from_principal(&principal)),
+            process: principal.process,
             conn_id,
             server,
-            server_addr: orig_dst.to_string(),
-            process_columns,
+            server_addr: orig_dst.to_string().into(),
         }
     }
 }
@@ -207,7 +204,7 @@ impl Pipeline {
                 },
             });
             if scope.principal.token.is_some() {
-                rows.principal = PrincipalColumns::from_principal(&scope.principal);
+                rows.principal = Arc::new(PrincipalColumns::from_principal(&scope.principal));
             }
             let is_head = parts.method == http::Method::HEAD;
             let answering = Answering::new(self.recorder.sink.clone(), rows.clone());

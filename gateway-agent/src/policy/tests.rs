@@ -219,7 +219,7 @@ fn unknown_process_fails_closed() {
     }
     // Known process, unresolved details: still no match.
     let mut p = alice();
-    let process = p.process.as_mut().unwrap();
+    let process = std::sync::Arc::make_mut(p.process.as_mut().unwrap());
     (process.user, process.exe, process.cgroup) = (None, None, None);
     for conditions in [r#"user = ["*"]"#, r#"exe = ["*"]"#, r#"cgroup = ["*"]"#] {
         assert!(!matches(conditions, &call(&p, "t", None)), "{conditions}");

@@ -439,10 +439,10 @@ fn row_context(
         transport,
         protocol_version: None,
         server_name,
-        server_addr: origin.orig_dst.to_string(),
-        principal: PrincipalColumns::from_principal(&Principal::from_process(
+        server_addr: origin.orig_dst.to_string().into(),
+        principal: Arc::new(PrincipalColumns::from_principal(&Principal::from_process(
             origin.identity.clone(),
-        )),
+        ))),
         started: std::time::Instant::now(),
     }
 }

@@ -13,7 +13,8 @@ fn ctx() -> RowContext {
         principal: PrincipalColumns {
             user: Some("alice".into()),
             ..PrincipalColumns::default()
-        },
+        }
+        .into(),
         started: Instant::now(),
     }
 }

@@ -71,7 +71,8 @@ fn examples_load_and_behave() {
         name: Some("deploy-mcp"),
     };
     let mut runner = process("ci", 998, "runner");
-    runner.process.as_mut().unwrap().cgroup = Some("/system.slice/ci-runner.service".into());
+    std::sync::Arc::make_mut(runner.process.as_mut().unwrap()).cgroup =
+        Some("/system.slice/ci-runner.service".into());
     assert!(set.tool_hidden(&deploy, "deploy", &p));
     assert!(!set.tool_hidden(&deploy, "deploy", &runner));
     let request = RequestFacts {
@@ -92,7 +93,7 @@ fn examples_load_and_behave() {
     };
     let mut bot = process("deploy", 990, "deploy-bot");
     bot.token = Some(token.clone());
-    let bot_process = bot.process.as_mut().unwrap();
+    let bot_process = std::sync::Arc::make_mut(bot.process.as_mut().unwrap());
     bot_process.unit = Some("deploy-bot.service".into());
     bot_process.exe = Some("/usr/local/bin/deploy-bot".into());
     assert_eq!(

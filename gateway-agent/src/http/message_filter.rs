@@ -2,7 +2,7 @@
 //! before the caller sees it: held-credential echoes masked, tools policy denies hidden,
 //! secrets masked, and the audit rows for what the caller will get.
 
-use std::{borrow::Cow, net::SocketAddr, sync::Arc};
+use std::{borrow::Cow, cell::OnceCell, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     audit::AuditRecord,
-    mask::{MaskReport, Masker},
+    mask::{Doc, MAX_DEPTH, MaskReport, Masker},
     mcp::{
-        filter::{Filtered, filter_server_body},
+        filter::{Filtered, filter_server_body, filter_server_doc},
         jsonrpc::{self, Kind},
     },
     policy::PolicySet,
@@ -148,99 +148,145 @@ impl MessageFilter {
             .and_then(|c| c.mask_in(&text));
         let leaked = echoed.is_some();
         let text = echoed.map_or(text, Cow::Owned);
-        match serde_json::from_str::<Value>(&text) {
-            Ok(value) => {
-                let server = self.scope.server_ref();
-                let answered = self.answered_method(&value);
-                let method = (self.request_method.as_deref())
-                    .or(answered.as_ref().map(|(method, _)| method.as_str()));
-                let tool = (self.request_tool.as_deref())
-                    .or(answered.as_ref().and_then(|(_, tool)| tool.as_deref()));
-                let findings = self.check_pins(&value, method);
-                let pin_hidden = crate::pins::Pins::to_hide(&findings);
-                let hidden = |tool: &str| {
-                    pin_hidden.contains(tool)
-                        || self
-                            .policy
-                            .tool_hidden(&server, tool, &self.scope.principal)
-                };
-                let body = filter_server_body(&text, &value, method, &self.masker, &hidden);
-                let mut total = body.total();
-                if let Some(seam) = seam {
-                    total.mask.merge(seam);
+        // Filtering reads the span tree; serde_json's value is made only for what reads
+        // one (a legacy session's id lookup, a pin check of a tools/list, the rows), and
+        // then once. A text serde_json might refuse goes to serde for its verdict first.
+        let doc = Doc::parse(&text, MAX_DEPTH)
+            .ok()
+            .filter(|doc| !doc.serde_may_refuse());
+        let value = OnceCell::new();
+        if doc.is_none() {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(parsed) => {
+                    let _ = value.set(parsed);
                 }
-                log_filtered(&total);
-                let rewritten = match body.rewritten {
-                    Some(masked) => Some(self.with_handles(&text, masked)),
-                    None => leaked.then(|| text.into_owned()),
-                };
-                let rows = if self.audited {
-                    // Rows hold what the caller gets: the masked message.
-                    let delivered = rewritten
-                        .as_deref()
-                        .and_then(|masked| serde_json::from_str(masked).ok())
-                        .unwrap_or(value);
-                    let mut reports: Vec<MaskReport> =
-                        body.messages.into_iter().map(|one| one.mask).collect();
-                    if let (Some(seam), Some(first)) = (seam, reports.first_mut()) {
-                        first.merge(seam);
-                    }
-                    let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
-                    let mut rows = audit_rows::server_rows(
-                        &self.rows,
-                        &delivered,
-                        &reports,
-                        (method, tool),
-                        status,
-                        bytes,
-                    );
-                    rows.extend(
-                        findings
-                            .iter()
-                            .map(|f| audit_rows::pin_row(&self.rows, f, &self.masker)),
-                    );
-                    rows
-                } else {
-                    Vec::new()
-                };
-                Applied {
-                    rewritten: rewritten.map(Bytes::from),
-                    rows,
-                    masked: total.mask.masked,
+                // JSON serde will not hold (1e400, a lone surrogate): not inspectable,
+                // refused.
+                Err(problem) if super::unrepresentable::looks_like_json(&text) => {
+                    let rows = self.audited.then_some(&self.rows);
+                    return super::unrepresentable::refuse(&text, &problem, rows, status);
                 }
-            }
-            // JSON serde will not hold (1e400, a lone surrogate): not inspectable, refused.
-            Err(problem) if super::unrepresentable::looks_like_json(&text) => {
-                let rows = self.audited.then_some(&self.rows);
-                super::unrepresentable::refuse(&text, &problem, rows, status)
-            }
-            // Not JSON (the legacy transport's endpoint event, plain text): patterns only.
-            Err(_) => {
-                let (masked, mut report) = self.masker.mask_text(&text);
-                if let Some(seam) = seam {
-                    report.merge(seam);
-                }
-                log_filtered(&Filtered {
-                    mask: report.clone(),
-                    hidden_tools: Vec::new(),
-                });
-                let rows = if self.audited {
-                    vec![audit_rows::server_text_row(&self.rows, &masked, &report)]
-                } else {
-                    Vec::new()
-                };
-                let rewritten = match masked {
-                    Cow::Owned(masked) => Some(Bytes::from(masked)),
-                    Cow::Borrowed(text) => leaked.then(|| Bytes::from(text.to_owned())),
-                };
-                Applied {
-                    rewritten,
-                    rows,
-                    masked: report.masked,
-                }
+                // Not JSON (the legacy transport's endpoint event, plain text): patterns
+                // only.
+                Err(_) => return self.apply_text(text, leaked, seam),
             }
         }
+        let server = self.scope.server_ref();
+        let answered = self
+            .legacy
+            .is_some()
+            .then(|| self.answered_method(value_of(&value, &text)))
+            .flatten();
+        let method = (self.request_method.as_deref())
+            .or(answered.as_ref().map(|(method, _)| method.as_str()));
+        let tool = (self.request_tool.as_deref())
+            .or(answered.as_ref().and_then(|(_, tool)| tool.as_deref()));
+        // Only a tools/list result (or, on a stream, an answer of unknown method) lists
+        // tools to check.
+        let may_list_tools = method.is_none_or(|method| method == "tools/list");
+        let findings = if self.pins.is_some() && may_list_tools {
+            self.check_pins(value_of(&value, &text), method)
+        } else {
+            Vec::new()
+        };
+        let pin_hidden = crate::pins::Pins::to_hide(&findings);
+        let hidden = |tool: &str| {
+            pin_hidden.contains(tool)
+                || self
+                    .policy
+                    .tool_hidden(&server, tool, &self.scope.principal)
+        };
+        let body = match &doc {
+            Some(doc) => filter_server_doc(doc, method, &self.masker, &hidden),
+            None => filter_server_body(
+                &text,
+                value_of(&value, &text),
+                method,
+                &self.masker,
+                &hidden,
+            ),
+        };
+        let mut total = body.total();
+        if let Some(seam) = seam {
+            total.mask.merge(seam);
+        }
+        log_filtered(&total);
+        let rewritten = match body.rewritten {
+            Some(masked) => Some(self.with_handles(&text, masked)),
+            None => leaked.then(|| text.to_string()),
+        };
+        let rows = if self.audited {
+            // Rows hold what the caller gets: the masked message.
+            let masked = rewritten
+                .as_deref()
+                .and_then(|masked| serde_json::from_str::<Value>(masked).ok());
+            let delivered = match &masked {
+                Some(masked) => masked,
+                None => value_of(&value, &text),
+            };
+            let mut reports: Vec<MaskReport> =
+                body.messages.into_iter().map(|one| one.mask).collect();
+            if let (Some(seam), Some(first)) = (seam, reports.first_mut()) {
+                first.merge(seam);
+            }
+            let bytes = rewritten.as_ref().map_or(payload.len(), String::len);
+            let mut rows = audit_rows::server_rows(
+                &self.rows,
+                delivered,
+                &reports,
+                (method, tool),
+                status,
+                bytes,
+            );
+            rows.extend(
+                findings
+                    .iter()
+                    .map(|f| audit_rows::pin_row(&self.rows, f, &self.masker)),
+            );
+            rows
+        } else {
+            Vec::new()
+        };
+        Applied {
+            rewritten: rewritten.map(Bytes::from),
+            rows,
+            masked: total.mask.masked,
+        }
     }
+
+    /// A payload that is not JSON (the legacy transport's endpoint event, plain text):
+    /// masked by patterns only.
+    fn apply_text(&self, text: Cow<'_, str>, leaked: bool, seam: Option<&MaskReport>) -> Applied {
+        let (masked, mut report) = self.masker.mask_text(&text);
+        if let Some(seam) = seam {
+            report.merge(seam);
+        }
+        log_filtered(&Filtered {
+            mask: report.clone(),
+            hidden_tools: Vec::new(),
+        });
+        let rows = if self.audited {
+            vec![audit_rows::server_text_row(&self.rows, &masked, &report)]
+        } else {
+            Vec::new()
+        };
+        let rewritten = match masked {
+            Cow::Owned(masked) => Some(Bytes::from(masked)),
+            Cow::Borrowed(text) => leaked.then(|| Bytes::from(text.to_owned())),
+        };
+        Applied {
+            rewritten,
+            rows,
+            masked: report.masked,
+        }
+    }
+}
+
+/// The payload's parsed value, made on first use. `text` is one serde_json takes (the
+/// span tree did not flag it: see `Doc::serde_may_refuse`); should it ever refuse, the
+/// readers get `null` (no tools listed, a row without content) rather than a panic.
+fn value_of<'v>(value: &'v OnceCell<Value>, text: &str) -> &'v Value {
+    value.get_or_init(|| serde_json::from_str(text).unwrap_or(Value::Null))
 }
 
 fn log_filtered(filtered: &Filtered) {

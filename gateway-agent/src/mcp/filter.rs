@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::jsonrpc::{self, Kind};
+use super::jsonrpc;
 use crate::mask::{
     DEPTH_PLACEHOLDER, Doc, Edits, JsonKind, MAX_DEPTH, MaskReport, Masker, NodeId, apply_sorted,
 };
@@ -69,7 +69,7 @@ pub fn filter_server_body(
     tool_hidden: &dyn Fn(&str) -> bool,
 ) -> FilteredBody {
     match Doc::parse(text, MAX_DEPTH) {
-        Ok(doc) => filter_doc(&doc, value, request_method, masker, tool_hidden),
+        Ok(doc) => filter_server_doc(&doc, request_method, masker, tool_hidden),
         // serde_json took it but the span parser did not (it never should): filter the
         // canonical form instead, losing the server's layout but nothing else; if even
         // that fails, nothing of it is released.
@@ -78,7 +78,7 @@ pub fn filter_server_body(
             let Ok(doc) = Doc::parse(&canonical, MAX_DEPTH) else {
                 return withheld(value);
             };
-            let mut body = filter_doc(&doc, value, request_method, masker, tool_hidden);
+            let mut body = filter_server_doc(&doc, request_method, masker, tool_hidden);
             body.rewritten.get_or_insert(canonical);
             body
         }
@@ -102,10 +102,10 @@ fn withheld(value: &Value) -> FilteredBody {
     }
 }
 
-/// [`filter_server_body`] on the parsed text.
-fn filter_doc(
+/// [`filter_server_body`] on the span tree alone: what a caller that has no
+/// `serde_json::Value` of the body (and needs none) calls.
+pub fn filter_server_doc(
     doc: &Doc<'_>,
-    value: &Value,
     request_method: Option<&str>,
     masker: &Masker,
     tool_hidden: &dyn Fn(&str) -> bool,
@@ -117,18 +117,7 @@ fn filter_doc(
     let mut edits = Edits::default();
     let messages = nodes
         .into_iter()
-        .zip(jsonrpc::messages(value))
-        .map(|(node, message)| {
-            filter_message(
-                doc,
-                node,
-                message,
-                request_method,
-                masker,
-                tool_hidden,
-                &mut edits,
-            )
-        })
+        .map(|node| filter_message(doc, node, request_method, masker, tool_hidden, &mut edits))
         .collect();
     FilteredBody {
         messages,
@@ -139,7 +128,6 @@ fn filter_doc(
 fn filter_message(
     doc: &Doc<'_>,
     node: NodeId,
-    message: &Value,
     request_method: Option<&str>,
     masker: &Masker,
     tool_hidden: &dyn Fn(&str) -> bool,
@@ -160,7 +148,7 @@ fn filter_message(
             &["requestState", "nextCursor"],
             edits,
         ));
-        if jsonrpc::kind(message) == Kind::Response
+        if is_response(doc, node)
             && (request_method == Some("tools/list")
                 || (request_method.is_none() && looks_like_tools_list(doc, result)))
         {
@@ -172,6 +160,19 @@ fn filter_message(
         }
     }
     filtered
+}
+
+/// Whether message `node` is a JSON-RPC response, as [`jsonrpc::kind`] reads the parsed
+/// value (of a repeated member, the last copy counts, as serde_json keeps it).
+fn is_response(doc: &Doc<'_>, node: NodeId) -> bool {
+    doc.kind(node) == JsonKind::Object
+        && doc
+            .member(node, "jsonrpc")
+            .and_then(|version| doc.str(version))
+            .is_some_and(|version| version == "2.0")
+        && doc.member(node, "method").is_none()
+        && doc.member(node, "id").is_some()
+        && (doc.member(node, "result").is_some() || doc.member(node, "error").is_some())
 }
 
 /// A tool's names: one, unless the server repeated `name`.

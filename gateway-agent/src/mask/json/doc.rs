@@ -67,7 +67,17 @@ pub enum ParseError {
 pub struct Doc<'a> {
     text: &'a str,
     nodes: Vec<Node>,
+    /// See [`Doc::serde_may_refuse`].
+    serde_may_refuse: bool,
 }
+
+/// serde_json refuses a container inside this many others (its recursion limit: 127
+/// nested containers parse, 128 do not).
+const SERDE_DEPTH: usize = 127;
+/// A number this large or larger is checked by serde_json itself: its float parsing need
+/// not round exactly as ours does near `f64::MAX`, so only numbers well below it are
+/// known to parse.
+const SERDE_SURE_BELOW: f64 = 1e300;
 
 impl<'a> Doc<'a> {
     /// Parses one JSON value (surrounding whitespace allowed) nested at most `max_depth`
@@ -82,6 +92,7 @@ impl<'a> Doc<'a> {
             // About one value per 16 bytes of typical MCP JSON: one allocation, mostly.
             nodes: Vec::with_capacity(text.len() / 16 + 1),
             max_depth,
+            serde_may_refuse: false,
         };
         parser.value(0, None)?;
         parser.whitespace();
@@ -91,7 +102,17 @@ impl<'a> Doc<'a> {
         Ok(Self {
             text,
             nodes: parser.nodes,
+            serde_may_refuse: parser.serde_may_refuse,
         })
+    }
+
+    /// Whether serde_json might refuse this text, which this parser took: a number
+    /// beyond `f64` (or near its limit), a surrogate escape without its pair, or more
+    /// containers nested than serde_json follows ([`SERDE_DEPTH`]). `false` means `serde_json::from_str::<Value>`
+    /// succeeds on it, so a caller that needs serde's verdict, not its value, can skip
+    /// that parse (the differential test holds this on generated texts).
+    pub fn serde_may_refuse(&self) -> bool {
+        self.serde_may_refuse
     }
 
     pub fn text(&self) -> &'a str {
@@ -303,6 +324,7 @@ struct Parser<'b> {
     pos: usize,
     nodes: Vec<Node>,
     max_depth: usize,
+    serde_may_refuse: bool,
 }
 
 impl Parser<'_> {
@@ -346,6 +368,7 @@ impl Parser<'_> {
                 if depth >= self.max_depth {
                     return Err(ParseError::TooDeep);
                 }
+                self.serde_may_refuse |= depth >= SERDE_DEPTH;
                 self.pos += 1;
                 self.container(index, depth, open == b'{')?;
                 if open == b'{' {
@@ -433,11 +456,19 @@ impl Parser<'_> {
                             self.pos += 2;
                         }
                         Some(b'u') => {
-                            let hex = self.bytes.get(self.pos + 2..self.pos + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                            let Some(unit) = self.hex_escape(self.pos) else {
                                 return Err(self.error());
-                            }
+                            };
                             self.pos += 6;
+                            match unit {
+                                // A pair: the low half must follow at once.
+                                0xD800..=0xDBFF => match self.hex_escape(self.pos) {
+                                    Some(0xDC00..=0xDFFF) => self.pos += 6,
+                                    _ => self.serde_may_refuse = true,
+                                },
+                                0xDC00..=0xDFFF => self.serde_may_refuse = true,
+                                _ => {}
+                            }
                         }
                         _ => return Err(self.error()),
                     }
@@ -446,6 +477,27 @@ impl Parser<'_> {
                 _ => self.pos += 1,
             }
         }
+    }
+
+    /// The code unit of the `\uXXXX` escape at `at`, if one is there.
+    fn hex_escape(&self, at: usize) -> Option<u16> {
+        let escape = self.bytes.get(at..at + 6)?;
+        let hex = std::str::from_utf8(escape.strip_prefix(b"\\u")?).ok()?;
+        // `from_str_radix` takes a sign, JSON does not.
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u16::from_str_radix(hex, 16).ok()
+    }
+
+    /// Flags the number from `start` to here if it is not well below `f64::MAX` (only
+    /// numbers with an exponent or over 300 characters can be).
+    fn check_magnitude(&mut self, start: usize) {
+        let sure = std::str::from_utf8(&self.bytes[start..self.pos])
+            .ok()
+            .and_then(|number| number.parse::<f64>().ok())
+            .is_some_and(|value| value.abs() < SERDE_SURE_BELOW);
+        self.serde_may_refuse |= !sure;
     }
 
     fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind, ParseError> {
@@ -465,6 +517,7 @@ impl Parser<'_> {
             }
             p.pos > start
         };
+        let start = self.pos;
         if self.bytes.get(self.pos) == Some(&b'-') {
             self.pos += 1;
         }
@@ -487,6 +540,9 @@ impl Parser<'_> {
             if !digits(self) {
                 return Err(self.error());
             }
+            self.check_magnitude(start);
+        } else if self.pos - start > 300 {
+            self.check_magnitude(start);
         }
         Ok(Kind::Number)
     }
@@ -496,7 +552,108 @@ impl Parser<'_> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{STRING_STOP, plain_run};
+    use super::{Doc, STRING_STOP, plain_run};
+    use crate::mask::MAX_DEPTH;
+
+    /// serde_json's verdict and ours: `(serde parses it, we parse it, we flag it)`.
+    fn verdicts(text: &str) -> (bool, bool, bool) {
+        let serde = serde_json::from_str::<serde_json::Value>(text).is_ok();
+        let ours = Doc::parse(text, MAX_DEPTH);
+        let flagged = ours.as_ref().is_ok_and(Doc::serde_may_refuse);
+        (serde, ours.is_ok(), flagged)
+    }
+
+    #[test]
+    fn what_serde_refuses_is_flagged() {
+        for text in [
+            "1e400",
+            "[-1e400]",
+            "1.8e308",
+            r#"{"n": 1E+309}"#,
+            &format!("{}0", "9".repeat(310)),
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""\ud83d\u0041""#,
+            r#""\ud83d x""#,
+            &format!("{}{}", "[".repeat(128), "]".repeat(128)),
+        ] {
+            let (serde, ours, flagged) = verdicts(text);
+            assert!(!serde, "serde took {text:.40}");
+            assert!(ours && flagged, "not flagged: {text:.40}");
+        }
+    }
+
+    #[test]
+    fn what_serde_takes_is_not_flagged() {
+        for text in [
+            "1e-05",
+            "1e-400",
+            "-0.5E+10",
+            "1.7976931348623157e299",
+            &"9".repeat(300),
+            r#""\ud83d\ude00 \u00e9 \u0041""#,
+            &format!("{}{}", "[".repeat(127), "]".repeat(127)),
+        ] {
+            let (serde, ours, flagged) = verdicts(text);
+            assert!(
+                serde && ours && !flagged,
+                "{text:.40}: {:?}",
+                (serde, ours, flagged)
+            );
+        }
+    }
+
+    /// JSON-like texts from pieces serde_json and RFC 8259 disagree on (numbers near and
+    /// beyond `f64`, surrogate escapes paired and not, deep nesting) and some that are
+    /// not JSON at all.
+    fn json_like() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just("0".to_owned()),
+            Just("-12.5e-3".to_owned()),
+            Just("1e308".to_owned()),
+            Just("1.7976931348623157e308".to_owned()),
+            Just("1.7976931348623159e308".to_owned()),
+            Just("2e308".to_owned()),
+            Just("-1e999".to_owned()),
+            Just("1e-999".to_owned()),
+            Just("01".to_owned()),
+            (1usize..340).prop_map(|n| "7".repeat(n)),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+        ];
+        let piece = prop_oneof![
+            Just("plain"),
+            Just("\\n"),
+            Just("\\\""),
+            Just("\\u00e9"),
+            Just("\\ud83d\\ude00"),
+            Just("\\ud83d"),
+            Just("\\ude00"),
+            Just("\\uDBFF\\uDFFF"),
+            Just("\\ud800\\ud800"),
+            Just("\\uZZZZ"),
+            Just("\\x"),
+        ];
+        let string = prop::collection::vec(piece, 0..4).prop_map(|p| format!("\"{}\"", p.concat()));
+        let leaf = prop_oneof![
+            number,
+            string.clone(),
+            Just("true".to_owned()),
+            Just("null".to_owned())
+        ];
+        let tree = leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((string.clone(), inner), 0..4).prop_map(|v| {
+                    let members: Vec<String> =
+                        v.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        });
+        (tree, 0usize..132)
+            .prop_map(|(tree, depth)| format!("{}{tree}{}", "[".repeat(depth), "]".repeat(depth)))
+    }
 
     proptest! {
         /// The eight-byte steps stop exactly where a byte-by-byte look does.
@@ -512,6 +669,15 @@ mod tests {
                 .position(|&b| STRING_STOP[usize::from(b)])
                 .unwrap_or(bytes.len());
             prop_assert_eq!(plain_run(&bytes), expected);
+        }
+
+        /// A text we parse and do not flag is one serde_json parses (a caller skips
+        /// serde's parse on that), and one serde_json parses we parse too.
+        #[test]
+        fn unflagged_texts_are_ones_serde_takes(text in json_like()) {
+            let (serde, ours, flagged) = verdicts(&text);
+            prop_assert!(!ours || flagged || serde, "serde refused an unflagged text: {}", text);
+            prop_assert!(!serde || ours, "serde took a text we refuse: {}", text);
         }
     }
 }

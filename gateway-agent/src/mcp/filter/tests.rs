@@ -145,3 +145,44 @@ fn a_tool_named_twice_is_hidden_if_either_name_is() {
         json!([{"name": "alpha", "inputSchema": {}}])
     );
 }
+
+proptest::proptest! {
+    /// The span tree's response check agrees with [`jsonrpc::kind`] on the parsed value,
+    /// repeated members and odd types included.
+    #[test]
+    fn the_response_check_agrees_with_the_parsed_value(
+        members in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just(r#""jsonrpc":"2.0""#),
+                proptest::strategy::Just(r#""jsonrpc":"1.0""#),
+                proptest::strategy::Just(r#""jsonrpc":2"#),
+                proptest::strategy::Just(r#""j\u0073onrpc":"2\u002e0""#),
+                proptest::strategy::Just(r#""method":"tools/list""#),
+                proptest::strategy::Just(r#""method":7"#),
+                proptest::strategy::Just(r#""id":1"#),
+                proptest::strategy::Just(r#""id":null"#),
+                proptest::strategy::Just(r#""result":{}"#),
+                proptest::strategy::Just(r#""error":{"code":1}"#),
+                proptest::strategy::Just(r#""other":[]"#),
+            ],
+            0..6,
+        ),
+        batch in proptest::bool::ANY,
+    ) {
+        let object = format!("{{{}}}", members.join(","));
+        let text = if batch { format!("[{object},1]") } else { object };
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let doc = Doc::parse(&text, MAX_DEPTH).unwrap();
+        let nodes: Vec<NodeId> = match doc.kind(doc.root()) {
+            JsonKind::Array => doc.children(doc.root()).collect(),
+            _ => vec![doc.root()],
+        };
+        for (node, message) in nodes.into_iter().zip(jsonrpc::messages(&value)) {
+            proptest::prop_assert_eq!(
+                is_response(&doc, node),
+                jsonrpc::kind(message) == jsonrpc::Kind::Response,
+                "{}", text
+            );
+        }
+    }
+}

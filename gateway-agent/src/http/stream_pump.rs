@@ -265,17 +265,27 @@ impl DrivenBody {
 
     async fn poll_pump_once(&mut self) {
         std::future::poll_fn(|cx| {
-            if let Some(pump) = self.pump.as_mut() {
-                let pump = pump
-                    .get_mut()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if pump.as_mut().poll(cx).is_ready() {
-                    self.pump = None;
-                }
-            }
+            // A look, not a wait: a pump still reading stays for the body's polls.
+            let _ = self.poll_pump(cx);
             Poll::Ready(())
         })
         .await;
+    }
+
+    /// Lets the pump read on (it registers `cx` with whatever it waits for: the upstream,
+    /// room in the channel, an approval); `Ready` once it has returned, now or before.
+    fn poll_pump(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(pump) = self.pump.as_mut() else {
+            return Poll::Ready(());
+        };
+        let pump = pump
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let polled = pump.as_mut().poll(cx);
+        if polled.is_ready() {
+            self.pump = None;
+        }
+        polled
     }
 
     pub fn boxed(self) -> ProxyBody {
@@ -301,16 +311,12 @@ impl Body for DrivenBody {
             if let Poll::Ready(item) = Pin::new(&mut this.channel).poll_frame(cx) {
                 return Poll::Ready(item);
             }
-            // Nothing queued: let the pump read on (it registers `cx` with whatever it
-            // waits for: the upstream, room in the channel, an approval).
-            let Some(pump) = this.pump.as_mut() else {
+            // Nothing queued: let the pump read on.
+            if this.pump.is_none() {
                 return Poll::Pending;
-            };
-            let pump = pump
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match pump.as_mut().poll(cx) {
-                Poll::Ready(()) => this.pump = None,
+            }
+            match this.poll_pump(cx) {
+                Poll::Ready(()) => {}
                 Poll::Pending if this.channel.rx.is_empty() => return Poll::Pending,
                 // It queued something, then waited: hand that over first.
                 Poll::Pending => {}

@@ -193,10 +193,9 @@ impl Proxy {
         let (tls, http) = (protocol == Protocol::Tls, protocol != Protocol::Other);
         crate::metrics::get().sniffed(server_name.as_deref(), tls, http);
         if let (Some(pipeline), Protocol::Http1 | Protocol::Http2) = (&self.pipeline, protocol) {
-            let conn_id = http::connection_id();
             // The connection's own rows: who opened it, to where, and when it ended.
             let rows = RowContext {
-                session: conn_id.clone(),
+                session: http::connection_id(),
                 transport: "streamable_http",
                 protocol_version: None,
                 server_name,
@@ -210,7 +209,7 @@ impl Proxy {
                 .recorder
                 .note_ahead(|| rows.connection("open"))
                 .await;
-            let facts = Arc::new(ConnFacts::new(orig_dst, identity, conn_id, None));
+            let facts = Arc::new(ConnFacts::new(orig_dst, identity, &rows, None));
             if protocol == Protocol::Http1 {
                 let first = match (upstream, kept) {
                     (Some(stream), _) => match http::pool::handshake(stream).await {

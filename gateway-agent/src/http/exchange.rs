@@ -66,20 +66,21 @@ pub struct ConnFacts {
 }
 
 impl ConnFacts {
+    /// The facts of a connection whose own rows (`open`, `close`) are `rows`, made for
+    /// `process` alone: its session, server address and principal columns are shared.
     pub fn new(
         orig_dst: SocketAddr,
         process: ProcessIdentity,
-        conn_id: String,
+        rows: &RowContext,
         server: Option<String>,
     ) -> Self {
-        let principal = Principal::from_process(process);
         Self {
             orig_dst,
-            process_columns: Arc::new(PrincipalColumns::from_principal(&principal)),
-            process: principal.process,
-            conn_id,
+            process: Some(Arc::new(process)),
+            conn_id: rows.session.clone(),
             server,
-            server_addr: orig_dst.to_string().into(),
+            server_addr: Arc::clone(&rows.server_addr),
+            process_columns: Arc::clone(&rows.principal),
         }
     }
 }

@@ -304,7 +304,7 @@ async fn terminate(
             let facts = Arc::new(ConnFacts::new(
                 origin.orig_dst,
                 origin.identity,
-                rows.session.clone(),
+                &rows,
                 Some(server.name.clone()),
             ));
             let dialed = (key, dial);
